@@ -1,0 +1,1 @@
+"""Network design, compression, the hls4ml bridge and the RTL path."""

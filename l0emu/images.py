@@ -1,0 +1,187 @@
+"""Hits -> 9x384 images, and input fragmentation 9x384 -> 9x16.
+
+Fragmentation (seed 002): slide a 9x32 window over the strips with a configurable
+stride, keep the window with the most lit pixels (ties: the middle of the first run
+of tied windows, which centres the track), and
+average-pool it by (1, 2). Window starts are ``0, stride, 2*stride, ...`` and always
+include the right edge ``384-32`` so every strip can be reached.
+
+Pooled images are returned as uint8 *lit-pixel counts* (0, 1 or 2 per pooled pixel):
+the pixel value the network sees is ``count / 2``, exact in any fixed-point input type
+with at least one fractional bit. :func:`pooled_to_float` gives the float view.
+
+The kernels take jagged hits in awkward's flat layout: ``offsets`` (n_events + 1) and
+flat ``layer`` / ``strip`` contents. They assume indices are in range; readers check
+that first with :func:`first_out_of_range` and report the entry at fault.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .errors import ConfigError
+from .geometry import N_LAYERS, N_STRIPS
+
+__all__ = [
+    "WINDOW_STRIPS",
+    "POOL",
+    "FRAGMENT_STRIPS",
+    "window_starts",
+    "hits_to_images",
+    "fragment_images",
+    "fragment_hits",
+    "pooled_to_float",
+    "first_out_of_range",
+    "window_low_strip",
+]
+
+WINDOW_STRIPS = 32
+POOL = 2
+FRAGMENT_STRIPS = WINDOW_STRIPS // POOL
+
+
+def window_starts(stride: int) -> np.ndarray:
+    """Candidate window starts (strip index of the window's first column) for ``stride``."""
+    if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= N_STRIPS - WINDOW_STRIPS:
+        msg = f"fragment stride must be an integer in [1, {N_STRIPS - WINDOW_STRIPS}], got {stride!r}"
+        raise ConfigError(msg)
+    last = N_STRIPS - WINDOW_STRIPS
+    starts = list(range(0, last + 1, int(stride)))
+    if starts[-1] != last:
+        starts.append(last)
+    return np.asarray(starts, dtype=np.int16)
+
+
+def window_low_strip(starts):
+    """Strip coordinate of a window's low edge (the frame of the network's local eta)."""
+    return np.asarray(starts, dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_image(image, offsets, layer, strip, event):
+    for k in range(offsets[event], offsets[event + 1]):
+        image[layer[k], strip[k]] = 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _clear_image(image, offsets, layer, strip, event):
+    for k in range(offsets[event], offsets[event + 1]):
+        image[layer[k], strip[k]] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_start(image, starts, column_count):
+    n_layers, n_strips = image.shape
+    for s in range(n_strips):
+        c = 0
+        for row in range(n_layers):
+            c += image[row, s]
+        column_count[s] = c
+    # Ties are the rule (every window holding the whole track ties): take the middle
+    # of the first run of tied windows, so the track sits near the window centre.
+    best_hits = -1
+    first = 0
+    last = 0
+    in_run = False
+    for w in range(starts.shape[0]):
+        hits = 0
+        for s in range(starts[w], starts[w] + 32):
+            hits += column_count[s]
+        if hits > best_hits:
+            best_hits = hits
+            first = w
+            last = w
+            in_run = True
+        elif hits == best_hits and in_run:
+            last = w
+        else:
+            in_run = False
+    return starts[(first + last) // 2]
+
+
+@numba.njit(cache=True, nogil=True)
+def _pool_window(image, start, out):
+    for row in range(image.shape[0]):
+        for j in range(16):
+            out[row, j] = image[row, start + 2 * j] + image[row, start + 2 * j + 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _hits_to_images(offsets, layer, strip, images):
+    for event in range(offsets.shape[0] - 1):
+        _fill_image(images[event], offsets, layer, strip, event)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fragment_images(images, starts, chosen, pooled):
+    column_count = np.zeros(images.shape[2], np.int32)
+    for event in range(images.shape[0]):
+        chosen[event] = _best_start(images[event], starts, column_count)
+        _pool_window(images[event], chosen[event], pooled[event])
+
+
+@numba.njit(cache=True, nogil=True)
+def _fragment_hits(offsets, layer, strip, starts, chosen, pooled):
+    image = np.zeros((9, 384), np.uint8)
+    column_count = np.zeros(384, np.int32)
+    for event in range(offsets.shape[0] - 1):
+        _fill_image(image, offsets, layer, strip, event)
+        chosen[event] = _best_start(image, starts, column_count)
+        _pool_window(image, chosen[event], pooled[event])
+        _clear_image(image, offsets, layer, strip, event)
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_out_of_range(layer, strip, n_layers, n_strips):
+    for k in range(layer.shape[0]):
+        if layer[k] < 0 or layer[k] >= n_layers or strip[k] < 0 or strip[k] >= n_strips:
+            return k
+    return -1
+
+
+def _flat(offsets, layer, strip):
+    return (
+        np.ascontiguousarray(offsets, dtype=np.int64),
+        np.ascontiguousarray(layer, dtype=np.int16),
+        np.ascontiguousarray(strip, dtype=np.int16),
+    )
+
+
+def hits_to_images(offsets, layer, strip) -> np.ndarray:
+    """Binary 9x384 occupancy images, shape ``(n_events, 9, 384)``, dtype uint8."""
+    offsets, layer, strip = _flat(offsets, layer, strip)
+    images = np.zeros((len(offsets) - 1, N_LAYERS, N_STRIPS), np.uint8)
+    _hits_to_images(offsets, layer, strip, images)
+    return images
+
+
+def fragment_images(images, stride: int):
+    """Fragment ``(n, 9, 384)`` images: returns ``(starts int16 (n,), pooled uint8 (n, 9, 16))``."""
+    starts = window_starts(stride)
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    chosen = np.empty(len(images), np.int16)
+    pooled = np.empty((len(images), N_LAYERS, FRAGMENT_STRIPS), np.uint8)
+    _fragment_images(images, starts, chosen, pooled)
+    return chosen, pooled
+
+
+def fragment_hits(offsets, layer, strip, stride: int):
+    """Same as ``fragment_images(hits_to_images(...))`` without materialising 9x384 images."""
+    starts = window_starts(stride)
+    offsets, layer, strip = _flat(offsets, layer, strip)
+    n = len(offsets) - 1
+    chosen = np.empty(n, np.int16)
+    pooled = np.empty((n, N_LAYERS, FRAGMENT_STRIPS), np.uint8)
+    _fragment_hits(offsets, layer, strip, starts, chosen, pooled)
+    return chosen, pooled
+
+
+def pooled_to_float(pooled) -> np.ndarray:
+    """Pixel values the network sees: lit-pixel count / 2, as float32 with a channel axis."""
+    return (np.asarray(pooled, dtype=np.float32) * 0.5)[..., np.newaxis]
+
+
+def first_out_of_range(layer, strip) -> int:
+    """Index of the first hit whose layer or strip is outside the sector, or -1."""
+    return int(_first_out_of_range(np.asarray(layer), np.asarray(strip), N_LAYERS, N_STRIPS))

@@ -1,0 +1,1 @@
+"""The toy RPC detector: muon tracks, toroid bending, efficiency, clusters, noise."""

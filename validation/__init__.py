@@ -1,0 +1,1 @@
+"""Emulator vs firmware comparisons, physics metrics, plots and reports."""
