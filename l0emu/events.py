@@ -1,0 +1,182 @@
+"""Read event files (DESIGN.md schema) in chunks, with errors that name the file, branch and entry.
+
+The reader checks, before any physics runs: the file exists and is ROOT, the ``events``
+tree and every needed branch exist with the schema's dtypes, and every hit's layer and
+strip lie inside the sector. Jagged branches come back in awkward's flat layout
+(offsets + contents), which the numba kernels in :mod:`l0emu.images` take directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import warnings
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from .errors import InputFileError, did_you_mean
+from .images import first_out_of_range
+from .schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE
+
+__all__ = ["EventChunk", "expand_paths", "open_events", "iterate_events", "load_events", "plan_ranges"]
+
+_NEEDED = ("event_id", "n_muons", "muon_pt", "muon_eta", "hit_layer", "hit_strip")
+
+
+@dataclasses.dataclass
+class EventChunk:
+    """One contiguous entry range of one file: truth and hits, hits as offsets + contents."""
+
+    path: str
+    entry_start: int
+    event_id: np.ndarray
+    n_muons: np.ndarray
+    true_pt: np.ndarray  # leading muon (highest pT), 0 for events without muons
+    true_eta: np.ndarray
+    hit_offsets: np.ndarray
+    hit_layer: np.ndarray
+    hit_strip: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+
+def expand_paths(patterns) -> list[str]:
+    """Expand globs; a pattern that matches nothing is an error naming it."""
+    paths = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            msg = f"no file matches {pattern!r}"
+            raise InputFileError(msg)
+        paths.extend(matches)
+    return paths
+
+
+def open_events(path):
+    """The checked ``events`` tree of ``path``."""
+    if not os.path.isfile(path):
+        msg = f"{path!r}: no such file"
+        raise InputFileError(msg)
+    try:
+        file = uproot.open(path)
+    except Exception as err:  # uproot raises many kinds for non-ROOT or truncated files
+        msg = f"{path!r} is not a readable ROOT file ({type(err).__name__}: {err})"
+        raise InputFileError(msg) from None
+    try:
+        keys = file.keys(cycle=False)
+        if EVENTS_TREE not in keys:
+            msg = f"{path!r} has no tree {EVENTS_TREE!r}{did_you_mean(EVENTS_TREE, keys)}"
+            raise InputFileError(msg)
+        tree = file[EVENTS_TREE]
+        if not isinstance(tree, uproot.TTree):
+            msg = f"{path!r}:{EVENTS_TREE} is a {type(tree).__name__}, the event schema is a TTree"
+            raise InputFileError(msg)
+        _check_branches(path, tree)
+    except InputFileError:
+        raise
+    except Exception as err:
+        msg = f"{path!r}:{EVENTS_TREE} cannot be read; truncated or corrupt? ({type(err).__name__}: {err})"
+        raise InputFileError(msg) from None
+    return tree
+
+
+def _check_branches(path, tree):
+    names = tree.keys()
+    for name in _NEEDED:
+        if name not in names:
+            msg = f"{path!r}:{EVENTS_TREE} has no branch {name!r}{did_you_mean(name, names)}"
+            raise InputFileError(msg)
+        expected = EVENT_SCALARS.get(name, EVENT_JAGGED.get(name))
+        interpretation = tree[name].interpretation
+        jagged = isinstance(interpretation, uproot.interpretation.jagged.AsJagged)
+        dtype = interpretation.content.from_dtype if jagged else getattr(interpretation, "from_dtype", None)
+        if (name in EVENT_JAGGED) != jagged or dtype is None or np.dtype(dtype).newbyteorder("=") != expected:
+            kind = "jagged " if name in EVENT_JAGGED else ""
+            msg = (
+                f"{path!r}:{EVENTS_TREE}/{name} has type {tree[name].typename!r}, "
+                f"the event schema needs {kind}{expected}"
+            )
+            raise InputFileError(msg)
+
+
+def plan_ranges(paths, step_size: int):
+    """``(path, entry_start, entry_stop)`` work units covering every file, in order."""
+    ranges = []
+    for path in paths:
+        n = open_events(path).num_entries
+        if n == 0:
+            warnings.warn(f"{path!r}: the events tree is empty", stacklevel=2)
+        ranges.extend((path, start, min(start + step_size, n)) for start in range(0, n, step_size))
+    return ranges
+
+
+def _flat(array):
+    layout = ak.to_layout(array)
+    offsets = np.asarray(layout.offsets.data, dtype=np.int64)
+    content = np.asarray(layout.content.data)
+    if offsets[0] != 0:
+        offsets = offsets - offsets[0]
+    return offsets, content
+
+
+def _leading(pt, eta):
+    """Leading (highest-pT) muon's pT and eta per event; 0 where there is no muon."""
+    best = ak.argmax(pt, axis=1, keepdims=True)
+    lead_pt = ak.to_numpy(ak.fill_none(ak.firsts(pt[best]), 0.0)).astype(np.float32)
+    lead_eta = ak.to_numpy(ak.fill_none(ak.firsts(eta[best]), 0.0)).astype(np.float32)
+    return lead_pt, lead_eta
+
+
+def read_range(path: str, entry_start: int, entry_stop: int) -> EventChunk:
+    """Read one entry range of one file and check its hits."""
+    tree = open_events(path)
+    try:
+        arrays = tree.arrays(list(_NEEDED), entry_start=entry_start, entry_stop=entry_stop, library="ak")
+    except Exception as err:
+        msg = (
+            f"{path!r}:{EVENTS_TREE} entries {entry_start}-{entry_stop} cannot be read; "
+            f"truncated or corrupt? ({type(err).__name__}: {err})"
+        )
+        raise InputFileError(msg) from None
+    offsets, layer = _flat(arrays["hit_layer"])
+    strip_offsets, strip = _flat(arrays["hit_strip"])
+    if not np.array_equal(offsets, strip_offsets):
+        entry = entry_start + int(np.nonzero(np.diff(offsets) != np.diff(strip_offsets))[0][0])
+        msg = f"{path!r}:{EVENTS_TREE} entry {entry}: hit_layer and hit_strip have different lengths"
+        raise InputFileError(msg)
+    bad = first_out_of_range(layer, strip)
+    if bad >= 0:
+        entry = entry_start + int(np.searchsorted(offsets, bad, side="right") - 1)
+        branch = "hit_layer" if not 0 <= int(layer[bad]) < 9 else "hit_strip"
+        value = int(layer[bad]) if branch == "hit_layer" else int(strip[bad])
+        msg = f"{path!r}:{EVENTS_TREE}/{branch} entry {entry}: value {value} is outside the sector"
+        raise InputFileError(msg)
+    true_pt, true_eta = _leading(arrays["muon_pt"], arrays["muon_eta"])
+    return EventChunk(
+        path=path,
+        entry_start=entry_start,
+        event_id=np.asarray(arrays["event_id"], dtype=np.uint64),
+        n_muons=np.asarray(arrays["n_muons"], dtype=np.uint8),
+        true_pt=true_pt,
+        true_eta=true_eta,
+        hit_offsets=offsets,
+        hit_layer=layer,
+        hit_strip=strip,
+    )
+
+
+def iterate_events(paths, step_size: int = 500_000):
+    """Yield :class:`EventChunk` objects over every file, in order."""
+    for path, start, stop in plan_ranges(expand_paths(paths), step_size):
+        yield read_range(path, start, stop)
+
+
+def load_events(path: str, entry_stop: int | None = None) -> EventChunk:
+    """All (or the first ``entry_stop``) events of one file as a single chunk."""
+    n = open_events(path).num_entries
+    stop = n if entry_stop is None else min(int(entry_stop), n)
+    return read_range(path, 0, stop)

@@ -1,0 +1,171 @@
+"""Turn-on histograms, fake rates and L0 rates from trigger decisions.
+
+Counts are integers accumulated chunk by chunk and merged by addition, so a run split
+over files, entry ranges or dask workers gives exactly the tables of a single process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .errors import ConfigError
+from .schema import SIGNAL_PT_MIN, threshold_branch
+from .stats import clopper_pearson, upper_limit
+
+__all__ = ["PT_BINS", "RateAssumptions", "TriggerCounts", "rate_table"]
+
+# true-pT binning (GeV) of the turn-on histograms written by the trigger job
+PT_BINS = np.arange(0.0, 31.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class RateAssumptions:
+    """What turns efficiencies into an L0 rate; written beside every table."""
+
+    bunch_crossing_mhz: float = 40.0
+    # fraction of crossings in which this sector holds a muon above SIGNAL_PT_MIN
+    muon_fraction: float = 1e-3
+    # muon spectrum above SIGNAL_PT_MIN used for the rate: dN/dpT ~ pT^-index
+    spectrum_index: float = 3.0
+
+    def __post_init__(self):
+        if not self.bunch_crossing_mhz > 0:
+            msg = f"bunch_crossing_mhz must be > 0, got {self.bunch_crossing_mhz!r}"
+            raise ConfigError(msg)
+        if not 0.0 <= self.muon_fraction <= 1.0:
+            msg = f"muon_fraction must be in [0, 1], got {self.muon_fraction!r}"
+            raise ConfigError(msg)
+        if not self.spectrum_index > 1.0:
+            msg = f"spectrum_index must be > 1 (a normalisable spectrum), got {self.spectrum_index!r}"
+            raise ConfigError(msg)
+
+    def describe(self) -> str:
+        return (
+            f"L0 rate = {self.bunch_crossing_mhz:g} MHz x [(1 - f_mu) x fake rate + f_mu x "
+            f"efficiency averaged over dN/dpT ~ pT^-{self.spectrum_index:g} above {SIGNAL_PT_MIN:g} GeV], "
+            f"f_mu = {self.muon_fraction:g} (crossings of this sector with a muon above "
+            f"{SIGNAL_PT_MIN:g} GeV); true-pT bins without events take the mean efficiency of the "
+            "three highest populated bins."
+        )
+
+
+@dataclasses.dataclass
+class TriggerCounts:
+    """Integer counts per threshold branch; add two to merge."""
+
+    branches: tuple
+    numerator: dict
+    denominator: np.ndarray
+    background: int = 0
+    background_fired: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, thresholds) -> TriggerCounts:
+        branches = tuple(threshold_branch(t) for t in thresholds)
+        zeros = np.zeros(len(PT_BINS) - 1, np.int64)
+        return cls(
+            branches=branches,
+            numerator={b: zeros.copy() for b in branches},
+            denominator=zeros.copy(),
+            background_fired={b: 0 for b in branches},
+        )
+
+    @classmethod
+    def from_columns(cls, columns: dict, thresholds) -> TriggerCounts:
+        counts = cls.empty(thresholds)
+        true_pt = np.asarray(columns["true_pt"], dtype=np.float64)
+        signal = true_pt >= SIGNAL_PT_MIN
+        # overflow goes into the last bin so no signal event is lost from the denominator
+        clipped = np.minimum(true_pt[signal], PT_BINS[-1] - 1e-9)
+        counts.denominator += np.histogram(clipped, PT_BINS)[0]
+        counts.background = int((~signal).sum())
+        for b in counts.branches:
+            fired = np.asarray(columns[b], dtype=bool)
+            counts.numerator[b] += np.histogram(clipped[fired[signal]], PT_BINS)[0]
+            counts.background_fired[b] = int(fired[~signal].sum())
+        return counts
+
+    def __add__(self, other: TriggerCounts) -> TriggerCounts:
+        if self.branches != other.branches:
+            msg = f"cannot merge counts for thresholds {self.branches} and {other.branches}"
+            raise ValueError(msg)
+        return TriggerCounts(
+            branches=self.branches,
+            numerator={b: self.numerator[b] + other.numerator[b] for b in self.branches},
+            denominator=self.denominator + other.denominator,
+            background=self.background + other.background,
+            background_fired={b: self.background_fired[b] + other.background_fired[b] for b in self.branches},
+        )
+
+    def efficiency(self, branch):
+        """Per true-pT bin: (efficiency, 68% Clopper-Pearson low, high); nan where empty."""
+        k, n = self.numerator[branch], self.denominator
+        with np.errstate(invalid="ignore", divide="ignore"):
+            eff = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+        low, high = clopper_pearson(k, n)
+        return eff, low, high
+
+
+def _half_point(eff):
+    centers = 0.5 * (PT_BINS[:-1] + PT_BINS[1:])
+    ok = ~np.isnan(eff)
+    x, y = centers[ok], eff[ok]
+    above = np.nonzero(y >= 0.5)[0]
+    if len(above) == 0 or above[0] == 0:
+        return float("nan")
+    i = above[0]
+    return float(x[i - 1] + (0.5 - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))
+
+
+def _spectrum_weights(index):
+    lo = np.maximum(PT_BINS[:-1], SIGNAL_PT_MIN)
+    hi = np.maximum(PT_BINS[1:], SIGNAL_PT_MIN)
+    integral = lambda a: a ** (1.0 - index) / (index - 1.0)  # noqa: E731  int_a^inf pT^-index
+    inside = integral(lo) - integral(hi)
+    tail = integral(PT_BINS[-1])
+    return inside / integral(SIGNAL_PT_MIN), tail / integral(SIGNAL_PT_MIN)
+
+
+def _muon_efficiency(eff, index):
+    populated = np.nonzero(~np.isnan(eff) & (PT_BINS[:-1] >= SIGNAL_PT_MIN))[0]
+    if len(populated) == 0:
+        return float("nan")
+    fill = float(np.mean(eff[populated[-3:]]))
+    filled = np.where(np.isnan(eff), fill, eff)
+    weights, tail = _spectrum_weights(index)
+    return float(np.sum(weights * filled) + tail * fill)
+
+
+def rate_table(counts: TriggerCounts, thresholds, assumptions: RateAssumptions) -> list[dict]:
+    """One row per threshold: plateau, 50 % point, fake rate (+95 % UL), L0 rate in kHz."""
+    rows = []
+    for t, b in zip(thresholds, counts.branches):
+        eff, _, _ = counts.efficiency(b)
+        plateau_from = 1.5 * float(t)
+        region = PT_BINS[:-1] >= plateau_from
+        k, n = int(counts.numerator[b][region].sum()), int(counts.denominator[region].sum())
+        fired, n_bkg = counts.background_fired[b], counts.background
+        fake = fired / n_bkg if n_bkg else float("nan")
+        f_mu = assumptions.muon_fraction
+        muon_eff = _muon_efficiency(eff, assumptions.spectrum_index)
+        rate = assumptions.bunch_crossing_mhz * 1e3 * ((1.0 - f_mu) * fake + f_mu * muon_eff)
+        rows.append(
+            {
+                "threshold_gev": float(t),
+                "branch": b,
+                "plateau_from_gev": plateau_from,
+                "plateau_efficiency": k / n if n else float("nan"),
+                "plateau_events": n,
+                "half_efficiency_gev": _half_point(eff),
+                "signal_events": int(counts.denominator.sum()),
+                "background_events": n_bkg,
+                "background_fired": fired,
+                "fake_rate": fake,
+                "fake_rate_ul95": upper_limit(fired, n_bkg) if n_bkg else float("nan"),
+                "l0_rate_khz": rate if not math.isnan(rate) else float("nan"),
+            }
+        )
+    return rows

@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny event files built in tmp_path with uproot, following DESIGN.md."""
+
+from __future__ import annotations
+
+import os
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from l0emu.schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE
+
+# Size of slow (full-size) checks: "small" in CI, "full" for acceptance runs.
+TEST_SCALE = os.environ.get("L0EMU_TEST_SCALE", "small")
+
+
+def scaled(small: int, full: int) -> int:
+    """Pick the problem size for a slow test from L0EMU_TEST_SCALE."""
+    return full if TEST_SCALE == "full" else small
+
+
+def write_events(path, events, *, dtypes=None, tree=EVENTS_TREE):
+    """Write ``events`` (dicts; list values are jagged branches) as an events TTree.
+
+    With no events, an empty tree with the schema's branches is written.
+    """
+    dtypes = {**EVENT_SCALARS, **EVENT_JAGGED, **(dtypes or {})}
+    names = list(events[0]) if events else list(EVENT_SCALARS) + list(EVENT_JAGGED)
+    columns, types = {}, {}
+    for name in names:
+        dtype = np.dtype(dtypes[name])
+        jagged = isinstance(events[0][name], (list, tuple)) if events else name in EVENT_JAGGED
+        if jagged:
+            counts = np.array([len(e[name]) for e in events], dtype=np.int64)
+            flat = np.array([v for e in events for v in e[name]], dtype=dtype)
+            columns[name] = ak.unflatten(flat, counts)
+            types[name] = "var * " + str(dtype)
+        else:
+            columns[name] = np.array([e[name] for e in events], dtype=dtype)
+            types[name] = dtype
+    with uproot.recreate(path) as f:
+        f.mktree(tree, types)
+        if events:
+            f[tree].extend(columns)
+    return path
+
+
+def make_event(event_id, hits=(), muons=()):
+    """One event: hits as (layer, strip) pairs, muons as (pt, eta, charge)."""
+    muons = sorted(muons, key=lambda m: -m[0])
+    return {
+        "event_id": event_id,
+        "n_muons": len(muons),
+        "muon_pt": [m[0] for m in muons],
+        "muon_eta": [m[1] for m in muons],
+        "muon_charge": [m[2] for m in muons],
+        "hit_layer": [h[0] for h in hits],
+        "hit_strip": [h[1] for h in hits],
+        "hit_is_noise": [False for _ in hits],
+    }
+
+
+@pytest.fixture
+def tiny_events(tmp_path):
+    """Three events: a 12 GeV muon track, background only, an empty crossing."""
+    track = [(layer, 200 + layer // 3) for layer in range(9)]
+    events = [
+        make_event(0, track, [(12.0, 0.05, 1)]),
+        make_event(1, [(4, 17), (8, 300)]),
+        make_event(2),
+    ]
+    return write_events(tmp_path / "tiny.root", events)
