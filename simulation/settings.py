@@ -1,0 +1,176 @@
+"""Every knob of the toy RPC simulation, in one frozen settings object.
+
+The defaults are the "Toy detector defaults" of DESIGN.md, not tuned to flatter the
+network. Every value is written into each event file (see :mod:`simulation.events_io`), so
+a sample is regenerated bit for bit from the file alone.
+
+Bending: the toroid bends muons in eta. A straight track from the interaction point lights
+the same eta strip in every layer (strips are eta bins), so the track's shape is its bend:
+the eta offset of layer ``l`` is ``charge * bend_strips_gev / pt * lever(l)``, with
+``lever = ((r - field_start_radius_m) / (r_BO - field_start_radius_m))**2`` (quadratic,
+as for a constant field starting at ``field_start_radius_m``; 0 inside, 1 at the first BO
+layer). With the default 120 strip*GeV the BO-BI offset is ~40 strips at 3 GeV, 12 at
+10 GeV (inside a 32-strip window) and 6 at 20 GeV. Multiple scattering smears each layer
+by a Gaussian of ``ms_strips_gev / pt * linear_lever(l)`` strips.
+
+``background_fraction`` (default 0.5) is the fraction of crossings generated without a
+signal muon: half signal, half background is a balanced training sample. Rates at the LHC
+are a different question, answered in the trigger job with its stated assumptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from l0emu.errors import ConfigError, did_you_mean
+from l0emu.geometry import ETA_MAX, ETA_MIN
+
+__all__ = ["SimSettings", "SCENARIOS", "PT_SPECTRA", "settings_for_scenario"]
+
+PT_SPECTRA = ("flat", "power")
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """Generator settings; build with :func:`settings_for_scenario`, check with :meth:`validate`."""
+
+    seed: int = 0
+    scenario: str = "default"
+    # event composition
+    background_fraction: float = 0.5
+    max_muons: int = 1
+    # signal muons
+    pt_min: float = 3.0
+    pt_max: float = 20.0
+    pt_spectrum: str = "flat"
+    pt_power_index: float = 2.0  # dN/dpT ~ pT**-index when pt_spectrum == "power"
+    eta_min: float = ETA_MIN
+    eta_max: float = ETA_MAX
+    # toroid bending and multiple scattering
+    bend_strips_gev: float = 120.0
+    field_start_radius_m: float = 4.3
+    ms_strips_gev: float = 3.0
+    # RPC response
+    layer_efficiency: float = 0.95
+    cluster_size_1: float = 0.70
+    cluster_size_2: float = 0.25
+    cluster_size_3: float = 0.05
+    noise_rate: float = 1e-3  # per strip per crossing
+    # correlated background (scenario "hard")
+    segment_rate: float = 0.0  # mean single-station segments per crossing
+    segment_slope_max: float = 2.0  # strips per layer
+    correlated_cluster_rate: float = 0.0  # mean two-layer clusters per crossing
+    soft_muon_fraction: float = 0.0  # of background crossings, carrying one soft muon
+    soft_pt_min: float = 1.0
+    soft_pt_max: float = 3.0
+
+    def validate(self) -> SimSettings:
+        """Raise ConfigError naming the first impossible setting; return self."""
+        _check_int(self, "seed", 0, 2**63 - 1)
+        if self.scenario not in SCENARIOS:
+            msg = f"setting 'scenario': unknown scenario {self.scenario!r}" + did_you_mean(self.scenario, SCENARIOS)
+            raise ConfigError(msg)
+        _check_int(self, "max_muons", 1, 3)
+        for name in ("background_fraction", "layer_efficiency", "soft_muon_fraction",
+                     "cluster_size_1", "cluster_size_2", "cluster_size_3"):
+            _check_range(self, name, 0.0, 1.0)
+        _check_range(self, "noise_rate", 0.0, 0.1)
+        for name in ("segment_rate", "correlated_cluster_rate"):
+            _check_range(self, name, 0.0, 20.0)
+        for name in ("bend_strips_gev", "ms_strips_gev", "segment_slope_max", "pt_power_index"):
+            _check_range(self, name, 0.0, math.inf)
+        _check_range(self, "field_start_radius_m", 0.0, 9.0)
+        _check_interval(self, "pt_min", "pt_max", 0.1, 1e4)
+        _check_interval(self, "soft_pt_min", "soft_pt_max", 0.1, 1e4)
+        _check_interval(self, "eta_min", "eta_max", ETA_MIN, ETA_MAX)
+        total = self.cluster_size_1 + self.cluster_size_2 + self.cluster_size_3
+        if abs(total - 1.0) > 1e-9:
+            msg = f"settings 'cluster_size_1/2/3' must sum to 1, got {total!r}"
+            raise ConfigError(msg)
+        if self.pt_spectrum not in PT_SPECTRA:
+            msg = f"setting 'pt_spectrum': unknown spectrum {self.pt_spectrum!r}" + did_you_mean(self.pt_spectrum, PT_SPECTRA)
+            raise ConfigError(msg)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SimSettings:
+        """Exactly the stored values (no scenario defaults re-applied), validated."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                msg = f"unknown setting {key!r}" + did_you_mean(key, known)
+                raise ConfigError(msg)
+        return cls(**{key: _coerce(key, value) for key, value in values.items()}).validate()
+
+    def with_overrides(self, overrides: dict) -> SimSettings:
+        """A copy with ``overrides`` (values may be strings, as from ``--set key=value``)."""
+        merged = self.to_dict()
+        merged.update(overrides)
+        return SimSettings.from_dict(merged)
+
+
+# A named scenario is a set of overrides of the defaults.
+SCENARIOS = {
+    "default": {},
+    "hard": {
+        "noise_rate": 3e-3,
+        "segment_rate": 0.5,
+        "correlated_cluster_rate": 0.5,
+        "soft_muon_fraction": 0.3,
+    },
+}
+
+
+def settings_for_scenario(scenario: str = "default", *, seed: int = 0, overrides: dict | None = None) -> SimSettings:
+    """Defaults, then the scenario's overrides, then the user's ``overrides``; validated."""
+    if scenario not in SCENARIOS:
+        msg = f"unknown scenario {scenario!r}" + did_you_mean(scenario, SCENARIOS)
+        raise ConfigError(msg)
+    values = {"seed": seed, "scenario": scenario, **SCENARIOS[scenario], **(overrides or {})}
+    return SimSettings().with_overrides(values)
+
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(SimSettings)}
+
+
+def _coerce(key: str, value):
+    kind = _FIELD_TYPES[key]
+    try:
+        if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        msg = f"setting {key!r} must be {'an integer' if kind == 'int' else 'a number'}, got {value!r}"
+        raise ConfigError(msg) from None
+
+
+def _check_int(settings, name, low, high):
+    value = getattr(settings, name)
+    if not low <= value <= high:
+        msg = f"setting {name!r} must be an integer in [{low}, {high}], got {value!r}"
+        raise ConfigError(msg)
+
+
+def _check_range(settings, name, low, high):
+    value = getattr(settings, name)
+    if not (math.isfinite(value) and low <= value <= high):
+        msg = f"setting {name!r} must be in [{low}, {high}], got {value!r}"
+        raise ConfigError(msg)
+
+
+def _check_interval(settings, low_name, high_name, low, high):
+    lo, hi = getattr(settings, low_name), getattr(settings, high_name)
+    _check_range(settings, low_name, low, high)
+    _check_range(settings, high_name, low, high)
+    if not lo < hi:
+        msg = f"settings {low_name!r} < {high_name!r} required, got {lo!r} >= {hi!r}"
+        raise ConfigError(msg)

@@ -1,0 +1,1 @@
+"""Performance benchmarks, runnable as modules (``python -m validation.benchmarks.<name>``)."""
