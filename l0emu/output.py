@@ -85,13 +85,12 @@ def plot_turn_on(path, counts: TriggerCounts, thresholds, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    centers = 0.5 * (PT_BINS[:-1] + PT_BINS[1:])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for t, b in zip(thresholds, counts.branches):
-        eff, low, high = counts.efficiency(b)
-        ok = ~np.isnan(eff)
+        curve = counts.turn_on(b)
+        eff, ok = curve.efficiency, curve.total > 0
         ax.errorbar(
-            centers[ok], eff[ok], yerr=[eff[ok] - low[ok], high[ok] - eff[ok]], xerr=0.5,
+            curve.centers[ok], eff[ok], yerr=[eff[ok] - curve.low[ok], curve.high[ok] - eff[ok]], xerr=0.5,
             fmt="o", ms=3, label=f"pT > {t:g} GeV",
         )
     ax.axhline(1.0, color="grey", lw=0.5)

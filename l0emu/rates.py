@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .schema import SIGNAL_PT_MIN, threshold_branch
+from .metrics import TurnOn, half_efficiency_point
 from .stats import clopper_pearson, upper_limit
 
 __all__ = ["PT_BINS", "RateAssumptions", "TriggerCounts", "rate_table"]
@@ -100,24 +101,13 @@ class TriggerCounts:
             background_fired={b: self.background_fired[b] + other.background_fired[b] for b in self.branches},
         )
 
-    def efficiency(self, branch):
-        """Per true-pT bin: (efficiency, 68% Clopper-Pearson low, high); nan where empty."""
+    def turn_on(self, branch) -> TurnOn:
+        """Efficiency vs true pT for one threshold, with 68 % Clopper-Pearson intervals."""
         k, n = self.numerator[branch], self.denominator
+        low, high = clopper_pearson(k, n)
         with np.errstate(invalid="ignore", divide="ignore"):
             eff = np.where(n > 0, k / np.maximum(n, 1), np.nan)
-        low, high = clopper_pearson(k, n)
-        return eff, low, high
-
-
-def _half_point(eff):
-    centers = 0.5 * (PT_BINS[:-1] + PT_BINS[1:])
-    ok = ~np.isnan(eff)
-    x, y = centers[ok], eff[ok]
-    above = np.nonzero(y >= 0.5)[0]
-    if len(above) == 0 or above[0] == 0:
-        return float("nan")
-    i = above[0]
-    return float(x[i - 1] + (0.5 - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))
+        return TurnOn(PT_BINS, k, n, eff, low, high)
 
 
 def _spectrum_weights(index):
@@ -143,14 +133,14 @@ def rate_table(counts: TriggerCounts, thresholds, assumptions: RateAssumptions) 
     """One row per threshold: plateau, 50 % point, fake rate (+95 % UL), L0 rate in kHz."""
     rows = []
     for t, b in zip(thresholds, counts.branches):
-        eff, _, _ = counts.efficiency(b)
+        curve = counts.turn_on(b)
         plateau_from = 1.5 * float(t)
         region = PT_BINS[:-1] >= plateau_from
         k, n = int(counts.numerator[b][region].sum()), int(counts.denominator[region].sum())
         fired, n_bkg = counts.background_fired[b], counts.background
         fake = fired / n_bkg if n_bkg else float("nan")
         f_mu = assumptions.muon_fraction
-        muon_eff = _muon_efficiency(eff, assumptions.spectrum_index)
+        muon_eff = _muon_efficiency(curve.efficiency, assumptions.spectrum_index)
         rate = assumptions.bunch_crossing_mhz * 1e3 * ((1.0 - f_mu) * fake + f_mu * muon_eff)
         rows.append(
             {
@@ -159,7 +149,7 @@ def rate_table(counts: TriggerCounts, thresholds, assumptions: RateAssumptions) 
                 "plateau_from_gev": plateau_from,
                 "plateau_efficiency": k / n if n else float("nan"),
                 "plateau_events": n,
-                "half_efficiency_gev": _half_point(eff),
+                "half_efficiency_gev": half_efficiency_point(curve),
                 "signal_events": int(counts.denominator.sum()),
                 "background_events": n_bkg,
                 "background_fired": fired,

@@ -35,6 +35,14 @@ Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
 - ``scale``: hls4ml's ApplyAlpha / BatchNormalization (``res = x * scale + bias``):
   ``scale_type``, ``bias_type``, ``scale`` and ``bias`` mantissas, one per channel.
 - ``flatten``: a reshape; no arithmetic.
+- ``zero_pad2d``: ``pad`` [top, bottom, left, right] zeros around each channel (hls4ml inserts
+  it before a "same"-padded conv2d in io_stream); the cast into ``result_type`` is the op.
+
+Optional fields the bridge adds: conv2d/dense ``strategy`` and ``reuse_factor``; ``scale``
+``product`` ("mult", or "weight_exponential" for QKeras ``alpha='auto_po2'``, whose
+``{sign, exponent}`` scales hls4ml applies as shifts in
+``ap_fixed<2*(E+W_in), E+W_in>`` with E = ``scale_exponent_width``; the spec stores them as
+exact ``scale_type`` mantissas).
 
 ``outputs`` maps network output units to physical units: ``physical = offset + scale * y``.
 An output with ``"frame": "window"`` is relative to the fragmentation window's low edge
@@ -68,6 +76,7 @@ OPS = {
     "avg_pool2d": _SHAPE + _POOL + ("accum_type",),
     "scale": _SHAPE + ("scale_type", "bias_type", "scale", "bias"),
     "flatten": _SHAPE,
+    "zero_pad2d": _SHAPE + ("pad",),
 }
 
 _TOP = ("format", "name", "source", "input", "layers", "outputs")

@@ -1,0 +1,74 @@
+"""``l0emu train``: train a (quantized, distilled) network on an events file."""
+
+from __future__ import annotations
+
+import argparse
+
+from l0emu.errors import ConfigError
+
+from .dataset import DEFAULT_STRIDE
+from .distill import DEFAULT_GAMMAS
+from .models import SUPPORTED_NBITS
+from .train import ARCHITECTURES, PRESETS, train_run
+
+__all__ = ["HELP", "add_arguments", "main"]
+
+HELP = "train teacher/student networks (QKeras, distillation)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("events", help="events ROOT file from 'l0emu simulate'")
+    parser.add_argument("-o", "--output", required=True, help="output directory, e.g. models/NAME/")
+    parser.add_argument("--nbits", type=int, default=None, help=f"quantization-aware training at this width ({', '.join(map(str, SUPPORTED_NBITS))}); default float")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="training schedule (default fast)")
+    parser.add_argument("--architecture", choices=list(ARCHITECTURES), default="student", help="network to train (default student)")
+    parser.add_argument("--kd", action=argparse.BooleanOptionalAction, default=None, help="distil the student from a 9x16 teacher (default: on when --teacher is given)")
+    parser.add_argument("--teacher", default=None, help="trained teacher (directory with model.h5, or the .h5) for --kd; without it a teacher is trained first")
+    parser.add_argument("--gammas", type=float, nargs=3, default=list(DEFAULT_GAMMAS), metavar="G", help="hint weights gamma_1..3")
+    parser.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help=f"fragmentation stride in strips (default {DEFAULT_STRIDE})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
+    parser.add_argument("--max-events", type=int, default=None, help="read at most this many events (default: the preset's)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epoch counts")
+
+
+def main(args) -> int:
+    if args.kd is False and args.teacher is not None:
+        msg = "--teacher is only used for distillation; drop --no-kd or --teacher"
+        raise ConfigError(msg)
+    kd = args.teacher is not None if args.kd is None else args.kd
+    record = train_run(
+        args.events, args.output, architecture=args.architecture, nbits=args.nbits, preset=args.preset,
+        kd=kd, teacher_path=args.teacher, seed=args.seed, stride=args.stride, gammas=tuple(args.gammas),
+        max_events=args.max_events, epochs=args.epochs,
+    )  # fmt: skip
+    print(summary(record, args.output))
+    return 0  # a dead network is a result (2-bit QAT often dies, seed 002), reported above
+
+
+def summary(record: dict, output) -> str:
+    """A one-screen summary of a training record."""
+    config, metrics = record["config"], record["metrics"]
+    bits = f"{config['nbits']}-bit" if config["nbits"] else "float"
+    fake = metrics["fake_rate"]
+    lines = [
+        f"trained {record['model']['name']} ({config['architecture']}, {bits}, KD {'on' if config['kd'] else 'off'}, "
+        f"{record['model']['parameters']} parameters) on {record['data']['n_train']} events "
+        f"in {record['wall_time_s']:.0f} s",
+        f"test split ({metrics['n_test']} events), threshold {metrics['threshold_gev']:g} GeV:",
+        f"  plateau efficiency (pT >= 15 GeV): {_fmt(metrics['plateau']['efficiency'])}",
+        f"  50% point: {_fmt(metrics['half_efficiency_pt'])} GeV",
+        f"  resolution around threshold (rms of dpT/pT): {_fmt(metrics['resolution']['overall_rms'])}",
+        f"  fake rate: {_fmt(fake['rate'])} ({fake['fired']}/{fake['total']}, 95% upper {_fmt(fake['upper'])})",
+        f"  eta rms: {_fmt(metrics['eta_rms_strips'])} strips",
+    ]
+    if record["teacher"]:
+        lines.append(f"  teacher plateau efficiency: {_fmt(record['teacher']['metrics']['plateau']['efficiency'])}")
+    dead = record["dead_network"]
+    if dead["dead"]:
+        lines.append("DEAD NETWORK: " + "; ".join(dead["reasons"]) + " (try another --seed or more bits)")
+    lines.append(f"wrote {output}: model.h5, record.json" + (", teacher/model.h5" if record["teacher"] and record["teacher"]["source"] == "trained in this run" else ""))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

@@ -1,0 +1,130 @@
+"""Knowledge distillation with three hints (seed 000), as a Keras model with its own train_step.
+
+Loss per event, with ``y`` the target, ``y_S``/``y_T`` the student/teacher outputs::
+
+    L = ||y - y_S||^2 + sum_i gamma_i H_i   if ||y - y_T||^2 < ||y - y_S||^2
+    L = ||y - y_S||^2                      otherwise
+
+so the teacher's hints only act on events where the teacher is closer to the truth. The
+hint ``H_i = ||A_i - T_i||^2`` is taken as the *mean* squared difference over the hint's
+elements (a constant factor per hint that ``gamma_i`` absorbs, which keeps the gammas
+comparable between small and large feature maps).
+
+The hints connect (student layer -> adaptation -> teacher layer), see :data:`HINTS`:
+
+1. ``relu2`` (5, 12, 1)  -> 1x1 conv to 10 channels, bilinear resize to (9, 8) -> ``pool1`` (9, 8, 10)
+2. ``relu4`` (1, 8, 6)   -> 1x1 conv to 17 channels, bilinear resize to (4, 4) -> ``pool2`` (4, 4, 17)
+3. ``dense_relu2`` (10)  -> dense 10                                           -> ``dense_relu2`` (10)
+
+The adaptation layers train with the student and are dropped afterwards: the saved
+student is the plain network. The teacher (a 9x16 teacher, float by default: the seed
+finds a float teacher more helpful) is frozen.
+"""
+
+from __future__ import annotations
+
+from l0emu.errors import ConfigError
+
+from .keras_env import keras, tf
+from .models import STUDENT_INPUT_SHAPE
+
+__all__ = ["HINTS", "DEFAULT_GAMMAS", "Distiller", "squared_error"]
+
+# (student layer, teacher layer) for each hint
+HINTS = (("relu2", "pool1"), ("relu4", "pool2"), ("dense_relu2", "dense_relu2"))
+DEFAULT_GAMMAS = (0.1, 0.1, 0.1)
+
+
+def squared_error(y_true, y_pred):
+    """``||y - y_pred||^2`` per event (summed over the outputs): the loss of every training."""
+    return tf.reduce_sum(tf.square(tf.cast(y_true, y_pred.dtype) - y_pred), axis=-1)
+
+
+def _adaptation(student_tensor, teacher_shape, index):
+    """Trainable map from a student feature onto the teacher feature's shape."""
+    if len(teacher_shape) == 1:
+        return keras.layers.Dense(teacher_shape[0], name=f"adapt{index}_dense")(student_tensor)
+    height, width, channels = teacher_shape
+    x = keras.layers.Conv2D(channels, (1, 1), name=f"adapt{index}_conv")(student_tensor)
+    return keras.layers.Resizing(height, width, interpolation="bilinear", name=f"adapt{index}_resize")(x)
+
+
+class Distiller(keras.Model):
+    """Trains ``student`` (and the adaptation layers) against targets and a frozen ``teacher``.
+
+    ``fit`` takes ``(x, y)`` like the student would; ``val_loss`` is the student's plain
+    squared error, so early stopping compares the same quantity as for training without KD.
+    Logged: ``loss``, ``student_loss``, ``hint_loss`` and ``hint_fraction`` (the share of
+    events where the teacher was closer to the truth and the hints applied).
+    """
+
+    def __init__(self, student, teacher, gammas=DEFAULT_GAMMAS, **kwargs):
+        super().__init__(**kwargs)
+        if tuple(teacher.input_shape[1:]) != STUDENT_INPUT_SHAPE:
+            msg = (
+                f"the distillation teacher {teacher.name!r} takes {tuple(teacher.input_shape[1:])} "
+                f"images; hints need a teacher of the student's input {STUDENT_INPUT_SHAPE}"
+            )
+            raise ConfigError(msg)
+        if len(gammas) != len(HINTS):
+            msg = f"distillation needs {len(HINTS)} hint weights (gammas), got {len(gammas)}"
+            raise ConfigError(msg)
+        self.student = student
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.gammas = tuple(float(g) for g in gammas)
+        adapted = [
+            _adaptation(student.get_layer(s).output, teacher.get_layer(t).output_shape[1:], i + 1)
+            for i, (s, t) in enumerate(HINTS)
+        ]
+        self.student_with_adapters = keras.Model(student.input, [student.output, *adapted], name="student_adapted")
+        hints = [teacher.get_layer(t).output for _, t in HINTS]
+        self.teacher_with_hints = keras.Model(teacher.input, [teacher.output, *hints], name="teacher_hints")
+        # epoch averages (a bare tensor in the logs would show the last batch only)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss", "student_loss", "hint_loss", "hint_fraction")
+        }
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _log(self, **values):
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: self.trackers[name].result() for name in values}
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def _distillation_terms(self, x, y, training):
+        teacher_out, *teacher_hints = self.teacher_with_hints(x, training=False)
+        student_out, *adapted = self.student_with_adapters(x, training=training)
+        student_loss = squared_error(y, student_out)
+        teacher_loss = squared_error(y, teacher_out)
+        hint_loss = tf.add_n(
+            [
+                gamma * tf.reduce_mean(tf.square(tf.reshape(a - t, (tf.shape(a)[0], -1))), axis=1)
+                for gamma, a, t in zip(self.gammas, adapted, teacher_hints)
+            ]
+        )
+        use_hints = tf.cast(teacher_loss < student_loss, student_loss.dtype)
+        return student_loss, hint_loss, use_hints
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            student_loss, hint_loss, use_hints = self._distillation_terms(x, y, training=True)
+            loss = tf.reduce_mean(student_loss + use_hints * hint_loss)
+        variables = self.student_with_adapters.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return self._log(
+            loss=loss,
+            student_loss=tf.reduce_mean(student_loss),
+            hint_loss=tf.reduce_mean(use_hints * hint_loss),
+            hint_fraction=tf.reduce_mean(use_hints),
+        )
+
+    def test_step(self, data):
+        x, y = data
+        return self._log(loss=tf.reduce_mean(squared_error(y, self.student(x, training=False))))

@@ -1,0 +1,666 @@
+"""The hls4ml bridge: a Keras/QKeras model -> hls4ml project + ``spec.json``, and C-simulation access.
+
+The spec is read off the hls4ml ``ModelGraph`` after all of hls4ml's passes, so it holds the
+types the HLS templates use and the weights as the generated code holds them: mantissas of
+the values in ``firmware/weights/*.txt`` (what the C-simulation loads; the synthesis headers
+carry the same literals) cast into their weight types as ``ap_fixed(double)`` does.
+
+hls4ml 1.3.0 would pick its Keras-3 parser because the installed ``keras`` is 3.x; our
+models are tf-keras, so we call its Keras-2 parser directly (DESIGN.md, "Known facts").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from l0emu.aptypes import parse_type
+from l0emu.atomic import atomic_path
+from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did_you_mean
+from l0emu.fixed import float_to_mantissa
+from l0emu.spec import FORMAT, read_spec, validate_spec, write_spec
+
+from .keras_env import hls4ml_module, keras, qkeras
+
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_SETTINGS",
+    "KERAS_MODEL_FILE",
+    "SPEC_FILE",
+    "SUPPORTED_KERAS_LAYERS",
+    "build_hls_model",
+    "compile_model",
+    "convert",
+    "csim_predict",
+    "csim_raw",
+    "csim_trace",
+    "extract_spec",
+    "load_converted",
+    "load_keras_model",
+    "read_convert_config",
+]
+
+KERAS_MODEL_FILE = "keras_model.h5"
+TRAINING_RECORD_FILE = "record.json"  # written by `l0emu train` beside model.h5
+CONFIG_FILE = "l0emu_convert.json"
+SPEC_FILE = "spec.json"
+
+DEFAULT_SETTINGS = {
+    "backend": "Vitis",
+    "part": "xcvu13p-fhga2104-2L-e",
+    "clock_period": 2,
+    "io_type": "io_parallel",
+    "project_name": "myproject",
+    "reuse_factor": 1,
+    "strategy": "Latency",
+    "default_precision": "ap_fixed<16,6>",
+    "layers": {},
+    "outputs": None,
+    "preprocessing": None,
+}
+_IO_TYPES = ("io_parallel", "io_stream")
+_STRATEGIES = ("Latency", "Resource")
+# per-layer override keys -> hls4ml's per-layer config keys
+_LAYER_KEYS = {"precision": "Precision", "reuse_factor": "ReuseFactor", "strategy": "Strategy"}
+
+# Keras layer classes whose hls4ml implementation the emulator reproduces.
+SUPPORTED_KERAS_LAYERS = (
+    "InputLayer",
+    "Conv2D",
+    "QConv2D",
+    "Dense",
+    "QDense",
+    "Activation",
+    "QActivation",
+    "ReLU",
+    "Flatten",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "ZeroPadding2D",
+    "BatchNormalization",
+    "Dropout",
+)
+_ACTIVATIONS = {"relu": "relu", "linear": "linear"}
+# layer names hls4ml cannot take (it calls the graph's input edge "input")
+_RESERVED_NAMES = ("input",)
+
+
+# ---------------------------------------------------------------- loading and settings
+
+
+def load_keras_model(path):
+    """Load a Keras/QKeras model from an ``.h5`` file or a SavedModel directory."""
+    path = Path(path)
+    if not path.exists():
+        msg = f"model {str(path)!r} does not exist; pass a Keras .h5 file or a SavedModel directory"
+        raise InputFileError(msg)
+    if path.is_dir() and not (path / "saved_model.pb").is_file():
+        msg = f"model {str(path)!r} is a directory without saved_model.pb, so not a SavedModel"
+        raise InputFileError(msg)
+    custom_objects = {}
+    qkeras.utils._add_supported_quantized_objects(custom_objects)
+    try:
+        return keras.models.load_model(str(path), custom_objects=custom_objects, compile=False)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        msg = f"cannot load a Keras model from {str(path)!r}: {err}"
+        raise InputFileError(msg) from None
+
+
+def read_convert_config(path) -> dict:
+    """Read conversion settings from a JSON or YAML file; unknown keys are errors.
+
+    Keys (all optional): io_type, part, clock_period, project_name, reuse_factor, strategy,
+    default_precision, outputs (the spec's output list), preprocessing, and ``layers``:
+    ``{layer name: {"precision": {"result"|"weight"|"bias"|"accum"|...: type},
+    "reuse_factor": n, "strategy": "Latency"|"Resource"}}``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        msg = f"conversion config {str(path)!r} does not exist"
+        raise ConfigError(msg)
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yml", ".yaml"):
+            import yaml
+
+            settings = yaml.safe_load(text) or {}
+        else:
+            settings = json.loads(text)
+    except ValueError as err:  # json.JSONDecodeError and yaml.YAMLError both derive from it
+        msg = f"conversion config {str(path)!r} cannot be parsed: {err}"
+        raise ConfigError(msg) from None
+    if not isinstance(settings, dict):
+        msg = f"conversion config {str(path)!r}: expected a mapping of settings, got {type(settings).__name__}"
+        raise ConfigError(msg)
+    return settings
+
+
+def _settings(overrides, origin) -> dict:
+    settings = json.loads(json.dumps(DEFAULT_SETTINGS))
+    for key, value in (overrides or {}).items():
+        if key not in DEFAULT_SETTINGS:
+            msg = f"{origin}: unknown setting {key!r}{did_you_mean(key, DEFAULT_SETTINGS)}"
+            raise ConfigError(msg)
+        settings[key] = value
+    if settings["io_type"] not in _IO_TYPES:
+        msg = f"{origin}: io_type {settings['io_type']!r} is not one of {', '.join(_IO_TYPES)}"
+        raise ConfigError(msg)
+    if settings["strategy"] not in _STRATEGIES:
+        msg = f"{origin}: strategy {settings['strategy']!r} is not one of {', '.join(_STRATEGIES)}"
+        raise ConfigError(msg)
+    if not isinstance(settings["reuse_factor"], int) or settings["reuse_factor"] < 1:
+        msg = f"{origin}: reuse_factor must be a positive integer, got {settings['reuse_factor']!r}"
+        raise ConfigError(msg)
+    for name, layer in settings["layers"].items():
+        for key in layer:
+            if key not in _LAYER_KEYS:
+                msg = f"{origin}: layers.{name}: unknown setting {key!r}{did_you_mean(key, _LAYER_KEYS)}"
+                raise ConfigError(msg)
+    return settings
+
+
+def _with_training_targets(settings, model_path) -> dict:
+    """Fill ``outputs``/``preprocessing`` from the training record beside the model, if any.
+
+    The physical meaning of the outputs (pT scale, eta frame) and the fragmentation stride
+    are facts of training, recorded by `l0emu train`; the config may still override them.
+    """
+    record_path = (model_path if model_path.is_dir() else model_path.parent) / TRAINING_RECORD_FILE
+    if not record_path.is_file():
+        return settings
+    targets = json.loads(record_path.read_text()).get("targets", {})
+    for key in ("outputs", "preprocessing"):
+        if settings[key] is None and targets.get(key) is not None:
+            settings[key] = targets[key]
+    return settings
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def _check_supported(model):
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in SUPPORTED_KERAS_LAYERS:
+            msg = (
+                f"layer {layer.name!r} is a {kind}, which l0emu cannot emulate; "
+                f"supported layer types: {', '.join(SUPPORTED_KERAS_LAYERS)}"
+            )
+            raise ConfigError(msg)
+
+
+def _model_arch(model):
+    """The model JSON as hls4ml's Keras-2 parser reads it, with reserved layer names renamed.
+
+    hls4ml names the graph's input edge ``input``, so a layer of that name collides with it.
+    Only weightless layers can carry that name in practice (the input layer); the weights
+    are still read from the Keras model by their original names.
+    """
+    arch = json.loads(model.to_json())
+    taken = {layer.name for layer in model.layers}
+    renamed = {}
+    for reserved in _RESERVED_NAMES:
+        if reserved in taken:
+            new, i = f"{reserved}_layer", 1
+            while new in taken:
+                new, i = f"{reserved}_layer_{i}", i + 1
+            if model.get_layer(reserved).weights:
+                msg = f"layer {reserved!r}: hls4ml reserves this name; rename the layer in the Keras model"
+                raise ConfigError(msg)
+            renamed[reserved] = new
+    config = arch["config"]
+    for layer in config["layers"]:
+        layer["config"]["name"] = renamed.get(layer["config"]["name"], layer["config"]["name"])
+        if "name" in layer:
+            layer["name"] = layer["config"]["name"]
+        for node in layer.get("inbound_nodes", []):
+            for edge in node:
+                edge[0] = renamed.get(edge[0], edge[0])
+    for key in ("input_layers", "output_layers"):
+        for edge in config.get(key, []):
+            edge[0] = renamed.get(edge[0], edge[0])
+    return arch, renamed
+
+
+class _ArchWithLayers(dict):
+    """A model-JSON dict that also answers ``get_layer``, as hls4ml's config helper needs."""
+
+    def __init__(self, arch, model, renamed):
+        super().__init__(arch)
+        self._model = model
+        self._original = {new: old for old, new in renamed.items()}
+
+    def get_layer(self, name):
+        return self._model.get_layer(self._original.get(name, name))
+
+
+def _hls_config(hls4ml, arch_dict, settings, renamed, origin):
+    config = hls4ml.utils.config_from_keras_model(
+        arch_dict,
+        granularity="name",
+        backend=settings["backend"],
+        default_precision=settings["default_precision"],
+        default_reuse_factor=settings["reuse_factor"],
+    )
+    config["Model"]["Strategy"] = settings["strategy"]
+    names = config["LayerName"]
+    for keras_name, layer in settings["layers"].items():
+        name = renamed.get(keras_name, keras_name)
+        if name not in names:
+            msg = f"{origin}: layers.{keras_name}: no such layer in the model{did_you_mean(keras_name, names)}"
+            raise ConfigError(msg)
+        for key, value in layer.items():
+            if key == "precision":
+                names[name].setdefault("Precision", {})
+                if isinstance(names[name]["Precision"], str):
+                    names[name]["Precision"] = {"result": names[name]["Precision"]}
+                names[name]["Precision"].update(value)
+            else:
+                names[name][_LAYER_KEYS[key]] = value
+    return config
+
+
+def build_hls_model(model, settings: dict, output_dir, origin="conversion settings"):
+    """Convert ``model`` into an hls4ml ModelGraph (all passes applied; nothing written).
+
+    Returns ``(hls_model, renamed)`` where ``renamed`` maps reserved Keras names to new ones.
+    """
+    settings = _settings(settings, origin)
+    _check_supported(model)
+    hls4ml = hls4ml_module()
+    from hls4ml.utils.config import create_config
+
+    arch, renamed = _model_arch(model)
+    arch_dict = _ArchWithLayers(arch, model, renamed)
+    config = create_config(
+        output_dir=str(output_dir),
+        project_name=settings["project_name"],
+        backend=settings["backend"],
+        part=settings["part"],
+        clock_period=settings["clock_period"],
+        io_type=settings["io_type"],
+    )
+    config["HLSConfig"] = _hls_config(hls4ml, arch_dict, settings, renamed, origin)
+    reader = hls4ml.converters.KerasModelReader(arch_dict)
+    layer_list, inputs, outputs, _ = hls4ml.converters.parse_keras_model(arch, reader)
+    try:
+        hls_model = hls4ml.model.ModelGraph.from_layer_list(config, layer_list, inputs, outputs)
+    except (ValueError, TypeError, KeyError, AssertionError, RuntimeError) as err:
+        msg = f"hls4ml could not convert the model: {type(err).__name__}: {err}"
+        raise ConfigError(msg) from None
+    return hls_model, renamed
+
+
+def _model_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _write_project(hls_model, directory):
+    hls_model.config.config["OutputDir"] = str(directory)
+    hls_model.write()
+
+
+def convert(model_path, out_dir, settings=None, *, name=None, compile=False, origin="conversion settings"):
+    """Convert the model at ``model_path`` into an hls4ml project in ``out_dir`` with ``spec.json``.
+
+    Writes the project, a copy of the Keras model (``keras_model.h5``) and the settings used
+    (``l0emu_convert.json``) so :func:`load_converted` can rebuild the same ModelGraph.
+    Returns ``(hls_model, spec)``.
+    """
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    settings = _with_training_targets(_settings(settings, origin), model_path)
+    model = load_keras_model(model_path)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / CONFIG_FILE).is_file():
+        msg = f"output directory {str(out_dir)!r} is not empty and holds no earlier conversion; refusing to overwrite it"
+        raise ConfigError(msg)
+    name = name or (model_path.parent.name if model_path.stem == "model" else model_path.stem)
+    with atomic_path(out_dir, directory=True) as tmp:
+        tmp.mkdir()
+        hls_model, renamed = build_hls_model(model, settings, tmp, origin)
+        _write_project(hls_model, tmp)
+        source = {
+            "model_file": str(model_path),
+            "model_sha256": _model_hash(model_path),
+            "hls4ml_version": hls4ml_module().__version__,
+            "backend": settings["backend"],
+            "part": settings["part"],
+            "clock_period_ns": settings["clock_period"],
+            "io_type": settings["io_type"],
+            "project_name": settings["project_name"],
+            "renamed_layers": renamed,
+        }
+        spec = extract_spec(hls_model, name, source, settings)
+        write_spec(spec, tmp / SPEC_FILE)
+        model.save(str(tmp / KERAS_MODEL_FILE))
+        record = {"name": name, "settings": settings, "source": source}
+        (tmp / CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    # the project's config and build script must name the final directory, not the temporary one
+    _write_project(hls_model, out_dir)
+    if compile:
+        compile_model(hls_model)
+    return hls_model, spec
+
+
+def compile_model(hls_model):
+    """Write and compile the C-simulation library (g++, about 10 s) and load it."""
+    try:
+        hls_model.compile()
+    except Exception as err:  # hls4ml raises a bare Exception when build_lib.sh fails
+        msg = f"compiling the hls4ml project in {hls_model.config.get_output_dir()!r} failed: {err}"
+        raise L0emuError(msg) from None
+
+
+# ---------------------------------------------------------------- spec extraction
+
+
+def _type(precision, where) -> str:
+    hls4ml = hls4ml_module()
+    types = hls4ml.model.types
+    if isinstance(precision, (types.FixedPrecisionType, types.IntegerPrecisionType)) and not isinstance(
+        precision, types.ExponentPrecisionType
+    ):
+        return str(parse_type(str(precision)))
+    msg = f"{where}: hls4ml chose type {precision} ({type(precision).__name__}), which the spec cannot hold"
+    raise SpecError(msg)
+
+
+def _layer_type(layer, attr):
+    return _type(layer.get_attr(attr).precision, f"layer {layer.name!r}, {attr}")
+
+
+def _weight_text(layer, var):
+    path = Path(layer.model.config.get_output_dir()) / "firmware" / "weights" / f"{var.name}.txt"
+    if not path.is_file():
+        msg = f"layer {layer.name!r}: weights file {str(path)!r} is missing; write the project first"
+        raise SpecError(msg)
+    return path.read_text().strip()
+
+
+def _mantissas(layer, key):
+    """Mantissas of a weight array as the C-simulation loads it (``ap_fixed(double)`` of the txt values)."""
+    var = layer.weights[key]
+    values = np.array([float(token) for token in _weight_text(layer, var).split(",")], dtype=np.float64)
+    values = values.reshape(var.data.shape)
+    dst = parse_type(_type(var.type.precision, f"layer {layer.name!r}, {key}"))
+    return float_to_mantissa(values, dst), str(dst)
+
+
+_EXPONENT_PAIR = re.compile(r"\{\s*([-+0-9.eE]+)\s*,\s*([-+0-9]+)\s*\}")
+
+
+def _exponent_scale(layer):
+    """An exponent-typed ApplyAlpha scale (QKeras ``alpha='auto_po2'``) as exact fixed mantissas.
+
+    hls4ml stores ``{sign, exponent}`` pairs (sign 1 = positive) and multiplies by shifting
+    (``product::weight_exponential``); the value ``+-2**e`` with ``e`` in the exponent's
+    ``ap_int<W>`` range is exactly an ``ap_fixed<2**(W-1)*2+1, 2**(W-1)+1>`` mantissa.
+    """
+    var = layer.weights["scale"]
+    pairs = _EXPONENT_PAIR.findall(_weight_text(layer, var))
+    width = int(var.type.precision.width)  # hls4ml derives it with numpy
+    frac = 1 << (width - 1)
+    dst = parse_type(f"ap_fixed<{2 * frac + 1},{frac + 1}>")
+    mantissas = [(1 if float(sign) == 1.0 else -1) * (1 << (int(exp) + frac)) for sign, exp in pairs]
+    if len(mantissas) != var.data.size:
+        msg = f"layer {layer.name!r}: read {len(mantissas)} exponent scales from the weights file, expected {var.data.size}"
+        raise SpecError(msg)
+    return mantissas, str(dst), width
+
+
+def _product(layer):
+    hls4ml = hls4ml_module()
+    backend = hls4ml.backends.get_backend("vivado")
+    weight_key = "scale" if "scale" in layer.weights else "weight"
+    return backend.product_type(layer.get_input_variable().type.precision, layer.weights[weight_key].type.precision)
+
+
+def _shapes(layer):
+    return {
+        "input_shape": [int(d) for d in layer.get_input_variable().shape],
+        "output_shape": [int(d) for d in layer.get_output_variable().shape],
+    }
+
+
+def _weighted(layer, keras_order_axes):
+    weights, weight_type = _mantissas(layer, "weight")
+    biases, bias_type = _mantissas(layer, "bias")
+    if layer.get_attr("_weights_transposed", False):
+        # the Resource strategy stored them transposed; the spec keeps Keras' order
+        weights = np.transpose(weights, keras_order_axes)
+    return {
+        "weight_type": weight_type,
+        "bias_type": bias_type,
+        "accum_type": _layer_type(layer, "accum_t"),
+        "weights_shape": [int(d) for d in weights.shape],
+        "weights": [int(v) for v in weights.reshape(-1)],
+        "biases": [int(v) for v in biases.reshape(-1)],
+        "product": _product(layer),
+        "strategy": str(layer.get_attr("strategy", "latency")).lower(),
+        "reuse_factor": int(layer.get_attr("reuse_factor", 1)),
+    }
+
+
+def _ints(layer, *attrs):
+    # hls4ml computes some attributes with numpy; the spec is JSON
+    return [int(layer.get_attr(attr)) for attr in attrs]
+
+
+def _pad(layer):
+    return [int(layer.get_attr(f"pad_{side}", 0)) for side in ("top", "bottom", "left", "right")]
+
+
+def _conv2d(layer):
+    entry = {
+        "op": "conv2d",
+        "kernel": _ints(layer, "filt_height", "filt_width"),
+        "strides": _ints(layer, "stride_height", "stride_width"),
+        "padding": str(layer.get_attr("padding", "valid")),
+        "pad": _pad(layer),
+        "filters": int(layer.get_attr("n_filt")),
+    }
+    entry.update(_weighted(layer, (1, 2, 3, 0)))
+    return entry
+
+
+def _dense(layer):
+    n_in, n_out = _ints(layer, "n_in", "n_out")
+    entry = {"op": "dense", "n_in": n_in, "n_out": n_out}
+    entry.update(_weighted(layer, (1, 0)))
+    return entry
+
+
+def _activation(layer):
+    kind = str(layer.get_attr("activation")).lower()
+    # subclasses (Softmax, ParametrizedActivation, ...) carry other class names
+    if kind not in _ACTIVATIONS or layer.class_name != "Activation":
+        msg = (
+            f"layer {layer.name!r}: activation {kind!r} ({layer.class_name}) cannot be emulated; "
+            f"supported activations: {', '.join(_ACTIVATIONS)}"
+        )
+        raise SpecError(msg)
+    return {"op": _ACTIVATIONS[kind]}
+
+
+def _pooling(layer):
+    op = {"Max": "max_pool2d", "Average": "avg_pool2d"}[layer.get_attr("pool_op")]
+    entry = {
+        "op": op,
+        "pool": _ints(layer, "pool_height", "pool_width"),
+        "strides": _ints(layer, "stride_height", "stride_width"),
+        "padding": str(layer.get_attr("padding", "valid")),
+        "pad": _pad(layer),
+    }
+    if op == "avg_pool2d":
+        entry["accum_type"] = _layer_type(layer, "accum_t")
+    return entry
+
+
+def _scale(layer):
+    hls4ml = hls4ml_module()
+    bias, bias_type = _mantissas(layer, "bias")
+    entry = {"op": "scale", "bias_type": bias_type, "bias": [int(v) for v in bias.reshape(-1)], "product": _product(layer)}
+    if isinstance(layer.weights["scale"].type.precision, hls4ml.model.types.ExponentPrecisionType):
+        scale, scale_type, exponent_width = _exponent_scale(layer)
+        entry["scale_exponent_width"] = exponent_width
+    else:
+        scale, scale_type = _mantissas(layer, "scale")
+        scale = [int(v) for v in scale.reshape(-1)]
+    entry.update({"scale_type": scale_type, "scale": scale})
+    return entry
+
+
+def _zero_pad(layer):
+    return {"op": "zero_pad2d", "pad": _pad(layer)}
+
+
+def _flatten(layer):
+    return {"op": "flatten"}
+
+
+def _layer_entry(layer):
+    hls_layers = hls4ml_module().model.layers
+    handlers = (
+        (hls_layers.Conv2D, _conv2d),
+        (hls_layers.Dense, _dense),
+        (hls_layers.Activation, _activation),
+        (hls_layers.Pooling2D, _pooling),
+        (hls_layers.BatchNormalization, _scale),
+        (hls_layers.ZeroPadding2D, _zero_pad),
+        (hls_layers.Reshape, _flatten),
+    )
+    for kind, handler in handlers:
+        if isinstance(layer, kind):
+            entry = {"name": layer.name}
+            entry.update(handler(layer))
+            entry.update(_shapes(layer))
+            entry["result_type"] = _layer_type(layer, "result_t")
+            return entry
+    supported = ", ".join(kind.__name__ for kind, _ in handlers)
+    msg = f"hls4ml layer {layer.name!r} is a {type(layer).__name__}, which l0emu cannot emulate; supported: {supported}"
+    raise SpecError(msg)
+
+
+def _default_outputs(n_out):
+    return [{"name": f"y{i}", "index": i, "scale": 1.0, "offset": 0.0, "unit": "network"} for i in range(n_out)]
+
+
+def extract_spec(hls_model, name, source, settings=None) -> dict:
+    """The spec of a written hls4ml ModelGraph (types and weights as its HLS code holds them)."""
+    settings = settings or DEFAULT_SETTINGS
+    hls_layers = hls4ml_module().model.layers
+    layers = list(hls_model.get_layers())
+    inputs = [layer for layer in layers if isinstance(layer, hls_layers.Input)]
+    if len(inputs) != 1:
+        msg = f"the model has {len(inputs)} inputs; the emulator runs single-input networks"
+        raise SpecError(msg)
+    entries = [_layer_entry(layer) for layer in layers if not isinstance(layer, hls_layers.Input)]
+    n_out = int(np.prod(entries[-1]["output_shape"])) if entries else 0
+    spec = {
+        "format": FORMAT,
+        "name": name,
+        "source": source,
+        "input": {
+            "name": inputs[0].name,
+            "shape": [int(d) for d in inputs[0].get_output_variable().shape],
+            "type": _layer_type(inputs[0], "result_t"),
+        },
+        "layers": entries,
+        "outputs": settings["outputs"] or _default_outputs(n_out),
+    }
+    if settings["preprocessing"]:
+        spec["preprocessing"] = settings["preprocessing"]
+    return validate_spec(spec, origin=f"spec of {name!r}")
+
+
+# ---------------------------------------------------------------- C-simulation
+
+
+def _as_batch(hls_model, x):
+    shape = tuple(hls_model.get_input_variables()[0].shape)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.size % int(np.prod(shape)):
+        msg = f"input of shape {x.shape} does not hold whole samples of the network's input shape {list(shape)}"
+        raise ConfigError(msg)
+    return x.reshape((-1, *shape))
+
+
+def csim_predict(hls_model, x) -> np.ndarray:
+    """Outputs of the C-simulation (float64, shape (n, n_out)); doubles, so exact for <=53-bit types."""
+    batch = _as_batch(hls_model, x)
+    y = np.asarray(hls_model.predict(batch), dtype=np.float64)
+    return y.reshape(len(batch), -1)
+
+
+def csim_raw(hls_model, x, spec) -> np.ndarray:
+    """Mantissas (int64) of the C-simulation outputs in the network's output type."""
+    out_type = parse_type(spec["layers"][-1]["result_type"])
+    scaled = np.ldexp(csim_predict(hls_model, x), out_type.frac)
+    raw = np.rint(scaled)
+    if not np.array_equal(raw, scaled):
+        msg = f"C-simulation outputs are not multiples of the output type's lsb ({out_type}); spec and project disagree"
+        raise SpecError(msg)
+    return raw.astype(np.int64)
+
+
+def csim_trace(hls_model, x) -> dict:
+    """hls4ml's trace: every layer's output per sample, keyed by hls4ml layer name (recompiles)."""
+    batch = _as_batch(hls_model, x)
+    for layer in hls_model.get_layers():
+        layer.set_attr("trace", True)
+    _, trace = hls_model.trace(batch)
+    return {name: np.asarray(values, dtype=np.float64).reshape(len(batch), *values.shape[1:]) for name, values in trace.items()}
+
+
+# ---------------------------------------------------------------- reloading
+
+
+def _existing_library(hls_model):
+    """The compiled library of the project as last written, if it was compiled after that write."""
+    import yaml
+
+    directory = Path(hls_model.config.get_output_dir())
+    config_path = directory / "hls4ml_config.yml"
+    if not config_path.is_file():
+        return None
+    stamp = yaml.safe_load(config_path.read_text()).get("Stamp")
+    library = directory / "firmware" / f"{hls_model.config.get_project_name()}-{stamp}.so"
+    return (stamp, library) if library.is_file() else None
+
+
+def load_converted(directory, *, compile=True):
+    """Rebuild the hls4ml ModelGraph of a converted project; return ``(hls_model, spec)``.
+
+    The rebuilt spec must equal ``spec.json``. With ``compile``, the project's existing
+    C-simulation library is loaded when present; otherwise the project is compiled.
+    """
+    directory = Path(directory)
+    record_path = directory / CONFIG_FILE
+    if not record_path.is_file():
+        msg = f"{str(directory)!r} holds no {CONFIG_FILE}; it was not written by 'l0emu convert'"
+        raise InputFileError(msg)
+    record = json.loads(record_path.read_text())
+    saved = read_spec(directory / SPEC_FILE)
+    model = load_keras_model(directory / KERAS_MODEL_FILE)
+    hls_model, _ = build_hls_model(model, record["settings"], directory, origin=str(record_path))
+    spec = extract_spec(hls_model, record["name"], record["source"], record["settings"])
+    if spec != saved:
+        msg = f"{str(directory / SPEC_FILE)!r} differs from what hls4ml builds now from {KERAS_MODEL_FILE}; re-run 'l0emu convert'"
+        raise SpecError(msg)
+    if compile:
+        existing = _existing_library(hls_model)
+        if existing:
+            hls_model.config.config["Stamp"] = existing[0]
+            hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(existing[1]))
+        else:
+            compile_model(hls_model)
+    return hls_model, spec

@@ -1,0 +1,254 @@
+"""One training run: events file -> trained (Q)Keras model + ``record.json`` in an output directory.
+
+A run trains one architecture (``student`` by default, or a teacher), optionally quantized
+(QAT, ``nbits``) and, for the student, optionally distilled from a 9x16 teacher
+(``kd``): the teacher is read from ``teacher_path`` or, without one, trained first in the
+same run (float, as the seed recommends) and saved beside the student.
+
+The events are split once, by ``seed``, into train / validation / test. Early stopping
+watches the validation loss; every metric in the record comes from the held-out test split.
+
+Output directory::
+
+    model.h5          the trained network (plain Keras/QKeras; no adaptation layers)
+    teacher/model.h5  the teacher, when this run trained one
+    record.json       configuration, preset, seeds, data hash, targets, metrics, dead-network
+                      check, wall time
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from l0emu.atomic import atomic_path
+from l0emu.errors import ConfigError
+from l0emu.metrics import physics_summary
+
+from .dataset import DEFAULT_STRIDE, PT_SCALE, BACKGROUND_ETA, eta_scale, load_training_data, output_specs, preprocessing_spec, split_indices
+from .distill import DEFAULT_GAMMAS, HINTS, Distiller, squared_error
+from .keras_env import keras, qkeras, tf
+from .models import build_student, build_teacher, check_nbits, load_model
+
+__all__ = [
+    "RECORD_FORMAT",
+    "ARCHITECTURES",
+    "Preset",
+    "PRESETS",
+    "dead_network_check",
+    "file_sha256",
+    "train_run",
+]
+
+RECORD_FORMAT = "l0emu-train-record/1"
+# architecture -> (builder taking nbits, eta frame of its targets)
+ARCHITECTURES = {
+    "student": (lambda nbits: build_student(nbits=nbits), "window"),
+    "teacher": (lambda nbits: build_teacher((9, 16, 1), nbits=nbits), "window"),
+    "teacher-9x384": (lambda nbits: build_teacher((9, 384, 1), nbits=nbits), "sector"),
+}
+DEAD_STD = 1e-6  # an output that varies less than this over the validation set is constant
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A training schedule. ``n_events`` caps how many events of the file are read."""
+
+    n_events: int
+    epochs: int
+    teacher_epochs: int
+    batch_size: int
+    learning_rate: float
+    patience: int
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+PRESETS = {
+    # minutes on a 2-core CPU: for CI and quick looks
+    "fast": Preset(n_events=50_000, epochs=20, teacher_epochs=10, batch_size=256, learning_rate=3e-3, patience=4),
+    # the seed study: 700k events, long schedule, early stopping decides
+    "paper": Preset(n_events=700_000, epochs=200, teacher_epochs=100, batch_size=512, learning_rate=1e-3, patience=10),
+}
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dead_network_check(model, x, batch_size: int = 4096) -> dict:
+    """Is ``model`` dead on ``x``: constant outputs, or a last hidden ReLU that is zero everywhere?"""
+    last_hidden = model.get_layer("dense_relu2").output
+    probe = keras.Model(model.input, [model.output, last_hidden])
+    outputs, hidden = probe.predict(x, batch_size=batch_size, verbose=0)
+    output_std = outputs.std(axis=0)
+    reasons = [f"output {i} is constant (std {s:.2g})" for i, s in enumerate(output_std) if s < DEAD_STD]
+    if not np.any(hidden > 0):
+        reasons.append("the last hidden ReLU (dense_relu2) is zero for every event")
+    return {"dead": bool(reasons), "reasons": reasons, "output_std": output_std.tolist()}
+
+
+def _jsonable(value):
+    """Floats -> JSON numbers, nan/inf -> null; numpy scalars and arrays -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    return value
+
+
+def _fit(model, x, y, splits, preset, epochs, verbose, label):
+    train, validation = splits
+    if verbose:
+        print(f"training {label}: {len(train)} events, validation {len(validation)}, up to {epochs} epochs")
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=preset.patience, restore_best_weights=True)
+    history = model.fit(
+        x[train], y[train], validation_data=(x[validation], y[validation]), epochs=epochs,
+        batch_size=preset.batch_size, callbacks=[stop], verbose=2 if verbose else 0, shuffle=True,
+    )  # fmt: skip
+    return {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+def _compile(model, preset):
+    model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss=squared_error)
+
+
+def _evaluate(model, x, y, data, test, frame) -> dict:
+    """Physics metrics of ``model`` on the test split (pT in GeV, eta in strips)."""
+    prediction = model.predict(x[test], batch_size=4096, verbose=0)
+    pred_pt = prediction[:, 0] * PT_SCALE
+    true_pt = np.where(data.is_signal[test], data.true_pt[test], 0.0)
+    signal = data.is_signal[test]
+    eta_error = (prediction[signal, 1] - y[test][signal, 1]) * eta_scale(frame)
+    summary = physics_summary(true_pt, pred_pt)
+    summary["test_loss"] = float(np.mean(np.sum((prediction - y[test]) ** 2, axis=1)))
+    summary["eta_rms_strips"] = float(np.sqrt(np.mean(eta_error**2))) if signal.any() else float("nan")
+    summary["n_test"] = int(len(test))
+    return summary
+
+
+def _train_teacher(x, y, splits, preset, seed, verbose):
+    keras.utils.set_random_seed(seed + 1)
+    teacher = build_teacher((9, 16, 1))
+    _compile(teacher, preset)
+    return teacher, _fit(teacher, x, y, splits, preset, preset.teacher_epochs, verbose, "teacher 9x16 for distillation")
+
+
+def train_run(
+    events_path,
+    output_dir,
+    *,
+    architecture: str = "student",
+    nbits=None,
+    preset: str = "fast",
+    kd: bool = False,
+    teacher_path=None,
+    seed: int = 0,
+    stride: int = DEFAULT_STRIDE,
+    gammas=DEFAULT_GAMMAS,
+    max_events=None,
+    epochs=None,
+    verbose: bool = True,
+) -> dict:
+    """Train, evaluate and write ``output_dir`` (atomically); return the record."""
+    started = time.time()
+    check_nbits(nbits)
+    if architecture not in ARCHITECTURES:
+        msg = f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
+        raise ConfigError(msg)
+    if preset not in PRESETS:
+        msg = f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
+        raise ConfigError(msg)
+    if kd and architecture != "student":
+        msg = f"knowledge distillation trains a student; architecture {architecture!r} cannot be distilled"
+        raise ConfigError(msg)
+    schedule = PRESETS[preset]
+    n_events = schedule.n_events if max_events is None else min(int(max_events), schedule.n_events)
+    student_epochs = schedule.epochs if epochs is None else int(epochs)
+    teacher_epochs = schedule.teacher_epochs if epochs is None else int(epochs)
+    schedule = dataclasses.replace(schedule, epochs=student_epochs, teacher_epochs=teacher_epochs)
+    teacher = load_model(teacher_path) if teacher_path is not None else None  # fail before the long part
+
+    build, frame = ARCHITECTURES[architecture]
+    data = load_training_data(events_path, entry_stop=n_events, stride=stride, full_images=frame == "sector")
+    if len(data) < 10:
+        msg = f"{str(events_path)!r} holds {len(data)} events; training needs at least 10"
+        raise ConfigError(msg)
+    x, y = (data.full_images, data.full_targets) if frame == "sector" else (data.images, data.targets)
+    train, validation, test = split_indices(len(data), schedule.validation_fraction, schedule.test_fraction, seed)
+    splits = (train, validation)
+
+    record = {"format": RECORD_FORMAT, "teacher": None}
+    if kd:
+        if teacher is None:
+            teacher, history = _train_teacher(x, y, splits, schedule, seed, verbose)
+            record["teacher"] = {"source": "trained in this run", "file": "teacher/model.h5", "history": history}
+        else:
+            record["teacher"] = {"source": str(teacher_path), "sha256": file_sha256(_model_file(teacher_path))}
+        record["teacher"]["metrics"] = _evaluate(teacher, x, y, data, test, frame)
+
+    keras.utils.set_random_seed(seed)
+    model = build(nbits)
+    trainer = Distiller(model, teacher, gammas) if kd else model
+    _compile(trainer, schedule)
+    label = f"{model.name}" + (" with distillation" if kd else "")
+    history = _fit(trainer, x, y, splits, schedule, schedule.epochs, verbose, label)
+
+    record.update(
+        config={
+            "architecture": architecture, "nbits": nbits, "kd": kd, "preset": preset,
+            "schedule": dataclasses.asdict(schedule), "seed": seed, "teacher_seed": seed + 1 if kd and teacher_path is None else None,
+            "split_seed": seed, "hints": [list(h) for h in HINTS] if kd else None, "gammas": list(gammas) if kd else None,
+            "loss": "sum of squared errors over (pt, eta) per event",
+        },
+        data={
+            "path": str(events_path), "sha256": file_sha256(events_path), "n_events": len(data),
+            "n_train": len(train), "n_validation": len(validation), "n_test": len(test),
+            "n_signal": int(data.is_signal.sum()), "stride": data.stride,
+        },
+        targets={
+            "outputs": output_specs(frame), "preprocessing": preprocessing_spec(frame, data.stride), "background": {"pt": 0.0, "eta": BACKGROUND_ETA},
+            "pt_scale_gev": PT_SCALE, "eta_scale_strips": eta_scale(frame), "eta_frame": frame,
+        },
+        model={"name": model.name, "file": "model.h5", "parameters": int(model.count_params())},
+        history=history,
+        metrics=_evaluate(model, x, y, data, test, frame),
+        dead_network=dead_network_check(model, x[validation]),
+        versions={"tensorflow": tf.__version__, "tf_keras": keras.__version__, "qkeras": qkeras.__version__},
+    )  # fmt: skip
+    record["wall_time_s"] = round(time.time() - started, 1)
+    record = _jsonable(record)
+    _write(Path(output_dir), model, teacher if record["teacher"] and teacher_path is None else None, record)
+    return record
+
+
+def _model_file(path) -> Path:
+    path = Path(path)
+    return path / "model.h5" if path.is_dir() else path
+
+
+def _write(output_dir: Path, model, trained_teacher, record) -> None:
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output_dir, directory=True) as tmp:
+        tmp.mkdir()
+        model.save(tmp / "model.h5")
+        if trained_teacher is not None:
+            (tmp / "teacher").mkdir()
+            trained_teacher.save(tmp / "teacher" / "model.h5")
+        (tmp / "record.json").write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
