@@ -17,7 +17,7 @@ HELP = "train teacher/student networks (QKeras, distillation)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("events", help="events ROOT file from 'l0emu simulate'")
+    parser.add_argument("events", nargs="+", help="events ROOT file(s) from 'l0emu simulate'; several are mixed in equal parts")
     parser.add_argument("-o", "--output", required=True, help="output directory, e.g. models/NAME/")
     parser.add_argument("--nbits", type=int, default=None, help=f"quantization-aware training at this width ({', '.join(map(str, SUPPORTED_NBITS))}); default float")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="training schedule (default fast)")

@@ -25,10 +25,11 @@ that costs the least when the network is unsure.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
-from l0emu.events import load_events
+from l0emu.events import EventChunk, load_events
 from l0emu.geometry import N_LAYERS, N_STRIPS, eta_to_strip
 from l0emu.images import POOL, WINDOW_STRIPS, fragment_hits, hits_to_images, pooled_to_float, window_low_strip
 from l0emu.schema import SIGNAL_PT_MIN
@@ -76,9 +77,9 @@ def preprocessing_spec(frame: str, stride: int) -> dict:
 
 @dataclasses.dataclass
 class TrainingData:
-    """Inputs, targets and truth of one events file, event by event."""
+    """Inputs, targets and truth of one or more events files, event by event."""
 
-    path: str
+    paths: list
     stride: int
     event_id: np.ndarray  # uint64
     true_pt: np.ndarray  # leading muon pT (GeV), 0 without muons
@@ -105,13 +106,30 @@ def make_targets(true_pt, true_eta, low_strip, frame: str) -> tuple[np.ndarray, 
     return targets, is_signal
 
 
-def load_training_data(path, entry_stop=None, stride: int = DEFAULT_STRIDE, full_images: bool = False) -> TrainingData:
-    """Read ``path`` (checked by :func:`l0emu.events.load_events`) and build inputs and targets."""
-    chunk = load_events(str(path), entry_stop=entry_stop)
+def _concatenate_chunks(chunks) -> EventChunk:
+    offsets = [chunks[0].hit_offsets]
+    for chunk in chunks[1:]:
+        offsets.append(chunk.hit_offsets[1:] + offsets[-1][-1])
+    joined = {
+        name: np.concatenate([getattr(c, name) for c in chunks])
+        for name in ("event_id", "n_muons", "true_pt", "true_eta", "hit_layer", "hit_strip")
+    }
+    return EventChunk(path=",".join(c.path for c in chunks), entry_start=0, hit_offsets=np.concatenate(offsets), **joined)
+
+
+def load_training_data(paths, entry_stop=None, stride: int = DEFAULT_STRIDE, full_images: bool = False) -> TrainingData:
+    """Read events files (checked by :func:`l0emu.events.load_events`) and build inputs and targets.
+
+    Several files are mixed in equal parts (e.g. the default and the hard scenario);
+    ``entry_stop`` caps the total.
+    """
+    paths = [str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    per_file = None if entry_stop is None else -(-int(entry_stop) // len(paths))
+    chunk = _concatenate_chunks([load_events(p, entry_stop=per_file) for p in paths])
     start, pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride)
     targets, is_signal = make_targets(chunk.true_pt, chunk.true_eta, window_low_strip(start), "window")
     data = TrainingData(
-        path=str(path),
+        paths=paths,
         stride=int(stride),
         event_id=chunk.event_id,
         true_pt=chunk.true_pt,

@@ -151,7 +151,7 @@ def _train_teacher(x, y, splits, preset, seed, verbose):
 
 
 def train_run(
-    events_path,
+    events_paths,
     output_dir,
     *,
     architecture: str = "student",
@@ -186,9 +186,9 @@ def train_run(
     teacher = load_model(teacher_path) if teacher_path is not None else None  # fail before the long part
 
     build, frame = ARCHITECTURES[architecture]
-    data = load_training_data(events_path, entry_stop=n_events, stride=stride, full_images=frame == "sector")
+    data = load_training_data(events_paths, entry_stop=n_events, stride=stride, full_images=frame == "sector")
     if len(data) < 10:
-        msg = f"{str(events_path)!r} holds {len(data)} events; training needs at least 10"
+        msg = f"{', '.join(data.paths)} hold {len(data)} events; training needs at least 10"
         raise ConfigError(msg)
     x, y = (data.full_images, data.full_targets) if frame == "sector" else (data.images, data.targets)
     train, validation, test = split_indices(len(data), schedule.validation_fraction, schedule.test_fraction, seed)
@@ -218,7 +218,7 @@ def train_run(
             "loss": "sum of squared errors over (pt, eta) per event",
         },
         data={
-            "path": str(events_path), "sha256": file_sha256(events_path), "n_events": len(data),
+            "paths": data.paths, "sha256": [file_sha256(p) for p in data.paths], "n_events": len(data),
             "n_train": len(train), "n_validation": len(validation), "n_test": len(test),
             "n_signal": int(data.is_signal.sum()), "stride": data.stride,
         },

@@ -85,6 +85,16 @@ def test_targets_are_scaled_pt_and_window_local_eta():
     np.testing.assert_array_equal(targets[1:], np.float32([[0.0, BACKGROUND_ETA]] * 2))
 
 
+def test_several_files_are_mixed_in_equal_parts(events):
+    one = load_training_data(events, entry_stop=100)
+    mixed = load_training_data([events, events], entry_stop=200)
+    assert len(mixed) == 200 and mixed.paths == [str(events)] * 2
+    for half in (slice(0, 100), slice(100, 200)):
+        np.testing.assert_array_equal(mixed.images[half], one.images)
+        np.testing.assert_array_equal(mixed.targets[half], one.targets)
+        np.testing.assert_array_equal(mixed.window_start[half], one.window_start)
+
+
 def test_loaded_data_reconstructs_global_eta_from_window_and_local_eta(events):
     data = load_training_data(events, full_images=True)
     assert data.images.shape == (300, 9, 16, 1) and data.images.dtype == np.float32
@@ -114,7 +124,7 @@ def test_cli_run_writes_model_teacher_and_record(kd_run, events):
     assert record["config"]["nbits"] == 4 and record["config"]["kd"] is True
     assert record["config"]["seed"] == 3
     assert record["config"]["hints"] == [["relu2", "pool1"], ["relu4", "pool2"], ["dense_relu2", "dense_relu2"]]
-    assert record["data"]["sha256"] == hashlib.sha256(events.read_bytes()).hexdigest()
+    assert record["data"]["sha256"] == [hashlib.sha256(events.read_bytes()).hexdigest()]
     assert record["data"]["stride"] == 8 and record["data"]["n_events"] == 300
     assert record["targets"]["outputs"] == output_specs("window")
     assert record["metrics"]["n_test"] == record["data"]["n_test"] == 45
