@@ -324,6 +324,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
         msg = f"output directory {str(out_dir)!r} is not empty and holds no earlier conversion; refusing to overwrite it"
         raise ConfigError(msg)
     name = name or (model_path.parent.name if model_path.stem == "model" else model_path.stem)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir, directory=True) as tmp:
         tmp.mkdir()
         hls_model, renamed = build_hls_model(model, settings, tmp, origin)

@@ -91,7 +91,10 @@ def main(args) -> int:
         workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress,
     )
     rate = result.n_events / result.seconds if result.seconds > 0 else float("nan")
-    print(f"l0emu run: {result.n_events:,} events with {spec['name']!r} in {result.seconds:.2f} s ({rate:,.0f} events/s)")
+    print(
+        f"l0emu run: {result.n_events:,} events with {spec['name']!r} in {result.seconds:.2f} s "
+        f"({rate:,.0f} events/s; emulator built in {result.compile_seconds:.1f} s)"
+    )
     print(format_table(result.rows))
     print(assumptions.describe())
     for kind, path in result.outputs.items():

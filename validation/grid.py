@@ -1,0 +1,533 @@
+"""The physics evaluation grid (issue 4): train every network of the study, then compare them.
+
+Two steps that run separately (the first can resume, the second re-runs in minutes)::
+
+    python -m validation.grid train --events TRAIN.root --models-dir models/grid/ [--bits 2,3,4] [--seeds 0,1,2]
+    python -m validation.grid evaluate --models-dir models/grid/ --events HELDOUT.root \
+        [--events-hard HELDOUT_hard.root] -o report/
+
+``train`` fills ``--models-dir`` with one directory per network, each written by
+:func:`firmware.train.train_run` (``model.h5`` + ``record.json``): the 9x16 teacher (float,
+trained once and shared by every distilled student), the 9x384 teacher, and the student
+without and with distillation, float and at each bit width, for each seed. A directory whose
+``record.json`` exists is skipped, so an interrupted grid resumes where it stopped.
+
+``evaluate`` runs every trained network (Keras) on held-out samples of the default and the
+hard scenario, streaming the events in chunks so a 1M-event sample fits in memory, and
+writes ``grid.md``, ``grid.csv``, ``grid.json`` and the plots of :mod:`validation.plots`.
+Metrics come from :mod:`l0emu.metrics`: plateau efficiency (true pT >= 15 GeV, Clopper-Pearson
+68 %), 50 % point, relative pT resolution around the threshold, fake rate on background
+(no muon above 3 GeV) with its one-sided 95 % upper limit. A network is dead when its
+training record says so or when its outputs are constant on a held-out sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from firmware.keras_env import tf
+from firmware.models import SUPPORTED_NBITS, check_nbits, load_model
+from firmware.train import DEAD_STD, PRESETS, file_sha256, train_run
+from l0emu.atomic import atomic_path
+from l0emu.errors import ConfigError, InputFileError, L0emuError
+from l0emu.events import iterate_events, open_events
+from l0emu.images import fragment_hits, hits_to_images, pooled_to_float
+from l0emu.metrics import DEFAULT_THRESHOLD, PLATEAU_MIN_PT, physics_summary
+from l0emu.schema import SIGNAL_PT_MIN
+from simulation.events_io import read_metadata
+
+from .plots import make_grid_plots
+
+__all__ = [
+    "TEACHER_9X16",
+    "TEACHER_9X384",
+    "GridJob",
+    "GridModel",
+    "plan_grid",
+    "train_grid",
+    "RECORD_FIELDS",
+    "find_models",
+    "evaluate_grid",
+    "write_report",
+    "main",
+]
+
+TEACHER_9X16 = "teacher_9x16"
+TEACHER_9X384 = "teacher_9x384"
+CHUNK_EVENTS = 100_000  # events read and fragmented at once
+FULL_IMAGE_BATCH = 4096  # 9x384 images built at once (~56 MB as float32)
+# Keras batches: a 9x384 batch's conv activations take ~0.5 MB per event and layer
+FULL_IMAGE_PREDICT_BATCH = 256
+PREDICT_BATCH = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class GridJob:
+    """One network of the grid: its directory name and the arguments of ``train_run``."""
+
+    name: str
+    architecture: str
+    nbits: int | None = None
+    kd: bool = False
+    seed: int = 0
+
+
+def student_name(nbits, kd: bool, seed: int) -> str:
+    return f"student_{'float' if nbits is None else f'q{nbits}'}_{'kd' if kd else 'nokd'}_s{seed}"
+
+
+def plan_grid(bits, seeds) -> list[GridJob]:
+    """Every network of the grid, the 9x16 teacher first (the distilled students need it)."""
+    jobs = [GridJob(TEACHER_9X16, "teacher", seed=seeds[0]), GridJob(TEACHER_9X384, "teacher-9x384", seed=seeds[0])]
+    for nbits in [None, *bits]:
+        for kd in (False, True):
+            jobs.extend(GridJob(student_name(nbits, kd, seed), "student", nbits, kd, seed) for seed in seeds)
+    return jobs
+
+
+def train_grid(events, models_dir, *, bits=SUPPORTED_NBITS, seeds=(0, 1, 2), preset="fast", max_events=None, epochs=None) -> dict:
+    """Train the missing networks of the grid into ``models_dir``; return ``{"trained": [...], "skipped": [...]}``."""
+    for path in events:
+        open_events(str(path))  # a missing or broken file fails now, not after the first training
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    jobs = plan_grid([check_nbits(b) for b in bits], list(seeds))
+    done = {"trained": [], "skipped": []}
+    with tqdm(jobs, desc="grid", unit="model") as bar:
+        for job in bar:
+            output = models_dir / job.name
+            if (output / "record.json").is_file():
+                done["skipped"].append(job.name)
+                continue
+            bar.set_postfix_str(job.name)
+            record = train_run(
+                [str(p) for p in events], output, architecture=job.architecture, nbits=job.nbits, preset=preset,
+                kd=job.kd, teacher_path=models_dir / TEACHER_9X16 if job.kd else None, seed=job.seed,
+                max_events=max_events, epochs=epochs, verbose=False,
+            )  # fmt: skip
+            dead = " DEAD: " + "; ".join(record["dead_network"]["reasons"]) if record["dead_network"]["dead"] else ""
+            bar.write(f"{job.name}: {record['wall_time_s']:.0f} s, plateau {_number(record['metrics']['plateau']['efficiency'])}{dead}")
+            done["trained"].append(job.name)
+    return done
+
+
+# the fields of firmware.train's record.json that the evaluation reads
+RECORD_FIELDS = (
+    ("config", "architecture"), ("config", "nbits"), ("config", "kd"), ("config", "seed"), ("config", "preset"),
+    ("targets", "eta_frame"), ("targets", "pt_scale_gev"), ("targets", "preprocessing"), ("data", "sha256"),
+    ("model", "parameters"), ("dead_network", "dead"), ("dead_network", "reasons"),
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class GridModel:
+    """A trained network of the grid, as its ``record.json`` describes it."""
+
+    name: str
+    path: Path
+    record: dict
+
+    @property
+    def config(self) -> dict:
+        return self.record["config"]
+
+    @property
+    def label(self) -> str:
+        return {"teacher": "teacher 9x16", "teacher-9x384": "teacher 9x384"}.get(self.config["architecture"], "student")
+
+    @property
+    def full_image(self) -> bool:
+        return self.record["targets"]["eta_frame"] == "sector"
+
+    @property
+    def stride(self) -> int | None:
+        fragment = self.record["targets"]["preprocessing"].get("fragment")
+        return None if fragment is None else int(fragment["stride"])
+
+    @property
+    def pt_scale(self) -> float:
+        return float(self.record["targets"]["pt_scale_gev"])
+
+    def sort_key(self):
+        order = {"teacher 9x384": 0, "teacher 9x16": 1, "student": 2}[self.label]
+        nbits = self.config["nbits"]
+        return (order, 0 if nbits is None else 1, nbits or 0, self.config["kd"], self.config["seed"])
+
+
+def find_models(models_dir) -> list[GridModel]:
+    """The trained networks of ``models_dir`` (directories with a ``record.json``), in table order."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        msg = f"models directory {str(models_dir)!r} does not exist; 'python -m validation.grid train' writes it"
+        raise InputFileError(msg)
+    models = []
+    for record_path in sorted(models_dir.glob("*/record.json")):
+        try:
+            record = json.loads(record_path.read_text())
+        except json.JSONDecodeError as err:
+            msg = f"{str(record_path)!r} is not JSON ({err})"
+            raise InputFileError(msg) from None
+        for section, field in RECORD_FIELDS:
+            if not isinstance(record, dict) or field not in (record.get(section) or {}):
+                msg = f"{str(record_path)!r} lacks {section}.{field}: not a training record of 'l0emu train'"
+                raise InputFileError(msg)
+        models.append(GridModel(record_path.parent.name, record_path.parent, record))
+    if not models:
+        msg = f"models directory {str(models_dir)!r} holds no trained network (no */record.json)"
+        raise InputFileError(msg)
+    return sorted(models, key=GridModel.sort_key)
+
+
+def _check_held_out(path, scenario: str, models) -> dict:
+    """The sample's description; refuses a file that trained one of the networks or is of another scenario."""
+    if open_events(str(path)).num_entries == 0:
+        msg = f"{str(path)!r}: the events tree is empty; the {scenario!r} sample needs events"
+        raise InputFileError(msg)
+    digest = file_sha256(path)
+    for model in models:
+        if digest in model.record["data"]["sha256"]:
+            msg = f"{str(path)!r} trained {model.name!r}; evaluate on a held-out sample (another 'l0emu simulate --seed')"
+            raise ConfigError(msg)
+    try:
+        settings = read_metadata(path)["settings"]
+    except InputFileError:
+        return {"path": str(path), "scenario": scenario, "generator": "unknown (no l0emu simulate settings)"}
+    if settings["scenario"] != scenario:
+        msg = f"{str(path)!r} was simulated with scenario {settings['scenario']!r}, given as the {scenario!r} sample"
+        raise ConfigError(msg)
+    return {"path": str(path), "scenario": scenario, "generator": f"l0emu simulate, scenario {scenario!r}, seed {settings['seed']}"}
+
+
+def _predict_full_images(network, chunk) -> np.ndarray:
+    """Predictions on 9x384 images, built batch by batch from the hits (never the whole chunk)."""
+    outputs = []
+    offsets = chunk.hit_offsets
+    for start in range(0, len(chunk), FULL_IMAGE_BATCH):
+        stop = min(start + FULL_IMAGE_BATCH, len(chunk))
+        lo, hi = offsets[start], offsets[stop]
+        images = hits_to_images(offsets[start : stop + 1] - lo, chunk.hit_layer[lo:hi], chunk.hit_strip[lo:hi])
+        outputs.append(network.predict(images[..., np.newaxis], batch_size=FULL_IMAGE_PREDICT_BATCH, verbose=0))
+    return np.concatenate(outputs)
+
+
+def predict_sample(models, networks, path) -> tuple[np.ndarray, dict]:
+    """``(true_pt, {name: outputs (n, 2)})`` of every network on every event of ``path``."""
+    n_events = open_events(str(path)).num_entries
+    true_pt, outputs = [], {m.name: [] for m in models}
+    with tqdm(total=n_events * len(models), desc=Path(path).name, unit="evt·net", unit_scale=True) as bar:
+        for chunk in iterate_events([str(path)], step_size=CHUNK_EVENTS):
+            true_pt.append(chunk.true_pt)
+            fragments = {}
+            for model in models:
+                if model.full_image:
+                    outputs[model.name].append(_predict_full_images(networks[model.name], chunk))
+                else:
+                    if model.stride not in fragments:
+                        pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, model.stride)[1]
+                        fragments[model.stride] = pooled_to_float(pooled)
+                    x = fragments[model.stride]
+                    outputs[model.name].append(networks[model.name].predict(x, batch_size=PREDICT_BATCH, verbose=0))
+                bar.update(len(chunk))
+    empty = np.zeros((0, 2), np.float32)
+    return np.concatenate(true_pt), {k: np.concatenate(v) if v else empty for k, v in outputs.items()}
+
+
+def _row(model, scenario, true_pt, output, threshold) -> dict:
+    summary = physics_summary(true_pt, output[:, 0].astype(np.float64) * model.pt_scale, threshold)
+    trained = model.record["dead_network"]
+    reasons = [f"training: {r}" for r in trained["reasons"]] or (["training: flagged dead"] if trained["dead"] else [])
+    spread = output.std(axis=0)
+    reasons += [f"held-out: output {i} is constant (std {s:.2g})" for i, s in enumerate(spread) if s < DEAD_STD]
+    config = model.config
+    return {
+        "scenario": scenario, "model": model.label, "name": model.name, "bits": config["nbits"], "kd": bool(config["kd"]),
+        "seed": config["seed"], "parameters": model.record["model"]["parameters"], "preset": config["preset"],
+        "dead": bool(reasons), "dead_reasons": reasons, **summary,
+    }  # fmt: skip
+
+
+def evaluate_grid(models_dir, samples: dict, threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """Evaluate every network of ``models_dir`` on ``samples`` (``{scenario: events path}``)."""
+    models = find_models(models_dir)
+    descriptions = [_check_held_out(path, scenario, models) for scenario, path in samples.items()]
+    networks = {m.name: load_model(m.path) for m in tqdm(models, desc="loading networks", unit="net")}
+    rows = []
+    for description in descriptions:
+        true_pt, outputs = predict_sample(models, networks, description["path"])
+        background = true_pt < SIGNAL_PT_MIN
+        description.update(n_events=len(true_pt), n_background=int(background.sum()), n_plateau=int((true_pt >= PLATEAU_MIN_PT).sum()))
+        rows += [_row(m, description["scenario"], true_pt, outputs[m.name], threshold) for m in models]
+    return {"format": "l0emu-grid/1", "models_dir": str(models_dir), "threshold_gev": threshold, "samples": descriptions, "rows": rows}
+
+
+# ---------------------------------------------------------------- report
+
+
+def _number(value, digits: int = 4) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
+
+
+def _permille(value) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{1000 * value:.2f}"
+
+
+def _bits(bits) -> str:
+    return "float" if bits is None else str(bits)
+
+
+def _is_student(row) -> bool:
+    return row["model"] == "student"
+
+
+CSV_COLUMNS = (
+    "scenario", "model", "name", "bits", "kd", "seed", "parameters", "plateau", "plateau_low", "plateau_high",
+    "half_efficiency_pt", "resolution_rms", "resolution_bias", "fake_rate", "fake_fired", "fake_total", "fake_ul95", "dead",
+)  # fmt: skip
+
+
+def _flat(row) -> dict:
+    plateau, fake, resolution = row["plateau"], row["fake_rate"], row["resolution"]
+    return {
+        "scenario": row["scenario"], "model": row["model"], "name": row["name"], "bits": _bits(row["bits"]),
+        "kd": row["kd"], "seed": row["seed"], "parameters": row["parameters"], "plateau": plateau["efficiency"],
+        "plateau_low": plateau["low"], "plateau_high": plateau["high"], "half_efficiency_pt": row["half_efficiency_pt"],
+        "resolution_rms": resolution["overall_rms"], "resolution_bias": resolution["overall_bias"],
+        "fake_rate": fake["rate"], "fake_fired": fake["fired"], "fake_total": fake["total"], "fake_ul95": fake["upper"],
+        "dead": row["dead"],
+    }  # fmt: skip
+
+
+def _plateau_text(plateau) -> str:
+    eff = plateau["efficiency"]
+    if eff is None or math.isnan(eff):
+        return "n/a"
+    return f"{eff:.4f} +{plateau['high'] - eff:.4f}/-{eff - plateau['low']:.4f}"
+
+
+def _main_table(rows) -> list[str]:
+    lines = [
+        "| model | bits | KD | seed | plateau ± err | 50 % point [GeV] | resolution RMS | fake rate [‰] | fake 95 % UL [‰] | dead? |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        fake = row["fake_rate"]
+        lines.append(
+            f"| {row['model']} | {_bits(row['bits'])} | {'yes' if row['kd'] else 'no'} | {row['seed']} "
+            f"| {_plateau_text(row['plateau'])} | {_number(row['half_efficiency_pt'], 3)} "
+            f"| {_number(row['resolution']['overall_rms'], 3)} | {_permille(fake['rate'])} ({fake['fired']}/{fake['total']}) "
+            f"| {_permille(fake['upper'])} | {'**DEAD**' if row['dead'] else 'no'} |"
+        )
+    return lines
+
+
+def _median(values) -> float:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.median(values)) if values else float("nan")
+
+
+def kd_effect(rows) -> list[dict]:
+    """Per bit width: median over seeds of each metric without and with KD (dead networks included)."""
+    effect = []
+    for bits in _student_bits(rows):
+        entry = {"bits": bits}
+        for kd in (False, True):
+            group = [r for r in rows if _is_student(r) and r["bits"] == bits and r["kd"] == kd]
+            key = "kd" if kd else "nokd"
+            entry[f"n_{key}"] = len(group)
+            entry[f"dead_{key}"] = sum(r["dead"] for r in group)
+            entry[f"plateau_{key}"] = _median([r["plateau"]["efficiency"] for r in group])
+            entry[f"half_pt_{key}"] = _median([r["half_efficiency_pt"] for r in group])
+            entry[f"resolution_{key}"] = _median([r["resolution"]["overall_rms"] for r in group])
+            entry[f"fake_ul_{key}"] = _median([r["fake_rate"]["upper"] for r in group])
+        effect.append(entry)
+    return effect
+
+
+def _student_bits(rows) -> list:
+    present = {r["bits"] for r in rows if _is_student(r)}
+    return sorted((b for b in present if b is not None)) + ([None] if None in present else [])
+
+
+def _kd_table(rows) -> list[str]:
+    lines = [
+        "| bits | plateau no KD → KD | 50 % point no KD → KD [GeV] | resolution no KD → KD | fake 95 % UL no KD → KD [‰] | dead no KD / KD |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in kd_effect(rows):
+        delta = e["plateau_kd"] - e["plateau_nokd"]
+        lines.append(
+            f"| {_bits(e['bits'])} | {_number(e['plateau_nokd'])} → {_number(e['plateau_kd'])} ({delta:+.4f}) "
+            f"| {_number(e['half_pt_nokd'], 3)} → {_number(e['half_pt_kd'], 3)} "
+            f"| {_number(e['resolution_nokd'], 3)} → {_number(e['resolution_kd'], 3)} "
+            f"| {_permille(e['fake_ul_nokd'])} → {_permille(e['fake_ul_kd'])} "
+            f"| {e['dead_nokd']}/{e['n_nokd']} / {e['dead_kd']}/{e['n_kd']} |"
+        )
+    return lines
+
+
+def dead_counts(rows) -> list[dict]:
+    """Dead students per (bits, KD) over seeds; a network counts once, dead in any scenario."""
+    by_name = {}
+    for row in rows:
+        if _is_student(row):
+            previous = by_name.get(row["name"], (row["bits"], row["kd"], False))
+            by_name[row["name"]] = (row["bits"], row["kd"], previous[2] or row["dead"])
+    counts = []
+    for bits in _student_bits(rows):
+        entry = {"bits": bits}
+        for kd in (False, True):
+            flags = [dead for b, k, dead in by_name.values() if b == bits and k == kd]
+            entry["kd" if kd else "nokd"] = {"dead": sum(flags), "seeds": len(flags)}
+        counts.append(entry)
+    return counts
+
+
+def markdown(result, plots) -> str:
+    rows = result["rows"]
+    threshold = result["threshold_gev"]
+    lines = [
+        "# Physics evaluation grid",
+        "",
+        f"Networks from `{result['models_dir']}`, evaluated with Keras on held-out samples; threshold {threshold:g} GeV.",
+        f"Plateau: efficiency for true pT >= {PLATEAU_MIN_PT:g} GeV, Clopper-Pearson 68 % interval. "
+        f"Resolution: RMS of (pT_pred - pT_true)/pT_true for true pT in [7, 14) GeV. "
+        f"Fake rate: background events (no muon above {SIGNAL_PT_MIN:g} GeV) firing the threshold, "
+        "with its one-sided Clopper-Pearson 95 % upper limit (UL); the requirement is UL < 2 ‰. "
+        "Dead: the training record found a dead network, or the outputs are constant on the held-out sample.",
+        "",
+    ]
+    for sample in result["samples"]:
+        lines.append(
+            f"- **{sample['scenario']}**: `{sample['path']}` ({sample['generator']}): {sample['n_events']} events, "
+            f"{sample['n_background']} background, {sample['n_plateau']} on the plateau"
+        )
+    for sample in result["samples"]:
+        scenario_rows = [r for r in rows if r["scenario"] == sample["scenario"]]
+        lines += ["", f"## Scenario `{sample['scenario']}`", "", *_main_table(scenario_rows)]
+        lines += ["", f"### What KD adds (`{sample['scenario']}`; medians over seeds, dead networks included)", ""]
+        lines += _kd_table(scenario_rows)
+    lines += ["", "## Dead networks (students, over seeds)", "", "| bits | no KD | KD |", "|---|---|---|"]
+    for entry in dead_counts(rows):
+        lines.append(f"| {_bits(entry['bits'])} | {entry['nokd']['dead']}/{entry['nokd']['seeds']} | {entry['kd']['dead']}/{entry['kd']['seeds']} |")
+    dead_rows = [r for r in rows if r["dead"]]
+    for row in {r["name"]: r for r in dead_rows}.values():
+        lines.append(f"- `{row['name']}`: " + "; ".join(row["dead_reasons"]))
+    lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    return value
+
+
+def write_report(result, output_dir, turn_on_bits: int = 4) -> list[Path]:
+    """Write grid.md, grid.csv, grid.json and the plots into ``output_dir``; return the paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plots = make_grid_plots(result["rows"], output_dir, turn_on_bits=turn_on_bits, threshold=result["threshold_gev"])
+    table = io.StringIO()
+    writer = csv.DictWriter(table, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(_flat(r) for r in result["rows"])
+    document = _jsonable({**result, "kd_effect": {s["scenario"]: kd_effect([r for r in result["rows"] if r["scenario"] == s["scenario"]]) for s in result["samples"]}, "dead_counts": dead_counts(result["rows"])})
+    texts = {"grid.md": markdown(result, plots), "grid.csv": table.getvalue(), "grid.json": json.dumps(document, indent=1, allow_nan=False) + "\n"}
+    written = []
+    for name, text in texts.items():
+        with atomic_path(output_dir / name) as tmp:
+            tmp.write_text(text)
+        written.append(output_dir / name)
+    return written + plots
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        msg = f"expected comma-separated integers, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not values:
+        msg = "expected at least one integer"
+        raise argparse.ArgumentTypeError(msg)
+    return values
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m validation.grid", description=__doc__.splitlines()[0])
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    train = steps.add_parser("train", help="train the grid's networks (skips those already trained)")
+    train.add_argument("--events", nargs="+", required=True, help="training events file(s); several are mixed in equal parts")
+    train.add_argument("--models-dir", required=True, help="one directory per network is written here")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="training schedule (default fast)")
+    train.add_argument("--bits", type=_int_list, default=list(SUPPORTED_NBITS), help="quantized widths, e.g. 2,3,4 (default all supported)")
+    train.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="student seeds (default 0,1,2)")
+    train.add_argument("--max-events", type=int, default=None, help="read at most this many training events (default: the preset's)")
+    train.add_argument("--epochs", type=int, default=None, help="override the preset's epoch counts")
+    evaluate = steps.add_parser("evaluate", help="evaluate every trained network on held-out samples; write the report")
+    evaluate.add_argument("--models-dir", required=True, help="directory written by the train step")
+    evaluate.add_argument("--events", required=True, help="held-out events of the default scenario")
+    evaluate.add_argument("--events-hard", default=None, help="held-out events of the hard scenario")
+    evaluate.add_argument("-o", "--output", required=True, help="report directory")
+    evaluate.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"pT threshold in GeV (default {DEFAULT_THRESHOLD:g})")
+    evaluate.add_argument("--turn-on-bits", type=int, default=4, help="quantized width shown in the turn-on overlays (default 4)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    tf.get_logger().setLevel("ERROR")  # Keras warns about retracing when many networks predict in turn
+    try:
+        if args.step == "train":
+            done = train_grid(args.events, args.models_dir, bits=args.bits, seeds=args.seeds, preset=args.preset, max_events=args.max_events, epochs=args.epochs)
+            print(f"grid in {args.models_dir}: trained {len(done['trained'])}, skipped {len(done['skipped'])} already trained")
+            return 0
+        samples = {"default": args.events} | ({"hard": args.events_hard} if args.events_hard else {})
+        result = evaluate_grid(args.models_dir, samples, args.threshold)
+        written = write_report(result, args.output, turn_on_bits=check_nbits(args.turn_on_bits))
+        print(markdown_summary(result))
+        print(f"wrote {', '.join(p.name for p in written)} into {args.output}")
+        return 0
+    except L0emuError as err:
+        print(f"validation.grid {args.step}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def markdown_summary(result) -> str:
+    """One line per scenario and bit width: what KD adds to the median plateau and fake UL."""
+    lines = []
+    for sample in result["samples"]:
+        rows = [r for r in result["rows"] if r["scenario"] == sample["scenario"]]
+        lines.append(f"{sample['scenario']} ({sample['n_events']} events):")
+        for e in kd_effect(rows):
+            lines.append(
+                f"  {_bits(e['bits']):>5}: plateau {_number(e['plateau_nokd'])} -> {_number(e['plateau_kd'])} with KD, "
+                f"fake UL {_permille(e['fake_ul_nokd'])} -> {_permille(e['fake_ul_kd'])} permille, "
+                f"dead {e['dead_nokd']}/{e['n_nokd']} -> {e['dead_kd']}/{e['n_kd']}"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Figures of the evaluation grid (PNG, matplotlib's Agg backend), drawn from its result rows.
+
+Rows are the per-(network, scenario) dicts of :func:`validation.grid.evaluate_grid`: ``model``
+(``teacher 9x384``, ``teacher 9x16``, ``student``), ``bits`` (None for float), ``kd``, ``seed``,
+and the :func:`l0emu.metrics.physics_summary` entries. Versus-bits figures show, per scenario,
+the median over seeds with min/max bars, without and with KD, and the teachers as lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from l0emu.atomic import atomic_path  # noqa: E402
+
+__all__ = ["FAKE_RATE_LIMIT", "plot_turn_on", "plot_versus_bits", "make_grid_plots"]
+
+FAKE_RATE_LIMIT = 2e-3  # the experiment's requirement on the fake rate (seed 000)
+KD_STYLE = {False: ("no KD", "tab:blue", "o"), True: ("KD", "tab:red", "s")}
+TEACHER_STYLE = {"teacher 9x384": ("black", "-"), "teacher 9x16": ("dimgray", "--")}
+
+# metric name -> (value of a row, axis label, file name)
+METRICS = {
+    "plateau": (lambda r: r["plateau"]["efficiency"], "plateau efficiency (pT >= 15 GeV)", "plateau_vs_bits.png"),
+    "resolution": (lambda r: r["resolution"]["overall_rms"], "pT resolution RMS, 7-14 GeV", "resolution_vs_bits.png"),
+    "fake_ul": (lambda r: r["fake_rate"]["upper"], "fake rate, 95 % upper limit", "fake_rate_vs_bits.png"),
+}
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def _value(value) -> float:
+    return np.nan if value is None else float(value)
+
+
+def _scenarios(rows) -> list[str]:
+    return list(dict.fromkeys(r["scenario"] for r in rows))
+
+
+def _curve(ax, row, label, **style):
+    turn_on = row["turn_on"]
+    edges = np.asarray(turn_on["edges"], dtype=float)
+    efficiency = np.array([_value(e) for e in turn_on["efficiency"]])
+    ax.step(edges, np.append(efficiency, efficiency[-1]), where="post", label=label, **style)
+
+
+def plot_turn_on(rows, path, *, bits: int, threshold: float) -> Path:
+    """Turn-on overlays, one panel per scenario: teachers, float students, ``bits``-bit students (first seed)."""
+    scenarios = _scenarios(rows)
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(6.5 * len(scenarios), 4.8), squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios):
+        here = [r for r in rows if r["scenario"] == scenario]
+        for model, (color, line) in TEACHER_STYLE.items():
+            for row in [r for r in here if r["model"] == model][:1]:
+                _curve(ax, row, model, color=color, linestyle=line)
+        for width, line in ((None, "-"), (bits, ":")):
+            for kd in (False, True):
+                group = [r for r in here if r["model"] == "student" and r["bits"] == width and r["kd"] == kd]
+                for row in sorted(group, key=lambda r: r["seed"])[:1]:
+                    name = "float" if width is None else f"{width}-bit"
+                    _curve(ax, row, f"student {name}, {KD_STYLE[kd][0]} (seed {row['seed']})", color=KD_STYLE[kd][1], linestyle=line)
+        ax.axvline(threshold, color="gray", linewidth=0.8)
+        ax.set(xlabel="true pT [GeV]", ylabel=f"efficiency (pred. pT >= {threshold:g} GeV)", ylim=(-0.02, 1.05), title=f"turn-on, scenario {scenario}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _bit_positions(rows):
+    """Categorical x axis: quantized widths ascending, then float."""
+    present = {r["bits"] for r in rows if r["model"] == "student"}
+    order = sorted(b for b in present if b is not None) + ([None] if None in present else [])
+    return order, {b: i for i, b in enumerate(order)}
+
+
+def plot_versus_bits(rows, metric: str, path) -> Path:
+    """``metric`` vs bit width, one panel per scenario: median over seeds with min/max bars, no KD vs KD."""
+    value_of, label, _ = METRICS[metric]
+    scenarios = _scenarios(rows)
+    order, position = _bit_positions(rows)
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 4.4), squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios):
+        here = [r for r in rows if r["scenario"] == scenario]
+        for kd, (name, color, marker) in KD_STYLE.items():
+            # quantized widths joined by a line; float apart, since it is not a bit width
+            for widths, line, legend in ((order[:-1] if None in order else order, "-", f"student, {name}"), ([None], "none", None)):
+                xs, median, low, high = [], [], [], []
+                for bits in widths:
+                    values = [_value(value_of(r)) for r in here if r["model"] == "student" and r["bits"] == bits and r["kd"] == kd]
+                    values = [v for v in values if not np.isnan(v)]
+                    if values:
+                        xs.append(position[bits] + (0.08 if kd else -0.08))
+                        median.append(np.median(values))
+                        low.append(np.median(values) - min(values))
+                        high.append(max(values) - np.median(values))
+                if xs:
+                    ax.errorbar(xs, median, yerr=[low, high], color=color, marker=marker, linestyle=line, capsize=3, label=legend)
+        for model, (color, line) in TEACHER_STYLE.items():
+            for row in [r for r in here if r["model"] == model][:1]:
+                ax.axhline(_value(value_of(row)), color=color, linestyle=line, linewidth=1, label=model)
+        if metric == "fake_ul":
+            ax.axhline(FAKE_RATE_LIMIT, color="tab:green", linewidth=1.5, label="requirement 2 ‰")
+            ax.set_yscale("log")
+        ax.set_xticks(range(len(order)), ["float" if b is None else str(b) for b in order])
+        ax.set(xlabel="bits", ylabel=label, title=f"scenario {scenario} (median over seeds, min/max bars)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def make_grid_plots(rows, output_dir, *, turn_on_bits: int, threshold: float) -> list[Path]:
+    """Every grid figure into ``output_dir``; returns the paths."""
+    output_dir = Path(output_dir)
+    quantized = [b for b in _bit_positions(rows)[0] if b is not None]
+    if quantized and turn_on_bits not in quantized:
+        turn_on_bits = quantized[0]  # the requested width was not trained: show the narrowest one
+    paths = [plot_turn_on(rows, output_dir / "turn_on.png", bits=turn_on_bits, threshold=threshold)]
+    paths += [plot_versus_bits(rows, metric, output_dir / METRICS[metric][2]) for metric in METRICS]
+    return paths
