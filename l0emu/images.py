@@ -65,29 +65,18 @@ def _fill_image(image, offsets, layer, strip, event):
 
 
 @numba.njit(cache=True, nogil=True)
-def _clear_image(image, offsets, layer, strip, event):
-    for k in range(offsets[event], offsets[event + 1]):
-        image[layer[k], strip[k]] = 0
+def _choose_window(window_hits, starts):
+    """Start of the window with the most lit pixels.
 
-
-@numba.njit(cache=True, nogil=True)
-def _best_start(image, starts, column_count):
-    n_layers, n_strips = image.shape
-    for s in range(n_strips):
-        c = 0
-        for row in range(n_layers):
-            c += image[row, s]
-        column_count[s] = c
-    # Ties are the rule (every window holding the whole track ties): take the middle
-    # of the first run of tied windows, so the track sits near the window centre.
+    Ties are the rule (every window holding the whole track ties): take the middle of
+    the first run of tied windows, so the track sits near the window centre.
+    """
     best_hits = -1
     first = 0
     last = 0
     in_run = False
     for w in range(starts.shape[0]):
-        hits = 0
-        for s in range(starts[w], starts[w] + 32):
-            hits += column_count[s]
+        hits = window_hits[w]
         if hits > best_hits:
             best_hits = hits
             first = w
@@ -98,6 +87,16 @@ def _best_start(image, starts, column_count):
         else:
             in_run = False
     return starts[(first + last) // 2]
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_windows_from_image(image, starts, window_hits):
+    for w in range(starts.shape[0]):
+        hits = 0
+        for row in range(image.shape[0]):
+            for s in range(starts[w], starts[w] + 32):
+                hits += image[row, s]
+        window_hits[w] = hits
 
 
 @numba.njit(cache=True, nogil=True)
@@ -115,21 +114,44 @@ def _hits_to_images(offsets, layer, strip, images):
 
 @numba.njit(cache=True, nogil=True)
 def _fragment_images(images, starts, chosen, pooled):
-    column_count = np.zeros(images.shape[2], np.int32)
+    window_hits = np.zeros(starts.shape[0], np.int32)
     for event in range(images.shape[0]):
-        chosen[event] = _best_start(images[event], starts, column_count)
+        _count_windows_from_image(images[event], starts, window_hits)
+        chosen[event] = _choose_window(window_hits, starts)
         _pool_window(images[event], chosen[event], pooled[event])
 
 
 @numba.njit(cache=True, nogil=True)
-def _fragment_hits(offsets, layer, strip, starts, chosen, pooled):
-    image = np.zeros((9, 384), np.uint8)
-    column_count = np.zeros(384, np.int32)
+def _fragment_hits(offsets, layer, strip, starts, stride, chosen, pooled):
+    # Work from the hits alone (about ten per event), never scanning the 9x384 image:
+    # each newly lit pixel counts once in each window containing it.
+    image = np.zeros((9, 384), np.uint8)  # scratch: marks lit pixels, cleared per event
+    n_windows = starts.shape[0]
+    n_regular = (384 - 32) // stride + 1  # starts 0, stride, ...; an extra edge start may follow
+    window_hits = np.zeros(n_windows, np.int32)
     for event in range(offsets.shape[0] - 1):
-        _fill_image(image, offsets, layer, strip, event)
-        chosen[event] = _best_start(image, starts, column_count)
-        _pool_window(image, chosen[event], pooled[event])
-        _clear_image(image, offsets, layer, strip, event)
+        a, b = offsets[event], offsets[event + 1]
+        for k in range(a, b):
+            row, s = layer[k], strip[k]
+            if image[row, s] == 0:
+                image[row, s] = 1
+                w_lo = max(0, (s - 31 + stride - 1) // stride)
+                w_hi = min(s // stride, n_regular - 1)
+                for w in range(w_lo, w_hi + 1):
+                    window_hits[w] += 1
+                if n_windows > n_regular and s >= starts[n_windows - 1]:
+                    window_hits[n_windows - 1] += 1
+        start = _choose_window(window_hits, starts)
+        chosen[event] = start
+        out = pooled[event]
+        out[:, :] = 0
+        for k in range(a, b):
+            row, s = layer[k], strip[k]
+            if image[row, s] == 1:
+                image[row, s] = 0  # clearing also makes each pixel count once
+                if start <= s < start + 32:
+                    out[row, (s - start) // 2] += 1
+        window_hits[:] = 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -141,10 +163,11 @@ def _first_out_of_range(layer, strip, n_layers, n_strips):
 
 
 def _flat(offsets, layer, strip):
+    # layer and strip keep their integer dtype (uint8 / int16 from files): no copies
     return (
         np.ascontiguousarray(offsets, dtype=np.int64),
-        np.ascontiguousarray(layer, dtype=np.int16),
-        np.ascontiguousarray(strip, dtype=np.int16),
+        np.ascontiguousarray(layer),
+        np.ascontiguousarray(strip),
     )
 
 
@@ -173,7 +196,7 @@ def fragment_hits(offsets, layer, strip, stride: int):
     n = len(offsets) - 1
     chosen = np.empty(n, np.int16)
     pooled = np.empty((n, N_LAYERS, FRAGMENT_STRIPS), np.uint8)
-    _fragment_hits(offsets, layer, strip, starts, chosen, pooled)
+    _fragment_hits(offsets, layer, strip, starts, int(stride), chosen, pooled)
     return chosen, pooled
 
 

@@ -146,7 +146,7 @@ def run_job(
             if client is None
             else _distributed(units, spec_text, thresholds, client, in_flight=2 * max(workers, 1) + 1)
         )
-        with uproot.recreate(tmp["root"]) as file:
+        with uproot.recreate(tmp["root"], compression=uproot.ZSTD(1)) as file:
             tree = file.mktree(L0_TREE, l0_branch_types(counts.branches))
             for columns in results:
                 tree.extend(columns)

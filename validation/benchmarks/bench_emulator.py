@@ -1,0 +1,75 @@
+"""Emulator vs hls4ml C-simulation vs QKeras throughput on the 4-bit seed student, one core.
+
+    taskset -c 0 python -m validation.benchmarks.bench_emulator [--events N] [--csim-events M]
+
+Builds the student with ``firmware.models.build_student(nbits=4)`` (deterministic random
+weights: throughput does not depend on training), converts it with the hls4ml bridge into a
+temporary project, checks the emulator against the C-simulation bit for bit on the
+C-simulation's events, and prints events/s of each plus the numba compile time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from firmware.hls4ml_bridge import convert, csim_raw  # noqa: E402
+from firmware.models import build_student  # noqa: E402
+from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.images import pooled_to_float  # noqa: E402
+from validation.compare import random_fragments  # noqa: E402
+
+
+def _best_rate(function, x, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function(x)
+        best = min(best, time.perf_counter() - started)
+    return len(x) / best
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events for the emulator timing")
+    parser.add_argument("--csim-events", type=int, default=20_000, help="events for C-simulation and QKeras")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    model = build_student(nbits=4)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = Path(tmp) / "student_q4.h5"
+        model.save(str(model_path))
+        hls_model, spec = convert(model_path, Path(tmp) / "fw", compile=True)
+        started = time.perf_counter()
+        emulator = Emulator.from_spec(spec)
+        emulator.predict_raw(random_fragments(1))
+        compile_s = time.perf_counter() - started
+        counts = random_fragments(args.events, seed=1)
+        small = counts[: args.csim_events]
+        emu_rate = _best_rate(emulator.predict_raw, counts, args.repeats)
+        started = time.perf_counter()
+        csim = csim_raw(hls_model, pooled_to_float(small), spec)
+        csim_rate = len(small) / (time.perf_counter() - started)
+        keras_rate = _best_rate(lambda x: model.predict(pooled_to_float(x), batch_size=4096, verbose=0), small, 1)
+        mismatched = int(np.any(emulator.predict_raw(small) != csim, axis=1).sum())
+    print(f"student q4, {len(spec['layers'])} layers, one core (NUMBA_NUM_THREADS=1; run under taskset -c 0)")
+    print(f"numba compile + kernel generation:  {compile_s:8.1f} s (cached on disk afterwards)")
+    print(f"emulator:       {emu_rate:14,.0f} events/s  ({len(counts):,} events, best of {args.repeats})")
+    print(f"C-simulation:   {csim_rate:14,.0f} events/s  ({len(small):,} events)")
+    print(f"QKeras:         {keras_rate:14,.0f} events/s  ({len(small):,} events)")
+    print(f"emulator / C-simulation: {emu_rate / csim_rate:,.0f}x; events with differing bits: {mismatched}")
+    return 1 if mismatched else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""``l0emu validate DIR --random N | --events FILE.root [--write-testbench]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from l0emu.errors import ConfigError
+
+HELP = "emulator vs hls4ml C-simulation (and QKeras), bit by bit"
+
+
+def add_arguments(parser):
+    parser.add_argument("project", type=Path, help="project directory written by 'l0emu convert'")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--random", type=int, metavar="N", help="N random sparse 9x16 fragments")
+    source.add_argument("--events", type=Path, metavar="FILE.root", help="fragmented events from an event file")
+    parser.add_argument("--max-events", type=int, default=100_000, help="events read from --events (default 100000)")
+    parser.add_argument("--stride", type=int, default=8, help="fragmentation window stride for --events (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --random inputs")
+    parser.add_argument("--write-testbench", action="store_true", help="write DIR/tb_data/ from these inputs")
+
+
+def main(args) -> int:
+    from .compare import compare, random_fragments, write_testbench
+
+    if args.random is not None:
+        if args.random < 1:
+            msg = f"--random needs a positive number of events, got {args.random}"
+            raise ConfigError(msg)
+        counts = random_fragments(args.random, seed=args.seed)
+    else:
+        from .firmware_check import first_events
+
+        counts = first_events([args.events], args.max_events, args.stride)
+    result = compare(args.project, counts)
+    print(result.summary())
+    if args.write_testbench:
+        for path in write_testbench(args.project, counts):
+            print(f"wrote {path}")
+    return 0 if result.ok else 1

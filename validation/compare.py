@@ -1,0 +1,124 @@
+"""Emulator vs hls4ml C-simulation vs QKeras on the same inputs, event by event.
+
+The emulator must equal the C-simulation bit for bit on every output of every event; for
+the first event that differs, hls4ml's trace locates the first layer whose outputs differ.
+QKeras (the Keras model saved in the project by ``l0emu convert``) is compared in values.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from firmware.hls4ml_bridge import KERAS_MODEL_FILE, csim_raw, csim_trace, load_converted, load_keras_model
+from l0emu.atomic import atomic_path
+from l0emu.emulator import Emulator
+from l0emu.images import FRAGMENT_STRIPS, pooled_to_float
+from l0emu.geometry import N_LAYERS
+
+__all__ = ["Comparison", "random_fragments", "compare", "write_testbench"]
+
+
+@dataclass
+class Comparison:
+    """What ``l0emu validate`` reports."""
+
+    n_events: int
+    n_mismatched: int
+    first_mismatch: int | None
+    first_layer: str | None
+    qkeras_max_dev_emulator: float
+    qkeras_max_dev_csim: float
+    rates: dict = field(default_factory=dict)  # events/s of "emulator", "csim", "qkeras"
+    emulator_compile_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.n_mismatched == 0
+
+    def summary(self) -> str:
+        lines = [
+            f"events compared:                  {self.n_events}",
+            f"events with any differing bit:    {self.n_mismatched}",
+        ]
+        if self.first_mismatch is not None:
+            lines.append(f"first differing event:            {self.first_mismatch} (first differing layer: {self.first_layer})")
+        lines += [
+            f"max |QKeras - emulator|:          {self.qkeras_max_dev_emulator:.6g}",
+            f"max |QKeras - C-simulation|:      {self.qkeras_max_dev_csim:.6g}",
+            f"numba compile (first call):       {self.emulator_compile_s:.1f} s",
+        ]
+        lines += [f"{name + ' events/s:':34s}{rate:,.0f}" for name, rate in self.rates.items()]
+        lines.append("RESULT: " + ("bit-exact" if self.ok else "MISMATCH"))
+        return "\n".join(lines)
+
+
+def random_fragments(n: int, seed: int = 0, occupancy: float = 0.08) -> np.ndarray:
+    """Random sparse 9x16 lit-pixel counts (0, 1, 2 -> pixel values 0, .5, 1) like real fragments."""
+    rng = np.random.default_rng(seed)
+    lit = rng.random((n, N_LAYERS, FRAGMENT_STRIPS)) < occupancy
+    return (lit * rng.integers(1, 3, lit.shape)).astype(np.uint8)
+
+
+def _timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
+def _rate(n, seconds):
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def _first_differing_layer(hls_model, emulator, image) -> str:
+    """Walk the spec's layers in order; the first whose trace values differ from hls4ml's."""
+    theirs = csim_trace(hls_model, pooled_to_float(image[None]))
+    ours = emulator.trace(image[None])
+    for name, values in ours.items():
+        if name in theirs and not np.array_equal(values.reshape(-1), theirs[name].reshape(-1)):
+            return name
+    return "none of the traced layers (only the final outputs differ)"
+
+
+def compare(project_dir, counts: np.ndarray) -> Comparison:
+    """Run the emulator, the C-simulation and QKeras on ``counts`` (uint8 (n, 9, 16))."""
+    project_dir = Path(project_dir)
+    hls_model, spec = load_converted(project_dir, compile=True)
+    emulator = Emulator.from_spec(spec)
+    floats = pooled_to_float(counts)
+    emulator.predict_raw(counts[:1])  # compile before timing
+    ours, t_emu = _timed(emulator.predict_raw, counts)
+    theirs, t_csim = _timed(csim_raw, hls_model, floats, spec)
+    model = load_keras_model(project_dir / KERAS_MODEL_FILE)
+    keras_out, t_keras = _timed(lambda x: np.asarray(model.predict(x, batch_size=4096, verbose=0)), floats)
+    keras_out = keras_out.reshape(len(counts), -1)
+    bad = np.flatnonzero(np.any(ours != theirs, axis=1))
+    first = int(bad[0]) if len(bad) else None
+    return Comparison(
+        n_events=len(counts),
+        n_mismatched=len(bad),
+        first_mismatch=first,
+        first_layer=_first_differing_layer(hls_model, emulator, counts[first]) if first is not None else None,
+        qkeras_max_dev_emulator=float(np.max(np.abs(keras_out - emulator.output_type.to_float(ours)), initial=0.0)),
+        qkeras_max_dev_csim=float(np.max(np.abs(keras_out - emulator.output_type.to_float(theirs)), initial=0.0)),
+        rates={"emulator": _rate(len(counts), t_emu), "C-simulation": _rate(len(counts), t_csim), "QKeras": _rate(len(counts), t_keras)},
+        emulator_compile_s=sum(emulator.compile_seconds.values()),
+    )
+
+
+def write_testbench(project_dir, counts: np.ndarray) -> tuple[Path, Path]:
+    """hls4ml's ``tb_data`` files: one event per line, space-separated; outputs from the emulator."""
+    project_dir = Path(project_dir)
+    emulator = Emulator.from_spec(project_dir)
+    outputs = emulator.output_type.to_float(emulator.predict_raw(counts))
+    inputs = pooled_to_float(counts).reshape(len(counts), -1)
+    tb = project_dir / "tb_data"
+    tb.mkdir(exist_ok=True)
+    paths = (tb / "tb_input_features.dat", tb / "tb_output_predictions.dat")
+    for path, rows in zip(paths, (inputs, outputs)):
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(" ".join(repr(float(v)) for v in row) + "\n" for row in rows))
+    return paths
