@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from l0emu.atomic import atomic_path
 from l0emu.errors import ConfigError
 from l0emu.metrics import physics_summary
+from l0emu.serialize import jsonable
 
 from .dataset import DEFAULT_STRIDE, PT_SCALE, BACKGROUND_ETA, eta_scale, load_training_data, output_specs, preprocessing_spec, split_indices
 from .distill import DEFAULT_GAMMAS, HINTS, Distiller, squared_error
@@ -96,21 +96,6 @@ def dead_network_check(model, x, batch_size: int = 4096) -> dict:
     if not np.any(hidden > 0):
         reasons.append("the last hidden ReLU (dense_relu2) is zero for every event")
     return {"dead": bool(reasons), "reasons": reasons, "output_std": output_std.tolist()}
-
-
-def _jsonable(value):
-    """Floats -> JSON numbers, nan/inf -> null; numpy scalars and arrays -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    return value
 
 
 def _fit(model, x, y, splits, preset, epochs, verbose, label):
@@ -233,7 +218,7 @@ def train_run(
         versions={"tensorflow": tf.__version__, "tf_keras": keras.__version__, "qkeras": qkeras.__version__},
     )  # fmt: skip
     record["wall_time_s"] = round(time.time() - started, 1)
-    record = _jsonable(record)
+    record = jsonable(record)
     _write(Path(output_dir), model, teacher if record["teacher"] and teacher_path is None else None, record)
     return record
 

@@ -434,12 +434,21 @@ class _Generator:
 
     def _scale(self, layer, x, steps, where, names):
         """hls4ml's normalize: ``res = product(x, scale) + bias`` at full precision, then cast."""
-        if layer.get("product", "mult") != "mult":
-            msg = f"{where}: scale product {layer['product']!r} is not supported by the emulator yet (only 'mult')"
+        product = layer.get("product", "mult")
+        if product not in ("mult", "weight_exponential"):
+            msg = f"{where}: scale product {product!r} is not supported; supported: mult, weight_exponential"
             raise SpecError(msg)
         s_t, b_t = _type(layer, "scale_type"), _type(layer, "bias_type")
-        frac = max(x.type.frac + s_t.frac, b_t.frac)
-        scales = [int(v) << (frac - x.type.frac - s_t.frac) for v in layer["scale"]]
+        scales, s_frac = [int(v) for v in layer["scale"]], s_t.frac
+        if product == "weight_exponential":
+            signs, exponents, r_t = _exponential_scales(layer, x.type, where)
+            if not all(_shift_is_exact(x, r_t, e) for e in exponents):
+                return self._scale_shifted(layer, x, steps, where, names, signs, exponents, r_t)
+            # every shift is lossless: the product is x * (+-2**e) exactly, a plain multiplication
+            s_frac = max(0, -min(exponents))
+            scales = [sign << (e + s_frac) for sign, e in zip(signs, exponents)]
+        frac = max(x.type.frac + s_frac, b_t.frac)
+        scales = [v << (frac - x.type.frac - s_frac) for v in scales]
         biases = [int(v) << (frac - b_t.frac) for v in layer["bias"]]
         channels = len(scales)
         bounds = [(b + min(s * x.lo, s * x.hi), b + max(s * x.lo, s * x.hi)) for s, b in zip(scales, biases)]
@@ -454,6 +463,31 @@ class _Generator:
         ]
         self._kernel(f"{names}: scale and bias", [x.name, acc], [f"for i in range({x.size // channels}):", "for e in range(BLOCK):"], lines)
         return self._cast_kernel(f"{names}: result casts", acc, frac, lo, hi, steps, layer["output_shape"], where, dt)
+
+    def _scale_shifted(self, layer, x, steps, where, names, signs, exponents, r_t):
+        """product::weight_exponential step by step in int64: ``r_T(x) << e`` keeps r_T's width
+        (bits shifted out above are lost, a right shift floors), then ``r_T(-y)`` for sign 0."""
+        b_t = _type(layer, "bias_type")
+        frac = max(r_t.frac, b_t.frac)
+        biases = [int(v) << (frac - b_t.frac) for v in layer["bias"]]
+        up = frac - r_t.frac
+        if r_t.width + up > 62:
+            msg = f"{where}: the shift product's type {r_t} is too wide for the emulator's int64 arithmetic"
+            raise SpecError(msg)
+        channels = len(biases)
+        acc = self._buffer(x.size, "i64")
+        lines = []
+        for ch in range(channels):
+            index = f"(i * {channels} + {ch}) * BLOCK + e"
+            lines.append(f"r = cast(np.int64({x.name}[{index}]), {x.type.frac}, {_codes(r_t)})")
+            lines.append(f"y = cast(r, {r_t.frac - exponents[ch]}, {_codes(r_t)})")
+            if signs[ch] < 0:
+                lines.append(f"y = cast(-y, {r_t.frac}, {_codes(r_t)})")
+            lines.append(f"{acc}[{index}] = (y << {up}) + np.int64({biases[ch]})")
+        lo = (r_t.min_mantissa << up) + min(biases)
+        hi = (r_t.max_mantissa << up) + max(biases)
+        self._kernel(f"{names}: shift and bias", [x.name, acc], [f"for i in range({x.size // channels}):", "for e in range(BLOCK):"], lines)
+        return self._cast_kernel(f"{names}: result casts", acc, frac, lo, hi, steps, layer["output_shape"], where, "i64")
 
     def _zero_pad(self, layer, x, where):
         res_t = _type(layer, "result_type")
@@ -477,6 +511,41 @@ def _codes(t: ApType) -> str:
 def _full(t: ApType):
     return min(t.min_mantissa, 0), max(t.max_mantissa, 0)
 
+
+
+def _exponential_scales(layer, x_t: ApType, where):
+    """Signs, exponents and hls4ml's shift type ``r_T`` of a weight_exponential scale layer.
+
+    The spec holds each ``{sign, exponent}`` as the exact mantissa of +-2**e in
+    ``scale_type``; nnet_mult.h computes in ``ap_fixed<2*(E+W), E+W>`` with E the exponent
+    width and W the input width.
+    """
+    if "scale_exponent_width" not in layer:
+        msg = f"{where}: a weight_exponential scale needs 'scale_exponent_width' (the exponent's ap_int width)"
+        raise SpecError(msg)
+    width = int(layer["scale_exponent_width"])
+    s_t = _type(layer, "scale_type")
+    signs, exponents = [], []
+    for m in (int(v) for v in layer["scale"]):
+        if m == 0 or abs(m) & (abs(m) - 1):
+            msg = f"{where}: weight_exponential scale mantissa {m} is not +-2**e"
+            raise SpecError(msg)
+        e = abs(m).bit_length() - 1 - s_t.frac
+        if not -(1 << (width - 1)) <= e < (1 << (width - 1)):
+            msg = f"{where}: exponent {e} does not fit the scale's ap_int<{width}>"
+            raise SpecError(msg)
+        signs.append(1 if m > 0 else -1)
+        exponents.append(e)
+    half = width + x_t.width
+    return signs, exponents, ApType(2 * half, half)
+
+
+def _shift_is_exact(x: Tensor, r_t: ApType, e: int) -> bool:
+    """Whether ``+-(r_T(x) << e)`` in r_T equals ``x * 2**e`` for every x of the tensor's interval."""
+    if x.type.frac > r_t.frac or -e > r_t.frac - x.type.frac:
+        return False  # the cast or the right shift would drop bits
+    up = r_t.frac - x.type.frac + max(e, 0)
+    return -r_t.max_mantissa <= x.lo << up and x.hi << up <= r_t.max_mantissa
 
 def _int_product_fits(x_t: ApType, where) -> None:
     """Stepwise products are int64: input mantissas (< 2**53, as stored) times weights must fit."""

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from .rates import PT_BINS, RateAssumptions, TriggerCounts
+from .serialize import jsonable
 
 __all__ = ["l0_branch_types", "write_histograms", "write_csv", "write_json", "plot_turn_on", "format_table"]
 
@@ -75,7 +76,7 @@ def write_json(path, rows, assumptions: RateAssumptions, metadata: dict) -> None
         "rows": rows,
     }
     with open(path, "w") as f:
-        json.dump(document, f, indent=1, default=float)
+        json.dump(jsonable(document), f, indent=1)
         f.write("\n")
 
 

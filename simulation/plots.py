@@ -17,9 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from l0emu.atomic import atomic_path  # noqa: E402
 from l0emu.errors import ConfigError  # noqa: E402
 from l0emu.geometry import N_LAYERS, N_STRIPS  # noqa: E402
+from l0emu.plotting import save_figure  # noqa: E402
 
 from .analysis import bo_bi_offset, fragment_survival  # noqa: E402
 from .block import EventBlock  # noqa: E402
@@ -37,14 +37,6 @@ __all__ = [
 ]
 
 FRAGMENT_STRIDES = (1, 2, 4, 8, 16, 32)
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
 
 
 def plot_bending(block: EventBlock, path) -> Path:
@@ -68,7 +60,7 @@ def plot_bending(block: EventBlock, path) -> Path:
     ax.set_ylabel("mean BO - mean BI strip of muon hits")
     ax.set_title("toroid bending in the toy RPC sector")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_occupancy(block: EventBlock, path) -> Path:
@@ -85,7 +77,7 @@ def plot_occupancy(block: EventBlock, path) -> Path:
     ax.set_ylabel("hits per event")
     ax.set_title(f"per-layer occupancy ({len(block)} events)")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _display_image(block: EventBlock, event: int) -> np.ndarray:
@@ -125,7 +117,7 @@ def plot_event_displays(settings: SimSettings, path) -> Path:
         ax.set_ylabel("layer")
     axes[-1].set_xlabel("eta strip")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_fragment_survival(block: EventBlock, path, strides=FRAGMENT_STRIDES) -> Path:
@@ -145,7 +137,7 @@ def plot_fragment_survival(block: EventBlock, path, strides=FRAGMENT_STRIDES) ->
     ax.set_ylabel("fraction of muon hits in the 9x32 window")
     ax.set_title("input fragmentation: muon hits kept")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_settings(settings: SimSettings, path) -> Path:
@@ -162,7 +154,7 @@ def plot_settings(settings: SimSettings, path) -> Path:
     bend_ax.set_title("toroid bend per layer")
     bend_ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def make_plots(settings: SimSettings, directory, n_events: int = 20_000) -> list[Path]:

@@ -44,6 +44,7 @@ from l0emu.events import iterate_events, open_events
 from l0emu.images import fragment_hits, hits_to_images, pooled_to_float
 from l0emu.metrics import DEFAULT_THRESHOLD, PLATEAU_MIN_PT, physics_summary
 from l0emu.schema import SIGNAL_PT_MIN
+from l0emu.serialize import jsonable
 from simulation.events_io import read_metadata
 
 from .plots import make_grid_plots
@@ -426,20 +427,6 @@ def markdown(result, plots) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    return value
-
-
 def write_report(result, output_dir, turn_on_bits: int = 4) -> list[Path]:
     """Write grid.md, grid.csv, grid.json and the plots into ``output_dir``; return the paths."""
     output_dir = Path(output_dir)
@@ -449,7 +436,7 @@ def write_report(result, output_dir, turn_on_bits: int = 4) -> list[Path]:
     writer = csv.DictWriter(table, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(_flat(r) for r in result["rows"])
-    document = _jsonable({**result, "kd_effect": {s["scenario"]: kd_effect([r for r in result["rows"] if r["scenario"] == s["scenario"]]) for s in result["samples"]}, "dead_counts": dead_counts(result["rows"])})
+    document = jsonable({**result, "kd_effect": {s["scenario"]: kd_effect([r for r in result["rows"] if r["scenario"] == s["scenario"]]) for s in result["samples"]}, "dead_counts": dead_counts(result["rows"])})
     texts = {"grid.md": markdown(result, plots), "grid.csv": table.getvalue(), "grid.json": json.dumps(document, indent=1, allow_nan=False) + "\n"}
     written = []
     for name, text in texts.items():

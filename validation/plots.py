@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from l0emu.atomic import atomic_path  # noqa: E402
+from l0emu.plotting import save_figure  # noqa: E402
 
 __all__ = ["FAKE_RATE_LIMIT", "plot_turn_on", "plot_versus_bits", "make_grid_plots"]
 
@@ -30,14 +30,6 @@ METRICS = {
     "resolution": (lambda r: r["resolution"]["overall_rms"], "pT resolution RMS, 7-14 GeV", "resolution_vs_bits.png"),
     "fake_ul": (lambda r: r["fake_rate"]["upper"], "fake rate, 95 % upper limit", "fake_rate_vs_bits.png"),
 }
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
 
 
 def _value(value) -> float:
@@ -75,7 +67,7 @@ def plot_turn_on(rows, path, *, bits: int, threshold: float) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _bit_positions(rows):
@@ -118,7 +110,7 @@ def plot_versus_bits(rows, metric: str, path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def make_grid_plots(rows, output_dir, *, turn_on_bits: int, threshold: float) -> list[Path]:
