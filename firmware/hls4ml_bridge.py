@@ -403,19 +403,23 @@ def _exponent_scale(layer):
     """An exponent-typed ApplyAlpha scale (QKeras ``alpha='auto_po2'``) as exact fixed mantissas.
 
     hls4ml stores ``{sign, exponent}`` pairs (sign 1 = positive) and multiplies by shifting
-    (``product::weight_exponential``); the value ``+-2**e`` with ``e`` in the exponent's
-    ``ap_int<W>`` range is exactly an ``ap_fixed<2**(W-1)*2+1, 2**(W-1)+1>`` mantissa.
+    (``product::weight_exponential``). Each value ``+-2**e`` is stored as a mantissa of the
+    narrowest signed type that holds every exponent present: ``max(0, -min e)`` fractional
+    bits and ``max(max e, 0) + 2`` integer bits (the type must stay within 64 bits even
+    when the exponent's ``ap_int<W>`` range is wide). ``scale_exponent_width`` keeps ``W``,
+    which sets hls4ml's shift type.
     """
     var = layer.weights["scale"]
-    pairs = _EXPONENT_PAIR.findall(_weight_text(layer, var))
-    width = int(var.type.precision.width)  # hls4ml derives it with numpy
-    frac = 1 << (width - 1)
-    dst = parse_type(f"ap_fixed<{2 * frac + 1},{frac + 1}>")
-    mantissas = [(1 if float(sign) == 1.0 else -1) * (1 << (int(exp) + frac)) for sign, exp in pairs]
-    if len(mantissas) != var.data.size:
-        msg = f"layer {layer.name!r}: read {len(mantissas)} exponent scales from the weights file, expected {var.data.size}"
+    pairs = [(float(sign), int(exp)) for sign, exp in _EXPONENT_PAIR.findall(_weight_text(layer, var))]
+    if len(pairs) != var.data.size:
+        msg = f"layer {layer.name!r}: read {len(pairs)} exponent scales from the weights file, expected {var.data.size}"
         raise SpecError(msg)
-    return mantissas, str(dst), width
+    exponents = [e for _, e in pairs]
+    frac = max(0, -min(exponents))
+    integer = max(max(exponents), 0) + 2
+    dst = parse_type(f"ap_fixed<{integer + frac},{integer}>")
+    mantissas = [(1 if sign == 1.0 else -1) * (1 << (e + frac)) for sign, e in pairs]
+    return mantissas, str(dst), int(var.type.precision.width)  # hls4ml derives the width with numpy
 
 
 def _product(layer):

@@ -18,10 +18,19 @@ import numpy as np
 import uproot
 
 from .errors import InputFileError, did_you_mean
-from .images import first_out_of_range
+from .geometry import N_LAYERS
+from .images import FRAGMENT_STRIPS, first_out_of_range, fragment_hits
 from .schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE
 
-__all__ = ["EventChunk", "expand_paths", "open_events", "iterate_events", "load_events", "plan_ranges"]
+__all__ = [
+    "EventChunk",
+    "expand_paths",
+    "first_fragments",
+    "open_events",
+    "iterate_events",
+    "load_events",
+    "plan_ranges",
+]
 
 _NEEDED = ("event_id", "n_muons", "muon_pt", "muon_eta", "hit_layer", "hit_strip")
 
@@ -47,7 +56,7 @@ class EventChunk:
 def expand_paths(patterns) -> list[str]:
     """Expand globs; a pattern that matches nothing is an error naming it."""
     paths = []
-    for pattern in patterns:
+    for pattern in map(str, patterns):
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not matches:
             msg = f"no file matches {pattern!r}"
@@ -180,3 +189,14 @@ def load_events(path: str, entry_stop: int | None = None) -> EventChunk:
     n = open_events(path).num_entries
     stop = n if entry_stop is None else min(int(entry_stop), n)
     return read_range(path, 0, stop)
+
+
+def first_fragments(paths, n: int, stride: int) -> np.ndarray:
+    """Fragmented images of the first ``n`` events of ``paths`` at ``stride``, as uint8
+    lit-pixel counts (shape (n, 9, 16); fewer rows if the files hold fewer events)."""
+    pooled = []
+    for chunk in iterate_events(paths, step_size=max(n, 1)):
+        pooled.append(fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride)[1])
+        if sum(len(p) for p in pooled) >= n:
+            break
+    return np.concatenate(pooled)[:n] if pooled else np.zeros((0, N_LAYERS, FRAGMENT_STRIPS), np.uint8)

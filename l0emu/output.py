@@ -92,7 +92,7 @@ def plot_turn_on(path, counts: TriggerCounts, thresholds, title: str) -> None:
         eff, ok = curve.efficiency, curve.total > 0
         ax.errorbar(
             curve.centers[ok], eff[ok], yerr=[eff[ok] - curve.low[ok], curve.high[ok] - eff[ok]], xerr=0.5,
-            fmt="o", ms=3, label=f"pT > {t:g} GeV",
+            fmt="o", ms=3, label=f"pT ≥ {t:g} GeV",
         )
     ax.axhline(1.0, color="grey", lw=0.5)
     ax.set_xlabel("true muon pT [GeV]")

@@ -238,3 +238,21 @@ def test_spec_without_fragmentation_is_refused(tmp_path, capsys):
     events = write_events(tmp_path / "ev.root", sample_events(6))
     rc = cli.main(["run", str(events), "--spec", str(path), "-o", str(tmp_path / "l0.root"), "--no-progress"])
     assert rc == 2 and "preprocessing.fragment" in capsys.readouterr().err
+
+
+def test_shipped_student_is_the_default_spec(tmp_path):
+    events = write_events(tmp_path / "ev.root", sample_events(30))
+    rc = cli.main(["run", str(events), "-o", str(tmp_path / "l0.root"), "--no-progress"])
+    assert rc == 0
+    table = json.loads(side_outputs(tmp_path / "l0.root")["json"].read_text())
+    assert table["spec"] == "default_student" and table["events"] == 30
+
+
+@pytest.mark.hls4ml
+def test_check_firmware_agrees_with_the_c_simulation_of_the_shipped_student(tmp_path, capsys):
+    pytest.importorskip("hls4ml")
+    events = write_events(tmp_path / "ev.root", sample_events(120))
+    rc = cli.main(["run", str(events), "-o", str(tmp_path / "l0.root"), "--no-progress", "--check-firmware", "100"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "100 events" in out and "events with any differing output bit: 0" in out

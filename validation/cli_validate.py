@@ -29,9 +29,9 @@ def main(args) -> int:
             raise ConfigError(msg)
         counts = random_fragments(args.random, seed=args.seed)
     else:
-        from .firmware_check import first_events
+        from l0emu.events import first_fragments
 
-        counts = first_events([args.events], args.max_events, args.stride)
+        counts = first_fragments([args.events], args.max_events, args.stride)
     result = compare(args.project, counts)
     print(result.summary())
     if args.write_testbench:

@@ -7,45 +7,43 @@ compares every output bit and every threshold decision.
 
 from __future__ import annotations
 
-import shutil
+import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from firmware.hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, SPEC_FILE, csim_raw, load_converted
-from l0emu.errors import InputFileError
-from l0emu.events import iterate_events
-from l0emu.images import fragment_hits, pooled_to_float
+from firmware.hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, convert, csim_raw
+from l0emu.errors import InputFileError, SpecError
+from l0emu.events import first_fragments
+from l0emu.images import pooled_to_float
 from l0emu.spec import read_spec
 from l0emu.trigger import Trigger
 
-__all__ = ["first_events", "check_firmware"]
+__all__ = ["check_firmware"]
 
 
-def first_events(inputs, n: int, stride: int):
-    """Fragmented images of the first ``n`` events of ``inputs``, as uint8 lit-pixel counts."""
-    pooled = []
-    for chunk in iterate_events(inputs, step_size=max(n, 1)):
-        pooled.append(fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride)[1])
-        if sum(len(p) for p in pooled) >= n:
-            break
-    return np.concatenate(pooled)[:n] if pooled else np.zeros((0, 9, 16), np.uint8)
+def _rebuilt_firmware(spec_path: Path, spec: dict, into: Path):
+    """Convert the spec's Keras model again with its saved settings, compile it, return the model.
 
-
-def _project_copy(spec_path: Path, into: Path) -> Path:
-    """Copy a converted project's model, settings and spec so hls4ml can build it anywhere."""
+    The rebuilt network must be the one the spec describes (same input, layers and
+    outputs), so the C-simulation checks exactly what the emulator runs.
+    """
     directory = spec_path if spec_path.is_dir() else spec_path.parent
-    missing = [f for f in (SPEC_FILE, CONFIG_FILE, KERAS_MODEL_FILE) if not (directory / f).is_file()]
+    missing = [f for f in (CONFIG_FILE, KERAS_MODEL_FILE) if not (directory / f).is_file()]
     if missing:
         msg = (
             f"--check-firmware needs the hls4ml conversion beside the spec: {str(directory)!r} lacks "
             f"{', '.join(missing)}; pass --spec pointing into a directory written by 'l0emu convert'"
         )
         raise InputFileError(msg)
-    for name in (SPEC_FILE, CONFIG_FILE, KERAS_MODEL_FILE):
-        shutil.copy(directory / name, into / name)
-    return into
+    record = json.loads((directory / CONFIG_FILE).read_text())
+    hls_model, rebuilt = convert(directory / KERAS_MODEL_FILE, into, record["settings"], name=record["name"], compile=True)
+    for key in ("input", "layers", "outputs"):
+        if rebuilt[key] != spec[key]:
+            msg = f"{str(spec_path)!r}: its {key!r} differ from what hls4ml builds from {KERAS_MODEL_FILE}; re-run 'l0emu convert'"
+            raise SpecError(msg)
+    return hls_model
 
 
 def check_firmware(spec_path, inputs, n: int, thresholds) -> int:
@@ -53,9 +51,9 @@ def check_firmware(spec_path, inputs, n: int, thresholds) -> int:
     spec_path = Path(spec_path)
     spec = read_spec(spec_path)
     trigger = Trigger(spec, tuple(thresholds))
-    pooled = first_events(inputs, n, trigger.stride)
+    pooled = first_fragments(inputs, n, trigger.stride)
     with tempfile.TemporaryDirectory(prefix="l0emu-check-") as tmp:
-        hls_model, _ = load_converted(_project_copy(spec_path, Path(tmp)))
+        hls_model = _rebuilt_firmware(spec_path, spec, Path(tmp) / "project")
         firmware = csim_raw(hls_model, pooled_to_float(pooled), spec)
     emulated = trigger.emulator.predict_raw(pooled)
     pt = trigger.pt_out["index"]
