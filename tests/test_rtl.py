@@ -147,7 +147,7 @@ def test_tiny_network_in_verilator_is_bit_exact(tmp_path):
     assert summary["luts"] > 0 and summary["ffs"] > 0
     assert (tmp_path / "rtl" / "src" / f"{rtl.MODULE_NAME}.v").is_file()
     inputs = rtl.random_inputs(spec, 300, seed=5)
-    got, seconds = rtl.simulate(build, inputs, latency_cutoff=2, clock_ns=2.0)
+    got, _, _ = rtl.simulate(build, inputs, latency_cutoff=2, clock_ns=2.0)
     assert np.array_equal(got, rtl.evaluate_exact(spec, inputs))
     assert np.array_equal(got, Emulator.from_spec(spec).predict_raw(inputs))
 
@@ -213,6 +213,41 @@ def test_missing_verilator_says_how_to_install(monkeypatch):
         rtl.verilator_env()
 
 
+def _window_spec():
+    """A 9x16 network with the trigger's fragmentation: one 3x3 conv, relu, dense to 2."""
+    rng = np.random.default_rng(2)
+    conv = _conv("conv", (9, 16, 1), 1, rng, "ap_fixed<10,4>")
+    flat = int(np.prod(conv["output_shape"]))
+    layers = [
+        conv,
+        _activation("relu", conv["output_shape"]),
+        {"name": "flatten", "op": "flatten", "input_shape": conv["output_shape"], "output_shape": [flat], "result_type": ACTIVATION},
+        _dense("dense", flat, 2, rng, "ap_fixed<12,6>"),
+    ]
+    spec = _spec(layers, (9, 16, 1))
+    spec["preprocessing"] = {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": 8}}
+    return validate_spec(spec)
+
+
+def test_event_inputs_are_the_triggers_fragments(tiny_events):
+    """A 9-hit track, two far-apart noise hits, an empty crossing: lit pixels are 1/2 each."""
+    inputs = rtl.event_inputs(_window_spec(), [str(tiny_events)], 10)
+    assert inputs.shape == (3, 9, 16, 1)
+    assert inputs.reshape(3, -1).sum(axis=1).tolist() == [4.5, 0.5, 0.0]
+    assert len(rtl.event_inputs(_window_spec(), [str(tiny_events)], 2)) == 2
+
+
+def test_event_inputs_need_a_fragment_stride(tiny_events):
+    with pytest.raises(SpecError, match="'rtl_test' has no preprocessing.fragment"):
+        rtl.event_inputs(tiny_spec(), [str(tiny_events)], 3)
+
+
+def test_events_without_simulate_is_a_usage_error(tmp_path, tiny_events, capsys):
+    project = _write_project(tmp_path, _window_spec())
+    assert cli.main(["rtl", str(project), "--events", str(tiny_events)]) == 2
+    assert "--events needs --simulate N" in capsys.readouterr().err
+
+
 def test_bad_options_are_config_errors(tmp_path):
     with pytest.raises(L0emuError, match="--latency-cutoff must be positive"):
         rtl.build_rtl(tiny_spec(), tmp_path, latency_cutoff=0)
@@ -228,7 +263,24 @@ def test_student_sized_network_in_verilator(tmp_path):
     build, summary = rtl.build_rtl(spec, tmp_path, latency_cutoff=5, clock_ns=2.0)
     assert summary["stages"] > 1
     inputs = rtl.random_inputs(spec, n_events, seed=7)
-    got, _ = rtl.simulate(build, inputs, latency_cutoff=5, clock_ns=2.0)
+    got, _, _ = rtl.simulate(build, inputs, latency_cutoff=5, clock_ns=2.0)
     reference = rtl.evaluate_exact(spec, inputs)
     assert np.array_equal(got, reference)
     assert np.array_equal(got, Emulator.from_spec(spec).predict_raw(inputs))
+
+
+@pytest.mark.slow
+def test_cli_simulates_trigger_events_bit_exact(tmp_path, capsys):
+    """``l0emu rtl --simulate N --events FILE``: toy events, fragmented, RTL == every reference."""
+    from simulation.events_io import write_events
+    from simulation.settings import settings_for_scenario
+
+    n_events = {"small": 300, "full": 20_000}[os.environ.get("L0EMU_TEST_SCALE", "small")]
+    events = tmp_path / "events.root"
+    write_events(events, settings_for_scenario("default", seed=4), n_events)
+    project = _write_project(tmp_path, _window_spec())
+    assert cli.main(["rtl", str(project), "--simulate", str(n_events), "--events", str(events)]) == 0
+    out = capsys.readouterr().out
+    assert f"the first {n_events} events of {events}" in out
+    for name in ("numba emulator", "pure-Python reference", "da4ml interpreter"):
+        assert f"RTL vs {name}: all {n_events} events equal, every output bit" in out
