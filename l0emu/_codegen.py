@@ -441,9 +441,9 @@ class _Generator:
         s_t, b_t = _type(layer, "scale_type"), _type(layer, "bias_type")
         scales, s_frac = [int(v) for v in layer["scale"]], s_t.frac
         if product == "weight_exponential":
-            signs, exponents, r_t = _exponential_scales(layer, x.type, where)
-            if not all(_shift_is_exact(x, r_t, e) for e in exponents):
-                return self._scale_shifted(layer, x, steps, where, names, signs, exponents, r_t)
+            signs, exponents, half = _exponential_scales(layer, x.type, where)
+            if not all(_shift_is_exact(x, half, e) for e in exponents):
+                return self._scale_shifted(layer, x, steps, where, names, signs, exponents, half)
             # every shift is lossless: the product is x * (+-2**e) exactly, a plain multiplication
             s_frac = max(0, -min(exponents))
             scales = [sign << (e + s_frac) for sign, e in zip(signs, exponents)]
@@ -464,16 +464,20 @@ class _Generator:
         self._kernel(f"{names}: scale and bias", [x.name, acc], [f"for i in range({x.size // channels}):", "for e in range(BLOCK):"], lines)
         return self._cast_kernel(f"{names}: result casts", acc, frac, lo, hi, steps, layer["output_shape"], where, dt)
 
-    def _scale_shifted(self, layer, x, steps, where, names, signs, exponents, r_t):
+    def _scale_shifted(self, layer, x, steps, where, names, signs, exponents, half):
         """product::weight_exponential step by step in int64: ``r_T(x) << e`` keeps r_T's width
         (bits shifted out above are lost, a right shift floors), then ``r_T(-y)`` for sign 0."""
         b_t = _type(layer, "bias_type")
-        frac = max(r_t.frac, b_t.frac)
+        frac = max(half, b_t.frac)
         biases = [int(v) << (frac - b_t.frac) for v in layer["bias"]]
-        up = frac - r_t.frac
-        if r_t.width + up > 62:
-            msg = f"{where}: the shift product's type {r_t} is too wide for the emulator's int64 arithmetic"
+        up = frac - half
+        if 2 * half + up > 62:
+            msg = (
+                f"{where}: the shift product's type ap_fixed<{2 * half},{half}> drops or wraps bits here and is "
+                "too wide for the emulator's int64 arithmetic"
+            )
             raise SpecError(msg)
+        r_t = ApType(2 * half, half)
         channels = len(biases)
         acc = self._buffer(x.size, "i64")
         lines = []
@@ -514,7 +518,8 @@ def _full(t: ApType):
 
 
 def _exponential_scales(layer, x_t: ApType, where):
-    """Signs, exponents and hls4ml's shift type ``r_T`` of a weight_exponential scale layer.
+    """Signs, exponents and ``E + W`` (hls4ml's shift type ``r_T`` is ``ap_fixed<2*(E+W), E+W>``)
+    of a weight_exponential scale layer.
 
     The spec holds each ``{sign, exponent}`` as the exact mantissa of +-2**e in
     ``scale_type``; nnet_mult.h computes in ``ap_fixed<2*(E+W), E+W>`` with E the exponent
@@ -536,16 +541,17 @@ def _exponential_scales(layer, x_t: ApType, where):
             raise SpecError(msg)
         signs.append(1 if m > 0 else -1)
         exponents.append(e)
-    half = width + x_t.width
-    return signs, exponents, ApType(2 * half, half)
+    return signs, exponents, width + x_t.width
 
 
-def _shift_is_exact(x: Tensor, r_t: ApType, e: int) -> bool:
-    """Whether ``+-(r_T(x) << e)`` in r_T equals ``x * 2**e`` for every x of the tensor's interval."""
-    if x.type.frac > r_t.frac or -e > r_t.frac - x.type.frac:
+def _shift_is_exact(x: Tensor, half: int, e: int) -> bool:
+    """Whether ``+-(r_T(x) << e)`` in r_T = ap_fixed<2*half, half> equals ``x * 2**e`` for
+    every x of the tensor's interval (r_T may be wider than any ApType: only its bounds matter)."""
+    if x.type.frac > half or -e > half - x.type.frac:
         return False  # the cast or the right shift would drop bits
-    up = r_t.frac - x.type.frac + max(e, 0)
-    return -r_t.max_mantissa <= x.lo << up and x.hi << up <= r_t.max_mantissa
+    up = half - x.type.frac + max(e, 0)
+    r_max = (1 << (2 * half - 1)) - 1
+    return -r_max <= x.lo << up and x.hi << up <= r_max
 
 def _int_product_fits(x_t: ApType, where) -> None:
     """Stepwise products are int64: input mantissas (< 2**53, as stored) times weights must fit."""

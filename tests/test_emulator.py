@@ -72,6 +72,25 @@ def ref_product(x, x_frac, w, w_t, kind):
     return (-x if w == 0 else x), x_frac  # weight_binary
 
 
+def ref_weight_exponential(x, x_t, s, s_t, exponent_width):
+    """nnet::product::weight_exponential -> (mantissa, frac): r_T = ap_fixed<2*(E+W), E+W> (TRN,
+    WRAP; may exceed 64 bits, so on Python ints); ``r_T(a) << w.weight`` keeps r_T's width
+    (ap_fixed_base::operator<< / >> on V); sign 0 negates into r_T."""
+    half = exponent_width + x_t.width
+
+    def wrap(m):  # two's complement in 2*half bits
+        m &= (1 << (2 * half)) - 1
+        return m - (1 << (2 * half)) if m >> (2 * half - 1) else m
+
+    def floor_shift(m, k):  # m * 2**k, floored (Python's >> floors)
+        return m << k if k >= 0 else m >> -k
+
+    e = abs(s).bit_length() - 1 - s_t.frac  # the spec holds +-2**e as a scale_type mantissa
+    r = wrap(floor_shift(x, half - x_t.frac))
+    y = wrap(floor_shift(r, e))
+    return (wrap(-y) if s < 0 else y), half
+
+
 def ref_dot(layer, xs, x_frac, weights_for):
     """One output of dense_latency / conv_2d_latency_cl: bias, products, ordered sum, cast."""
     acc_t, bias_t, w_t = (parse_type(layer[f]) for f in ("accum_type", "bias_type", "weight_type"))
@@ -120,7 +139,12 @@ def ref_layer(layer, x, x_t):
         out = []
         for i, v in enumerate(x):
             s, b = layer["scale"][i % c], layer["bias"][i % c]
-            full = (v * s << (frac - x_t.frac - s_t.frac)) + (b << (frac - b_t.frac))
+            if layer.get("product") == "weight_exponential":
+                y, y_frac = ref_weight_exponential(v, x_t, s, s_t, layer["scale_exponent_width"])
+                frac = max(y_frac, b_t.frac)
+                full = (y << (frac - y_frac)) + (b << (frac - b_t.frac))
+            else:
+                full = (v * s << (frac - x_t.frac - s_t.frac)) + (b << (frac - b_t.frac))
             out.append(ref_cast(full, frac, res_t))
         return out, res_t
     if op == "conv2d":
@@ -393,6 +417,54 @@ def test_scale_and_zero_padding():
              "result_type": "ap_fixed<9,4,AP_RND_CONV,AP_SAT>", "product": "mult"}
     relu = elementwise("relu", "relu", s, "ap_ufixed<5,2,AP_RND,AP_SAT>")
     assert_matches_reference(make_spec([padl, layer, scale, relu], (3, 4, 2)))
+
+
+def exponential_scale(name, shape, exponents, signs, *, exponent_width, result_type):
+    """An ApplyAlpha layer as the bridge exports QKeras auto_po2: +-2**e as exact mantissas."""
+    frac = 1 << (exponent_width - 1)
+    return {
+        "name": name, "op": "scale", "input_shape": list(shape), "output_shape": list(shape),
+        "product": "weight_exponential", "scale_exponent_width": exponent_width,
+        "scale_type": f"ap_fixed<{2 * frac + 1},{frac + 1}>",
+        "scale": [sign * (1 << (e + frac)) for sign, e in zip(signs, exponents)],
+        "bias_type": "ap_fixed<6,2>", "bias": list(range(-len(signs), len(signs), 2))[: len(signs)],
+        "result_type": result_type,
+    }
+
+
+@pytest.mark.parametrize(
+    ("conv_result", "exponent_width", "exponents", "lossless"),
+    [
+        # hls4ml's usual case: lossless shifts, emitted as a float multiplication
+        ("ap_fixed<12,5>", 3, [-2, 1, 0], True),
+        # a wide conv result: r_T = ap_fixed<76,38> exceeds 64 bits, but its shifts are lossless
+        ("ap_fixed<35,15>", 3, [-2, 3, 0], True),
+        # r_T = ap_fixed<22,11>: x << 15 loses its top bits (wraps), x >> 16 floors to 0 or -1
+        ("ap_fixed<6,3>", 5, [15, -16, 3], False),
+        # r_T = ap_fixed<18,9> holds 9 fraction bits, x has 7: right shifts by 8 and 5 floor
+        ("ap_fixed<5,-2>", 4, [-8, 7, -5], False),
+    ],
+)
+def test_weight_exponential_scale(conv_result, exponent_width, exponents, lossless):
+    """QKeras alpha='auto_po2': conv, then ApplyAlpha's shift product, negative signs included."""
+    rng = np.random.default_rng(11)
+    layer, s = conv("conv", (4, 5, 2), 3, rng, padding="same", acc="ap_fixed<20,8>", res=conv_result)
+    scale = exponential_scale("alpha", s, exponents, [1, -1, -1], exponent_width=exponent_width, result_type="ap_fixed<16,6>")
+    relu = elementwise("relu", "relu", s, "ap_ufixed<6,2,AP_RND_CONV,AP_SAT>")
+    emu, _ = assert_matches_reference(make_spec([layer, scale, relu], (4, 5, 2)), n=70, trace=True)
+    assert ("shift and bias" in emu.source) is not lossless
+
+
+def test_weight_exponential_bad_scales_are_spec_errors():
+    shape = (2,)
+    layer = exponential_scale("alpha", shape, [0, 1], [1, 1], exponent_width=2, result_type="ap_fixed<8,3>")
+    layer["scale"][0] = 3
+    with pytest.raises(SpecError, match=r"'alpha'.*mantissa 3 is not \+-2\*\*e"):
+        Emulator.from_spec(make_spec([layer], shape))
+    layer = exponential_scale("alpha", shape, [0, 2], [1, 1], exponent_width=3, result_type="ap_fixed<8,3>")
+    layer["scale_exponent_width"] = 2
+    with pytest.raises(SpecError, match=r"'alpha'.*exponent 2 does not fit"):
+        Emulator.from_spec(make_spec([layer], shape))
 
 
 def test_uint8_counts_equal_float_inputs_and_outputs():

@@ -1,0 +1,163 @@
+"""Randomized QKeras architectures (hypothesis): emulator == hls4ml C-simulation, bit for bit.
+
+Each example draws a small network within what the emulator supports (QConv2D kernel
+sizes, filters, padding, strides; max/average pooling; QDense widths; quantizer widths,
+integer bits, alpha 1 or power-of-two 'auto_po2'; unsigned quantized_relu, signed
+quantized_bits or no activation; an unquantized output Dense), gives it random weights,
+converts it with the bridge (io_parallel, sometimes io_stream), compiles the C-simulation
+(~10-20 s) and compares every output bit on sparse hit-like and dense random inputs.
+CI runs 3 examples; ``L0EMU_TEST_SCALE=full`` runs 25.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("hls4ml")
+
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from conftest import scaled  # noqa: E402
+from firmware import hls4ml_bridge as bridge  # noqa: E402
+from firmware.keras_env import keras, qkeras  # noqa: E402
+from l0emu.aptypes import parse_type  # noqa: E402
+from l0emu.emulator import Emulator  # noqa: E402
+
+INPUT_SHAPES = [(9, 16, 1), (5, 7, 1), (6, 6, 2)]
+N_EVENTS = scaled(200, 1000)
+
+
+@st.composite
+def quantizer(draw):
+    bits = draw(st.integers(2, 8))
+    integer = draw(st.integers(0, min(2, bits - 1)))
+    return bits, integer
+
+
+@st.composite
+def activation(draw):
+    kind = draw(st.sampled_from(["relu", "bits", "none"]))
+    if kind == "none":
+        return None
+    bits, integer = draw(quantizer())
+    if kind == "relu":  # unsigned
+        return f"quantized_relu({bits},{integer})"
+    return f"quantized_bits({bits},{integer},alpha=1)"  # signed linear
+
+
+def _out_size(size, kernel, stride, padding):
+    return -(-size // stride) if padding == "same" else (size - kernel) // stride + 1
+
+
+@st.composite
+def architectures(draw):
+    """A plain description of a network: ``{"input", "layers", "io_type", "seed"}``."""
+    shape = draw(st.sampled_from(INPUT_SHAPES))
+    h, w = shape[0], shape[1]
+    layers = []
+    for _ in range(draw(st.integers(1, 3))):
+        kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        stride = draw(st.integers(1, 2))
+        padding = draw(st.sampled_from(["same", "valid"]))
+        if padding == "valid" and (h < kernel[0] or w < kernel[1]):
+            padding = "same"
+        h, w = _out_size(h, kernel[0], stride, padding), _out_size(w, kernel[1], stride, padding)
+        layers.append({
+            "kind": "conv", "filters": draw(st.integers(1, 4)), "kernel": kernel, "stride": stride, "padding": padding,
+            "quantizer": draw(quantizer()), "alpha": draw(st.sampled_from(["1", "'auto_po2'"])), "activation": draw(activation()),
+        })  # fmt: skip
+        pool = draw(st.sampled_from([None, "max", "average"]))
+        size = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        if pool and h >= size[0] and w >= size[1] and size != (1, 1):
+            layers.append({"kind": pool, "size": size})
+            h, w = h // size[0], w // size[1]
+    for _ in range(draw(st.integers(1, 2))):
+        layers.append({
+            "kind": "dense", "units": draw(st.integers(2, 12)), "quantizer": draw(quantizer()),
+            "alpha": draw(st.sampled_from(["1", "'auto_po2'"])), "activation": draw(activation()),
+        })  # fmt: skip
+    return {
+        "input": shape,
+        "layers": layers,
+        "io_type": draw(st.sampled_from(["io_parallel", "io_parallel", "io_stream"])),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+def build(arch):
+    """The QKeras model of ``arch`` with random weights (per-channel scales spread the po2 alphas)."""
+    keras.backend.clear_session()
+    inp = keras.Input(arch["input"], name="image")
+    x = inp
+    for i, layer in enumerate(arch["layers"]):
+        kind = layer["kind"]
+        if kind in ("conv", "dense"):
+            bits, integer = layer["quantizer"]
+            kernel_q = f"quantized_bits({bits},{integer},alpha={layer['alpha']})"
+            bias_q = f"quantized_bits({bits},{integer},alpha=1)"
+            if kind == "conv":
+                x = qkeras.QConv2D(layer["filters"], layer["kernel"], strides=layer["stride"], padding=layer["padding"],
+                                   kernel_quantizer=kernel_q, bias_quantizer=bias_q, name=f"conv{i}")(x)  # fmt: skip
+            else:
+                if len(x.shape) > 2:
+                    x = keras.layers.Flatten(name=f"flatten{i}")(x)
+                x = qkeras.QDense(layer["units"], kernel_quantizer=kernel_q, bias_quantizer=bias_q, name=f"dense{i}")(x)
+            if layer["activation"]:
+                x = qkeras.QActivation(layer["activation"], name=f"act{i}")(x)
+        else:
+            pooling = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
+            x = pooling(layer["size"], name=f"pool{i}")(x)
+    if len(x.shape) > 2:
+        x = keras.layers.Flatten(name="flatten_out")(x)
+    x = keras.layers.Dense(2, name="out")(x)
+    model = keras.Model(inp, x)
+    rng = np.random.default_rng(arch["seed"])
+    weights = []
+    for w in model.get_weights():
+        values = rng.uniform(-1, 1, w.shape)
+        if w.ndim > 1:  # kernels: channels a few powers of two apart
+            values *= rng.choice([1.0, 0.5, 0.25, 0.1], w.shape[-1])
+        weights.append(values.astype("f4"))
+    model.set_weights(weights)
+    return model
+
+
+def inputs(spec, n, rng):
+    """Half sparse hit-like pixels {0, .5, 1}, half dense random values of the input type."""
+    shape = tuple(spec["input"]["shape"])
+    t = parse_type(spec["input"]["type"])
+    sparse = rng.choice([0.0, 0.5, 1.0], (n // 2, *shape), p=[0.85, 0.1, 0.05])
+    dense = t.to_float(rng.integers(t.min_mantissa, t.max_mantissa + 1, (n - n // 2, *shape)))
+    return np.concatenate([sparse, dense])
+
+
+@pytest.mark.slow
+@pytest.mark.hls4ml
+@settings(
+    max_examples=scaled(3, 25),
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],  # shrinking would recompile hls4ml projects for hours
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(arch=architectures())
+def test_random_architecture_is_bit_exact(arch, tmp_path_factory, monkeypatch_session_cache):
+    directory = tmp_path_factory.mktemp("arch")
+    build(arch).save(str(directory / "model.h5"))
+    hls_model, spec = bridge.convert(directory / "model.h5", directory / "fw", {"io_type": arch["io_type"]}, name="arch", compile=True)
+    x = inputs(spec, N_EVENTS, np.random.default_rng(arch["seed"]))
+    theirs = bridge.csim_raw(hls_model, x, spec)
+    ours = Emulator.from_spec(spec).predict_raw(x.astype(np.float32))
+    bad = np.flatnonzero(np.any(ours != theirs, axis=1))
+    assert not len(bad), f"{len(bad)} of {len(x)} events differ (first #{bad[0]}: emulator {ours[bad[0]]}, csim {theirs[bad[0]]}); {arch}"
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session_cache(tmp_path_factory):
+    """Generated kernels go to a session temporary directory, not the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("L0EMU_CACHE_DIR", str(tmp_path_factory.mktemp("kernels")))
+    yield
+    mp.undo()
