@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uproot
@@ -68,8 +69,17 @@ def process_range(unit, spec_text: str, thresholds):
 
 
 def _local(units, spec_text, thresholds):
-    for unit in units:
-        yield process_range(unit, spec_text, thresholds)
+    """Decide units in order while a reader thread decompresses the next one.
+
+    The numba kernels release the GIL, so reading overlaps the emulation.
+    """
+    trigger = _worker_trigger(spec_text, thresholds)
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = reader.submit(read_range, *units[0]) if units else None
+        for i in range(len(units)):
+            chunk = upcoming.result()
+            upcoming = reader.submit(read_range, *units[i + 1]) if i + 1 < len(units) else None
+            yield trigger.decide(chunk)
 
 
 def _distributed(units, spec_text, thresholds, client, in_flight):
