@@ -63,11 +63,35 @@ def _load_kernel(source: str, stem: str):
     return module
 
 
+def _check_stream_strides(spec):
+    """Refuse io_stream convolutions whose stride leaves input rows or columns unused.
+
+    hls4ml's streaming (line-buffer) convolution computes such layers differently from
+    its io_parallel one, and the emulator does not reproduce that yet (found by the
+    hypothesis suite); io_parallel, and strides that tile the input, are exact.
+    """
+    if spec.get("source", {}).get("io_type") != "io_stream":
+        return
+    for layer in spec["layers"]:
+        if layer["op"] != "conv2d":
+            continue
+        (h, w), (kh, kw), (sh, sw) = layer["input_shape"][:2], layer["kernel"], layer["strides"]
+        pad_h, pad_w = layer["pad"][0] + layer["pad"][1], layer["pad"][2] + layer["pad"][3]
+        if (h + pad_h - kh) % sh or (w + pad_w - kw) % sw:
+            msg = (
+                f"layer {layer['name']!r}: an io_stream conv2d whose stride {[sh, sw]} does not tile its "
+                f"{[h + pad_h, w + pad_w]} input with kernel {[kh, kw]} is not supported (hls4ml's streaming "
+                "implementation differs there); convert with io_parallel or choose a tiling stride"
+            )
+            raise SpecError(msg)
+
+
 class Emulator:
     """A compiled, bit-exact emulator of one network spec."""
 
     def __init__(self, spec: dict):
         self.spec = validate_spec(spec)
+        _check_stream_strides(spec)
         self.input_type: ApType = parse_type(spec["input"]["type"])
         self.input_shape = tuple(int(s) for s in spec["input"]["shape"])
         self.source, out_tensor, _ = generate(spec, fuse=True)

@@ -514,3 +514,14 @@ def test_bad_specs_name_the_layer_and_field(edit, message, tmp_path):
     path.write_text(json.dumps(spec))
     with pytest.raises(SpecError, match=message):
         Emulator.from_spec(path)
+
+
+def test_io_stream_conv_whose_stride_does_not_tile_is_refused():
+    rng = np.random.default_rng(0)
+    layer, shape = conv("c", (5, 5, 1), 1, rng, strides=(2, 2))  # (5 - 3) % 2 == 0: tiles
+    Emulator.from_spec({**make_spec([layer], (5, 5, 1)), "source": {"io_type": "io_stream"}})
+    layer, shape = conv("c", (6, 6, 1), 1, rng, strides=(2, 2))  # (6 - 3) % 2 == 1: does not
+    spec = make_spec([layer], (6, 6, 1))
+    Emulator.from_spec(spec)  # io_parallel is exact
+    with pytest.raises(SpecError, match="layer 'c': an io_stream conv2d whose stride"):
+        Emulator.from_spec({**spec, "source": {"io_type": "io_stream"}})
