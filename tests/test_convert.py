@@ -269,3 +269,17 @@ def test_missing_and_non_model_inputs(tmp_path):
         bridge.load_keras_model(tmp_path)
     with pytest.raises(InputFileError, match="l0emu_convert.json"):
         bridge.load_converted(Path(tmp_path))
+
+
+def test_shipped_spec_is_rebuilt_from_the_shipped_weights_and_config(tmp_path):
+    import json
+    from pathlib import Path
+
+    import l0emu
+
+    shipped = Path(l0emu.__file__).parent / "data" / "default_student"
+    settings = bridge.read_convert_config(shipped / "convert.yml")
+    _, spec = bridge.convert(shipped / "keras_model.h5", tmp_path / "fw", settings, name="default_student")
+    expected = json.loads((shipped / "spec.json").read_text())
+    for key in ("format", "name", "input", "preprocessing", "layers", "outputs"):
+        assert spec[key] == expected[key], key
