@@ -93,18 +93,22 @@ def _spec(layers, shape, input_type="ap_ufixed<2,1>"):
     return validate_spec(spec)
 
 
-def tiny_spec(seed=1):
-    """One small conv + relu + dense; the output linear cast rounds and saturates."""
-    rng = np.random.default_rng(seed)
-    conv = _conv("conv", (4, 5, 1), 2, rng, "ap_fixed<10,4>")
+def _conv_relu_dense(input_shape, filters, rng):
+    """conv 3x3 -> relu -> flatten -> dense to 2 outputs."""
+    conv = _conv("conv", input_shape, filters, rng, "ap_fixed<10,4>")
     flat = int(np.prod(conv["output_shape"]))
-    layers = [
+    return [
         conv,
         _activation("relu", conv["output_shape"]),
         {"name": "flatten", "op": "flatten", "input_shape": conv["output_shape"], "output_shape": [flat], "result_type": ACTIVATION},
         _dense("dense", flat, 2, rng, "ap_fixed<12,6>"),
-        _activation("out", [2], op="linear", result="ap_fixed<6,3,AP_RND,AP_SAT>"),
     ]
+
+
+def tiny_spec(seed=1):
+    """One small conv + relu + dense; the output linear cast rounds and saturates."""
+    layers = _conv_relu_dense((4, 5, 1), 2, np.random.default_rng(seed))
+    layers.append(_activation("out", [2], op="linear", result="ap_fixed<6,3,AP_RND,AP_SAT>"))
     return _spec(layers, (4, 5, 1))
 
 
@@ -215,16 +219,7 @@ def test_missing_verilator_says_how_to_install(monkeypatch):
 
 def _window_spec():
     """A 9x16 network with the trigger's fragmentation: one 3x3 conv, relu, dense to 2."""
-    rng = np.random.default_rng(2)
-    conv = _conv("conv", (9, 16, 1), 1, rng, "ap_fixed<10,4>")
-    flat = int(np.prod(conv["output_shape"]))
-    layers = [
-        conv,
-        _activation("relu", conv["output_shape"]),
-        {"name": "flatten", "op": "flatten", "input_shape": conv["output_shape"], "output_shape": [flat], "result_type": ACTIVATION},
-        _dense("dense", flat, 2, rng, "ap_fixed<12,6>"),
-    ]
-    spec = _spec(layers, (9, 16, 1))
+    spec = _spec(_conv_relu_dense((9, 16, 1), 1, np.random.default_rng(2)), (9, 16, 1))
     spec["preprocessing"] = {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": 8}}
     return validate_spec(spec)
 
