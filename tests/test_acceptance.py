@@ -1,7 +1,9 @@
 """validation/acceptance.py at CI size: the same code path as the 200,000-event issue-3 runs.
 
-Seed students at 3 and 8 bits and the 9x16 teacher, with random weights (three hls4ml
-compiles), on fragmented events of a freshly simulated held-out sample.
+Seed students at 3 and 8 bits with random weights (two hls4ml compiles), on fragmented
+events of a freshly simulated held-out sample. The 9x16 teacher is left to the full run:
+numba takes many minutes to compile its emulator kernels (10,655 weights unrolled as
+constants), too long for CI.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ import pytest
 pytest.importorskip("hls4ml")
 
 from conftest import scaled  # noqa: E402
-from firmware.keras_env import keras  # noqa: E402
-from firmware.models import build_student, build_teacher  # noqa: E402
+from firmware.models import build_student  # noqa: E402
 from validation import acceptance  # noqa: E402
 
 N_EVENTS = scaled(2_000, 20_000)
@@ -35,24 +36,21 @@ def test_acceptance_students_and_teacher_are_bit_exact(tmp_path, monkeypatch, ca
     models = tmp_path / "models"
     for bits in (3, 8):
         _save_random(build_student(bits), models / f"seed_q{bits}" / "model.h5", bits)
-    keras.backend.clear_session()
-    _save_random(build_teacher((9, 16, 1)), models / "teacher_9x16" / "model.h5", 0)
     report_path = tmp_path / "report.json"
     code = acceptance.main([
-        "--events", str(N_EVENTS), "--bits", "3,8", "--models-dir", str(models), "--train-events", str(tmp_path / "none.root"),
+        "--events", str(N_EVENTS), "--bits", "3,8", "--no-teacher", "--models-dir", str(models), "--train-events", str(tmp_path / "none.root"),
         "--work-dir", str(tmp_path / "work"), "-o", str(report_path),
     ])  # fmt: skip
     report = json.loads(report_path.read_text())
     rows = {row["model"]: row for row in report["rows"]}
-    assert list(rows) == ["seed_q3", "seed_q8", "teacher_9x16"]
+    assert list(rows) == ["seed_q3", "seed_q8"]
     assert rows["seed_q3"]["parameters"] == rows["seed_q8"]["parameters"] == 1032
-    assert rows["teacher_9x16"]["parameters"] == 10655
     for row in rows.values():
         assert row["events"] == N_EVENTS and row["provenance"]["made"] == "loaded"
         assert row["differing_events"] == 0 and row["differing_bits"] == 0, row
     assert code == 0 and report["bit_exact"]
     out = capsys.readouterr().out
-    assert "zero differing output bits" in out and "teacher_9x16" in out
+    assert "zero differing output bits" in out and "seed_q8" in out
 
 
 def test_missing_model_without_training_events_is_a_config_error(tmp_path):
