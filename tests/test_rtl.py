@@ -279,3 +279,26 @@ def test_cli_simulates_trigger_events_bit_exact(tmp_path, capsys):
     assert f"the first {n_events} events of {events}" in out
     for name in ("numba emulator", "pure-Python reference", "da4ml interpreter"):
         assert f"RTL vs {name}: all {n_events} events equal, every output bit" in out
+
+
+@pytest.mark.hls4ml
+def test_simulate_with_csim_compares_rtl_emulator_and_c_simulation(tmp_path, capsys):
+    pytest.importorskip("hls4ml")
+    from firmware import hls4ml_bridge as bridge
+    from firmware.keras_env import keras, qkeras
+
+    inputs = keras.layers.Input((9, 16, 1), name="image")
+    x = qkeras.QConv2D(2, (3, 3), kernel_quantizer="quantized_bits(4,0,alpha=1)",
+                       bias_quantizer="quantized_bits(4,0,alpha=1)", name="conv")(inputs)
+    x = qkeras.QActivation("quantized_relu(4,0)", name="relu")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(2, name="out")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.uniform(-1, 1, w.shape).astype("f4") for w in model.get_weights()])
+    model.save(str(tmp_path / "tiny.h5"))
+    project = tmp_path / "fw"
+    bridge.convert(tmp_path / "tiny.h5", project, {"layers": {"image": {"precision": {"result": "ap_ufixed<2,1>"}}}})
+    assert cli.main(["rtl", str(project), "--simulate", "300", "--csim"]) == 0
+    out = capsys.readouterr().out
+    assert "C-simulation" in out or "csim" in out, out
