@@ -156,7 +156,10 @@ class Emulator:
 
     def predict(self, x) -> dict:
         """Physical outputs: ``offset + scale * y`` per spec output (window frames stay relative)."""
-        raw = self.predict_raw(x)
+        return self.to_physical(self.predict_raw(x))
+
+    def to_physical(self, raw) -> dict:
+        """Raw output mantissas -> ``offset + scale * y`` per spec output name."""
         values = self.output_type.to_float(raw)
         return {name: out["offset"] + out["scale"] * values[:, out["index"]] for name, out in self.outputs.items()}
 

@@ -7,7 +7,6 @@ over files, entry ranges or dask workers gives exactly the tables of a single pr
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -155,7 +154,7 @@ def rate_table(counts: TriggerCounts, thresholds, assumptions: RateAssumptions) 
                 "background_fired": fired,
                 "fake_rate": fake,
                 "fake_rate_ul95": upper_limit(fired, n_bkg) if n_bkg else float("nan"),
-                "l0_rate_khz": rate if not math.isnan(rate) else float("nan"),
+                "l0_rate_khz": rate,
             }
         )
     return rows

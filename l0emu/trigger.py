@@ -76,7 +76,7 @@ class Trigger:
         lsb = 2.0**-self.frac
         columns = {
             "event_id": chunk.event_id,
-            "pt": (self.pt_out["offset"] + self.pt_out["scale"] * pt_raw * lsb).astype(np.float32),
+            "pt": self.emulator.to_physical(raw)["pt"].astype(np.float32),
             "eta": strip_to_eta(eta_raw * lsb + self.eta_out["offset"]).astype(np.float32),
             "pt_raw": pt_raw.astype(np.int64),
             "eta_raw": eta_raw.astype(np.int64),
