@@ -1,8 +1,11 @@
 """Python source of one network's emulator kernel, generated from its spec.
 
 The kernel works on blocks of ``BLOCK`` events with the event index innermost, so every
-statement of the generated code is a loop over events that LLVM vectorizes. Weights are
-literal constants (zeros dropped), padding is a zero border of a padded copy.
+statement of the generated code is a loop over events that LLVM vectorizes. Weights of
+small layers are literal constants (zeros dropped); layers with more than ``UNROLL_LIMIT``
+nonzero weights loop over module-level weight arrays instead, because numba's compile time
+grows steeply with the length of an unrolled kernel (minutes for a 10k-weight teacher).
+Padding is a zero border of a padded copy.
 
 Two arithmetics, chosen per layer by interval analysis of the mantissas:
 
@@ -27,9 +30,10 @@ from .aptypes import ApType, parse_type
 from .errors import SpecError
 from .fixed import cast_mantissa
 
-__all__ = ["BLOCK", "Tensor", "generate"]
+__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate"]
 
 BLOCK = 32
+UNROLL_LIMIT = 1024
 _EXACT_LIMIT = {"f32": 1 << 24, "f64": 1 << 53}
 _PRODUCTS = ("mult", "weight_ternary", "weight_binary")
 
@@ -180,11 +184,17 @@ class _Generator:
         self.calls = []  # the per-block calls of the driver
         self.tensors = []
         self.traced = []  # (layer name, tensor) in trace order
+        self.arrays = []  # (name, values, numpy dtype): module-level constants of looped layers
 
     # -- buffers and kernels ----------------------------------------------------------
     def _buffer(self, size, dt):
         name = f"b{len(self.buffers)}"
         self.buffers.append((name, int(size), _NP[dt]))
+        return name
+
+    def _array(self, values, dt):
+        name = f"W{len(self.arrays)}"
+        self.arrays.append((name, [int(v) for v in values], _NP[dt]))
         return name
 
     def _tensor(self, shape, t: ApType, lo, hi, where):
@@ -339,6 +349,7 @@ class _Generator:
             shape = (oh_n, ow_n, n_out)
         else:
             n_in, n_out = int(layer["n_in"]), int(layer["n_out"])
+            offsets = list(range(n_in))
             taps = [f"{i} * BLOCK" for i in range(n_in)]
             loops = []
             out_index = "{o} * BLOCK"
@@ -368,14 +379,23 @@ class _Generator:
             # Every per-step cast is the identity here, so the sum is exact integer arithmetic.
             dt = _dtype_for(min(acc_lo, -span), max(acc_hi, span), where)
             dt = "f64" if x.dtype == "f64" else dt
+        else:
+            dt = "i64"
+            acc_lo, acc_hi = _full(acc_t)
+            _int_product_fits(x.type, where)
+        if sum(1 for v in w if v) > UNROLL_LIMIT:
+            acc = self._buffer(int(np.prod(shape)), dt)
+            loop_lines = [ln for ln in loops if ln.startswith("for")]
+            setup = [ln for ln in loops if not ln.startswith("for")] or ["r = 0", "q = 0"]
+            body = self._looped_sum(x, acc, w, up if exact else None, bias, offsets, n_out, acc_t, w_frac, dt)
+            self._kernel(f"{names}: accumulate", [x.name, acc], loop_lines, setup + body)
+            return self._cast_kernel(f"{names}: result casts", acc, acc_t.frac, acc_lo, acc_hi, steps, shape, where, dt)
+        if exact:
             for o in range(n_out):
                 terms = [_const(dt, bias[o])]
                 terms += [f"{_const(dt, w[i * n_out + o] << up)} * {x.name}[{taps[i]} + e]" for i in range(n_terms) if w[i * n_out + o]]
                 lines.append(f"acc[{out_index.format(o=o)} + e] = " + " + ".join(terms))
         else:
-            dt = "i64"
-            acc_lo, acc_hi = _full(acc_t)
-            _int_product_fits(x.type, where)
             p_frac = x.type.frac + w_frac
             for o in range(n_out):
                 lines.append(f"s = np.int64({bias[o]})")
@@ -392,6 +412,35 @@ class _Generator:
         setup = [ln for ln in loops if not ln.startswith("for")]
         self._kernel(f"{names}: accumulate", [x.name, acc], loop_lines, setup + ["for e in range(BLOCK):"] + ["    " + ln for ln in lines])
         return self._cast_kernel(f"{names}: result casts", acc, acc_t.frac, acc_lo, acc_hi, steps, shape, where, dt)
+
+    def _looped_sum(self, x, acc, w, up, bias, offsets, n_out, acc_t, w_frac, dt):
+        """Body of a looped accumulation (after ``r``, the window's first input row, and ``q``,
+        the output pixel's first row): bias first, then the taps in input order, so each
+        output sees hls4ml's order of operations; ``up`` is None on the stepwise path."""
+        exact = up is not None
+        weights = self._array([v << up for v in w] if exact else w, dt)
+        biases = self._array(bias, dt)
+        taps = self._array(offsets, "i64")
+        index = "q + o * BLOCK + e"
+        if exact:
+            accumulate = [f"{acc}[{index}] += c * {x.name}[base + e]"]
+        else:
+            p_frac, codes = x.type.frac + w_frac, _codes(acc_t)
+            accumulate = [
+                f"p = cast(np.int64(c) * np.int64({x.name}[base + e]), {p_frac}, {codes})",
+                f"{acc}[{index}] = cast({acc}[{index}] + p, {acc_t.frac}, {codes})",
+            ]
+        return [
+            f"for o in range({n_out}):",
+            "    for e in range(BLOCK):",
+            f"        {acc}[{index}] = {biases}[o]",
+            f"for i in range({len(offsets)}):",
+            f"    base = r + {taps}[i] * BLOCK",
+            f"    for o in range({n_out}):",
+            f"        c = {weights}[i * {n_out} + o]",
+            "        if c != 0:",
+            "            for e in range(BLOCK):",
+        ] + ["                " + line for line in accumulate]
 
     def _pool(self, layer, x, where):
         """hls4ml's pooling2d_cl, stepwise in int64 (max: compare in the input type; average:
@@ -588,6 +637,8 @@ def generate(spec: dict, *, fuse: bool = True, block: int = BLOCK):
         '    """l0emu.fixed.cast_mantissa behind one call, so numba types its body once per module."""',
         "    return cast_mantissa(m, src_frac, width, frac, signed, rounding_code, overflow_code, sat_bits)",
     ]
+    for name, values, dtype in gen.arrays:
+        lines += ["", f"{name} = np.array({values!r}, dtype=np.{dtype})"]
     for function in gen.functions:
         lines += function
     lines += [

@@ -314,6 +314,23 @@ def test_student_like_network_exact_path():
     assert "cast(s + p" not in emu.source
 
 
+@pytest.mark.parametrize("stepwise", [False, True])
+def test_big_layers_loop_over_weight_arrays(monkeypatch, stepwise):
+    """Above UNROLL_LIMIT nonzero weights a layer loops over module-level arrays: same bits
+    on both arithmetics, with hls4ml's order of operations where per-step casts matter."""
+    monkeypatch.setattr("l0emu._codegen.UNROLL_LIMIT", 8)
+    rng = np.random.default_rng(5)
+    acc = "ap_fixed<7,3,AP_RND,AP_SAT>" if stepwise else "ap_fixed<25,12>"
+    layer, s = conv("conv", (5, 6, 2), 3, rng, padding="same", strides=(1, 2), acc=acc)
+    relu = elementwise("relu", "relu", s, "ap_ufixed<5,2,AP_RND,AP_SAT>")
+    flat = elementwise("flatten", "flatten", (int(np.prod(s)),), relu["result_type"]) | {"input_shape": list(s)}
+    out = dense("out", int(np.prod(s)), 3, rng, acc=acc)
+    small = dense("small", 3, 2, rng, acc=acc if stepwise else "ap_fixed<40,20>")  # 6 weights: unrolled
+    emu, _ = assert_matches_reference(make_spec([layer, relu, flat, out, small], (5, 6, 2)), trace=True)
+    assert emu.source.count("= np.array(") == 6  # weights, biases and taps of the two big layers
+    assert ("cast(s + p" in emu.source) is stepwise  # the small layer, unrolled
+
+
 @pytest.mark.parametrize("modes", [("RND", "TRN_ZERO", "RND_CONV", "RND_ZERO"), ("RND_INF", "RND_MIN_INF", "TRN", "RND")])
 def test_result_casts_every_rounding_mode(modes):
     """Casts that drop bits, one rounding mode per cast; two networks cover all seven modes."""
