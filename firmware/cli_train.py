@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kd", action=argparse.BooleanOptionalAction, default=None, help="distil the student from a 9x16 teacher (default: on when --teacher is given)")
     parser.add_argument("--teacher", default=None, help="trained teacher (directory with model.h5, or the .h5) for --kd; without it a teacher is trained first")
     parser.add_argument("--gammas", type=float, nargs=3, default=list(DEFAULT_GAMMAS), metavar="G", help="hint weights gamma_1..3")
+    parser.add_argument("--background-weight", type=float, default=1.0, metavar="W", help="loss weight of background events (no muon above 3 GeV) relative to signal; above 1 trades efficiency for fewer fakes (default 1)")
     parser.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help=f"fragmentation stride in strips (default {DEFAULT_STRIDE})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
     parser.add_argument("--max-events", type=int, default=None, help="read at most this many events (default: the preset's)")
@@ -39,7 +40,7 @@ def main(args) -> int:
     record = train_run(
         args.events, args.output, architecture=args.architecture, nbits=args.nbits, preset=args.preset,
         kd=kd, teacher_path=args.teacher, seed=args.seed, stride=args.stride, gammas=tuple(args.gammas),
-        max_events=args.max_events, epochs=args.epochs,
+        background_weight=args.background_weight, max_events=args.max_events, epochs=args.epochs,
     )  # fmt: skip
     print(summary(record, args.output))
     return 0  # a dead network is a result (2-bit QAT often dies, seed 002), reported above

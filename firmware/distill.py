@@ -52,8 +52,10 @@ def _adaptation(student_tensor, teacher_shape, index):
 class Distiller(keras.Model):
     """Trains ``student`` (and the adaptation layers) against targets and a frozen ``teacher``.
 
-    ``fit`` takes ``(x, y)`` like the student would; ``val_loss`` is the student's plain
-    squared error, so early stopping compares the same quantity as for training without KD.
+    ``fit`` takes ``(x, y)`` or ``(x, y, sample_weight)`` like the student would (a weight
+    scales the event's whole loss, hints included); ``val_loss`` is the student's plain
+    (weighted) squared error, so early stopping compares the same quantity as for training
+    without KD.
     Logged: ``loss``, ``student_loss``, ``hint_loss`` and ``hint_fraction`` (the share of
     events where the teacher was closer to the truth and the hints applied).
     """
@@ -112,10 +114,10 @@ class Distiller(keras.Model):
         return student_loss, hint_loss, use_hints
 
     def train_step(self, data):
-        x, y = data
+        x, y, weight = _unpack(data)
         with tf.GradientTape() as tape:
             student_loss, hint_loss, use_hints = self._distillation_terms(x, y, training=True)
-            loss = tf.reduce_mean(student_loss + use_hints * hint_loss)
+            loss = tf.reduce_mean(weight * (student_loss + use_hints * hint_loss))
         variables = self.student_with_adapters.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return self._log(
@@ -126,5 +128,11 @@ class Distiller(keras.Model):
         )
 
     def test_step(self, data):
-        x, y = data
-        return self._log(loss=tf.reduce_mean(squared_error(y, self.student(x, training=False))))
+        x, y, weight = _unpack(data)
+        return self._log(loss=tf.reduce_mean(weight * squared_error(y, self.student(x, training=False))))
+
+
+def _unpack(data):
+    """``(x, y, weight)`` with weight 1 where ``fit`` got no sample weights (Keras' own mean)."""
+    x, y, weight = keras.utils.unpack_x_y_sample_weight(data)
+    return x, y, tf.ones(tf.shape(y)[:1]) if weight is None else tf.cast(tf.reshape(weight, [-1]), tf.float32)

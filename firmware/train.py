@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 
@@ -42,6 +43,7 @@ __all__ = [
     "Preset",
     "PRESETS",
     "dead_network_check",
+    "event_weights",
     "file_sha256",
     "train_run",
 ]
@@ -98,14 +100,31 @@ def dead_network_check(model, x, batch_size: int = 4096) -> dict:
     return {"dead": bool(reasons), "reasons": reasons, "output_std": output_std.tolist()}
 
 
-def _fit(model, x, y, splits, preset, epochs, verbose, label):
+def event_weights(is_signal, background_weight: float) -> np.ndarray:
+    """Per-event loss weights: 1 for signal, ``background_weight`` for background events.
+
+    A trigger's fake rate is set by the background tail above threshold, which a plain
+    squared error weighs no more than a small pT error on a signal muon; weighting background
+    up trades a little efficiency near the threshold for fewer fakes.
+    """
+    _check_background_weight(background_weight)
+    return np.where(is_signal, 1.0, float(background_weight)).astype(np.float32)
+
+
+def _check_background_weight(value) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        msg = f"background weight must be a positive number, got {value!r}"
+        raise ConfigError(msg)
+
+
+def _fit(model, x, y, weights, splits, preset, epochs, verbose, label):
     train, validation = splits
     if verbose:
         print(f"training {label}: {len(train)} events, validation {len(validation)}, up to {epochs} epochs")
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=preset.patience, restore_best_weights=True)
     history = model.fit(
-        x[train], y[train], validation_data=(x[validation], y[validation]), epochs=epochs,
-        batch_size=preset.batch_size, callbacks=[stop], verbose=2 if verbose else 0, shuffle=True,
+        x[train], y[train], sample_weight=weights[train], validation_data=(x[validation], y[validation], weights[validation]),
+        epochs=epochs, batch_size=preset.batch_size, callbacks=[stop], verbose=2 if verbose else 0, shuffle=True,
     )  # fmt: skip
     return {name: [float(v) for v in values] for name, values in history.history.items()}
 
@@ -128,11 +147,11 @@ def _evaluate(model, x, y, data, test, frame) -> dict:
     return summary
 
 
-def _train_teacher(x, y, splits, preset, seed, verbose):
+def _train_teacher(x, y, weights, splits, preset, seed, verbose):
     keras.utils.set_random_seed(seed + 1)
     teacher = build_teacher((9, 16, 1))
     _compile(teacher, preset)
-    return teacher, _fit(teacher, x, y, splits, preset, preset.teacher_epochs, verbose, "teacher 9x16 for distillation")
+    return teacher, _fit(teacher, x, y, weights, splits, preset, preset.teacher_epochs, verbose, "teacher 9x16 for distillation")
 
 
 def train_run(
@@ -147,6 +166,7 @@ def train_run(
     seed: int = 0,
     stride: int = DEFAULT_STRIDE,
     gammas=DEFAULT_GAMMAS,
+    background_weight: float = 1.0,
     max_events=None,
     epochs=None,
     verbose: bool = True,
@@ -154,6 +174,7 @@ def train_run(
     """Train, evaluate and write ``output_dir`` (atomically); return the record."""
     started = time.time()
     check_nbits(nbits)
+    _check_background_weight(background_weight)
     if architecture not in ARCHITECTURES:
         msg = f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
         raise ConfigError(msg)
@@ -176,13 +197,14 @@ def train_run(
         msg = f"{', '.join(data.paths)} hold {len(data)} events; training needs at least 10"
         raise ConfigError(msg)
     x, y = (data.full_images, data.full_targets) if frame == "sector" else (data.images, data.targets)
+    weights = event_weights(data.is_signal, background_weight)
     train, validation, test = split_indices(len(data), schedule.validation_fraction, schedule.test_fraction, seed)
     splits = (train, validation)
 
     record = {"format": RECORD_FORMAT, "teacher": None}
     if kd:
         if teacher is None:
-            teacher, history = _train_teacher(x, y, splits, schedule, seed, verbose)
+            teacher, history = _train_teacher(x, y, weights, splits, schedule, seed, verbose)
             record["teacher"] = {"source": "trained in this run", "file": "teacher/model.h5", "history": history}
         else:
             record["teacher"] = {"source": str(teacher_path), "sha256": file_sha256(_model_file(teacher_path))}
@@ -193,14 +215,15 @@ def train_run(
     trainer = Distiller(model, teacher, gammas) if kd else model
     _compile(trainer, schedule)
     label = f"{model.name}" + (" with distillation" if kd else "")
-    history = _fit(trainer, x, y, splits, schedule, schedule.epochs, verbose, label)
+    history = _fit(trainer, x, y, weights, splits, schedule, schedule.epochs, verbose, label)
 
     record.update(
         config={
             "architecture": architecture, "nbits": nbits, "kd": kd, "preset": preset,
             "schedule": dataclasses.asdict(schedule), "seed": seed, "teacher_seed": seed + 1 if kd and teacher_path is None else None,
             "split_seed": seed, "hints": [list(h) for h in HINTS] if kd else None, "gammas": list(gammas) if kd else None,
-            "loss": "sum of squared errors over (pt, eta) per event",
+            "background_weight": float(background_weight),
+            "loss": "sum of squared errors over (pt, eta) per event, times the event weight (background_weight on background)",
         },
         data={
             "paths": data.paths, "sha256": [file_sha256(p) for p in data.paths], "n_events": len(data),

@@ -19,7 +19,8 @@ from l0emu.geometry import LAYER_RADIUS_M, eta_to_strip
 pytest.importorskip("firmware.keras_env")
 from firmware.dataset import BACKGROUND_ETA, PT_SCALE, load_training_data, make_targets, output_specs  # noqa: E402
 from firmware.models import build_student  # noqa: E402
-from firmware.train import dead_network_check, train_run  # noqa: E402
+from firmware.distill import Distiller, squared_error  # noqa: E402
+from firmware.train import dead_network_check, event_weights, train_run  # noqa: E402
 from l0emu.cli import main as cli_main  # noqa: E402
 
 
@@ -72,7 +73,7 @@ def events(tmp_path_factory):
 def kd_run(events, tmp_path_factory):
     """One CLI run: 4-bit student distilled from a teacher trained in the same run, 1 epoch."""
     out = tmp_path_factory.mktemp("models") / "q4_kd"
-    rc = cli_main(["train", str(events), "-o", str(out), "--nbits", "4", "--kd", "--epochs", "1", "--seed", "3"])
+    rc = cli_main(["train", str(events), "-o", str(out), "--nbits", "4", "--kd", "--epochs", "1", "--seed", "3", "--background-weight", "3"])
     return rc, out
 
 
@@ -122,7 +123,7 @@ def test_cli_run_writes_model_teacher_and_record(kd_run, events):
     assert (out / "model.h5").is_file() and (out / "teacher" / "model.h5").is_file()
     record = json.loads((out / "record.json").read_text())
     assert record["config"]["nbits"] == 4 and record["config"]["kd"] is True
-    assert record["config"]["seed"] == 3
+    assert record["config"]["seed"] == 3 and record["config"]["background_weight"] == 3.0
     assert record["config"]["hints"] == [["relu2", "pool1"], ["relu4", "pool2"], ["dense_relu2", "dense_relu2"]]
     assert record["data"]["sha256"] == [hashlib.sha256(events.read_bytes()).hexdigest()]
     assert record["data"]["stride"] == 8 and record["data"]["n_events"] == 300
@@ -197,3 +198,31 @@ def test_events_without_needed_branch_are_refused(tmp_path, capsys):
 def test_distilling_a_teacher_is_refused(events, tmp_path):
     with pytest.raises(ConfigError, match="cannot be distilled"):
         train_run(events, tmp_path / "out", architecture="teacher", kd=True, verbose=False)
+
+
+def test_event_weights_weigh_background_only():
+    np.testing.assert_array_equal(event_weights(np.array([True, False, True]), 4.0), [1.0, 4.0, 1.0])
+
+
+@pytest.mark.parametrize("weight", ["0", "-2", "nan"])
+def test_bad_background_weight_is_refused(events, tmp_path, capsys, weight):
+    rc = cli_main(["train", str(events), "-o", str(tmp_path / "out"), "--background-weight", weight])
+    assert rc != 0
+    assert "background weight must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_distiller_loss_is_the_weighted_mean_squared_error(kd_run):
+    from firmware.models import load_model
+
+    student, teacher = load_model(kd_run[1]), load_model(kd_run[1] / "teacher")
+    distiller = Distiller(student, teacher)
+    distiller.compile(optimizer="adam")
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 3, size=(40, 9, 16, 1)).astype(np.float32) / 2
+    y = rng.random((40, 2)).astype(np.float32)
+    w = np.where(rng.random(40) < 0.5, 1.0, 5.0).astype(np.float32)
+    per_event = squared_error(y, student.predict(x, verbose=0)).numpy()
+    got = distiller.evaluate(x, y, sample_weight=w, batch_size=40, verbose=0)
+    np.testing.assert_allclose(got, np.mean(w * per_event), rtol=1e-5)
+    assert not np.isclose(got, np.mean(per_event), rtol=1e-3)
