@@ -130,7 +130,8 @@ def _fit(model, x, y, weights, splits, preset, epochs, verbose, label):
 
 
 def _compile(model, preset):
-    model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss=squared_error)
+    # weighted_metrics=[]: the loss is the only metric, and it is weighted (no Keras warning)
+    model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss=squared_error, weighted_metrics=[])
 
 
 def _evaluate(model, x, y, data, test, frame) -> dict:

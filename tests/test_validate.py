@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.hls4ml
+INPUT_SHAPE = (6, 10, 2)
 
 
 @pytest.fixture(scope="module")
 def stream_project(tmp_path_factory):
     """io_stream with a "same" conv (hls4ml inserts a ZeroPadding2D), ReLU, max pooling and an
-    unquantized output layer: the ops a spec gets beyond the io_parallel student's."""
+    unquantized output layer: the ops a spec gets beyond the io_parallel student's; a 6x10x2
+    input, so that --random has to follow the network's input shape."""
     from firmware.hls4ml_bridge import convert
     from firmware.keras_env import keras, qkeras
 
@@ -20,7 +22,7 @@ def stream_project(tmp_path_factory):
         "kernel_quantizer": qkeras.quantized_bits(4, 0, alpha=1),
         "bias_quantizer": qkeras.quantized_bits(4, 0, alpha=1),
     }
-    image = keras.Input(shape=(9, 16, 1), name="image")
+    image = keras.Input(shape=INPUT_SHAPE, name="image")
     x = qkeras.QConv2D(3, (3, 3), padding="same", name="conv1", **quantizers)(image)
     x = qkeras.QActivation(qkeras.quantized_relu(4, 0), name="relu1")(x)
     x = keras.layers.MaxPooling2D((2, 2), name="pool1")(x)
@@ -47,7 +49,7 @@ def test_validate_random_is_bit_exact_and_writes_testbench(stream_project, capsy
     features = (stream_project / "tb_data" / "tb_input_features.dat").read_text().splitlines()
     predictions = (stream_project / "tb_data" / "tb_output_predictions.dat").read_text().splitlines()
     assert len(features) == len(predictions) == 300
-    assert len(features[0].split()) == 9 * 16 and len(predictions[0].split()) == 2
+    assert len(features[0].split()) == 6 * 10 * 2 and len(predictions[0].split()) == 2
     assert set(" ".join(features).split()) <= {"0.0", "0.5", "1.0"}
 
 
@@ -66,7 +68,7 @@ def test_validate_reports_a_mismatch_and_its_first_layer(stream_project, monkeyp
     conv["biases"][0] += 1
     (broken / "spec.json").write_text(json.dumps(spec))
     monkeypatch.setattr("validation.compare.load_converted", lambda d, compile: _load_with_spec(stream_project, spec))
-    result = compare(broken, random_fragments(200, seed=3))
+    result = compare(broken, random_fragments(200, seed=3, shape=INPUT_SHAPE))
     assert not result.ok
     assert result.first_layer == "conv1"
 

@@ -12,7 +12,7 @@ HELP = "emulator vs hls4ml C-simulation (and QKeras), bit by bit"
 def add_arguments(parser):
     parser.add_argument("project", type=Path, help="project directory written by 'l0emu convert'")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--random", type=int, metavar="N", help="N random sparse 9x16 fragments")
+    source.add_argument("--random", type=int, metavar="N", help="N random sparse inputs of the network's input shape (pixel values 0, 0.5, 1)")
     source.add_argument("--events", type=Path, metavar="FILE.root", help="fragmented events from an event file")
     parser.add_argument("--max-events", type=int, default=100_000, help="events read from --events (default 100000)")
     parser.add_argument("--stride", type=int, default=8, help="fragmentation window stride for --events (default 8)")
@@ -27,7 +27,9 @@ def main(args) -> int:
         if args.random < 1:
             msg = f"--random needs a positive number of events, got {args.random}"
             raise ConfigError(msg)
-        counts = random_fragments(args.random, seed=args.seed)
+        from l0emu.spec import read_spec
+
+        counts = random_fragments(args.random, seed=args.seed, shape=tuple(read_spec(args.project)["input"]["shape"]))
     else:
         from l0emu.events import first_fragments
 

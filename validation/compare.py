@@ -56,10 +56,11 @@ class Comparison:
         return "\n".join(lines)
 
 
-def random_fragments(n: int, seed: int = 0, occupancy: float = 0.08) -> np.ndarray:
-    """Random sparse 9x16 lit-pixel counts (0, 1, 2 -> pixel values 0, .5, 1) like real fragments."""
+def random_fragments(n: int, seed: int = 0, occupancy: float = 0.08, shape=(N_LAYERS, FRAGMENT_STRIPS)) -> np.ndarray:
+    """Random sparse lit-pixel counts (0, 1, 2 -> pixel values 0, .5, 1) like real fragments,
+    ``shape`` per event (a 9x16 fragment by default; any network input shape works)."""
     rng = np.random.default_rng(seed)
-    lit = rng.random((n, N_LAYERS, FRAGMENT_STRIPS)) < occupancy
+    lit = rng.random((n, *shape)) < occupancy
     return (lit * rng.integers(1, 3, lit.shape)).astype(np.uint8)
 
 
