@@ -38,6 +38,7 @@ def test_plan_trains_the_shared_teacher_first_and_every_student_per_seed():
     students = {(j.nbits, j.kd, j.seed) for j in jobs[2:]}
     assert students == {(b, kd, s) for b in (None, 2, 8) for kd in (False, True) for s in (0, 5)}
     assert len(jobs) == 2 + 12 and len({j.name for j in jobs}) == len(jobs)
+    assert grid.plan_grid([2, 8], [0, 5], teacher_9x384=False) == [j for j in jobs if j.name != "teacher_9x384"]
 
 
 def _row(bits, kd, seed, dead, plateau, name=None, scenario="default"):

@@ -87,22 +87,28 @@ def student_name(nbits, kd: bool, seed: int) -> str:
     return f"student_{'float' if nbits is None else f'q{nbits}'}_{'kd' if kd else 'nokd'}_s{seed}"
 
 
-def plan_grid(bits, seeds) -> list[GridJob]:
+def plan_grid(bits, seeds, *, teacher_9x384: bool = True) -> list[GridJob]:
     """Every network of the grid, the 9x16 teacher first (the distilled students need it)."""
-    jobs = [GridJob(TEACHER_9X16, "teacher", seed=seeds[0]), GridJob(TEACHER_9X384, "teacher-9x384", seed=seeds[0])]
+    jobs = [GridJob(TEACHER_9X16, "teacher", seed=seeds[0])]
+    if teacher_9x384:
+        jobs.append(GridJob(TEACHER_9X384, "teacher-9x384", seed=seeds[0]))
     for nbits in [None, *bits]:
         for kd in (False, True):
             jobs.extend(GridJob(student_name(nbits, kd, seed), "student", nbits, kd, seed) for seed in seeds)
     return jobs
 
 
-def train_grid(events, models_dir, *, bits=SUPPORTED_NBITS, seeds=(0, 1, 2), preset="fast", max_events=None, epochs=None) -> dict:
-    """Train the missing networks of the grid into ``models_dir``; return ``{"trained": [...], "skipped": [...]}``."""
+def train_grid(events, models_dir, *, bits=SUPPORTED_NBITS, seeds=(0, 1, 2), preset="fast", max_events=None, epochs=None, teacher_9x384=True) -> dict:
+    """Train the missing networks of the grid into ``models_dir``; return ``{"trained": [...], "skipped": [...]}``.
+
+    ``teacher_9x384=False`` leaves out the 9x384 teacher, by far the slowest network to train
+    and to evaluate on a CPU; a later run with it adds it to the same directory.
+    """
     for path in events:
         open_events(str(path))  # a missing or broken file fails now, not after the first training
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
-    jobs = plan_grid([check_nbits(b) for b in bits], list(seeds))
+    jobs = plan_grid([check_nbits(b) for b in bits], list(seeds), teacher_9x384=teacher_9x384)
     done = {"trained": [], "skipped": []}
     with tqdm(jobs, desc="grid", unit="model") as bar:
         for job in bar:
@@ -472,6 +478,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="student seeds (default 0,1,2)")
     train.add_argument("--max-events", type=int, default=None, help="read at most this many training events (default: the preset's)")
     train.add_argument("--epochs", type=int, default=None, help="override the preset's epoch counts")
+    train.add_argument("--without-teacher-9x384", action="store_true", help="leave out the 9x384 teacher (the slowest network on a CPU)")
     evaluate = steps.add_parser("evaluate", help="evaluate every trained network on held-out samples; write the report")
     evaluate.add_argument("--models-dir", required=True, help="directory written by the train step")
     evaluate.add_argument("--events", required=True, help="held-out events of the default scenario")
@@ -487,7 +494,7 @@ def main(argv=None) -> int:
     tf.get_logger().setLevel("ERROR")  # Keras warns about retracing when many networks predict in turn
     try:
         if args.step == "train":
-            done = train_grid(args.events, args.models_dir, bits=args.bits, seeds=args.seeds, preset=args.preset, max_events=args.max_events, epochs=args.epochs)
+            done = train_grid(args.events, args.models_dir, bits=args.bits, seeds=args.seeds, preset=args.preset, max_events=args.max_events, epochs=args.epochs, teacher_9x384=not args.without_teacher_9x384)
             print(f"grid in {args.models_dir}: trained {len(done['trained'])}, skipped {len(done['skipped'])} already trained")
             return 0
         samples = {"default": args.events} | ({"hard": args.events_hard} if args.events_hard else {})
