@@ -63,25 +63,27 @@ def _load_kernel(source: str, stem: str):
     return module
 
 
-def _check_stream_strides(spec):
-    """Refuse io_stream convolutions whose stride leaves input rows or columns unused.
+def _check_stream_convolutions(spec):
+    """Refuse the io_stream convolution hls4ml computes differently from Keras: a kernel one
+    row high (and wider than one column) with a vertical stride above 1.
 
-    hls4ml's streaming (line-buffer) convolution computes such layers differently from
-    its io_parallel one, and the emulator does not reproduce that yet (found by the
-    hypothesis suite); io_parallel, and strides that tile the input, are exact.
+    hls4ml's line buffer takes its one-dimensional path for such a kernel
+    (``compute_output_buffer_1d`` in nnet_conv_stream.h), which has no vertical stride
+    counter: it streams out a result for every input row, more than the layer's outputs.
+    Found by the hypothesis suite and checked against the C-simulation; every other stride,
+    tiling the input or not, is exact (1x1 kernels take hls4ml's pointwise path).
     """
     if spec.get("source", {}).get("io_type") != "io_stream":
         return
     for layer in spec["layers"]:
         if layer["op"] != "conv2d":
             continue
-        (h, w), (kh, kw), (sh, sw) = layer["input_shape"][:2], layer["kernel"], layer["strides"]
-        pad_h, pad_w = layer["pad"][0] + layer["pad"][1], layer["pad"][2] + layer["pad"][3]
-        if (h + pad_h - kh) % sh or (w + pad_w - kw) % sw:
+        (kh, kw), (sh, _) = layer["kernel"], layer["strides"]
+        if kh == 1 and kw > 1 and sh > 1:
             msg = (
-                f"layer {layer['name']!r}: an io_stream conv2d whose stride {[sh, sw]} does not tile its "
-                f"{[h + pad_h, w + pad_w]} input with kernel {[kh, kw]} is not supported (hls4ml's streaming "
-                "implementation differs there); convert with io_parallel or choose a tiling stride"
+                f"layer {layer['name']!r}: an io_stream conv2d with a {kh}x{kw} kernel and vertical stride {sh} "
+                "is not supported (hls4ml's one-row line buffer ignores the vertical stride and streams out "
+                "every row); convert with io_parallel, or use a vertical stride of 1"
             )
             raise SpecError(msg)
 
@@ -91,7 +93,7 @@ class Emulator:
 
     def __init__(self, spec: dict):
         self.spec = validate_spec(spec)
-        _check_stream_strides(spec)
+        _check_stream_convolutions(spec)
         self.input_type: ApType = parse_type(spec["input"]["type"])
         self.input_shape = tuple(int(s) for s in spec["input"]["shape"])
         self.source, out_tensor, _ = generate(spec, fuse=True)

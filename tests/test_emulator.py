@@ -533,12 +533,14 @@ def test_bad_specs_name_the_layer_and_field(edit, message, tmp_path):
         Emulator.from_spec(path)
 
 
-def test_io_stream_conv_whose_stride_does_not_tile_is_refused():
+def test_io_stream_one_row_kernel_with_vertical_stride_is_refused():
     rng = np.random.default_rng(0)
-    layer, shape = conv("c", (5, 5, 1), 1, rng, strides=(2, 2))  # (5 - 3) % 2 == 0: tiles
-    Emulator.from_spec({**make_spec([layer], (5, 5, 1)), "source": {"io_type": "io_stream"}})
-    layer, shape = conv("c", (6, 6, 1), 1, rng, strides=(2, 2))  # (6 - 3) % 2 == 1: does not
+    stream = {"source": {"io_type": "io_stream"}}
+    layer, _ = conv("c", (6, 6, 1), 1, rng, strides=(2, 2))  # (6 - 3) % 2 == 1: exact all the same
+    Emulator.from_spec({**make_spec([layer], (6, 6, 1)), **stream})
+    layer = {**layer, "kernel": [1, 3], "strides": [2, 1], "output_shape": [3, 4, 1], "weights": layer["weights"][:3],
+             "weights_shape": [1, 3, 1, 1]}  # fmt: skip
     spec = make_spec([layer], (6, 6, 1))
     Emulator.from_spec(spec)  # io_parallel is exact
-    with pytest.raises(SpecError, match="layer 'c': an io_stream conv2d whose stride"):
-        Emulator.from_spec({**spec, "source": {"io_type": "io_stream"}})
+    with pytest.raises(SpecError, match="layer 'c': an io_stream conv2d with a 1x3 kernel and vertical stride 2"):
+        Emulator.from_spec({**spec, **stream})
