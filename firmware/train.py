@@ -42,6 +42,8 @@ __all__ = [
     "ARCHITECTURES",
     "Preset",
     "PRESETS",
+    "DEAD_RELATIVE_STD",
+    "constant_outputs",
     "dead_network_check",
     "event_weights",
     "file_sha256",
@@ -55,7 +57,9 @@ ARCHITECTURES = {
     "teacher": (lambda nbits: build_teacher((9, 16, 1), nbits=nbits), "window"),
     "teacher-9x384": (lambda nbits: build_teacher((9, 384, 1), nbits=nbits), "sector"),
 }
-DEAD_STD = 1e-6  # an output that varies less than this over the validation set is constant
+# an output whose spread over the validation events is below this fraction of its target's
+# spread is constant: a collapsed network predicts (nearly) the mean whatever the event
+DEAD_RELATIVE_STD = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,16 +92,26 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def dead_network_check(model, x, batch_size: int = 4096) -> dict:
-    """Is ``model`` dead on ``x``: constant outputs, or a last hidden ReLU that is zero everywhere?"""
+def constant_outputs(outputs, targets) -> list[str]:
+    """Reasons for each output whose spread is below DEAD_RELATIVE_STD of its target's."""
+    output_std, target_std = np.std(outputs, axis=0), np.std(targets, axis=0)
+    return [
+        f"output {i} is constant (std {s:.2g}, under {DEAD_RELATIVE_STD:.0%} of its target's {t:.2g})"
+        for i, (s, t) in enumerate(zip(output_std, target_std))
+        if s < DEAD_RELATIVE_STD * t
+    ]
+
+
+def dead_network_check(model, x, y, batch_size: int = 4096) -> dict:
+    """Is ``model`` dead on ``x`` (targets ``y``): a (nearly) constant output, or a last hidden
+    ReLU that is zero everywhere?"""
     last_hidden = model.get_layer("dense_relu2").output
     probe = keras.Model(model.input, [model.output, last_hidden])
     outputs, hidden = probe.predict(x, batch_size=batch_size, verbose=0)
-    output_std = outputs.std(axis=0)
-    reasons = [f"output {i} is constant (std {s:.2g})" for i, s in enumerate(output_std) if s < DEAD_STD]
+    reasons = constant_outputs(outputs, y)
     if not np.any(hidden > 0):
         reasons.append("the last hidden ReLU (dense_relu2) is zero for every event")
-    return {"dead": bool(reasons), "reasons": reasons, "output_std": output_std.tolist()}
+    return {"dead": bool(reasons), "reasons": reasons, "output_std": outputs.std(axis=0).tolist()}
 
 
 def event_weights(is_signal, background_weight: float) -> np.ndarray:
@@ -238,7 +252,7 @@ def train_run(
         model={"name": model.name, "file": "model.h5", "parameters": int(model.count_params())},
         history=history,
         metrics=_evaluate(model, x, y, data, test, frame),
-        dead_network=dead_network_check(model, x[validation]),
+        dead_network=dead_network_check(model, x[validation], y[validation]),
         versions={"tensorflow": tf.__version__, "tf_keras": keras.__version__, "qkeras": qkeras.__version__},
     )  # fmt: skip
     record["wall_time_s"] = round(time.time() - started, 1)

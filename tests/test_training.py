@@ -20,7 +20,7 @@ pytest.importorskip("firmware.keras_env")
 from firmware.dataset import BACKGROUND_ETA, PT_SCALE, load_training_data, make_targets, output_specs  # noqa: E402
 from firmware.models import build_student  # noqa: E402
 from firmware.distill import Distiller, squared_error  # noqa: E402
-from firmware.train import dead_network_check, event_weights, train_run  # noqa: E402
+from firmware.train import constant_outputs, dead_network_check, event_weights, train_run  # noqa: E402
 from l0emu.cli import main as cli_main  # noqa: E402
 
 
@@ -151,13 +151,16 @@ def test_given_teacher_is_used_and_hashed(kd_run, events, tmp_path):
     assert not (tmp_path / "float_kd" / "teacher").exists()
 
 
+TARGETS = np.random.default_rng(1).random((50, 2)).astype(np.float32)  # spread ~0.29 per output
+
+
 def test_forced_dead_network_is_detected():
     model = build_student()
     dense2 = model.get_layer("dense2")
     kernel, bias = dense2.get_weights()
     dense2.set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
     x = np.random.default_rng(0).integers(0, 3, size=(50, 9, 16, 1)).astype(np.float32) / 2
-    check = dead_network_check(model, x)
+    check = dead_network_check(model, x, TARGETS)
     assert check["dead"]
     assert any("dense_relu2" in reason for reason in check["reasons"])
     assert any("output 0 is constant" in reason for reason in check["reasons"])
@@ -169,8 +172,16 @@ def test_live_network_is_not_flagged():
     for name in ("dense1", "dense2"):  # positive biases keep every ReLU open on any input
         kernel, bias = model.get_layer(name).get_weights()
         model.get_layer(name).set_weights([kernel, np.full_like(bias, 1.0)])
-    check = dead_network_check(model, x)
+    check = dead_network_check(model, x, TARGETS)
     assert not check["dead"] and check["reasons"] == []
+
+
+def test_a_nearly_constant_output_is_dead():
+    """Collapsed trainings predict the mean up to ~1e-5: constant next to targets spread ~0.3."""
+    rng = np.random.default_rng(2)
+    outputs = np.stack([0.4 + 1e-5 * rng.standard_normal(50), 0.5 + 0.05 * rng.standard_normal(50)], axis=1)
+    reasons = constant_outputs(outputs, TARGETS)
+    assert len(reasons) == 1 and reasons[0].startswith("output 0 is constant")
 
 
 def test_teacher_dir_without_model_is_refused(events, tmp_path, capsys):
