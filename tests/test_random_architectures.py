@@ -52,36 +52,6 @@ def _out_size(size, kernel, stride, padding):
 
 
 @st.composite
-def quantizer(draw):
-    bits = draw(st.integers(2, 8))
-    integer = draw(st.integers(0, min(2, bits - 1)))
-    return bits, integer
-
-
-@st.composite
-def activation(draw):
-    kind = draw(st.sampled_from(["relu", "bits", "none"]))
-    if kind == "none":
-        return None
-    bits, integer = draw(quantizer())
-    if kind == "relu":  # unsigned
-        return f"quantized_relu({bits},{integer})"
-    return f"quantized_bits({bits},{integer},alpha=1)"  # signed linear
-
-
-def _out_size(size, kernel, stride, padding):
-    return -(-size // stride) if padding == "same" else (size - kernel) // stride + 1
-
-
-def _tiles(size, kernel, stride, padding):
-    """Whether the stride tiles the (Keras-padded) input exactly."""
-    padded = size
-    if padding == "same":
-        padded += max((_out_size(size, kernel, stride, padding) - 1) * stride + kernel - size, 0)
-    return (padded - kernel) % stride == 0
-
-
-@st.composite
 def architectures(draw):
     """A plain description of a network: ``{"input", "layers", "io_type", "seed"}``."""
     shape = draw(st.sampled_from(INPUT_SHAPES))
