@@ -71,7 +71,7 @@ def _check_stream_convolutions(spec):
     (``compute_output_buffer_1d`` in nnet_conv_stream.h), which has no vertical stride
     counter: it streams out a result for every input row, more than the layer's outputs.
     Found by the hypothesis suite and checked against the C-simulation; every other stride,
-    tiling the input or not, is exact (1x1 kernels take hls4ml's pointwise path).
+    tiling the input or not, is exact, 1x1 kernels with strides included.
     """
     if spec.get("source", {}).get("io_type") != "io_stream":
         return
