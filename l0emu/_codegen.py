@@ -374,7 +374,6 @@ class _Generator:
                 acc_lo, acc_hi = min(acc_lo, lo), max(acc_hi, hi)
                 span = max(span, hi - bias[o], bias[o] - lo)
             exact = acc_t.min_mantissa <= acc_lo and acc_hi <= acc_t.max_mantissa
-        lines = []
         if exact:
             # Every per-step cast is the identity here, so the sum is exact integer arithmetic.
             dt = _dtype_for(min(acc_lo, -span), max(acc_hi, span), where)
@@ -383,34 +382,30 @@ class _Generator:
             dt = "i64"
             acc_lo, acc_hi = _full(acc_t)
             _int_product_fits(x.type, where)
+        acc = self._buffer(int(np.prod(shape)), dt)
+        loop_lines = [ln for ln in loops if ln.startswith("for")]
+        setup = [ln for ln in loops if not ln.startswith("for")]
         if sum(1 for v in w if v) > UNROLL_LIMIT:
-            acc = self._buffer(int(np.prod(shape)), dt)
-            loop_lines = [ln for ln in loops if ln.startswith("for")]
-            setup = [ln for ln in loops if not ln.startswith("for")] or ["r = 0", "q = 0"]
-            body = self._looped_sum(x, acc, w, up if exact else None, bias, offsets, n_out, acc_t, w_frac, dt)
-            self._kernel(f"{names}: accumulate", [x.name, acc], loop_lines, setup + body)
-            return self._cast_kernel(f"{names}: result casts", acc, acc_t.frac, acc_lo, acc_hi, steps, shape, where, dt)
-        if exact:
-            for o in range(n_out):
-                terms = [_const(dt, bias[o])]
-                terms += [f"{_const(dt, w[i * n_out + o] << up)} * {x.name}[{taps[i]} + e]" for i in range(n_terms) if w[i * n_out + o]]
-                lines.append(f"acc[{out_index.format(o=o)} + e] = " + " + ".join(terms))
+            body = (setup or ["r = 0", "q = 0"]) + self._looped_sum(x, acc, w, up if exact else None, bias, offsets, n_out, acc_t, w_frac, dt)
         else:
-            p_frac = x.type.frac + w_frac
+            lines = []
             for o in range(n_out):
+                out = f"{acc}[{out_index.format(o=o)} + e]"
+                if exact:
+                    terms = [_const(dt, bias[o])]
+                    terms += [f"{_const(dt, w[i * n_out + o] << up)} * {x.name}[{taps[i]} + e]" for i in range(n_terms) if w[i * n_out + o]]
+                    lines.append(f"{out} = " + " + ".join(terms))
+                    continue
                 lines.append(f"s = np.int64({bias[o]})")
                 for i in range(n_terms):
                     c_ = w[i * n_out + o]
                     if c_:
                         product = f"np.int64({c_}) * np.int64({x.name}[{taps[i]} + e])"
-                        lines.append(f"p = cast({product}, {p_frac}, {_codes(acc_t)})")
+                        lines.append(f"p = cast({product}, {x.type.frac + w_frac}, {_codes(acc_t)})")
                         lines.append(f"s = cast(s + p, {acc_t.frac}, {_codes(acc_t)})")
-                lines.append(f"acc[{out_index.format(o=o)} + e] = s")
-        acc = self._buffer(int(np.prod(shape)), dt)
-        lines = [line.replace("acc[", f"{acc}[") for line in lines]
-        loop_lines = [ln for ln in loops if ln.startswith("for")]
-        setup = [ln for ln in loops if not ln.startswith("for")]
-        self._kernel(f"{names}: accumulate", [x.name, acc], loop_lines, setup + ["for e in range(BLOCK):"] + ["    " + ln for ln in lines])
+                lines.append(f"{out} = s")
+            body = setup + ["for e in range(BLOCK):"] + ["    " + ln for ln in lines]
+        self._kernel(f"{names}: accumulate", [x.name, acc], loop_lines, body)
         return self._cast_kernel(f"{names}: result casts", acc, acc_t.frac, acc_lo, acc_hi, steps, shape, where, dt)
 
     def _looped_sum(self, x, acc, w, up, bias, offsets, n_out, acc_t, w_frac, dt):
