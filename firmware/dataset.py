@@ -43,6 +43,7 @@ __all__ = [
     "TrainingData",
     "eta_scale",
     "output_specs",
+    "pt_targets",
     "make_targets",
     "load_training_data",
     "split_indices",
@@ -95,13 +96,19 @@ class TrainingData:
         return len(self.event_id)
 
 
+def pt_targets(true_pt, pt_scale: float = PT_SCALE) -> np.ndarray:
+    """The pT target: leading-muon pT / ``pt_scale``, 0 for background (no muon above 3 GeV)."""
+    true_pt = np.asarray(true_pt, dtype=np.float64)
+    return np.where(true_pt >= SIGNAL_PT_MIN, true_pt / pt_scale, 0.0)
+
+
 def make_targets(true_pt, true_eta, low_strip, frame: str) -> tuple[np.ndarray, np.ndarray]:
     """``(targets float32 (n, 2), is_signal bool (n,))`` for leading-muon truth and frame origin."""
     true_pt = np.asarray(true_pt, dtype=np.float64)
     is_signal = true_pt >= SIGNAL_PT_MIN
     local = (eta_to_strip(true_eta) - np.asarray(low_strip, dtype=np.float64)) / eta_scale(frame)
     targets = np.empty((len(true_pt), 2), np.float32)
-    targets[:, 0] = np.where(is_signal, true_pt / PT_SCALE, 0.0)
+    targets[:, 0] = pt_targets(true_pt)
     targets[:, 1] = np.where(is_signal, local, BACKGROUND_ETA)
     return targets, is_signal
 

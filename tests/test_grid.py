@@ -8,6 +8,7 @@ and evaluates it on held-out default and hard samples; it is marked slow (sizes 
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,6 +215,22 @@ def test_streamed_evaluation_matches_a_direct_prediction(trained, name):
     assert row["plateau"]["passed"] == expected["plateau"]["passed"] and row["plateau"]["total"] == expected["plateau"]["total"]
     assert row["fake_rate"]["fired"] == expected["fake_rate"]["fired"] and row["fake_rate"]["total"] == expected["fake_rate"]["total"]
     assert row["turn_on"]["passed"] == expected["turn_on"]["passed"]
+
+
+def test_a_constant_pt_output_on_the_held_out_sample_is_dead():
+    record = {
+        "config": {"architecture": "student", "nbits": 4, "kd": False, "seed": 0, "preset": "fast"},
+        "targets": {"eta_frame": "window", "pt_scale_gev": 20.0, "preprocessing": {"fragment": {"stride": 8}}},
+        "model": {"parameters": 1032}, "dead_network": {"dead": False, "reasons": []},
+    }  # fmt: skip
+    model = grid.GridModel("student_q4_nokd_s0", Path("unused"), record)
+    rng = np.random.default_rng(0)
+    true_pt = np.where(rng.random(400) < 0.5, rng.uniform(3, 20, 400), 0.0)
+    live = np.stack([true_pt / 20 + 0.01 * rng.standard_normal(400), rng.random(400)], axis=1)
+    collapsed = np.stack([0.3 + 1e-5 * rng.standard_normal(400), rng.random(400)], axis=1)
+    assert not grid._row(model, "default", true_pt, live, 10.0)["dead"]
+    row = grid._row(model, "default", true_pt, collapsed, 10.0)
+    assert row["dead"] and row["dead_reasons"][0].startswith("held-out: output 0 is constant")
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from firmware.keras_env import tf
+from firmware.dataset import pt_targets
 from firmware.models import SUPPORTED_NBITS, check_nbits, load_model
 from firmware.train import PRESETS, constant_outputs, file_sha256, train_run
 from l0emu.atomic import atomic_path
@@ -255,8 +256,7 @@ def _row(model, scenario, true_pt, output, threshold) -> dict:
     trained = model.record["dead_network"]
     reasons = [f"training: {r}" for r in trained["reasons"]] or (["training: flagged dead"] if trained["dead"] else [])
     # the pT target is known here (eta's needs the window): compare the pT output's spread with it
-    pt_target = np.where(true_pt >= SIGNAL_PT_MIN, true_pt / model.pt_scale, 0.0)
-    reasons += [f"held-out: {r}" for r in constant_outputs(output[:, :1], pt_target[:, np.newaxis])]
+    reasons += [f"held-out: {r}" for r in constant_outputs(output[:, :1], pt_targets(true_pt, model.pt_scale)[:, np.newaxis])]
     config = model.config
     return {
         "scenario": scenario, "model": model.label, "name": model.name, "bits": config["nbits"], "kd": bool(config["kd"]),
