@@ -55,7 +55,7 @@ def _compare(name, got, reference) -> bool:
 
 
 def main(args) -> int:
-    from firmware import rtl
+    from l0emu.firmware import rtl
 
     if args.simulate < 0:
         msg = f"--simulate takes a number of events >= 0, got {args.simulate}"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.rtl_casts import ExactOps, TracedOps, cast, type_bounds
+from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast, type_bounds
 from l0emu.aptypes import ApType, parse_type
 from l0emu.atomic import atomic_path
 from l0emu.errors import ConfigError, L0emuError, SpecError
@@ -442,7 +442,7 @@ def references(spec: dict, build: RtlBuild, inputs, project_dir=None) -> dict:
         "da4ml interpreter": interpret(build, inputs),
     }
     if project_dir is not None:
-        from firmware.hls4ml_bridge import csim_raw, load_converted
+        from l0emu.firmware.hls4ml_bridge import csim_raw, load_converted
 
         hls_model, csim_spec = load_converted(project_dir)
         result["hls4ml C-simulation"] = csim_raw(hls_model, inputs, csim_spec)

@@ -19,12 +19,12 @@ __all__ = ["COMMANDS", "main"]
 # command -> (module, one-line help); the help is repeated here so `l0emu --help`
 # does not import the heavy modules.
 COMMANDS = {
-    "simulate": ("simulation.cli_simulate", "generate toy RPC events into a ROOT file"),
-    "train": ("firmware.cli_train", "train teacher/student networks (QKeras, distillation)"),
-    "convert": ("firmware.cli_convert", "Keras/QKeras model -> hls4ml project + spec.json"),
-    "validate": ("validation.cli_validate", "emulator vs hls4ml C-simulation, bit by bit"),
+    "simulate": ("l0emu.simulation.cli_simulate", "generate toy RPC events into a ROOT file"),
+    "train": ("l0emu.firmware.cli_train", "train teacher/student networks (QKeras, distillation)"),
+    "convert": ("l0emu.firmware.cli_convert", "Keras/QKeras model -> hls4ml project + spec.json"),
+    "validate": ("l0emu.validation.cli_validate", "emulator vs hls4ml C-simulation, bit by bit"),
     "run": ("l0emu.cli_run", "the trigger job: events.root -> L0 decisions, l0.root, tables"),
-    "rtl": ("firmware.cli_rtl", "spec -> Verilog via da4ml, checked in Verilator"),
+    "rtl": ("l0emu.firmware.cli_rtl", "spec -> Verilog via da4ml, checked in Verilator"),
 }
 
 EXTRA_OF_PACKAGE = {"firmware": "firmware", "validation": "firmware"}

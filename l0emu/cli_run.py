@@ -41,9 +41,9 @@ def _thresholds(text: str):
 
 
 def _firmware_check():
-    """validation.firmware_check needs hls4ml; loaded by name so the runtime floor never imports it."""
+    """l0emu.validation.firmware_check needs hls4ml; loaded by name so the runtime floor never imports it."""
     try:
-        module = importlib.import_module("validation.firmware_check")
+        module = importlib.import_module("l0emu.validation.firmware_check")
     except ModuleNotFoundError as err:
         msg = f"--check-firmware needs the firmware extra ({err.name} is missing): pip install -e '.[firmware]'"
         raise ConfigError(msg) from err

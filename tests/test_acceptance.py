@@ -16,8 +16,8 @@ import pytest
 pytest.importorskip("hls4ml")
 
 from conftest import scaled  # noqa: E402
-from firmware.models import build_student  # noqa: E402
-from validation import acceptance  # noqa: E402
+from l0emu.firmware.models import build_student  # noqa: E402
+from l0emu.validation import acceptance  # noqa: E402
 
 N_EVENTS = scaled(2_000, 20_000)
 

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
-from firmware import hls4ml_bridge as bridge  # noqa: E402
-from firmware.keras_env import keras, qkeras  # noqa: E402
+from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
+from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.aptypes import parse_type  # noqa: E402
 from l0emu.cli import main  # noqa: E402
 from l0emu.errors import ConfigError, InputFileError  # noqa: E402
@@ -197,7 +197,7 @@ def test_outputs_and_stride_come_from_the_training_record(tiny_h5, tmp_path):
     import json
     import shutil
 
-    from firmware.dataset import output_specs, preprocessing_spec
+    from l0emu.firmware.dataset import output_specs, preprocessing_spec
 
     model_dir = tmp_path / "models" / "student_q4"
     model_dir.mkdir(parents=True)

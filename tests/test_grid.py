@@ -20,9 +20,9 @@ from l0emu.images import fragment_hits, hits_to_images, pooled_to_float
 from l0emu.metrics import physics_summary
 from l0emu.stats import upper_limit
 
-pytest.importorskip("firmware.keras_env")
-from firmware.models import load_model  # noqa: E402
-from validation import grid  # noqa: E402
+pytest.importorskip("l0emu.firmware.keras_env")
+from l0emu.firmware.models import load_model  # noqa: E402
+from l0emu.validation import grid  # noqa: E402
 
 BITS = 4
 SEED = 0

@@ -5,8 +5,8 @@ import pytest
 
 from l0emu.errors import ConfigError, InputFileError
 
-models = pytest.importorskip("firmware.models")
-from firmware.keras_env import keras, qkeras  # noqa: E402
+models = pytest.importorskip("l0emu.firmware.models")
+from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 
 # (layer name, output shape without batch, parameters) for every layer with parameters
 # or a shape change, as the seed 000 table lists them.

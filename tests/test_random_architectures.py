@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from conftest import scaled  # noqa: E402
-from firmware import hls4ml_bridge as bridge  # noqa: E402
-from firmware.keras_env import keras, qkeras  # noqa: E402
+from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
+from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.aptypes import parse_type  # noqa: E402
 from l0emu.emulator import Emulator  # noqa: E402
 

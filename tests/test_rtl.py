@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from firmware import rtl
-from firmware.rtl_casts import ExactOps, TracedOps, cast
+from l0emu.firmware import rtl
+from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast
 from l0emu import cli
 from l0emu.aptypes import OVERFLOW_CODES, ROUNDING_CODES, ApType
 from l0emu.emulator import Emulator
@@ -267,8 +267,8 @@ def test_student_sized_network_in_verilator(tmp_path):
 @pytest.mark.slow
 def test_cli_simulates_trigger_events_bit_exact(tmp_path, capsys):
     """``l0emu rtl --simulate N --events FILE``: toy events, fragmented, RTL == every reference."""
-    from simulation.events_io import write_events
-    from simulation.settings import settings_for_scenario
+    from l0emu.simulation.events_io import write_events
+    from l0emu.simulation.settings import settings_for_scenario
 
     n_events = {"small": 300, "full": 20_000}[os.environ.get("L0EMU_TEST_SCALE", "small")]
     events = tmp_path / "events.root"
@@ -284,8 +284,8 @@ def test_cli_simulates_trigger_events_bit_exact(tmp_path, capsys):
 @pytest.mark.hls4ml
 def test_simulate_with_csim_compares_rtl_emulator_and_c_simulation(tmp_path, capsys):
     pytest.importorskip("hls4ml")
-    from firmware import hls4ml_bridge as bridge
-    from firmware.keras_env import keras, qkeras
+    from l0emu.firmware import hls4ml_bridge as bridge
+    from l0emu.firmware.keras_env import keras, qkeras
 
     inputs = keras.layers.Input((9, 16, 1), name="image")
     x = qkeras.QConv2D(2, (3, 3), kernel_quantizer="quantized_bits(4,0,alpha=1)",

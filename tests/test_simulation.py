@@ -15,13 +15,13 @@ from l0emu import cli
 from l0emu.errors import ConfigError
 from l0emu.geometry import N_LAYERS, N_STRIPS, STATION_OF_LAYER
 from l0emu.schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE, SETTINGS_TREE
-from simulation import events_io
-from simulation.analysis import bo_bi_offset, fragment_survival, hit_event_index
-from simulation.block import EventBlock
-from simulation.generator import BLOCK_EVENTS, generate, iter_chunks
-from simulation.kernels import emit_hits
-from simulation.plots import FRAGMENT_STRIDES, make_plots
-from simulation.settings import SimSettings, settings_for_scenario
+from l0emu.simulation import events_io
+from l0emu.simulation.analysis import bo_bi_offset, fragment_survival, hit_event_index
+from l0emu.simulation.block import EventBlock
+from l0emu.simulation.generator import BLOCK_EVENTS, generate, iter_chunks
+from l0emu.simulation.kernels import emit_hits
+from l0emu.simulation.plots import FRAGMENT_STRIDES, make_plots
+from l0emu.simulation.settings import SimSettings, settings_for_scenario
 
 SCALE = os.environ.get("L0EMU_TEST_SCALE", "small")
 # statistical checks: a deviation beyond this many binomial standard errors fails

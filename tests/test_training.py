@@ -16,11 +16,11 @@ import uproot
 from l0emu.errors import ConfigError, InputFileError
 from l0emu.geometry import LAYER_RADIUS_M, eta_to_strip
 
-pytest.importorskip("firmware.keras_env")
-from firmware.dataset import BACKGROUND_ETA, PT_SCALE, load_training_data, make_targets, output_specs  # noqa: E402
-from firmware.models import build_student  # noqa: E402
-from firmware.distill import Distiller, squared_error  # noqa: E402
-from firmware.train import constant_outputs, dead_network_check, event_weights, train_run  # noqa: E402
+pytest.importorskip("l0emu.firmware.keras_env")
+from l0emu.firmware.dataset import BACKGROUND_ETA, PT_SCALE, load_training_data, make_targets, output_specs  # noqa: E402
+from l0emu.firmware.models import build_student  # noqa: E402
+from l0emu.firmware.distill import Distiller, squared_error  # noqa: E402
+from l0emu.firmware.train import constant_outputs, dead_network_check, event_weights, train_run  # noqa: E402
 from l0emu.cli import main as cli_main  # noqa: E402
 
 
@@ -137,7 +137,7 @@ def test_cli_run_writes_model_teacher_and_record(kd_run, events):
 
 
 def test_saved_student_is_the_plain_network(kd_run):
-    from firmware.models import load_model
+    from l0emu.firmware.models import load_model
 
     model = load_model(kd_run[1])
     assert [layer.name for layer in model.layers] == [layer.name for layer in build_student(4).layers]
@@ -224,7 +224,7 @@ def test_bad_background_weight_is_refused(events, tmp_path, capsys, weight):
 
 
 def test_distiller_loss_is_the_weighted_mean_squared_error(kd_run):
-    from firmware.models import load_model
+    from l0emu.firmware.models import load_model
 
     student, teacher = load_model(kd_run[1]), load_model(kd_run[1] / "teacher")
     distiller = Distiller(student, teacher)

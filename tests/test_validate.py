@@ -14,8 +14,8 @@ def stream_project(tmp_path_factory):
     """io_stream with a "same" conv (hls4ml inserts a ZeroPadding2D), ReLU, max pooling and an
     unquantized output layer: the ops a spec gets beyond the io_parallel student's; a 6x10x2
     input, so that --random has to follow the network's input shape."""
-    from firmware.hls4ml_bridge import convert
-    from firmware.keras_env import keras, qkeras
+    from l0emu.firmware.hls4ml_bridge import convert
+    from l0emu.firmware.keras_env import keras, qkeras
 
     base = tmp_path_factory.mktemp("validate")
     quantizers = {
@@ -58,7 +58,7 @@ def test_validate_reports_a_mismatch_and_its_first_layer(stream_project, monkeyp
     import json
     import shutil
 
-    from validation.compare import compare, random_fragments
+    from l0emu.validation.compare import compare, random_fragments
 
     monkeypatch.setenv("L0EMU_CACHE_DIR", str(tmp_path / "kernels"))
     broken = tmp_path / "fw"
@@ -67,14 +67,14 @@ def test_validate_reports_a_mismatch_and_its_first_layer(stream_project, monkeyp
     conv = next(layer for layer in spec["layers"] if layer["name"] == "conv1")
     conv["biases"][0] += 1
     (broken / "spec.json").write_text(json.dumps(spec))
-    monkeypatch.setattr("validation.compare.load_converted", lambda d, compile: _load_with_spec(stream_project, spec))
+    monkeypatch.setattr("l0emu.validation.compare.load_converted", lambda d, compile: _load_with_spec(stream_project, spec))
     result = compare(broken, random_fragments(200, seed=3, shape=INPUT_SHAPE))
     assert not result.ok
     assert result.first_layer == "conv1"
 
 
 def _load_with_spec(project, spec):
-    from firmware.hls4ml_bridge import load_converted
+    from l0emu.firmware.hls4ml_bridge import load_converted
 
     hls_model, _ = load_converted(project, compile=True)
     return hls_model, spec

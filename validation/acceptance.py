@@ -1,6 +1,6 @@
 """Issue 3 acceptance: emulator vs hls4ml C-simulation, bit for bit, on fragmented real events.
 
-``python -m validation.acceptance [--events 200000] [--bits 2,3,4,5,6,8] [--teacher PATH]
+``python -m l0emu.validation.acceptance [--events 200000] [--bits 2,3,4,5,6,8] [--teacher PATH]
 [--models-dir DIR] [--events-file FILE] [--train-events FILE] [--work-dir DIR] [-o report.json]``
 
 For each seed student bit width and the unquantized 9x16 teacher: take the trained model
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from firmware.dataset import DEFAULT_STRIDE
-from firmware.hls4ml_bridge import TRAINING_RECORD_FILE, convert, csim_raw, load_keras_model
+from l0emu.firmware.dataset import DEFAULT_STRIDE
+from l0emu.firmware.hls4ml_bridge import TRAINING_RECORD_FILE, convert, csim_raw, load_keras_model
 from l0emu.atomic import atomic_path
 from l0emu.emulator import Emulator
 from l0emu.errors import ConfigError, L0emuError
@@ -59,7 +59,7 @@ def _provenance(model_path: Path, made: str) -> dict:
 
 
 def _quick_train(train_events, out_dir: Path, architecture: str, nbits) -> None:
-    from firmware.train import train_run
+    from l0emu.firmware.train import train_run
 
     if train_events is None or not Path(train_events).is_file():
         msg = f"no trained model at {str(out_dir)!r} and no training events ({train_events!r}) to train a quick one; pass --train-events"
@@ -92,8 +92,8 @@ def held_out_events(path, n_events: int, seed: int = HELD_OUT_SEED) -> Path:
     """The held-out sample at ``path``, simulated (default scenario, ``seed``) if it does not exist."""
     path = Path(path)
     if not path.is_file():
-        from simulation.events_io import write_events
-        from simulation.settings import settings_for_scenario
+        from l0emu.simulation.events_io import write_events
+        from l0emu.simulation.settings import settings_for_scenario
 
         path.parent.mkdir(parents=True, exist_ok=True)
         write_events(path, settings_for_scenario("default", seed=seed), n_events, progress=True)
@@ -173,7 +173,7 @@ def _parse_bits(text: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m validation.acceptance", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m l0emu.validation.acceptance", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events per model (default 200000)")
     parser.add_argument("--bits", default=",".join(map(str, DEFAULT_BITS)), help="seed student widths (default 2,3,4,5,6,8)")
     parser.add_argument("--teacher", type=Path, default=None, help="trained 9x16 teacher (.h5 or its directory)")

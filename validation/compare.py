@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.hls4ml_bridge import KERAS_MODEL_FILE, csim_raw, csim_trace, load_converted, load_keras_model
+from l0emu.firmware.hls4ml_bridge import KERAS_MODEL_FILE, csim_raw, csim_trace, load_converted, load_keras_model
 from l0emu.atomic import atomic_path
 from l0emu.emulator import Emulator
 from l0emu.images import FRAGMENT_STRIPS, pooled_to_float

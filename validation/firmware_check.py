@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, convert, csim_raw
+from l0emu.firmware.hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, convert, csim_raw
 from l0emu.errors import InputFileError, SpecError
 from l0emu.events import first_fragments
 from l0emu.images import pooled_to_float

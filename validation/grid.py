@@ -2,8 +2,8 @@
 
 Two steps that run separately (the first can resume, the second re-runs in minutes)::
 
-    python -m validation.grid train --events TRAIN.root --models-dir models/grid/ [--bits 2,3,4] [--seeds 0,1,2]
-    python -m validation.grid evaluate --models-dir models/grid/ --events HELDOUT.root \
+    python -m l0emu.validation.grid train --events TRAIN.root --models-dir models/grid/ [--bits 2,3,4] [--seeds 0,1,2]
+    python -m l0emu.validation.grid evaluate --models-dir models/grid/ --events HELDOUT.root \
         [--events-hard HELDOUT_hard.root] -o report/
 
 ``train`` fills ``--models-dir`` with one directory per network, each written by
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from firmware.keras_env import tf
-from firmware.dataset import pt_targets
-from firmware.models import SUPPORTED_NBITS, check_nbits, load_model
-from firmware.train import PRESETS, constant_outputs, file_sha256, train_run
+from l0emu.firmware.keras_env import tf
+from l0emu.firmware.dataset import pt_targets
+from l0emu.firmware.models import SUPPORTED_NBITS, check_nbits, load_model
+from l0emu.firmware.train import PRESETS, constant_outputs, file_sha256, train_run
 from l0emu.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError, L0emuError
 from l0emu.events import iterate_events, open_events
@@ -47,7 +47,7 @@ from l0emu.images import fragment_hits, hits_to_images, pooled_to_float
 from l0emu.metrics import DEFAULT_THRESHOLD, PLATEAU_MIN_PT, physics_summary
 from l0emu.schema import SIGNAL_PT_MIN
 from l0emu.serialize import jsonable
-from simulation.events_io import read_metadata
+from l0emu.simulation.events_io import read_metadata
 
 from .plots import make_grid_plots
 
@@ -177,7 +177,7 @@ def find_models(models_dir) -> list[GridModel]:
     """The trained networks of ``models_dir`` (directories with a ``record.json``), in table order."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
-        msg = f"models directory {str(models_dir)!r} does not exist; 'python -m validation.grid train' writes it"
+        msg = f"models directory {str(models_dir)!r} does not exist; 'python -m l0emu.validation.grid train' writes it"
         raise InputFileError(msg)
     models = []
     for record_path in sorted(models_dir.glob("*/record.json")):
@@ -470,7 +470,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m validation.grid", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m l0emu.validation.grid", description=__doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     train = steps.add_parser("train", help="train the grid's networks (skips those already trained)")
     train.add_argument("--events", nargs="+", required=True, help="training events file(s); several are mixed in equal parts")
@@ -506,7 +506,7 @@ def main(argv=None) -> int:
         print(f"wrote {', '.join(p.name for p in written)} into {args.output}")
         return 0
     except L0emuError as err:
-        print(f"validation.grid {args.step}: error: {err}", file=sys.stderr)
+        print(f"l0emu.validation.grid {args.step}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -1,1 +1,1 @@
-"""Performance benchmarks, runnable as modules (``python -m validation.benchmarks.<name>``)."""
+"""Performance benchmarks, runnable as modules (``python -m l0emu.validation.benchmarks.<name>``)."""

@@ -1,6 +1,6 @@
 """Emulator vs hls4ml C-simulation vs QKeras throughput on the 4-bit seed student, one core.
 
-    taskset -c 0 python -m validation.benchmarks.bench_emulator [--events N] [--csim-events M]
+    taskset -c 0 python -m l0emu.validation.benchmarks.bench_emulator [--events N] [--csim-events M]
 
 Builds the student with ``firmware.models.build_student(nbits=4)`` (deterministic random
 weights: throughput does not depend on training), converts it with the hls4ml bridge into a
@@ -20,11 +20,11 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from firmware.hls4ml_bridge import convert, csim_raw  # noqa: E402
-from firmware.models import build_student  # noqa: E402
+from l0emu.firmware.hls4ml_bridge import convert, csim_raw  # noqa: E402
+from l0emu.firmware.models import build_student  # noqa: E402
 from l0emu.emulator import Emulator  # noqa: E402
 from l0emu.images import pooled_to_float  # noqa: E402
-from validation.compare import random_fragments  # noqa: E402
+from l0emu.validation.compare import random_fragments  # noqa: E402
 
 
 def _best_rate(function, x, repeats):

@@ -1,6 +1,6 @@
 """The RTL table: da4ml pipeline and resource estimates, Verilator build and bit-exactness.
 
-    nice python -m validation.benchmarks.bench_rtl DIR [DIR ...] [--latency-cutoff 5 [K ...]]
+    nice python -m l0emu.validation.benchmarks.bench_rtl DIR [DIR ...] [--latency-cutoff 5 [K ...]]
         [--clock-ns 2] [--simulate N [--events FILE.root ...]]
 
 For every converted project DIR (holding spec.json) and every latency cutoff, traces the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware import rtl
+from l0emu.firmware import rtl
 from l0emu.aptypes import parse_type
 from l0emu.spec import read_spec
 

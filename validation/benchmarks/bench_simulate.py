@@ -1,6 +1,6 @@
 """Throughput and memory of ``l0emu simulate`` (generation + ROOT writing).
 
-    python -m validation.benchmarks.bench_simulate [--events N] [--scenario S] [--big N]
+    python -m l0emu.validation.benchmarks.bench_simulate [--events N] [--scenario S] [--big N]
 
 Prints events/s for an N-event run (700k by default, the seed study's sample size) after a
 small warm-up run (numba compilation is not part of the rate), the CPU time and machine
@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from simulation.events_io import DEFAULT_CHUNK_SIZE, write_events
-from simulation.settings import settings_for_scenario
+from l0emu.simulation.events_io import DEFAULT_CHUNK_SIZE, write_events
+from l0emu.simulation.settings import settings_for_scenario
 
 __all__ = ["run", "main"]
 
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     print(_report(run(args.events, args.scenario, args.chunk_size), args.scenario))
     if args.big:
-        command = [sys.executable, "-m", "validation.benchmarks.bench_simulate", "--events", str(args.big),
+        command = [sys.executable, "-m", "l0emu.validation.benchmarks.bench_simulate", "--events", str(args.big),
                    "--scenario", args.scenario, "--chunk-size", str(args.chunk_size)]
         subprocess.run(command, check=True, env=os.environ.copy())
     return 0

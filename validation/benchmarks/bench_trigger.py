@@ -3,7 +3,7 @@
 Prints events/s and peak RSS for a single-process run and for local dask clusters of 1
 and 2 workers, each as a separate ``l0emu run`` process on the same generated sample.
 
-    python -m validation.benchmarks.bench_trigger --events 10000000
+    python -m l0emu.validation.benchmarks.bench_trigger --events 10000000
 """
 
 from __future__ import annotations
