@@ -5,19 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from l0emu.aptypes import parse_type
+from l0emu.atomic import check_output
 
-from .hls4ml_bridge import CONFIG_FILE, DEFAULT_SETTINGS, KERAS_MODEL_FILE, SPEC_FILE, convert, read_convert_config
+__all__ = ["DESCRIPTION", "add_arguments", "main", "summary"]
 
-__all__ = ["HELP", "add_arguments", "main", "summary"]
-
-HELP = "Keras/QKeras model -> hls4ml project + spec.json"
+DESCRIPTION = "Keras/QKeras model -> hls4ml project + spec.json"
 
 
 def add_arguments(parser):
     parser.add_argument("model", help="Keras/QKeras model: an .h5 file or a SavedModel directory")
     parser.add_argument("-o", "--output", required=True, help="project directory to write (replaced if it holds an earlier conversion)")
     parser.add_argument("--config", help="conversion settings (.json or .yml): io_type, reuse_factor, strategy, layers.<name>.precision, outputs, ...")
-    parser.add_argument("--io-type", choices=("io_parallel", "io_stream"), help=f"overrides the config (default {DEFAULT_SETTINGS['io_type']})")
+    parser.add_argument("--io-type", choices=("io_parallel", "io_stream"), help="overrides the config's io_type (hls4ml_bridge.DEFAULT_SETTINGS when neither sets it)")
     parser.add_argument("--name", help="network name in the spec (default: the model file's stem)")
     parser.add_argument("--compile", action="store_true", help="also build the C-simulation library with g++ (about 10 s)")
 
@@ -28,6 +27,8 @@ def _count(layer):
 
 def summary(spec, out_dir, compiled) -> str:
     """A one-screen table of the converted network: layers, types, parameters and files."""
+    from .hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, SPEC_FILE  # TensorFlow: not at --help
+
     source = spec["source"]
     lines = [
         f"network {spec['name']!r}: hls4ml {source['hls4ml_version']}, {source['backend']} {source['part']}, "
@@ -57,6 +58,10 @@ def summary(spec, out_dir, compiled) -> str:
 
 
 def main(args) -> int:
+    # the output is checked before TensorFlow loads: not a file, not holding the model or config
+    check_output(args.output, directory=True, parents=True, inputs=[p for p in (args.model, args.config) if p], option="-o")
+    from .hls4ml_bridge import convert, read_convert_config  # TensorFlow and hls4ml: only when converting
+
     settings = read_convert_config(args.config) if args.config else {}
     if args.io_type:
         settings["io_type"] = args.io_type

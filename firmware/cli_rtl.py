@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from l0emu.atomic import check_output
 from l0emu.errors import ConfigError
-from l0emu.spec import read_spec
 
-__all__ = ["HELP", "add_arguments", "main"]
+__all__ = ["DESCRIPTION", "add_arguments", "main"]
 
-HELP = "spec -> Verilog via da4ml, checked in Verilator"
+DESCRIPTION = "spec -> Verilog via da4ml, checked in Verilator"
 
 
 def add_arguments(parser):
@@ -56,6 +58,7 @@ def _compare(name, got, reference) -> bool:
 
 def main(args) -> int:
     from l0emu.firmware import rtl
+    from l0emu.spec import read_spec  # numba: not for --help
 
     if args.simulate < 0:
         msg = f"--simulate takes a number of events >= 0, got {args.simulate}"
@@ -64,6 +67,7 @@ def main(args) -> int:
         msg = "--events needs --simulate N (how many of its events to run)"
         raise ConfigError(msg)
     spec = read_spec(args.directory)
+    check_output(Path(args.directory) / "rtl", directory=True, inputs=args.events or (), option="output")
     build, summary = rtl.build_rtl(spec, args.directory, args.latency_cutoff, args.clock_ns)
     _print_summary(summary)
     if not args.simulate:

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from l0emu.atomic import check_output
 from l0emu.errors import ConfigError
 
-from .dataset import DEFAULT_STRIDE
-from .distill import DEFAULT_GAMMAS
-from .models import SUPPORTED_NBITS
-from .train import ARCHITECTURES, PRESETS, train_run
+from .options import ARCHITECTURE_NAMES, DEFAULT_GAMMAS, DEFAULT_STRIDE, PRESET_NAMES, SUPPORTED_NBITS
 
-__all__ = ["HELP", "add_arguments", "main"]
+__all__ = ["DESCRIPTION", "add_arguments", "main"]
 
-HELP = "train teacher/student networks (QKeras, distillation)"
+DESCRIPTION = "train teacher/student networks (QKeras, distillation)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("events", nargs="+", help="events ROOT file(s) from 'l0emu simulate'; several are mixed in equal parts")
     parser.add_argument("-o", "--output", required=True, help="output directory, e.g. models/NAME/")
     parser.add_argument("--nbits", type=int, default=None, help=f"quantization-aware training at this width ({', '.join(map(str, SUPPORTED_NBITS))}); default float")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="training schedule (default fast)")
-    parser.add_argument("--architecture", choices=list(ARCHITECTURES), default="student", help="network to train (default student)")
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="fast", help="training schedule (default fast)")
+    parser.add_argument("--architecture", choices=ARCHITECTURE_NAMES, default="student", help="network to train (default student)")
     parser.add_argument("--kd", action=argparse.BooleanOptionalAction, default=None, help="distil the student from a 9x16 teacher (default: on when --teacher is given)")
     parser.add_argument("--teacher", default=None, help="trained teacher (directory with model.h5, or the .h5) for --kd; without it a teacher is trained first")
     parser.add_argument("--gammas", type=float, nargs=3, default=list(DEFAULT_GAMMAS), metavar="G", help="hint weights gamma_1..3")
@@ -30,9 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
     parser.add_argument("--max-events", type=int, default=None, help="read at most this many events (default: the preset's)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epoch counts")
+    parser.add_argument("--validation", nargs="+", default=None, metavar="EVENTS", help="validation file(s) of other generator seeds: early stopping and the record's metrics use them, every training event trains (docs/protocol.md)")
+    parser.add_argument("--soft-weight", type=float, default=0.0, metavar="A", help="with --kd, also fit the teacher's outputs with this weight (soft targets; default 0)")
+    parser.add_argument("--init-from", default=None, metavar="MODEL", help="start from the weights of this network of the same architecture (e.g. QAT from a float-trained student)")
 
 
 def main(args) -> int:
+    # the output is checked before TensorFlow loads and hours of training start
+    inputs = [*args.events, *(args.validation or ()), *(p for p in (args.teacher, args.init_from) if p)]
+    check_output(args.output, directory=True, parents=True, inputs=inputs, option="-o")
+    from .train import train_run  # TensorFlow: imported only when training runs
+
     if args.kd is False and args.teacher is not None:
         msg = "--teacher is only used for distillation; drop --no-kd or --teacher"
         raise ConfigError(msg)
@@ -41,6 +47,7 @@ def main(args) -> int:
         args.events, args.output, architecture=args.architecture, nbits=args.nbits, preset=args.preset,
         kd=kd, teacher_path=args.teacher, seed=args.seed, stride=args.stride, gammas=tuple(args.gammas),
         background_weight=args.background_weight, max_events=args.max_events, epochs=args.epochs,
+        validation_events=args.validation, soft_weight=args.soft_weight, init_from=args.init_from,
     )  # fmt: skip
     print(summary(record, args.output))
     return 0  # a dead network is a result (2-bit QAT often dies, seed 002), reported above
@@ -55,7 +62,7 @@ def summary(record: dict, output) -> str:
         f"trained {record['model']['name']} ({config['architecture']}, {bits}, KD {'on' if config['kd'] else 'off'}, "
         f"{record['model']['parameters']} parameters) on {record['data']['n_train']} events "
         f"in {record['wall_time_s']:.0f} s",
-        f"test split ({metrics['n_test']} events), threshold {metrics['threshold_gev']:g} GeV:",
+        f"{metrics.get('evaluated_on', 'test split')} ({metrics['n_test']} events, Keras), threshold {metrics['threshold_gev']:g} GeV:",
         f"  plateau efficiency (pT >= 15 GeV): {_fmt(metrics['plateau']['efficiency'])}",
         f"  50% point: {_fmt(metrics['half_efficiency_pt'])} GeV",
         f"  resolution around threshold (rms of dpT/pT): {_fmt(metrics['resolution']['overall_rms'])}",

@@ -11,7 +11,7 @@ Targets, two per event, in network units (``physical = offset + scale * y``):
 - ``eta``: the leading muon's eta as a strip coordinate relative to the chosen window's low
   edge, in window units: ``(eta_to_strip(eta) - window_low_strip(start)) / 32``. After
   fragmentation the network sees only the window, so only this local eta is learnable; the
-  trigger adds the window start back in fixed point (DESIGN.md). The 9x384 teacher sees the
+  trigger adds the window start back in fixed point (docs/design.md). The 9x384 teacher sees the
   whole sector and learns the sector frame instead: ``eta_to_strip(eta) / 384``.
 
 Background events (no muon above ``l0emu.schema.SIGNAL_PT_MIN`` = 3 GeV, soft muons
@@ -34,6 +34,8 @@ from l0emu.geometry import N_LAYERS, N_STRIPS, eta_to_strip
 from l0emu.images import POOL, WINDOW_STRIPS, fragment_hits, hits_to_images, pooled_to_float, window_low_strip
 from l0emu.schema import SIGNAL_PT_MIN
 
+from .options import DEFAULT_STRIDE  # defined without numba/TensorFlow imports, for the CLI's --help
+
 __all__ = [
     "PT_SCALE",
     "DEFAULT_STRIDE",
@@ -50,7 +52,6 @@ __all__ = [
 ]
 
 PT_SCALE = 20.0  # GeV per network unit
-DEFAULT_STRIDE = 8  # strips between candidate fragmentation windows
 BACKGROUND_ETA = 0.5  # eta label of background events, in the frame's units
 FRAMES = ("window", "sector")  # 9x16 networks learn eta in the window, the 9x384 teacher in the sector
 

@@ -5,7 +5,10 @@ Loss per event, with ``y`` the target, ``y_S``/``y_T`` the student/teacher outpu
     L = ||y - y_S||^2 + sum_i gamma_i H_i   if ||y - y_T||^2 < ||y - y_S||^2
     L = ||y - y_S||^2                      otherwise
 
-so the teacher's hints only act on events where the teacher is closer to the truth. The
+so the teacher's hints only act on events where the teacher is closer to the truth. With
+``soft_weight`` alpha > 0 the student also regresses onto the teacher's outputs on every
+event, ``+ alpha ||y_T - y_S||^2`` (soft targets, the regression analogue of a temperature-
+softened classifier output: the teacher's smoother pT estimate instead of the bare truth). The
 hint ``H_i = ||A_i - T_i||^2`` is taken as the *mean* squared difference over the hint's
 elements (a constant factor per hint that ``gamma_i`` absorbs, which keeps the gammas
 comparable between small and large feature maps).
@@ -27,12 +30,12 @@ from l0emu.errors import ConfigError
 
 from .keras_env import keras, tf
 from .models import STUDENT_INPUT_SHAPE
+from .options import DEFAULT_GAMMAS  # defined without TensorFlow, for the CLI's --help
 
 __all__ = ["HINTS", "DEFAULT_GAMMAS", "Distiller", "squared_error"]
 
 # (student layer, teacher layer) for each hint
 HINTS = (("relu2", "pool1"), ("relu4", "pool2"), ("dense_relu2", "dense_relu2"))
-DEFAULT_GAMMAS = (0.1, 0.1, 0.1)
 
 
 def squared_error(y_true, y_pred):
@@ -60,8 +63,11 @@ class Distiller(keras.Model):
     events where the teacher was closer to the truth and the hints applied).
     """
 
-    def __init__(self, student, teacher, gammas=DEFAULT_GAMMAS, **kwargs):
+    def __init__(self, student, teacher, gammas=DEFAULT_GAMMAS, soft_weight: float = 0.0, **kwargs):
         super().__init__(**kwargs)
+        if not (isinstance(soft_weight, (int, float)) and 0.0 <= soft_weight < float("inf")):
+            msg = f"soft-target weight must be a number >= 0, got {soft_weight!r}"
+            raise ConfigError(msg)
         if tuple(teacher.input_shape[1:]) != STUDENT_INPUT_SHAPE:
             msg = (
                 f"the distillation teacher {teacher.name!r} takes {tuple(teacher.input_shape[1:])} "
@@ -75,6 +81,7 @@ class Distiller(keras.Model):
         self.teacher = teacher
         self.teacher.trainable = False
         self.gammas = tuple(float(g) for g in gammas)
+        self.soft_weight = float(soft_weight)
         adapted = [
             _adaptation(student.get_layer(s).output, teacher.get_layer(t).output_shape[1:], i + 1)
             for i, (s, t) in enumerate(HINTS)
@@ -111,13 +118,14 @@ class Distiller(keras.Model):
             ]
         )
         use_hints = tf.cast(teacher_loss < student_loss, student_loss.dtype)
-        return student_loss, hint_loss, use_hints
+        soft_loss = self.soft_weight * squared_error(teacher_out, student_out)  # every event, 0 when off
+        return student_loss, hint_loss, use_hints, soft_loss
 
     def train_step(self, data):
         x, y, weight = _unpack(data)
         with tf.GradientTape() as tape:
-            student_loss, hint_loss, use_hints = self._distillation_terms(x, y, training=True)
-            loss = tf.reduce_mean(weight * (student_loss + use_hints * hint_loss))
+            student_loss, hint_loss, use_hints, soft_loss = self._distillation_terms(x, y, training=True)
+            loss = tf.reduce_mean(weight * (student_loss + use_hints * hint_loss + soft_loss))
         variables = self.student_with_adapters.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return self._log(

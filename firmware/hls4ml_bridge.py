@@ -6,7 +6,7 @@ the values in ``firmware/weights/*.txt`` (what the C-simulation loads; the synth
 carry the same literals) cast into their weight types as ``ap_fixed(double)`` does.
 
 hls4ml 1.3.0 would pick its Keras-3 parser because the installed ``keras`` is 3.x; our
-models are tf-keras, so we call its Keras-2 parser directly (DESIGN.md, "Known facts").
+models are tf-keras, so we call its Keras-2 parser directly (docs/design.md, "Known facts").
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did
 from l0emu.fixed import float_to_mantissa
 from l0emu.spec import FORMAT, read_spec, validate_spec, write_spec
 
-from .keras_env import hls4ml_module, keras, qkeras
+from .keras_env import hls4ml_module, keras, numpy_product_alias, qkeras
 
 __all__ = [
     "CONFIG_FILE",
@@ -307,7 +307,8 @@ def _model_hash(path: Path) -> str:
 
 def _write_project(hls_model, directory):
     hls_model.config.config["OutputDir"] = str(directory)
-    hls_model.write()
+    with numpy_product_alias():  # hls4ml 1.3.0 writes auto_po2 weights with np.product
+        hls_model.write()
 
 
 def convert(model_path, out_dir, settings=None, *, name=None, compile=False, origin="conversion settings"):
@@ -324,8 +325,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
         msg = f"output directory {str(out_dir)!r} is not empty and holds no earlier conversion; refusing to overwrite it"
         raise ConfigError(msg)
     name = name or (model_path.parent.name if model_path.stem == "model" else model_path.stem)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir, directory=True) as tmp:
+    with atomic_path(out_dir, directory=True, parents=True, inputs=[model_path]) as tmp:
         tmp.mkdir()
         hls_model, renamed = build_hls_model(model, settings, tmp, origin)
         _write_project(hls_model, tmp)
@@ -355,7 +355,8 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
 def compile_model(hls_model):
     """Write and compile the C-simulation library (g++, about 10 s) and load it."""
     try:
-        hls_model.compile()
+        with numpy_product_alias():  # compile() writes the project first (auto_po2: np.product)
+            hls_model.compile()
     except Exception as err:  # hls4ml raises a bare Exception when build_lib.sh fails
         msg = f"compiling the hls4ml project in {hls_model.config.get_output_dir()!r} failed: {err}"
         raise L0emuError(msg) from None

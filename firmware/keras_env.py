@@ -1,20 +1,23 @@
-"""Import TensorFlow, tf-keras, QKeras and hls4ml the way this stack needs (DESIGN.md).
+"""Import TensorFlow, tf-keras, QKeras and hls4ml the way this stack needs (docs/design.md).
 
 TensorFlow 2.21 ships Keras 3, but QKeras 0.9.0 needs Keras 2: ``TF_USE_LEGACY_KERAS=1``
-must be set before TensorFlow is first imported. Every module of ``firmware`` and
-``validation`` that needs these libraries imports them through this module.
+must be set before TensorFlow is first imported, so importing this module sets it (the one
+change to the process it makes; it refuses to run when the variable says otherwise). Every
+module of ``firmware`` and ``validation`` that needs these libraries imports them through
+this module. Log verbosity is left alone: the ``l0emu`` CLI quiets TensorFlow for its own
+commands, a library user keeps their settings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-__all__ = ["tf", "keras", "qkeras", "hls4ml_module"]
+__all__ = ["tf", "keras", "qkeras", "hls4ml_module", "numpy_product_alias"]
 
 if os.environ["TF_USE_LEGACY_KERAS"] != "1":
     msg = "TF_USE_LEGACY_KERAS must be 1 for QKeras; unset it or set it to 1 before starting"
@@ -26,14 +29,27 @@ import qkeras  # noqa: E402
 
 
 def hls4ml_module():
-    """hls4ml, imported on first use (it is slow to import and only the bridge needs it).
-
-    hls4ml 1.3.0 still calls ``np.product`` (removed in numpy 2) when it writes a model
-    whose QKeras kernels use ``alpha='auto_po2'``. We keep numpy 2 and restore that one
-    alias, which numpy 1.x defined as exactly ``np.prod``; tests cover that path.
-    """
-    if not hasattr(np, "product"):
-        np.product = np.prod
+    """hls4ml, imported on first use (it is slow to import and only the bridge needs it)."""
     import hls4ml
 
     return hls4ml
+
+
+@contextlib.contextmanager
+def numpy_product_alias():
+    """``np.product`` defined as ``np.prod`` inside the block only, where numpy 2 lacks it.
+
+    hls4ml 1.3.0 still calls ``np.product`` (removed in numpy 2) when it writes the weights
+    of a model whose QKeras kernels use ``alpha='auto_po2'``
+    (``ExponentWeightVariable.__iter__``). numpy 1.x defined it as exactly ``np.prod``. The
+    bridge wraps hls4ml's ``write()`` and ``compile()`` (which writes first) in this block,
+    so no other code in the process ever sees the alias; tests cover that path.
+    """
+    if hasattr(np, "product"):
+        yield
+        return
+    np.product = np.prod
+    try:
+        yield
+    finally:
+        del np.product

@@ -29,6 +29,7 @@ from l0emu.geometry import N_LAYERS
 from l0emu.images import FRAGMENT_STRIPS
 
 from .keras_env import keras, qkeras
+from .options import SUPPORTED_NBITS  # defined without TensorFlow, for the CLI's --help
 
 __all__ = [
     "SUPPORTED_NBITS",
@@ -41,7 +42,6 @@ __all__ = [
     "load_model",
 ]
 
-SUPPORTED_NBITS = (2, 3, 4, 5, 6, 8)
 STUDENT_INPUT_SHAPE = (N_LAYERS, FRAGMENT_STRIPS, 1)
 N_OUTPUTS = 2  # (pt, eta)
 

@@ -35,6 +35,7 @@ __all__ = [
     "ExactBackend",
     "RtlBuild",
     "TracedBackend",
+    "WEIGHT_PRODUCTS",
     "build_rtl",
     "check_supported",
     "evaluate_exact",
@@ -47,7 +48,8 @@ __all__ = [
     "verilator_env",
 ]
 
-SUPPORTED_OPS = ("conv2d", "dense", "relu", "linear", "max_pool2d", "scale", "flatten")
+SUPPORTED_OPS = ("conv2d", "dense", "relu", "linear", "max_pool2d", "avg_pool2d", "scale", "flatten", "zero_pad2d")
+WEIGHT_PRODUCTS = ("mult", "weight_ternary", "weight_binary")
 # AMD UltraScale+ product table (DS890, "Virtex UltraScale+ FPGA Feature Summary"):
 # XCVU13P has 1,728K CLB LUTs and 3,456K CLB flip-flops.
 XCVU13P_LUTS = 1_728_000
@@ -76,6 +78,10 @@ class ExactBackend:
     @staticmethod
     def maximum(a, b):
         return np.maximum(a, b)
+
+    @staticmethod
+    def divide_toward_zero(x, f, d):
+        return ExactOps.divide_toward_zero(x, f, d)
 
 
 class TracedBackend:
@@ -127,6 +133,9 @@ class TracedBackend:
 
         return self._map(larger, a, b)
 
+    def divide_toward_zero(self, x, f, d):
+        return self._map(lambda v, n: self.ops.divide_toward_zero(v, f, int(n)), x, d)
+
 
 def _const_value(v) -> float:
     return float(v.low) if hasattr(v, "low") else float(v)
@@ -149,17 +158,35 @@ def _pad2d(x, pad, fill):
     return np.pad(x, width, mode="constant", constant_values=fill)
 
 
-def _windows(x, kernel, strides, out_hw):
-    """(..., H, W, C) -> (..., OH, OW, kh*kw*C) in the (kh, kw, c) order of the weights."""
-    (kh, kw), (sh, sw), (oh, ow) = kernel, strides, out_hw
-    rows = []
-    for i in range(oh):
-        cols = []
-        for j in range(ow):
-            patch = x[..., i * sh : i * sh + kh, j * sw : j * sw + kw, :]
-            cols.append(patch.reshape(patch.shape[:-3] + (-1,)))
-        rows.append(np.stack(cols, axis=-2))
-    return np.stack(rows, axis=-3)
+def _taps(x, layer, kernel, out_hw):
+    """The sliding window of a conv or pooling layer over ``x`` (..., H, W, C), one kernel
+    tap (a, b) at a time in (kh, kw) order: the values (..., OH, OW, C) at input row
+    ``oh * sh + a - top`` and column ``ow * sw + b - left``, and the (OH, OW) mask of the
+    taps that fall inside the input (the others read the padding; their values here are
+    placeholders).
+
+    Indexing from the layer's own pad and output shape, rather than slicing a padded copy,
+    holds for every stride, kernel and padding, including windows that hang over the
+    bottom/right edge by more than the pad (e.g. an odd width under a (1, 2) pool)."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, layer["strides"], out_hw
+    top, left = int(layer["pad"][0]), int(layer["pad"][2])
+    h, w = x.shape[-3], x.shape[-2]
+    taps = []
+    for a in range(int(kh)):
+        rows = np.arange(oh) * int(sh) + a - top
+        for b in range(int(kw)):
+            cols = np.arange(ow) * int(sw) + b - left
+            inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+            values = x[..., np.clip(rows, 0, h - 1)[:, None], np.clip(cols, 0, w - 1)[None, :], :]
+            taps.append((values, inside))
+    return taps
+
+
+def _fill(values, inside, fill):
+    """``values`` where the tap is inside the input, the padding value ``fill`` elsewhere."""
+    if inside.all():
+        return values
+    return np.where(inside[:, :, None], values, fill)
 
 
 def _can_overflow(x_type: ApType, w, bias, accum: ApType) -> bool:
@@ -173,15 +200,36 @@ def _can_overflow(x_type: ApType, w, bias, accum: ApType) -> bool:
     return bool((top > a_hi).any() or (bottom < a_lo).any())
 
 
-def _weighted_sum(backend, x, x_type: ApType, layer, w2d):
+def _weights(layer):
+    """Weight values (``weights_shape``) and their fractional bits, per hls4ml product kind.
+
+    weight_ternary / weight_binary multiply by -1, 0 or +1 (nnet_mult.h returns -a, 0 or a),
+    exactly as :mod:`l0emu._codegen` reads the mantissas: ternary 0 -> 0, -1 -> -1, any other
+    -> +1 (also -2 of an ap_int<2>); binary 0 -> -1, any other -> +1."""
+    raw = np.asarray(layer["weights"], dtype=np.int64).reshape(layer["weights_shape"])
+    product = layer["product"]
+    if product == "mult":
+        t = _type(layer, "weight_type")
+        return raw * t.lsb, t.frac
+    if product == "weight_ternary":
+        return np.where(raw == 0, 0.0, np.where(raw == -1, -1.0, 1.0)), 0
+    if product == "weight_binary":
+        return np.where(raw == 0, -1.0, 1.0), 0
+    msg = (
+        f"layer {layer['name']!r}: product {product!r} is not supported by the RTL path "
+        f"(supported: {', '.join(WEIGHT_PRODUCTS)})"
+    )
+    raise SpecError(msg)
+
+
+def _weighted_sum(backend, x, x_type: ApType, layer, w2d, w_frac: int):
     """hls4ml's dense kernel: acc = accum(bias); acc = accum(acc + accum(x_i * w_i)); res = result(acc)."""
-    wt, bt, at = _type(layer, "weight_type"), _type(layer, "bias_type"), _type(layer, "accum_type")
-    if layer["product"] != "mult":
-        msg = f"layer {layer['name']!r}: product {layer['product']!r} is not supported by the RTL path (only 'mult')"
-        raise SpecError(msg)
+    bt, at = _type(layer, "bias_type"), _type(layer, "accum_type")
     bias = ExactBackend().cast(_mantissas(layer, "biases", bt), bt.frac, at)
-    product_frac = x_type.frac + wt.frac
+    product_frac = x_type.frac + w_frac
     exact_products = product_frac <= at.frac
+    # _can_overflow bounds every partial sum *and* every single product (bias counted only
+    # on its own side), so a product that alone saturates takes the stepwise path
     if exact_products and (at.saturation == "WRAP" or not _can_overflow(x_type, w2d, bias, at)):
         # every product and partial sum is exact on the accumulator grid; wrapping once
         # at the end equals wrapping after every addition, and saturation never triggers
@@ -197,16 +245,16 @@ def _weighted_sum(backend, x, x_type: ApType, layer, w2d):
 
 
 def _conv2d(backend, x, x_type, layer):
-    w = _mantissas(layer, "weights", _type(layer, "weight_type"), layer["weights_shape"])
-    x = _pad2d(x, layer["pad"], 0.0)
-    out_hw = tuple(layer["output_shape"][:2])
-    patches = _windows(x, layer["kernel"], layer["strides"], out_hw)
-    return _weighted_sum(backend, patches, x_type, layer, w.reshape(-1, w.shape[-1]))
+    w, w_frac = _weights(layer)
+    taps = _taps(x, layer, layer["kernel"], tuple(layer["output_shape"][:2]))
+    # (kh, kw, c) order along the last axis, as the weights are flattened; padding is zero
+    patches = np.concatenate([_fill(values, inside, 0.0) for values, inside in taps], axis=-1)
+    return _weighted_sum(backend, patches, x_type, layer, w.reshape(-1, w.shape[-1]), w_frac)
 
 
 def _dense(backend, x, x_type, layer):
-    w = _mantissas(layer, "weights", _type(layer, "weight_type"), layer["weights_shape"])
-    return _weighted_sum(backend, x, x_type, layer, w)
+    w, w_frac = _weights(layer)
+    return _weighted_sum(backend, x, x_type, layer, w, w_frac)
 
 
 def _activation(backend, x, x_type, layer):
@@ -216,14 +264,19 @@ def _activation(backend, x, x_type, layer):
     return backend.cast(x, x_type.frac, result), result
 
 
+def _pool_taps(x, layer):
+    return _taps(x, layer, layer["pool"], tuple(layer["output_shape"][:2]))
+
+
 def _max_pool2d(backend, x, x_type, layer):
-    # hls4ml pads max pooling with the most negative value of the data type
-    x = _pad2d(x, layer["pad"], type_bounds(x_type)[0])
-    ph, pw = layer["pool"]
-    windows = _windows(x[..., None], (ph, pw), layer["strides"], tuple(layer["output_shape"][:2]))
-    best = windows[..., 0, :]
-    for k in range(1, windows.shape[-2]):
-        best = backend.maximum(best, windows[..., k, :])
+    """hls4ml's pooling2d_cl max: padding reads pad_val<T, Max> (the mantissa with only its
+    top bit set: the most negative value of a signed T, 2**(W-1) lsb of an unsigned one),
+    the maximum is cast into accum_t (the input type if the spec gives none), then result_t."""
+    top_bit = (-1 if x_type.signed else 1) * 2.0 ** (x_type.width - 1) * x_type.lsb
+    best = None
+    for values, inside in _pool_taps(x, layer):
+        values = _fill(values, inside, top_bit)
+        best = values if best is None else backend.maximum(best, values)
     result = _type(layer, "result_type")
     if "accum_type" in layer:
         accum = _type(layer, "accum_type")
@@ -231,11 +284,89 @@ def _max_pool2d(backend, x, x_type, layer):
     return backend.cast(best, x_type.frac, result), result
 
 
+def _avg_pool2d(backend, x, x_type, layer):
+    """hls4ml's pooling2d_cl average: the taps inside the input summed one by one into
+    accum_t (each addition at full precision, then cast with accum_t's modes), divided by
+    the number of those taps truncating toward zero (ap_fixed /= unsigned), then result_t."""
+    accum = _type(layer, "accum_type")
+    wide = max(accum.frac, x_type.frac)
+    total = None
+    count = 0
+    for values, inside in _pool_taps(x, layer):
+        if not inside.any():
+            continue
+        if total is None:
+            summed = backend.cast(values, wide, accum)
+            total = np.where(inside[:, :, None], summed, 0.0) if not inside.all() else summed
+        else:
+            summed = backend.cast(total + values, wide, accum)
+            total = np.where(inside[:, :, None], summed, total) if not inside.all() else summed
+        count = count + inside.astype(np.int64)
+    if total is None:
+        msg = f"layer {layer['name']!r}: no pooling window overlaps the input"
+        raise SpecError(msg)
+    counts = np.broadcast_to(np.asarray(count)[:, :, None], total.shape[-3:])
+    total = backend.divide_toward_zero(total, accum.frac, counts)
+    result = _type(layer, "result_type")
+    return backend.cast(total, accum.frac, result), result
+
+
 def _scale(backend, x, x_type, layer):
+    """hls4ml's normalize (ApplyAlpha, BatchNormalization kept as its own layer):
+    ``res = result(x * scale + bias)`` at full precision, one scale/bias per channel."""
+    product = layer.get("product", "mult")
+    if product == "weight_exponential":
+        return _scale_shifted(backend, x, x_type, layer)
+    if product != "mult":
+        msg = f"layer {layer['name']!r}: scale product {product!r} is not supported by the RTL path (supported: mult, weight_exponential)"
+        raise SpecError(msg)
     st, bt = _type(layer, "scale_type"), _type(layer, "bias_type")
     scale, bias = _mantissas(layer, "scale", st), _mantissas(layer, "bias", bt)
     result = _type(layer, "result_type")
     return backend.cast(x * scale + bias, max(x_type.frac + st.frac, bt.frac), result), result
+
+
+def _scale_shifted(backend, x, x_type, layer):
+    """product::weight_exponential (QKeras alpha='auto_po2'): with r_T = ap_fixed<2H, H>,
+    H = E + W (E the exponent width, W the input width), ``y = r_T(r_T(x) << e)`` (bits
+    shifted out are lost, a right shift floors), ``r_T(-y)`` for a negative sign, then
+    ``result(y + bias)``; equal to ``x * (+-2**e)`` whenever no bit is lost."""
+    st, bt = _type(layer, "scale_type"), _type(layer, "bias_type")
+    half = int(layer["scale_exponent_width"]) + x_type.width
+    m = np.asarray(layer["scale"], dtype=np.int64)
+    if (m == 0).any() or (np.abs(m) & (np.abs(m) - 1)).any():
+        msg = f"layer {layer['name']!r}: weight_exponential scale mantissas must be +-2**e, got {m.tolist()}"
+        raise SpecError(msg)
+    exponents = np.array([int(abs(v)).bit_length() - 1 - st.frac for v in m])
+    bias = _mantissas(layer, "bias", bt)
+    result = _type(layer, "result_type")
+    x_bound = max(abs(v) for v in type_bounds(x_type))
+    if x_type.frac - int(exponents.min()) <= half and x_bound * 2.0 ** int(exponents.max()) < 2.0 ** (half - 1):
+        # no bit is shifted out and nothing reaches r_T's sign: the product is x * (+-2**e)
+        scale = np.sign(m) * np.ldexp(1.0, exponents)
+        frac = max(x_type.frac - int(exponents.min()), bt.frac, 0)
+        return backend.cast(x * scale + bias, frac, result), result
+    if 2 * half > 64:
+        msg = (
+            f"layer {layer['name']!r}: the shift product's type ap_fixed<{2 * half},{half}> drops or wraps "
+            "bits here and is wider than the RTL path's 64-bit types"
+        )
+        raise SpecError(msg)
+    r_t = ApType(2 * half, half)
+    r = backend.cast(x, x_type.frac, r_t)
+    # r * 2**e is a multiple of 2**-(H - min e) on every channel
+    y = backend.cast(r * np.ldexp(1.0, exponents), r_t.frac - int(exponents.min()), r_t)
+    negative = m < 0
+    if negative.any():
+        y = np.array(y, copy=True)
+        y[..., negative] = backend.cast(-y[..., negative], r_t.frac, r_t)
+    return backend.cast(y + bias, max(r_t.frac, bt.frac), result), result
+
+
+def _zero_pad2d(backend, x, x_type, layer):
+    """hls4ml's zeropad2d_cl (io_stream 'same' padding): zeros around each channel, cast into result_t."""
+    result = _type(layer, "result_type")
+    return backend.cast(_pad2d(x, [int(v) for v in layer["pad"]], 0.0), x_type.frac, result), result
 
 
 def _flatten(backend, x, x_type, layer):
@@ -249,8 +380,10 @@ _LAYERS = {
     "relu": _activation,
     "linear": _activation,
     "max_pool2d": _max_pool2d,
+    "avg_pool2d": _avg_pool2d,
     "scale": _scale,
     "flatten": _flatten,
+    "zero_pad2d": _zero_pad2d,
 }
 assert tuple(_LAYERS) == SUPPORTED_OPS
 
@@ -258,16 +391,16 @@ assert tuple(_LAYERS) == SUPPORTED_OPS
 def check_supported(spec: dict) -> None:
     """Raise :class:`SpecError` naming the first layer the RTL path cannot build."""
     for i, layer in enumerate(spec["layers"]):
-        if layer["op"] not in _LAYERS:
+        if layer["op"] not in SUPPORTED_OPS or layer["op"] not in _LAYERS:
             msg = (
                 f"layer {layer['name']!r} (layers[{i}]): op {layer['op']!r} is not supported by the "
                 f"RTL path; supported ops: {', '.join(SUPPORTED_OPS)}"
             )
             raise SpecError(msg)
-        if layer["op"] in ("conv2d", "dense") and layer["product"] != "mult":
+        if layer["op"] in ("conv2d", "dense") and layer["product"] not in WEIGHT_PRODUCTS:
             msg = (
                 f"layer {layer['name']!r} (layers[{i}]): product {layer['product']!r} is not supported "
-                "by the RTL path (only 'mult')"
+                f"by the RTL path (supported: {', '.join(WEIGHT_PRODUCTS)})"
             )
             raise SpecError(msg)
 
@@ -406,7 +539,8 @@ def verilator_env() -> dict:
 
 def random_inputs(spec: dict, n: int, seed: int = 0) -> np.ndarray:
     """``n`` input events (values): the first half sparse with values in {0, 0.5, 1} (cast
-    into the input type), the rest uniform random mantissas of the input type."""
+    into the input type), the rest uniform random mantissas over the input type's whole
+    range, the first two of them all-minimum and all-maximum."""
     in_type = parse_type(spec["input"]["type"])
     shape = tuple(spec["input"]["shape"])
     rng = np.random.default_rng(seed)
@@ -414,6 +548,8 @@ def random_inputs(spec: dict, n: int, seed: int = 0) -> np.ndarray:
     sparse = rng.choice([0.0, 0.5, 1.0], p=[0.85, 0.05, 0.10], size=(n_sparse,) + shape)
     sparse = cast(sparse, 1, in_type, ExactOps)
     mantissas = rng.integers(in_type.min_mantissa, in_type.max_mantissa + 1, size=(n - n_sparse,) + shape)
+    mantissas[:1] = in_type.min_mantissa
+    mantissas[1:2] = in_type.max_mantissa
     return np.concatenate([sparse, in_type.to_float(mantissas)])
 
 
@@ -470,9 +606,9 @@ def simulate(
         start = time.perf_counter()
         values = model.predict(np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1), n_threads=1)
         simulate_seconds = time.perf_counter() - start
-    finally:
+    finally:  # an interrupt (SIGTERM) leaves no scratch directory behind either
         shutil.rmtree(env["L0EMU_VERILATOR_SHIM"], ignore_errors=True)
-    shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return _to_raw(values, build.output_type), compile_seconds, simulate_seconds
 
 

@@ -138,6 +138,13 @@ class ExactOps:
         return np.where(np.asarray(c) != 0, 0.0, x)
 
     @staticmethod
+    def divide_toward_zero(x, f, d):
+        """``x / d`` on the grid of ``2**-f``, truncated toward zero (ap_fixed /= unsigned)."""
+        m = np.rint(np.ldexp(np.asarray(x, dtype=np.float64), f)).astype(np.int64)
+        q = np.sign(m) * (np.abs(m) // np.asarray(d, dtype=np.int64))
+        return np.ldexp(q.astype(np.float64), -f)
+
+    @staticmethod
     def wrap(x, t: ApType):
         lo, _ = type_bounds(t)
         period = 2.0**t.integer
@@ -216,6 +223,26 @@ class TracedOps:
             return x
         # c is a 0/1 variable: its most significant bit is the condition
         return c.msb_mux(self._const(0.0), x)
+
+    def divide_toward_zero(self, x, f, d: int):
+        """``x / d`` truncated toward zero on the grid of ``2**-f``, with ``d`` a positive
+        integer: ``floor((M + s*(d-1)) / d)`` for the mantissa M with sign bit s, the floor
+        division as a multiplication by ``c = ceil(2**K / d)`` and a shift. With N >= 0 (an
+        offset makes it so) and e = c*d - 2**K < d, ``floor(N*c / 2**K) == floor(N / d)``
+        whenever N*e < 2**K, which ``2**K > N_max * d`` guarantees."""
+        if d == 1:
+            return x
+        if _is_const(x):
+            return self._const(float(ExactOps.divide_toward_zero(np.float64(_value(x)), f, d)))
+        lsb = 2.0**-f
+        t = x + self.is_negative(x) * ((d - 1) * lsb)
+        # base: a multiple of d*lsb at or below every value of t, so that N = (t - base)/lsb >= 0
+        base = np.floor(float(t.low) / (d * lsb)) * (d * lsb)
+        n_max = round((float(t.high) - base) / lsb)
+        k = (n_max * d).bit_length()
+        c = -(-(1 << k) // d)
+        q = self.floor((t - base) * (c * 2.0**-k), f)
+        return q + base / d
 
     def wrap(self, x, t: ApType):
         if _is_const(x):

@@ -5,8 +5,14 @@ A run trains one architecture (``student`` by default, or a teacher), optionally
 (``kd``): the teacher is read from ``teacher_path`` or, without one, trained first in the
 same run (float, as the seed recommends) and saved beside the student.
 
-The events are split once, by ``seed``, into train / validation / test. Early stopping
-watches the validation loss; every metric in the record comes from the held-out test split.
+Without ``validation_events`` the events are split once, by ``seed``, into train /
+validation / test; early stopping watches the validation split and the record's metrics come
+from the test split (events of the training files' generator seeds, labelled so). With
+``validation_events`` (the evaluation protocol, :mod:`firmware.protocol`) every training
+event trains, early stopping watches the validation files (other generator seeds, refused
+when they repeat a training file's scenario and seed) and the metrics are theirs. Either way
+the record lists the generator scenario and seed of every file, which later evaluations
+check against.
 
 Output directory::
 
@@ -36,6 +42,7 @@ from .dataset import DEFAULT_STRIDE, PT_SCALE, BACKGROUND_ETA, eta_scale, load_t
 from .distill import DEFAULT_GAMMAS, HINTS, Distiller, squared_error
 from .keras_env import keras, qkeras, tf
 from .models import build_student, build_teacher, check_nbits, load_model
+from .protocol import check_disjoint, describe_samples
 
 __all__ = [
     "RECORD_FORMAT",
@@ -131,13 +138,13 @@ def _check_background_weight(value) -> None:
         raise ConfigError(msg)
 
 
-def _fit(model, x, y, weights, splits, preset, epochs, verbose, label):
-    train, validation = splits
+def _fit(model, fit_data, validation_data, preset, epochs, verbose, label):
+    """``fit_data`` / ``validation_data``: ``(x, y, weights)``; early stopping on the latter."""
     if verbose:
-        print(f"training {label}: {len(train)} events, validation {len(validation)}, up to {epochs} epochs")
+        print(f"training {label}: {len(fit_data[0])} events, validation {len(validation_data[0])}, up to {epochs} epochs")
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=preset.patience, restore_best_weights=True)
     history = model.fit(
-        x[train], y[train], sample_weight=weights[train], validation_data=(x[validation], y[validation], weights[validation]),
+        *fit_data[:2], sample_weight=fit_data[2], validation_data=validation_data,
         epochs=epochs, batch_size=preset.batch_size, callbacks=[stop], verbose=2 if verbose else 0, shuffle=True,
     )  # fmt: skip
     return {name: [float(v) for v in values] for name, values in history.history.items()}
@@ -148,8 +155,8 @@ def _compile(model, preset):
     model.compile(optimizer=keras.optimizers.Adam(preset.learning_rate), loss=squared_error, weighted_metrics=[])
 
 
-def _evaluate(model, x, y, data, test, frame) -> dict:
-    """Physics metrics of ``model`` on the test split (pT in GeV, eta in strips)."""
+def _evaluate(model, x, y, data, test, frame, source: str) -> dict:
+    """Physics metrics of ``model`` (Keras) on events ``test`` of ``data`` (pT in GeV, eta in strips)."""
     prediction = model.predict(x[test], batch_size=4096, verbose=0)
     pred_pt = prediction[:, 0] * PT_SCALE
     true_pt = np.where(data.is_signal[test], data.true_pt[test], 0.0)
@@ -159,14 +166,36 @@ def _evaluate(model, x, y, data, test, frame) -> dict:
     summary["test_loss"] = float(np.mean(np.sum((prediction - y[test]) ** 2, axis=1)))
     summary["eta_rms_strips"] = float(np.sqrt(np.mean(eta_error**2))) if signal.any() else float("nan")
     summary["n_test"] = int(len(test))
+    summary["evaluated_on"] = source
+    summary["predictions"] = "Keras predict (QKeras quantizers for a quantized network), not the firmware-exact emulator"
     return summary
 
 
-def _train_teacher(x, y, weights, splits, preset, seed, verbose):
+def _train_teacher(fit_data, validation_data, preset, seed, verbose):
     keras.utils.set_random_seed(seed + 1)
     teacher = build_teacher((9, 16, 1))
     _compile(teacher, preset)
-    return teacher, _fit(teacher, x, y, weights, splits, preset, preset.teacher_epochs, verbose, "teacher 9x16 for distillation")
+    return teacher, _fit(teacher, fit_data, validation_data, preset, preset.teacher_epochs, verbose, "teacher 9x16 for distillation")
+
+
+def _initialise_from(model, path) -> str:
+    """Copy the weights of the network in ``path`` into ``model``, layer by layer (same names and
+    shapes): quantization-aware training from a float-trained start."""
+    source = load_model(path)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        try:
+            donor = source.get_layer(layer.name).get_weights()
+        except ValueError:
+            msg = f"--init-from {str(path)!r} has no layer {layer.name!r}: not the same architecture"
+            raise ConfigError(msg) from None
+        if [w.shape for w in donor] != [w.shape for w in weights]:
+            msg = f"--init-from {str(path)!r}: layer {layer.name!r} has weights {[w.shape for w in donor]}, the network needs {[w.shape for w in weights]}"
+            raise ConfigError(msg)
+        layer.set_weights(donor)
+    return file_sha256(_model_file(path))
 
 
 def train_run(
@@ -181,6 +210,9 @@ def train_run(
     seed: int = 0,
     stride: int = DEFAULT_STRIDE,
     gammas=DEFAULT_GAMMAS,
+    soft_weight: float = 0.0,
+    init_from=None,
+    validation_events=None,
     background_weight: float = 1.0,
     max_events=None,
     epochs=None,
@@ -204,7 +236,13 @@ def train_run(
     student_epochs = schedule.epochs if epochs is None else int(epochs)
     teacher_epochs = schedule.teacher_epochs if epochs is None else int(epochs)
     schedule = dataclasses.replace(schedule, epochs=student_epochs, teacher_epochs=teacher_epochs)
+    if soft_weight and not kd:
+        msg = "soft targets (--soft-weight) come from a teacher: they need --kd"
+        raise ConfigError(msg)
     teacher = load_model(teacher_path) if teacher_path is not None else None  # fail before the long part
+    events_paths = [str(p) for p in ([events_paths] if isinstance(events_paths, (str, Path)) else events_paths)]
+    validation_events = [str(p) for p in ([validation_events] if isinstance(validation_events, (str, Path)) else validation_events or [])]
+    check_disjoint(events_paths, validation_events)
 
     build, frame = ARCHITECTURES[architecture]
     data = load_training_data(events_paths, entry_stop=n_events, stride=stride, full_images=frame == "sector")
@@ -213,36 +251,53 @@ def train_run(
         raise ConfigError(msg)
     x, y = (data.full_images, data.full_targets) if frame == "sector" else (data.images, data.targets)
     weights = event_weights(data.is_signal, background_weight)
-    train, validation, test = split_indices(len(data), schedule.validation_fraction, schedule.test_fraction, seed)
-    splits = (train, validation)
+    if validation_events:
+        # the protocol: train on every training event, stop early and measure on other seeds
+        val_data = load_training_data(validation_events, entry_stop=_validation_events(n_events, schedule), stride=stride, full_images=frame == "sector")
+        val_x, val_y = (val_data.full_images, val_data.full_targets) if frame == "sector" else (val_data.images, val_data.targets)
+        train, test = np.arange(len(data)), np.arange(len(val_data))
+        fit_data = (x, y, weights)
+        validation_data = (val_x, val_y, event_weights(val_data.is_signal, background_weight))
+        measured = (val_x, val_y, val_data, test, frame, "validation files " + ", ".join(validation_events))
+        n_validation = len(val_data)
+    else:
+        train, validation, test = split_indices(len(data), schedule.validation_fraction, schedule.test_fraction, seed)
+        fit_data = (x[train], y[train], weights[train])
+        validation_data = (x[validation], y[validation], weights[validation])
+        measured = (x, y, data, test, frame, "test split of the training files (their generator seeds)")
+        n_validation = len(validation)
 
     record = {"format": RECORD_FORMAT, "teacher": None}
     if kd:
         if teacher is None:
-            teacher, history = _train_teacher(x, y, weights, splits, schedule, seed, verbose)
+            teacher, history = _train_teacher(fit_data, validation_data, schedule, seed, verbose)
             record["teacher"] = {"source": "trained in this run", "file": "teacher/model.h5", "history": history}
         else:
             record["teacher"] = {"source": str(teacher_path), "sha256": file_sha256(_model_file(teacher_path))}
-        record["teacher"]["metrics"] = _evaluate(teacher, x, y, data, test, frame)
+            record["teacher"]["samples"] = _teacher_samples(teacher_path)
+        record["teacher"]["metrics"] = _evaluate(teacher, *measured)
 
     keras.utils.set_random_seed(seed)
     model = build(nbits)
-    trainer = Distiller(model, teacher, gammas) if kd else model
+    init_sha = _initialise_from(model, init_from) if init_from is not None else None
+    trainer = Distiller(model, teacher, gammas, soft_weight=soft_weight) if kd else model
     _compile(trainer, schedule)
     label = f"{model.name}" + (" with distillation" if kd else "")
-    history = _fit(trainer, x, y, weights, splits, schedule, schedule.epochs, verbose, label)
+    history = _fit(trainer, fit_data, validation_data, schedule, schedule.epochs, verbose, label)
 
     record.update(
         config={
             "architecture": architecture, "nbits": nbits, "kd": kd, "preset": preset,
             "schedule": dataclasses.asdict(schedule), "seed": seed, "teacher_seed": seed + 1 if kd and teacher_path is None else None,
             "split_seed": seed, "hints": [list(h) for h in HINTS] if kd else None, "gammas": list(gammas) if kd else None,
-            "background_weight": float(background_weight),
+            "background_weight": float(background_weight), "soft_weight": float(soft_weight) if kd else None,
+            "init_from": None if init_from is None else {"path": str(init_from), "sha256": init_sha},
             "loss": "sum of squared errors over (pt, eta) per event, times the event weight (background_weight on background)",
         },
         data={
             "paths": data.paths, "sha256": [file_sha256(p) for p in data.paths], "n_events": len(data),
-            "n_train": len(train), "n_validation": len(validation), "n_test": len(test),
+            "samples": describe_samples(data.paths), "validation_samples": describe_samples(validation_events),
+            "n_train": len(train), "n_validation": n_validation, "n_test": len(test),
             "n_signal": int(data.is_signal.sum()), "stride": data.stride,
         },
         targets={
@@ -251,8 +306,8 @@ def train_run(
         },
         model={"name": model.name, "file": "model.h5", "parameters": int(model.count_params())},
         history=history,
-        metrics=_evaluate(model, x, y, data, test, frame),
-        dead_network=dead_network_check(model, x[validation], y[validation]),
+        metrics=_evaluate(model, *measured),
+        dead_network=dead_network_check(model, validation_data[0], validation_data[1]),
         versions={"tensorflow": tf.__version__, "tf_keras": keras.__version__, "qkeras": qkeras.__version__},
     )  # fmt: skip
     record["wall_time_s"] = round(time.time() - started, 1)
@@ -261,14 +316,27 @@ def train_run(
     return record
 
 
+def _validation_events(n_events: int, schedule: Preset) -> int:
+    """Validation events read from the validation files: as many as the split would hold."""
+    return max(10, int(round(n_events * schedule.validation_fraction / (1.0 - schedule.validation_fraction - schedule.test_fraction))))
+
+
+def _teacher_samples(teacher_path) -> list:
+    """The teacher's training and validation samples, from its ``record.json`` beside the model when there is one."""
+    record_path = _model_file(teacher_path).parent / "record.json"
+    if not record_path.is_file():
+        return []
+    data = json.loads(record_path.read_text()).get("data") or {}
+    return [s for s in [*(data.get("samples") or []), *(data.get("validation_samples") or [])] if s.get("scenario") is not None]
+
+
 def _model_file(path) -> Path:
     path = Path(path)
     return path / "model.h5" if path.is_dir() else path
 
 
 def _write(output_dir: Path, model, trained_teacher, record) -> None:
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output_dir, directory=True) as tmp:
+    with atomic_path(output_dir, directory=True, parents=True) as tmp:
         tmp.mkdir()
         model.save(tmp / "model.h5")
         if trained_teacher is not None:

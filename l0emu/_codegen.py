@@ -22,6 +22,7 @@ Two arithmetics, chosen per layer by interval analysis of the mantissas:
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,11 +175,86 @@ def _type(layer, field):
     return parse_type(layer[field])
 
 
+class _Emitter:
+    """Lines of Python source with an indentation context: ``append`` writes one line at the
+    current depth, ``block(header)`` writes a header and indents what is emitted inside it."""
+
+    def __init__(self):
+        self.lines = []
+        self.depth = 0
+
+    def append(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text if text else "")
+
+    def extend(self, lines) -> None:
+        for line in lines:
+            self.append(line)
+
+    @contextmanager
+    def block(self, header: str):
+        self.append(header)
+        self.depth += 1
+        try:
+            yield self
+        finally:
+            self.depth -= 1
+
+
+def _at(base: str, offset: int, lane: str = "e") -> str:
+    """Index ``base + offset * BLOCK + lane`` without zero terms (``base`` may be empty)."""
+    parts = [p for p in (base, f"{offset} * BLOCK" if offset else "", lane) if p]
+    return " + ".join(parts) if parts else "0"
+
+
+def _times(variable: str, factor: int) -> str:
+    return variable if factor == 1 else f"{variable} * {factor}"
+
+
+def _term(coefficient: int, operand: str, dt: str) -> str:
+    """`` + c * operand`` of an exact sum, without a multiplication by +-1."""
+    if coefficient == 1:
+        return f"+ {operand}"
+    if coefficient == -1:
+        return f"- {operand}"
+    return f"+ {_const(dt, coefficient)} * {operand}"
+
+
+@dataclass
+class _Geometry:
+    """Where a conv2d/dense output reads its inputs: loops over output pixels, per-pixel
+    setup (``r``: the window's first input row, ``q``: the output pixel's first row, in rows
+    of BLOCK events), the input offset of each tap and the output shape."""
+
+    loops: list
+    setup: list
+    taps: list
+    n_out: int
+    shape: tuple
+    window: str = ""  # base of the tap indices ("r" in a convolution)
+    pixel: str = ""  # base of the output indices ("q" in a convolution)
+
+
+@dataclass
+class _SumPlan:
+    """The arithmetic of one conv2d/dense accumulation (see the module docstring)."""
+
+    weights: list  # products' integer coefficients (ternary/binary: -1, 0, 1)
+    w_frac: int
+    bias: list  # biases cast into accum_t
+    acc_t: ApType
+    up: int  # exact path: left shift of the coefficients into accum_t's frac
+    exact: bool
+    dt: str
+    lo: int
+    hi: int
+
+
 class _Generator:
     def __init__(self, spec, fuse: bool):
         self.spec = spec
         self.fuse = fuse
         self.names = _Names()
+        self.taken = set()  # buffer and array names in use
         self.buffers = []  # (name, size, numpy dtype): allocated once, reused by every block
         self.functions = []  # source lines of the per-layer kernels
         self.calls = []  # the per-block calls of the driver
@@ -186,35 +262,47 @@ class _Generator:
         self.traced = []  # (layer name, tensor) in trace order
         self.arrays = []  # (name, values, numpy dtype): module-level constants of looped layers
 
-    # -- buffers and kernels ----------------------------------------------------------
-    def _buffer(self, size, dt):
-        name = f"b{len(self.buffers)}"
+    # -- names, buffers and kernels ---------------------------------------------------
+    def _name(self, stem: str) -> str:
+        base = _identifier(stem) or "t"
+        base = base if base[0].isalpha() else f"t_{base}"
+        name, i = base, 1
+        while name in self.taken or name in _RESERVED:
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+    def _buffer(self, stem, size, dt):
+        name = self._name(stem)
         self.buffers.append((name, int(size), _NP[dt]))
         return name
 
-    def _array(self, values, dt):
-        name = f"W{len(self.arrays)}"
+    def _array(self, stem, values, dt):
+        name = self._name(_identifier(stem).upper())
         self.arrays.append((name, [int(v) for v in values], _NP[dt]))
         return name
 
-    def _tensor(self, shape, t: ApType, lo, hi, where):
+    def _tensor(self, stem, shape, t: ApType, lo, hi, where):
         _dtype_for(lo, hi, where)
         tensor = Tensor("", tuple(int(s) for s in shape), t, int(lo), int(hi))
-        tensor.name = self._buffer(tensor.size, tensor.dtype)
+        tensor.name = self._buffer(stem, tensor.size, tensor.dtype)
         self.tensors.append(tensor)
         return tensor
 
-    def _kernel(self, comment, args, loops, lines):
-        """A small njit kernel ``loops`` deep around ``lines``, and its call in the driver."""
-        name = f"k{len(self.functions)}_{_identifier(comment)}"
-        src = ["", "", "@njit(cache=True, nogil=True, error_model='numpy')", f"def {name}({', '.join(args)}):"]
-        src.append(f'    """{comment}"""')
-        depth = 1
-        for loop in loops:
-            src.append("    " * depth + loop)
-            depth += 1
-        src += ["    " * depth + line for line in lines]
-        self.functions.append(src)
+    @contextmanager
+    def _kernel(self, title, args, loops=()):
+        """A small njit kernel; yields an emitter inside ``loops`` and adds the driver's call."""
+        name = f"k{len(self.functions)}_{_identifier(title.split(':')[0].replace(' + ', '_'))[:40]}"
+        em = _Emitter()
+        em.extend(["", "", "@njit(cache=True, nogil=True, error_model='numpy')"])
+        with em.block(f"def {name}({', '.join(args)}):"):
+            em.append(f'"""{title}"""')
+            with ExitStack() as stack:
+                for loop in loops:
+                    stack.enter_context(em.block(loop))
+                yield em
+        self.functions.append(em.lines)
         self.calls.append(f"{name}({', '.join(args)})")
 
     # -- epilogue ---------------------------------------------------------------------
@@ -237,22 +325,23 @@ class _Generator:
             frac = t.frac
         return v, lo, hi
 
-    def _cast_kernel(self, comment, x, frac, lo, hi, steps, shape, where, dt):
-        """Elementwise kernel: ``steps`` applied to buffer ``x`` (mantissas at ``frac``)."""
-        lines = []
+    def _cast_kernel(self, title, stem, x, frac, lo, hi, steps, shape, where, dt):
+        """Elementwise kernel: ``steps`` applied to buffer ``x`` (mantissas at ``frac``); the
+        float domain where it holds every intermediate exactly, int64 otherwise."""
+        body = _Emitter()
         res = None
         if dt != "i64":
-            res = self._apply_steps(lines, "v", frac, lo, hi, steps, dt, True)
+            body.append(f"v = {x}[j]")
+            res = self._apply_steps(body, "v", frac, lo, hi, steps, dt, True)
         if res is None:
-            lines = []
-            res = self._apply_steps(lines, "v", frac, lo, hi, steps, "i64", False)
-            lines.insert(0, f"v = np.int64({x}[j])")
-        else:
-            lines.insert(0, f"v = {x}[j]")
+            body = _Emitter()
+            body.append(f"v = np.int64({x}[j])")
+            res = self._apply_steps(body, "v", frac, lo, hi, steps, "i64", False)
         v, ylo, yhi = res
-        y = self._tensor(shape, steps[-1][1], ylo, yhi, where)
-        lines.append(f"{y.name}[j] = {v}")
-        self._kernel(comment, [x, y.name], [f"for j in range({y.size} * BLOCK):"], lines)
+        y = self._tensor(stem, shape, steps[-1][1], ylo, yhi, where)
+        with self._kernel(title, [x, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
+            em.extend(body.lines)
+            em.append(f"{y.name}[j] = {v}")
         return y
 
     def _fused_steps(self, layers, k):
@@ -264,54 +353,59 @@ class _Generator:
             j += 1
         return steps, j
 
-    # -- layers -----------------------------------------------------------------------
+    # -- the network --------------------------------------------------------------------
     def build(self):
         inp = self.spec["input"]
         t_in = parse_type(inp["type"])
-        x = self._tensor(inp["shape"], t_in, t_in.min_mantissa, t_in.max_mantissa, "input")
+        x = self._tensor(f"{inp.get('name', 'input')}_in", inp["shape"], t_in, t_in.min_mantissa, t_in.max_mantissa, "input")
         layers = self.spec["layers"]
         k = 0
         while k < len(layers):
             layer = layers[k]
             where = f"layer {layer['name']!r}"
-            op = layer["op"]
-            steps, nxt = ([], k + 1)
-            if op in ("conv2d", "dense", "scale"):
-                steps, nxt = self._fused_steps(layers, k)
-            own = [("cast", _type(layer, "result_type"))]
-            names = " + ".join(layers[j]["name"] for j in range(k, nxt))
-            if op == "flatten":
-                y = Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
-            elif op in ("conv2d", "dense"):
-                y = self._accumulate(layer, x, own + steps, where, names)
-            elif op in ("relu", "linear"):
-                step = ("relu" if op == "relu" else "cast", own[0][1])
-                y = self._cast_kernel(names, x.name, x.type.frac, x.lo, x.hi, [step], layer["output_shape"], where, x.dtype)
-            elif op in ("max_pool2d", "avg_pool2d"):
-                y = self._pool(layer, x, where)
-            elif op == "scale":
-                y = self._scale(layer, x, own + steps, where, names)
-            elif op == "zero_pad2d":
-                y = self._zero_pad(layer, x, where)
-            else:
-                msg = f"{where}: op {op!r} has no emulator implementation"
+            emit = _OP_EMITTERS.get(layer["op"])
+            if emit is None:
+                msg = f"{where}: op {layer['op']!r} has no emulator implementation"
                 raise SpecError(msg)
-            for j in range(k, nxt):
-                self.traced.append((layers[j]["name"], y))
+            steps, nxt = self._fused_steps(layers, k) if layer["op"] in _FUSING else ([], k + 1)
+            group = [layers[j]["name"] for j in range(k, nxt)]
+            y = emit(self, layer, x, [("cast", _type(layer, "result_type")), *steps], where, group)
+            for name in group:
+                self.traced.append((name, y))
             x = y
             k = nxt
         return x
 
-    def _padded(self, x, pad, where):
+    # -- one function per op --------------------------------------------------------------
+    def _flatten(self, layer, x, steps, where, group):
+        return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
+
+    def _elementwise(self, layer, x, steps, where, group):
+        """relu / linear: the cast into the result type (after max(x, 0) for relu)."""
+        step = ("relu" if layer["op"] == "relu" else "cast", steps[0][1])
+        title = " + ".join(group)
+        return self._cast_kernel(title, f"{layer['name']}_out", x.name, x.type.frac, x.lo, x.hi, [step], layer["output_shape"], where, x.dtype)
+
+    def _zero_pad(self, layer, x, steps, where, group):
+        res_t = steps[0][1]
+        p, _ = self._padded(x, layer["pad"], where, layer["name"])
+        if res_t == x.type:
+            return Tensor(p.name, tuple(layer["output_shape"]), res_t, p.lo, p.hi)
+        title = f"{layer['name']}: cast"
+        return self._cast_kernel(title, f"{layer['name']}_out", p.name, p.type.frac, p.lo, p.hi, [("cast", res_t)], layer["output_shape"], where, p.dtype)
+
+    def _padded(self, x, pad, where, stem):
         top, bottom, left, right = (int(p) for p in pad)
         if not (top or bottom or left or right):
             return x, x.shape
         h, w, c = x.shape
         shape = (h + top + bottom, w + left + right, c)
         # the border stays zero: it is allocated zeroed and only the interior is written
-        p = self._tensor(shape, x.type, min(x.lo, 0), max(x.hi, 0), where)
-        line = f"{p.name}[(({top} + i) * {shape[1] * c} + {left * c}) * BLOCK + j] = {x.name}[i * {w * c} * BLOCK + j]"
-        self._kernel(f"zero border of {where}", [x.name, p.name], [f"for i in range({h}):", f"for j in range({w * c} * BLOCK):"], [line])
+        p = self._tensor(f"{stem}_padded", shape, x.type, min(x.lo, 0), max(x.hi, 0), where)
+        loops = [f"for i in range({h}):", f"for j in range({w * c} * BLOCK):"]
+        with self._kernel(f"zero border of {where}", [x.name, p.name], loops) as em:
+            row = f"(({top} + i) * {shape[1] * c} + {left * c}) * BLOCK + j" if (top or left) else f"i * {shape[1] * c} * BLOCK + j"
+            em.append(f"{p.name}[{row}] = {x.name}[i * {w * c} * BLOCK + j]")
         return p, shape
 
     def _weights(self, layer, where):
@@ -329,51 +423,54 @@ class _Generator:
             return [0 if v == 0 else (-1 if v == -1 else 1) for v in w], 0
         return [-1 if v == 0 else 1 for v in w], 0  # weight_binary: 0 -> -a, else a
 
-    def _accumulate(self, layer, x, steps, where, names):
-        """conv2d/dense: hls4ml's product, bias-initialised accumulation, then the casts."""
-        if layer["op"] == "conv2d":
-            x, (hp, wp, c) = self._padded(x, layer["pad"], where)
-            kh, kw = (int(v) for v in layer["kernel"])
-            sh, sw = (int(v) for v in layer["strides"])
-            oh_n, ow_n, n_out = (int(v) for v in layer["output_shape"])
-            offsets = [(a * wp + b) * c + ch for a in range(kh) for b in range(kw) for ch in range(c)]
-            # r: the window's first input row, q: the output pixel's first row (rows of BLOCK events)
-            taps = [f"r + {off} * BLOCK" for off in offsets]
-            loops = [
-                f"for oh in range({oh_n}):",
-                f"for ow in range({ow_n}):",
-                f"r = (oh * {sh * wp} + ow * {sw}) * {c} * BLOCK",
-                f"q = (oh * {ow_n} + ow) * {n_out} * BLOCK",
-            ]
-            out_index = "q + {o} * BLOCK"
-            shape = (oh_n, ow_n, n_out)
-        else:
-            n_in, n_out = int(layer["n_in"]), int(layer["n_out"])
-            offsets = list(range(n_in))
-            taps = [f"{i} * BLOCK" for i in range(n_in)]
-            loops = []
-            out_index = "{o} * BLOCK"
-            shape = (n_out,)
+    def _conv_geometry(self, layer, x, where):
+        x, (_, wp, c) = self._padded(x, layer["pad"], where, layer["name"])
+        kh, kw = (int(v) for v in layer["kernel"])
+        sh, sw = (int(v) for v in layer["strides"])
+        oh_n, ow_n, n_out = (int(v) for v in layer["output_shape"])
+        geometry = _Geometry(
+            loops=[f"for oh in range({oh_n}):", f"for ow in range({ow_n}):"],
+            setup=[f"r = ({_times('oh', sh * wp * c)} + {_times('ow', sw * c)}) * BLOCK", f"q = (oh * {ow_n} + ow) * {_times('BLOCK', n_out)}"],
+            taps=[(a * wp + b) * c + ch for a in range(kh) for b in range(kw) for ch in range(c)],
+            n_out=n_out,
+            shape=(oh_n, ow_n, n_out),
+            window="r",
+            pixel="q",
+        )
+        return x, geometry
+
+    def _dense_geometry(self, layer, x):
+        n_in, n_out = int(layer["n_in"]), int(layer["n_out"])
+        return x, _Geometry(loops=[], setup=[], taps=list(range(n_in)), n_out=n_out, shape=(n_out,))
+
+    def _sum_plan(self, layer, x, geometry, where) -> _SumPlan:
+        """Choose the exact or the stepwise arithmetic by interval analysis of the mantissas."""
         w, w_frac = self._weights(layer, where)
         acc_t = _type(layer, "accum_type")
         bias_t = _type(layer, "bias_type")
         bias = [_cast_const(b, bias_t.frac, acc_t) for b in layer["biases"]]
         up = acc_t.frac - (x.type.frac + w_frac)
-        n_terms = len(taps)
-        acc_lo = acc_hi = span = 0
+        n_out = geometry.n_out
+        acc_lo = acc_hi = span = prod_lo = prod_hi = 0
         exact = up >= 0
         if exact:
-            # Sums run bias first, so every partial sum lies in [bias + negative terms,
-            # bias + positive terms]; a single product is at most the larger of the two.
+            # hls4ml casts every product into accum_t on its own (the ``mult`` array), then
+            # adds them to the bias-initialised accumulator, casting each partial sum. Each
+            # product and each partial sum must therefore fit accum_t's range (under SAT_SYM
+            # without its most negative value, which that mode gives up). Partial sums run
+            # bias first, so they lie in [bias + negative terms, bias + positive terms].
             for o in range(n_out):
                 lo = hi = bias[o]
-                for i in range(n_terms):
+                for i in range(len(geometry.taps)):
                     c_ = w[i * n_out + o] << up
-                    lo += min(c_ * x.lo, c_ * x.hi, 0)
-                    hi += max(c_ * x.lo, c_ * x.hi, 0)
+                    p_lo, p_hi = min(c_ * x.lo, c_ * x.hi), max(c_ * x.lo, c_ * x.hi)
+                    lo += min(p_lo, 0)
+                    hi += max(p_hi, 0)
+                    prod_lo, prod_hi = min(prod_lo, p_lo), max(prod_hi, p_hi)
                 acc_lo, acc_hi = min(acc_lo, lo), max(acc_hi, hi)
                 span = max(span, hi - bias[o], bias[o] - lo)
-            exact = acc_t.min_mantissa <= acc_lo and acc_hi <= acc_t.max_mantissa
+            t_lo, t_hi = _target_range(acc_t)
+            exact = t_lo <= min(acc_lo, prod_lo) and max(acc_hi, prod_hi) <= t_hi
         if exact:
             # Every per-step cast is the identity here, so the sum is exact integer arithmetic.
             dt = _dtype_for(min(acc_lo, -span), max(acc_hi, span), where)
@@ -382,62 +479,75 @@ class _Generator:
             dt = "i64"
             acc_lo, acc_hi = _full(acc_t)
             _int_product_fits(x.type, where)
-        acc = self._buffer(int(np.prod(shape)), dt)
-        loop_lines = [ln for ln in loops if ln.startswith("for")]
-        setup = [ln for ln in loops if not ln.startswith("for")]
-        if sum(1 for v in w if v) > UNROLL_LIMIT:
-            body = (setup or ["r = 0", "q = 0"]) + self._looped_sum(x, acc, w, up if exact else None, bias, offsets, n_out, acc_t, w_frac, dt)
+        return _SumPlan(w, w_frac, bias, acc_t, up, exact, dt, acc_lo, acc_hi)
+
+    def _dot(self, layer, x, steps, where, group):
+        """conv2d/dense: hls4ml's product, bias-initialised accumulation, then the casts."""
+        if layer["op"] == "conv2d":
+            x, geometry = self._conv_geometry(layer, x, where)
         else:
-            lines = []
+            x, geometry = self._dense_geometry(layer, x)
+        plan = self._sum_plan(layer, x, geometry, where)
+        acc = self._buffer(f"{layer['name']}_acc", int(np.prod(geometry.shape)), plan.dt)
+        title = " + ".join(group)
+        with self._kernel(f"{title}: accumulate", [x.name, acc], geometry.loops) as em:
+            if sum(1 for v in plan.weights if v) > UNROLL_LIMIT:
+                self._looped_sum(em, layer["name"], x, acc, plan, geometry)
+            else:
+                self._unrolled_sum(em, x, acc, plan, geometry)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, plan.acc_t.frac, plan.lo, plan.hi, steps, geometry.shape, where, plan.dt)
+
+    def _unrolled_sum(self, em, x, acc, plan, geometry):
+        """Each output's sum written out: literal weights, zeros dropped, one term per line."""
+        em.extend(geometry.setup)
+        n_out, dt = geometry.n_out, plan.dt
+        with em.block("for e in range(BLOCK):"):
             for o in range(n_out):
-                out = f"{acc}[{out_index.format(o=o)} + e]"
-                if exact:
-                    terms = [_const(dt, bias[o])]
-                    terms += [f"{_const(dt, w[i * n_out + o] << up)} * {x.name}[{taps[i]} + e]" for i in range(n_terms) if w[i * n_out + o]]
-                    lines.append(f"{out} = " + " + ".join(terms))
+                out = f"{acc}[{_at(geometry.pixel, o)}]"
+                taps = [(i, plan.weights[i * n_out + o]) for i in range(len(geometry.taps))]
+                taps = [(i, c_) for i, c_ in taps if c_]
+                if plan.exact:
+                    if not taps:
+                        em.append(f"{out} = {_const(dt, plan.bias[o])}")
+                        continue
+                    with em.block(f"{out} = ("):
+                        em.append(_const(dt, plan.bias[o]))
+                        for i, c_ in taps:
+                            em.append(_term(c_ << plan.up, f"{x.name}[{_at(geometry.window, geometry.taps[i])}]", dt))
+                    em.append(")")
                     continue
-                lines.append(f"s = np.int64({bias[o]})")
-                for i in range(n_terms):
-                    c_ = w[i * n_out + o]
-                    if c_:
-                        product = f"np.int64({c_}) * np.int64({x.name}[{taps[i]} + e])"
-                        lines.append(f"p = cast({product}, {x.type.frac + w_frac}, {_codes(acc_t)})")
-                        lines.append(f"s = cast(s + p, {acc_t.frac}, {_codes(acc_t)})")
-                lines.append(f"{out} = s")
-            body = setup + ["for e in range(BLOCK):"] + ["    " + ln for ln in lines]
-        self._kernel(f"{names}: accumulate", [x.name, acc], loop_lines, body)
-        return self._cast_kernel(f"{names}: result casts", acc, acc_t.frac, acc_lo, acc_hi, steps, shape, where, dt)
+                p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
+                em.append(f"s = np.int64({plan.bias[o]})")
+                for i, c_ in taps:
+                    product = f"np.int64({c_}) * np.int64({x.name}[{_at(geometry.window, geometry.taps[i])}])"
+                    em.append(f"p = cast({product}, {p_frac}, {codes})")
+                    em.append(f"s = cast(s + p, {plan.acc_t.frac}, {codes})")
+                em.append(f"{out} = s")
 
-    def _looped_sum(self, x, acc, w, up, bias, offsets, n_out, acc_t, w_frac, dt):
-        """Body of a looped accumulation (after ``r``, the window's first input row, and ``q``,
-        the output pixel's first row): bias first, then the taps in input order, so each
-        output sees hls4ml's order of operations; ``up`` is None on the stepwise path."""
-        exact = up is not None
-        weights = self._array([v << up for v in w] if exact else w, dt)
-        biases = self._array(bias, dt)
-        taps = self._array(offsets, "i64")
+    def _looped_sum(self, em, stem, x, acc, plan, geometry):
+        """A sum looping over module-level weight arrays: bias first, then the taps in input
+        order, so each output sees hls4ml's order of operations."""
+        weights = self._array(f"{stem}_weights", [v << plan.up for v in plan.weights] if plan.exact else plan.weights, plan.dt)
+        biases = self._array(f"{stem}_biases", plan.bias, plan.dt)
+        taps = self._array(f"{stem}_taps", geometry.taps, "i64")
+        n_out = geometry.n_out
+        em.extend(geometry.setup or ["r = 0", "q = 0"])
         index = "q + o * BLOCK + e"
-        if exact:
-            accumulate = [f"{acc}[{index}] += c * {x.name}[base + e]"]
-        else:
-            p_frac, codes = x.type.frac + w_frac, _codes(acc_t)
-            accumulate = [
-                f"p = cast(np.int64(c) * np.int64({x.name}[base + e]), {p_frac}, {codes})",
-                f"{acc}[{index}] = cast({acc}[{index}] + p, {acc_t.frac}, {codes})",
-            ]
-        return [
-            f"for o in range({n_out}):",
-            "    for e in range(BLOCK):",
-            f"        {acc}[{index}] = {biases}[o]",
-            f"for i in range({len(offsets)}):",
-            f"    base = r + {taps}[i] * BLOCK",
-            f"    for o in range({n_out}):",
-            f"        c = {weights}[i * {n_out} + o]",
-            "        if c != 0:",
-            "            for e in range(BLOCK):",
-        ] + ["                " + line for line in accumulate]
+        with em.block(f"for o in range({n_out}):"), em.block("for e in range(BLOCK):"):
+            em.append(f"{acc}[{index}] = {biases}[o]")
+        with em.block(f"for i in range({len(geometry.taps)}):"):
+            em.append(f"base = r + {taps}[i] * BLOCK")
+            with em.block(f"for o in range({n_out}):"):
+                em.append(f"c = {weights}[i * {n_out} + o]")
+                with em.block("if c != 0:"), em.block("for e in range(BLOCK):"):
+                    if plan.exact:
+                        em.append(f"{acc}[{index}] += c * {x.name}[base + e]")
+                    else:
+                        p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
+                        em.append(f"p = cast(np.int64(c) * np.int64({x.name}[base + e]), {p_frac}, {codes})")
+                        em.append(f"{acc}[{index}] = cast({acc}[{index}] + p, {plan.acc_t.frac}, {codes})")
 
-    def _pool(self, layer, x, where):
+    def _pool(self, layer, x, steps, where, group):
         """hls4ml's pooling2d_cl, stepwise in int64 (max: compare in the input type; average:
         sum in accum_t with its overflow, then truncating division by the unpadded count)."""
         ph, pw = (int(v) for v in layer["pool"])
@@ -447,36 +557,36 @@ class _Generator:
         oh_n, ow_n, _ = (int(v) for v in layer["output_shape"])
         # hls4ml infers a max pool's accum_t as its input type; a spec may omit it
         acc_t = _type(layer, "accum_type") if "accum_type" in layer else x.type
-        res_t = _type(layer, "result_type")
+        res_t = steps[0][1]
         is_max = layer["op"] == "max_pool2d"
         wide = max(acc_t.frac, x.type.frac)  # ap_fixed += adds at full precision
         # pad_val<T, Max>: only the top bit set (the most negative value if T is signed)
         pad = -(1 << (x.type.width - 1)) if x.type.signed else 1 << (x.type.width - 1)
-        lines = ["m = np.int64(0)", "count = 0"]
-        for a in range(ph):
-            for b in range(pw):
-                row, col = f"(oh * {sh} + {a} - {top})", f"(ow * {sw} + {b} - {left})"
-                inside = f"(0 <= {row} < {h}) and (0 <= {col} < {w})"
-                lines.append(f"p = np.int64({x.name}[(({row} * {w} + {col}) * {c} + ch) * BLOCK + e]) if {inside} else np.int64({pad})")
-                if is_max:
-                    lines.append("m = p" if (a, b) == (0, 0) else "m = p if p > m else m")
-                else:
-                    summed = f"(m << {wide - acc_t.frac}) + (p << {wide - x.type.frac})"
-                    lines.append(f"m = cast({summed}, {wide}, {_codes(acc_t)}) if {inside} else m")
-                    lines.append(f"count += 1 if {inside} else 0")
-        if is_max:
-            lines.append(f"m = cast(m, {x.type.frac}, {_codes(acc_t)})")
-        else:
-            # ap_fixed /= unsigned: integer division of the mantissa, truncating toward zero
-            lines.append("m = -((-m) // count) if m < 0 else m // count")
-        lines.append(f"m = cast(m, {acc_t.frac}, {_codes(res_t)})")
-        y = self._tensor(layer["output_shape"], res_t, *_full(res_t), where)
-        lines.append(f"{y.name}[((oh * {ow_n} + ow) * {c} + ch) * BLOCK + e] = m")
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, *_full(res_t), where)
         loops = [f"for oh in range({oh_n}):", f"for ow in range({ow_n}):", f"for ch in range({c}):", "for e in range(BLOCK):"]
-        self._kernel(f"{layer['name']}: {layer['op']}", [x.name, y.name], loops, lines)
+        with self._kernel(f"{layer['name']}: {layer['op']}", [x.name, y.name], loops) as em:
+            em.extend(["m = np.int64(0)", "count = 0"])
+            for a in range(ph):
+                for b in range(pw):
+                    row, col = f"(oh * {sh} + {a} - {top})", f"(ow * {sw} + {b} - {left})"
+                    inside = f"(0 <= {row} < {h}) and (0 <= {col} < {w})"
+                    em.append(f"p = np.int64({x.name}[(({row} * {w} + {col}) * {c} + ch) * BLOCK + e]) if {inside} else np.int64({pad})")
+                    if is_max:
+                        em.append("m = p" if (a, b) == (0, 0) else "m = p if p > m else m")
+                    else:
+                        summed = f"(m << {wide - acc_t.frac}) + (p << {wide - x.type.frac})"
+                        em.append(f"m = cast({summed}, {wide}, {_codes(acc_t)}) if {inside} else m")
+                        em.append(f"count += 1 if {inside} else 0")
+            if is_max:
+                em.append(f"m = cast(m, {x.type.frac}, {_codes(acc_t)})")
+            else:
+                # ap_fixed /= unsigned: integer division of the mantissa, truncating toward zero
+                em.append("m = -((-m) // count) if m < 0 else m // count")
+            em.append(f"m = cast(m, {acc_t.frac}, {_codes(res_t)})")
+            em.append(f"{y.name}[((oh * {ow_n} + ow) * {c} + ch) * BLOCK + e] = m")
         return y
 
-    def _scale(self, layer, x, steps, where, names):
+    def _scale(self, layer, x, steps, where, group):
         """hls4ml's normalize: ``res = product(x, scale) + bias`` at full precision, then cast."""
         product = layer.get("product", "mult")
         if product not in ("mult", "weight_exponential"):
@@ -487,7 +597,7 @@ class _Generator:
         if product == "weight_exponential":
             signs, exponents, half = _exponential_scales(layer, x.type, where)
             if not all(_shift_is_exact(x, half, e) for e in exponents):
-                return self._scale_shifted(layer, x, steps, where, names, signs, exponents, half)
+                return self._scale_shifted(layer, x, steps, where, group, signs, exponents, half)
             # every shift is lossless: the product is x * (+-2**e) exactly, a plain multiplication
             s_frac = max(0, -min(exponents))
             scales = [sign << (e + s_frac) for sign, e in zip(signs, exponents)]
@@ -497,18 +607,19 @@ class _Generator:
         channels = len(scales)
         bounds = [(b + min(s * x.lo, s * x.hi), b + max(s * x.lo, s * x.hi)) for s, b in zip(scales, biases)]
         lo, hi = min(b[0] for b in bounds), max(b[1] for b in bounds)
-        product = max(abs(v) for v in scales) * max(abs(x.lo), abs(x.hi))
-        dt = _dtype_for(min(lo, -product), max(hi, product), where)
+        largest = max(abs(v) for v in scales) * max(abs(x.lo), abs(x.hi))
+        dt = _dtype_for(min(lo, -largest), max(hi, largest), where)
         dt = "f64" if x.dtype == "f64" else dt
-        acc = self._buffer(x.size, dt)
-        lines = [
-            f"{acc}[(i * {channels} + {ch}) * BLOCK + e] = {_const(dt, scales[ch])} * {x.name}[(i * {channels} + {ch}) * BLOCK + e] + {_const(dt, biases[ch])}"
-            for ch in range(channels)
-        ]
-        self._kernel(f"{names}: scale and bias", [x.name, acc], [f"for i in range({x.size // channels}):", "for e in range(BLOCK):"], lines)
-        return self._cast_kernel(f"{names}: result casts", acc, frac, lo, hi, steps, layer["output_shape"], where, dt)
+        acc = self._buffer(f"{layer['name']}_acc", x.size, dt)
+        title = " + ".join(group)
+        loops = [f"for i in range({x.size // channels}):", "for e in range(BLOCK):"]
+        with self._kernel(f"{title}: scale and bias", [x.name, acc], loops) as em:
+            for ch in range(channels):
+                index = f"(i * {channels} + {ch}) * BLOCK + e"
+                em.append(f"{acc}[{index}] = {_const(dt, scales[ch])} * {x.name}[{index}] + {_const(dt, biases[ch])}")
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, dt)
 
-    def _scale_shifted(self, layer, x, steps, where, names, signs, exponents, half):
+    def _scale_shifted(self, layer, x, steps, where, group, signs, exponents, half):
         """product::weight_exponential step by step in int64: ``r_T(x) << e`` keeps r_T's width
         (bits shifted out above are lost, a right shift floors), then ``r_T(-y)`` for sign 0."""
         b_t = _type(layer, "bias_type")
@@ -523,33 +634,46 @@ class _Generator:
             raise SpecError(msg)
         r_t = ApType(2 * half, half)
         channels = len(biases)
-        acc = self._buffer(x.size, "i64")
-        lines = []
-        for ch in range(channels):
-            index = f"(i * {channels} + {ch}) * BLOCK + e"
-            lines.append(f"r = cast(np.int64({x.name}[{index}]), {x.type.frac}, {_codes(r_t)})")
-            lines.append(f"y = cast(r, {r_t.frac - exponents[ch]}, {_codes(r_t)})")
-            if signs[ch] < 0:
-                lines.append(f"y = cast(-y, {r_t.frac}, {_codes(r_t)})")
-            lines.append(f"{acc}[{index}] = (y << {up}) + np.int64({biases[ch]})")
+        acc = self._buffer(f"{layer['name']}_acc", x.size, "i64")
+        title = " + ".join(group)
+        loops = [f"for i in range({x.size // channels}):", "for e in range(BLOCK):"]
+        with self._kernel(f"{title}: shift and bias", [x.name, acc], loops) as em:
+            for ch in range(channels):
+                index = f"(i * {channels} + {ch}) * BLOCK + e"
+                em.append(f"r = cast(np.int64({x.name}[{index}]), {x.type.frac}, {_codes(r_t)})")
+                em.append(f"y = cast(r, {r_t.frac - exponents[ch]}, {_codes(r_t)})")
+                if signs[ch] < 0:
+                    em.append(f"y = cast(-y, {r_t.frac}, {_codes(r_t)})")
+                em.append(f"{acc}[{index}] = (y << {up}) + np.int64({biases[ch]})")
         lo = (r_t.min_mantissa << up) + min(biases)
         hi = (r_t.max_mantissa << up) + max(biases)
-        self._kernel(f"{names}: shift and bias", [x.name, acc], [f"for i in range({x.size // channels}):", "for e in range(BLOCK):"], lines)
-        return self._cast_kernel(f"{names}: result casts", acc, frac, lo, hi, steps, layer["output_shape"], where, "i64")
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, "i64")
 
-    def _zero_pad(self, layer, x, where):
-        res_t = _type(layer, "result_type")
-        p, _ = self._padded(x, layer["pad"], where)
-        if res_t == x.type:
-            return Tensor(p.name, tuple(layer["output_shape"]), res_t, p.lo, p.hi)
-        return self._cast_kernel(f"{layer['name']}: cast", p.name, p.type.frac, p.lo, p.hi, [("cast", res_t)], layer["output_shape"], where, p.dtype)
+
+# op -> its emitter; the keys are the spec's op list (l0emu.spec.OPS), checked by the tests
+_OP_EMITTERS = {
+    "conv2d": _Generator._dot,
+    "dense": _Generator._dot,
+    "relu": _Generator._elementwise,
+    "linear": _Generator._elementwise,
+    "max_pool2d": _Generator._pool,
+    "avg_pool2d": _Generator._pool,
+    "scale": _Generator._scale,
+    "flatten": _Generator._flatten,
+    "zero_pad2d": _Generator._zero_pad,
+}
+# ops whose following relu/linear layers fold into their result casts
+_FUSING = ("conv2d", "dense", "scale")
+# names the generated module defines or imports: buffers must not shadow them
+_RESERVED = {"np", "njit", "f32", "f64", "cast", "cast_mantissa", "BLOCK", "network", "x", "table", "out", "lookup", "trace",
+             "n", "start", "m", "e", "i", "j", "o", "r", "q", "s", "p", "c", "v", "y", "base", "count", "oh", "ow", "ch"}
 
 
 _NP = {"f32": "float32", "f64": "float64", "i64": "int64"}
 
 
 def _identifier(text: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in text.split(":")[0])[:40]
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
 
 
 def _codes(t: ApType) -> str:

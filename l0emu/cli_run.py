@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import math
+import socket
+from pathlib import Path
 
+from .aptypes import parse_type
+from .atomic import check_output
 from .errors import ConfigError, SpecError
-from .job import run_job
-from .output import format_table
+from .output import OUTPUT_FORMATS, format_table
 from .rates import RateAssumptions
-from .spec import read_spec
-from .trigger import DEFAULT_THRESHOLDS
+from .schema import DEFAULT_THRESHOLDS, threshold_branch
 
-__all__ = ["HELP", "add_arguments", "main", "default_spec_path"]
+__all__ = ["DESCRIPTION", "add_arguments", "main", "default_spec_path", "check_thresholds", "check_scheduler"]
 
-HELP = "the trigger job: events.root -> L0 decisions, l0.root, tables"
+DESCRIPTION = "the trigger job: events.root -> L0 decisions, l0.root, tables"
 
 DEFAULT_MODEL = "default_student"
 
@@ -29,15 +32,85 @@ def default_spec_path():
 
 
 def _thresholds(text: str):
+    """Parse ``--thresholds``: finite, positive, each with its own branch name."""
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         msg = f"--thresholds must be comma-separated numbers of GeV, got {text!r}"
         raise ConfigError(msg) from None
-    if not values or any(v <= 0 for v in values) or len(set(values)) != len(values):
-        msg = f"--thresholds must be distinct positive numbers of GeV, got {text!r}"
+    if not values:
+        msg = f"--thresholds needs at least one number of GeV, got {text!r}"
         raise ConfigError(msg)
+    names = {}
+    for value in values:
+        if not math.isfinite(value) or value <= 0:
+            msg = f"--thresholds: {value!r} is not a positive finite number of GeV"
+            raise ConfigError(msg)
+        if "e" in f"{value:g}":
+            continue  # refused by check_thresholds, after the range check that explains it better
+        name = threshold_branch(value)
+        if name in names:
+            msg = f"--thresholds: {names[name]!r} and {value!r} both give branch {name!r}; give distinct thresholds"
+            raise ConfigError(msg)
+        names[name] = value
     return values
+
+
+def check_thresholds(thresholds, spec, origin) -> None:
+    """Every threshold must lie inside the range the network's pT output can take."""
+    outputs = {out.get("name"): out for out in spec["outputs"]}
+    if "pt" not in outputs:
+        return  # the trigger names the missing output
+    out, kind = outputs["pt"], parse_type(spec["layers"][-1]["result_type"])
+    ends = [out["offset"] + out["scale"] * kind.to_float(m) for m in (kind.min_mantissa, kind.max_mantissa)]
+    low, high = min(ends), max(ends)
+    for value in thresholds:
+        if not low < value <= high:
+            msg = (
+                f"--thresholds: {value:g} GeV is outside the pT range of the network in {origin} "
+                f"({low:g} to {high:g} GeV, type {kind}): it would fire on {'every' if value <= low else 'no'} event"
+            )
+            raise ConfigError(msg)
+        if "e" in f"{value:g}":
+            msg = f"--thresholds: {value!r} GeV cannot name a decision branch (l0_pt<T> needs 1e-4 <= T < 1e6 GeV)"
+            raise ConfigError(msg)
+
+
+def _check_numbers(args) -> None:
+    for option, value in (
+        ("--bx-rate-mhz", args.bx_rate_mhz), ("--muon-fraction", args.muon_fraction),
+        ("--spectrum-index", args.spectrum_index),
+    ):
+        if not math.isfinite(value):
+            msg = f"{option} must be a finite number, got {value!r}"
+            raise ConfigError(msg)
+    for option, value, low in (("--workers", args.workers, 0), ("--step-size", args.step_size, 1)):
+        if value < low:
+            msg = f"{option} must be >= {low}, got {value}"
+            raise ConfigError(msg)
+    if args.check_firmware is not None and args.check_firmware < 1:
+        msg = f"--check-firmware takes a number of events >= 1, got {args.check_firmware}"
+        raise ConfigError(msg)
+
+
+def check_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with the address in the message, when no dask scheduler answers there."""
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        msg = f"--scheduler {address!r}: expected HOST:PORT or tcp://HOST:PORT"
+        raise ConfigError(msg)
+    try:
+        with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        msg = f"--scheduler {address!r}: no dask scheduler reachable within {timeout:g} s ({err.strerror or err})"
+        raise ConfigError(msg) from None
+
+
+def _spec_file(spec_path) -> Path:
+    path = Path(spec_path)
+    return path / "spec.json" if path.is_dir() else path
 
 
 def _firmware_check():
@@ -53,6 +126,10 @@ def _firmware_check():
 def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="EVENTS", help="event ROOT files or globs")
     parser.add_argument("-o", "--output", required=True, help="output ROOT file (l0 tree + histograms)")
+    parser.add_argument(
+        "--output-format", choices=OUTPUT_FORMATS, default="ttree",
+        help="store the l0 table as a TTree or an RNTuple; histograms are TH1D either way (default: %(default)s)",
+    )
     parser.add_argument("--spec", help="network spec.json or converted project dir (default: shipped student)")
     parser.add_argument(
         "--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS),
@@ -71,24 +148,36 @@ def add_arguments(parser) -> None:
         help="muon spectrum dN/dpT ~ pT^-index used for rates (default: %(default)s)",
     )
     parser.add_argument(
-        "--check-firmware", type=int, default=0, metavar="N",
+        "--check-firmware", type=int, default=None, metavar="N",
         help="also run hls4ml's C-simulation on N of the same images and fail on any differing bit",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(args) -> int:
+    # every argument and every output is checked before any work starts
     thresholds = _thresholds(args.thresholds)
-    if args.workers < 0:
-        msg = f"--workers must be >= 0, got {args.workers}"
-        raise ConfigError(msg)
+    _check_numbers(args)
     spec_path = args.spec or default_spec_path()
+    from .events import expand_paths  # uproot and numba: not for --help
+    from .job import run_job, side_outputs
+    from .spec import read_spec
+
+    inputs = [*expand_paths(args.inputs), _spec_file(spec_path)]
+    check_output(args.output, inputs=inputs, option="-o")  # the raw text: '-o dir/' is refused
+    for key, path in side_outputs(args.output).items():
+        check_output(path, inputs=inputs, option="-o" if key == "root" else f"output ({key})")
     spec = read_spec(spec_path)
+    check_thresholds(thresholds, spec, _spec_file(spec_path))
+    firmware_check = _firmware_check() if args.check_firmware else None
+    if args.scheduler:
+        check_scheduler(args.scheduler)
     assumptions = RateAssumptions(args.bx_rate_mhz, args.muon_fraction, args.spectrum_index)
     result = run_job(
         args.inputs, spec, args.output, thresholds,
         step_size=args.step_size, assumptions=assumptions,
         workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress,
+        output_format=args.output_format,
     )
     rate = result.n_events / result.seconds if result.seconds > 0 else float("nan")
     print(
@@ -99,8 +188,8 @@ def main(args) -> int:
     print(assumptions.describe())
     for kind, path in result.outputs.items():
         print(f"  {kind:12s} {path}")
-    if args.check_firmware:
-        return _firmware_check()(spec_path, args.inputs, args.check_firmware, thresholds)
+    if firmware_check is not None:
+        return firmware_check(spec_path, args.inputs, args.check_firmware, thresholds)
     return 0
 
 

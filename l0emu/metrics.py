@@ -4,6 +4,15 @@ Inputs are per-event arrays: the leading muon's true pT (GeV, 0 without muons) a
 predicted pT (GeV). An event is signal when its true pT is at least
 ``l0emu.schema.SIGNAL_PT_MIN`` (3 GeV), background otherwise (soft muons included).
 
+One definition per metric, used by the trigger job's rate table (:mod:`l0emu.rates`), the
+physics grid and training records alike:
+
+- plateau of threshold T: signal events with true pT >= :func:`plateau_min_pt` (T) =
+  ``PLATEAU_FACTOR`` x T (1.5 T; 15 GeV for the default 10 GeV threshold), counted event by
+  event, so the region starts exactly at that edge whatever the histogram binning;
+- resolution: (pT_pred - pT_true) / pT_true for true pT in
+  [``RESOLUTION_EDGES[0]``, ``RESOLUTION_EDGES[-1]``) = [7, 13) GeV, around the default threshold.
+
 Uncertainties are Clopper-Pearson (exact binomial) from :mod:`l0emu.stats`: central 68.27 %
 intervals for efficiencies, a one-sided 95 % upper limit for the fake rate (exact, which is
 close to the 3/N rule when no background event fires).
@@ -21,7 +30,10 @@ from l0emu.stats import clopper_pearson, upper_limit
 __all__ = [
     "DEFAULT_THRESHOLD",
     "TURN_ON_EDGES",
+    "PLATEAU_FACTOR",
     "PLATEAU_MIN_PT",
+    "plateau_min_pt",
+    "resolution_range_text",
     "RESOLUTION_EDGES",
     "TurnOn",
     "turn_on_curve",
@@ -34,8 +46,27 @@ __all__ = [
 
 DEFAULT_THRESHOLD = 10.0  # GeV
 TURN_ON_EDGES = np.arange(3.0, 21.0, 1.0)  # 1 GeV bins over [3, 20] GeV
-PLATEAU_MIN_PT = 15.0  # GeV
-RESOLUTION_EDGES = np.arange(7.0, 14.0, 1.0)  # bins around the default threshold
+# the plateau of threshold T starts at 1.5 T: far enough above T that a trigger with the
+# toy's ~10-20 % pT resolution is fully efficient there (the seed study's definition)
+PLATEAU_FACTOR = 1.5
+RESOLUTION_EDGES = np.arange(7.0, 14.0, 1.0)  # 1 GeV bins over [7, 13) GeV, around the default threshold
+
+
+def plateau_min_pt(threshold: float) -> float:
+    """Lowest true pT (GeV) of the plateau of ``threshold``: ``PLATEAU_FACTOR * threshold``."""
+    threshold = float(threshold)
+    if not (np.isfinite(threshold) and threshold > 0):
+        msg = f"a pT threshold must be a positive number of GeV, got {threshold!r}"
+        raise ValueError(msg)
+    return PLATEAU_FACTOR * threshold
+
+
+PLATEAU_MIN_PT = plateau_min_pt(DEFAULT_THRESHOLD)  # 15 GeV: the plateau of the default threshold
+
+
+def resolution_range_text(edges=RESOLUTION_EDGES) -> str:
+    """The true-pT range of :func:`pt_resolution`, as written in tables: ``[7, 13) GeV``."""
+    return f"[{float(edges[0]):g}, {float(edges[-1]):g}) GeV"
 
 
 @dataclasses.dataclass
@@ -78,15 +109,20 @@ def turn_on_curve(true_pt, pred_pt, threshold: float = DEFAULT_THRESHOLD, edges=
     return TurnOn(edges, passed, total, _ratio(passed, total), low, high)
 
 
-def plateau_efficiency(true_pt, pred_pt, threshold: float = DEFAULT_THRESHOLD, plateau_min: float = PLATEAU_MIN_PT) -> dict:
-    """Efficiency for true pT >= ``plateau_min``: ``{efficiency, low, high, passed, total}``."""
+def plateau_efficiency(true_pt, pred_pt, threshold: float = DEFAULT_THRESHOLD, plateau_min: float | None = None) -> dict:
+    """Efficiency for true pT >= ``plateau_min`` (default :func:`plateau_min_pt` of ``threshold``).
+
+    Returns ``{efficiency, low, high, passed, total, plateau_min_gev}``; efficiency nan when no
+    event reaches the plateau (a sample whose pT range ends below it).
+    """
     true_pt, pred_pt = _arrays(true_pt, pred_pt)
+    plateau_min = plateau_min_pt(threshold) if plateau_min is None else float(plateau_min)
     on_plateau = true_pt >= plateau_min
     total = int(on_plateau.sum())
     passed = int((pred_pt[on_plateau] >= threshold).sum())
     low, high = clopper_pearson(passed, total)
     efficiency = float(_ratio(np.float64(passed), np.float64(total)))
-    return {"efficiency": efficiency, "low": float(low[0]), "high": float(high[0]), "passed": passed, "total": total}
+    return {"efficiency": efficiency, "low": float(low[0]), "high": float(high[0]), "passed": passed, "total": total, "plateau_min_gev": plateau_min}
 
 
 def half_efficiency_point(curve: TurnOn) -> float:
@@ -157,6 +193,7 @@ def physics_summary(true_pt, pred_pt, threshold: float = DEFAULT_THRESHOLD) -> d
     return {
         "threshold_gev": threshold,
         "interval": "Clopper-Pearson 68.27% (efficiencies), one-sided 95% upper limit (fake rate)",
+        "resolution_range": resolution_range_text(),
         "turn_on": {
             "edges": curve.edges.tolist(),
             "passed": curve.passed.tolist(),

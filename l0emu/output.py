@@ -8,10 +8,27 @@ import math
 
 import numpy as np
 
-from .rates import PT_BINS, RateAssumptions, TriggerCounts
+from .errors import ConfigError
+from .plotting import errorbar_hist, label, new_figure, save_figure, styled
+from .rates import PT_BINS, RateAssumptions, TriggerCounts, pt_histogram
+from .schema import L0_TREE
 from .serialize import jsonable
 
-__all__ = ["l0_branch_types", "write_histograms", "write_csv", "write_json", "plot_turn_on", "format_table"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "l0_branch_types",
+    "make_l0_writer",
+    "turn_on_histograms",
+    "write_histograms",
+    "write_csv",
+    "write_json",
+    "plot_turn_on",
+    "format_table",
+]
+
+# how the ``l0`` table is stored: a TTree (the default, what every ROOT version reads) or an
+# RNTuple (ROOT 6.34+'s columnar format, which the LHC experiments adopt for the HL-LHC)
+OUTPUT_FORMATS = ("ttree", "rntuple")
 
 _TABLE_COLUMNS = (
     ("threshold_gev", "threshold [GeV]", "{:g}"),
@@ -25,7 +42,7 @@ _TABLE_COLUMNS = (
 
 
 def l0_branch_types(branches) -> dict:
-    """Branch name -> dtype of the ``l0`` tree (DESIGN.md)."""
+    """Branch name -> dtype of the ``l0`` tree (docs/design.md)."""
     types = {
         "event_id": np.uint64,
         "pt": np.float32,
@@ -38,11 +55,34 @@ def l0_branch_types(branches) -> dict:
     return types
 
 
-def write_histograms(file, counts: TriggerCounts) -> None:
-    """Numerator per threshold and the shared denominator, as TH1D vs true pT."""
-    file["h_true_pt_denominator"] = (counts.denominator.astype(np.float64), PT_BINS)
+def make_l0_writer(file, branches, output_format: str = "ttree"):
+    """The empty ``l0`` TTree or RNTuple in ``file`` (an uproot writable file); both take ``extend``."""
+    if output_format not in OUTPUT_FORMATS:
+        msg = f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}"
+        raise ConfigError(msg)
+    make = file.mkrntuple if output_format == "rntuple" else file.mktree
+    return make(L0_TREE, l0_branch_types(branches))
+
+
+def turn_on_histograms(counts: TriggerCounts) -> dict:
+    """ROOT name -> :class:`hist.Hist` vs true pT: the shared denominator and one numerator per threshold."""
+    import hist
+
+    def filled(values, title):
+        h = pt_histogram(title, storage=hist.storage.Double())
+        h.view()[:] = values
+        return h
+
+    histograms = {"h_true_pt_denominator": filled(counts.denominator, "signal events vs true muon pT")}
     for b in counts.branches:
-        file[f"h_{b}_numerator"] = (counts.numerator[b].astype(np.float64), PT_BINS)
+        histograms[f"h_{b}_numerator"] = filled(counts.numerator[b], f"signal events with {b} vs true muon pT")
+    return histograms
+
+
+def write_histograms(file, counts: TriggerCounts) -> None:
+    """Numerator per threshold and the shared denominator, written as TH1D by uproot from hist objects."""
+    for name, h in turn_on_histograms(counts).items():
+        file[name] = h
 
 
 def _cell(value, fmt):
@@ -58,6 +98,8 @@ def format_table(rows) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     out = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     out += ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
+    # why a cell is n/a (e.g. a threshold beyond the sample's pT range), under the table
+    out += [f"  {row['threshold_gev']:g} GeV: {row['note']}" for row in rows if row.get("note")]
     return "\n".join(out)
 
 
@@ -80,29 +122,20 @@ def write_json(path, rows, assumptions: RateAssumptions, metadata: dict) -> None
         f.write("\n")
 
 
+@styled
 def plot_turn_on(path, counts: TriggerCounts, thresholds, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    """Efficiency vs true pT per threshold, 68 % Clopper-Pearson error bars (mplhep, no pyplot)."""
+    fig, ax = new_figure(figsize=(8, 6))
     for t, b in zip(thresholds, counts.branches):
         curve = counts.turn_on(b)
-        eff, ok = curve.efficiency, curve.total > 0
-        ax.errorbar(
-            curve.centers[ok], eff[ok], yerr=[eff[ok] - curve.low[ok], curve.high[ok] - eff[ok]], xerr=0.5,
-            fmt="o", ms=3, label=f"pT ≥ {t:g} GeV",
-        )
-    ax.axhline(1.0, color="grey", lw=0.5)
-    ax.set_xlabel("true muon pT [GeV]")
+        errorbar_hist(ax, curve.efficiency, curve.edges, curve.low, curve.high, label=f"L0 $p_T$ ≥ {t:g} GeV")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("true muon $p_T$ [GeV]")
     ax.set_ylabel("L0 efficiency")
-    ax.set_ylim(-0.02, 1.08)
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
-
-
+    populated = np.flatnonzero(counts.denominator)
+    upper = PT_BINS[populated[-1] + 1] if len(populated) else PT_BINS[-1]
+    ax.set_xlim(PT_BINS[0], min(PT_BINS[-1], upper + 2.0))  # the sample's pT range, not the binning's
+    ax.set_ylim(0.0, 1.45)  # room for the label and the legend above the plateau
+    label(ax)
+    ax.legend(loc="upper left", ncols=2, fontsize="x-small", title=title, title_fontsize="x-small")
+    save_figure(fig, path)

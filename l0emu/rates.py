@@ -2,23 +2,46 @@
 
 Counts are integers accumulated chunk by chunk and merged by addition, so a run split
 over files, entry ranges or dask workers gives exactly the tables of a single process.
+
+The plateau of threshold T is :func:`l0emu.metrics.plateau_min_pt` (1.5 T), counted event by
+event (not from the histogram bins, whose edges need not fall on 1.5 T). A threshold whose
+plateau holds no muon of the sample (a sample that stops below 1.5 T) gets no plateau and
+no L0 rate: the row says so in ``note`` instead of extrapolating the rate to zero.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import hist
 import numpy as np
 
 from .errors import ConfigError
 from .schema import SIGNAL_PT_MIN, threshold_branch
-from .metrics import TurnOn, half_efficiency_point
+from .metrics import TurnOn, half_efficiency_point, plateau_min_pt
 from .stats import clopper_pearson, upper_limit
 
-__all__ = ["PT_BINS", "RateAssumptions", "TriggerCounts", "rate_table"]
+__all__ = ["PT_BINS", "RateAssumptions", "TriggerCounts", "pt_histogram", "rate_table"]
 
-# true-pT binning (GeV) of the turn-on histograms written by the trigger job
-PT_BINS = np.arange(0.0, 31.0, 1.0)
+# true-pT binning (GeV) of the turn-on histograms written by the trigger job: 1 GeV bins up
+# to 60 GeV, past the 50 GeV end of the falling spectrum used for rates (simulation.settings)
+PT_BINS = np.arange(0.0, 61.0, 1.0)
+
+
+def pt_histogram(name: str = "", storage=None) -> hist.Hist:
+    """An empty histogram on the turn-on binning: true muon pT in ``PT_BINS`` (GeV).
+
+    No flow bins: the trigger job folds overflow into the last bin before filling, so
+    every signal event is counted in the denominator. Integer storage by default (exact
+    counts); ROOT output uses Double, which uproot writes as a TH1D.
+    """
+    axis = hist.axis.Variable(PT_BINS, name="true_pt", label="true muon $p_T$ [GeV]", underflow=False, overflow=False)
+    return hist.Hist(axis, storage=storage if storage is not None else hist.storage.Int64(), name=name)
+
+
+def _binned(true_pt) -> np.ndarray:
+    """Counts per ``PT_BINS`` bin, as int64."""
+    return pt_histogram().fill(true_pt).values().astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +70,9 @@ class RateAssumptions:
             f"L0 rate = {self.bunch_crossing_mhz:g} MHz x [(1 - f_mu) x fake rate + f_mu x "
             f"efficiency averaged over dN/dpT ~ pT^-{self.spectrum_index:g} above {SIGNAL_PT_MIN:g} GeV], "
             f"f_mu = {self.muon_fraction:g} (crossings of this sector with a muon above "
-            f"{SIGNAL_PT_MIN:g} GeV); true-pT bins without events take the mean efficiency of the "
-            "three highest populated bins."
+            f"{SIGNAL_PT_MIN:g} GeV); true-pT bins without events, and the spectrum beyond "
+            f"{PT_BINS[-1]:g} GeV, take the plateau efficiency (true pT >= 1.5 x threshold); a threshold "
+            "whose plateau holds no muon of the sample has no rate (n/a), never an extrapolated one."
         )
 
 
@@ -61,6 +85,10 @@ class TriggerCounts:
     denominator: np.ndarray
     background: int = 0
     background_fired: dict = dataclasses.field(default_factory=dict)
+    # per branch: signal events with true pT >= plateau_min_pt(threshold), and those that fired
+    plateau_total: dict = dataclasses.field(default_factory=dict)
+    plateau_passed: dict = dataclasses.field(default_factory=dict)
+    max_signal_pt: float = 0.0  # highest true pT of a signal event (GeV), 0 without any
 
     @classmethod
     def empty(cls, thresholds) -> TriggerCounts:
@@ -71,6 +99,8 @@ class TriggerCounts:
             numerator={b: zeros.copy() for b in branches},
             denominator=zeros.copy(),
             background_fired={b: 0 for b in branches},
+            plateau_total={b: 0 for b in branches},
+            plateau_passed={b: 0 for b in branches},
         )
 
     @classmethod
@@ -80,12 +110,16 @@ class TriggerCounts:
         signal = true_pt >= SIGNAL_PT_MIN
         # overflow goes into the last bin so no signal event is lost from the denominator
         clipped = np.minimum(true_pt[signal], PT_BINS[-1] - 1e-9)
-        counts.denominator += np.histogram(clipped, PT_BINS)[0]
+        counts.denominator += _binned(clipped)
         counts.background = int((~signal).sum())
-        for b in counts.branches:
+        counts.max_signal_pt = float(true_pt[signal].max()) if signal.any() else 0.0
+        for t, b in zip(thresholds, counts.branches):
             fired = np.asarray(columns[b], dtype=bool)
-            counts.numerator[b] += np.histogram(clipped[fired[signal]], PT_BINS)[0]
+            counts.numerator[b] += _binned(clipped[fired[signal]])
             counts.background_fired[b] = int(fired[~signal].sum())
+            on_plateau = true_pt >= plateau_min_pt(t)  # implies signal: 1.5 T > 3 GeV needs T > 2
+            counts.plateau_total[b] = int((on_plateau & signal).sum())
+            counts.plateau_passed[b] = int((on_plateau & signal & fired).sum())
         return counts
 
     def __add__(self, other: TriggerCounts) -> TriggerCounts:
@@ -98,6 +132,9 @@ class TriggerCounts:
             denominator=self.denominator + other.denominator,
             background=self.background + other.background,
             background_fired={b: self.background_fired[b] + other.background_fired[b] for b in self.branches},
+            plateau_total={b: self.plateau_total[b] + other.plateau_total[b] for b in self.branches},
+            plateau_passed={b: self.plateau_passed[b] + other.plateau_passed[b] for b in self.branches},
+            max_signal_pt=max(self.max_signal_pt, other.max_signal_pt),
         )
 
     def turn_on(self, branch) -> TurnOn:
@@ -118,11 +155,11 @@ def _spectrum_weights(index):
     return inside / integral(SIGNAL_PT_MIN), tail / integral(SIGNAL_PT_MIN)
 
 
-def _muon_efficiency(eff, index):
-    populated = np.nonzero(~np.isnan(eff) & (PT_BINS[:-1] >= SIGNAL_PT_MIN))[0]
-    if len(populated) == 0:
+def _muon_efficiency(eff, index, plateau: float):
+    """Efficiency averaged over the rate spectrum; empty bins and the tail take ``plateau``."""
+    if np.isnan(plateau):
         return float("nan")
-    fill = float(np.mean(eff[populated[-3:]]))
+    fill = float(plateau)
     filled = np.where(np.isnan(eff), fill, eff)
     weights, tail = _spectrum_weights(index)
     return float(np.sum(weights * filled) + tail * fill)
@@ -133,20 +170,28 @@ def rate_table(counts: TriggerCounts, thresholds, assumptions: RateAssumptions) 
     rows = []
     for t, b in zip(thresholds, counts.branches):
         curve = counts.turn_on(b)
-        plateau_from = 1.5 * float(t)
-        region = PT_BINS[:-1] >= plateau_from
-        k, n = int(counts.numerator[b][region].sum()), int(counts.denominator[region].sum())
+        plateau_from = plateau_min_pt(t)
+        k, n = counts.plateau_passed[b], counts.plateau_total[b]
+        plateau = k / n if n else float("nan")
         fired, n_bkg = counts.background_fired[b], counts.background
         fake = fired / n_bkg if n_bkg else float("nan")
         f_mu = assumptions.muon_fraction
-        muon_eff = _muon_efficiency(curve.efficiency, assumptions.spectrum_index)
+        muon_eff = _muon_efficiency(curve.efficiency, assumptions.spectrum_index, plateau)
         rate = assumptions.bunch_crossing_mhz * 1e3 * ((1.0 - f_mu) * fake + f_mu * muon_eff)
+        note = ""
+        if n and k == 0 and fired == 0:
+            note = f"no event fired: the network's pT output never reached {float(t):g} GeV on this sample"
+        if n == 0:
+            note = (
+                f"threshold outside the sample's pT range: no muon with true pT >= {plateau_from:g} GeV "
+                f"(highest {counts.max_signal_pt:.1f} GeV); no plateau, no rate"
+            )
         rows.append(
             {
                 "threshold_gev": float(t),
                 "branch": b,
                 "plateau_from_gev": plateau_from,
-                "plateau_efficiency": k / n if n else float("nan"),
+                "plateau_efficiency": plateau,
                 "plateau_events": n,
                 "half_efficiency_gev": half_efficiency_point(curve),
                 "signal_events": int(counts.denominator.sum()),
@@ -155,6 +200,7 @@ def rate_table(counts: TriggerCounts, thresholds, assumptions: RateAssumptions) 
                 "fake_rate": fake,
                 "fake_rate_ul95": upper_limit(fired, n_bkg) if n_bkg else float("nan"),
                 "l0_rate_khz": rate,
+                "note": note,
             }
         )
     return rows

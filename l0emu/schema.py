@@ -1,4 +1,4 @@
-"""The event file and trigger output schemas (DESIGN.md), in one place.
+"""The event file and trigger output schemas (docs/design.md), in one place.
 
 The simulation writes events with these branches and dtypes, the trigger reads them
 and checks them against this table, and writes its ``l0`` tree with the names below.
@@ -17,6 +17,7 @@ __all__ = [
     "HIT_BRANCHES",
     "L0_TREE",
     "SIGNAL_PT_MIN",
+    "DEFAULT_THRESHOLDS",
     "threshold_branch",
 ]
 
@@ -40,6 +41,9 @@ HIT_BRANCHES = ("hit_layer", "hit_strip")
 
 # An event is signal for efficiencies and fake rates only if a muon is above this pT (GeV).
 SIGNAL_PT_MIN = 3.0
+# GeV: the pT thresholds of `l0emu run` without --thresholds (here, not in trigger.py, so
+# that `l0emu run --help` shows them without importing numba)
+DEFAULT_THRESHOLDS = (5.0, 10.0, 15.0, 20.0)
 
 
 def threshold_branch(threshold_gev: float) -> str:

@@ -52,109 +52,365 @@ An output with ``"frame": "window"`` is relative to the fragmentation window's l
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 from .aptypes import parse_type
 from .atomic import atomic_path
 from .errors import SpecError, did_you_mean
+from .geometry import N_LAYERS, N_STRIPS
+from .images import POOL, WINDOW_STRIPS
 
-__all__ = ["FORMAT", "OPS", "read_spec", "write_spec", "validate_spec"]
+__all__ = ["FORMAT", "OPS", "OpRule", "read_spec", "write_spec", "validate_spec"]
 
 FORMAT = "l0emu-spec/1"
 
-_SHAPE = ("input_shape", "output_shape")
-_WEIGHTED = ("weight_type", "bias_type", "accum_type", "weights", "weights_shape", "biases", "product")
-_POOL = ("pool", "strides", "padding", "pad")
+PRODUCTS = ("mult", "weight_ternary", "weight_binary")
+SCALE_PRODUCTS = ("mult", "weight_exponential")
+PADDINGS = ("valid", "same")
+FRAMES = ("window", "sector")
 
-# op -> fields it must have beyond name/op/result_type
+
+class _Where:
+    """Where a field sits in the spec, for messages: ``spec.json: layer 'conv3' at layers[3].weights[17]``."""
+
+    def __init__(self, origin: str, path: str = "", label: str = ""):
+        self.origin, self.path, self.label = origin, path, label
+
+    def __truediv__(self, key) -> _Where:
+        step = f"[{key}]" if isinstance(key, int) else (f".{key}" if self.path else str(key))
+        return _Where(self.origin, self.path + step, self.label)
+
+    def fail(self, text: str):
+        at = f"{self.label} at {self.path}" if self.label else self.path
+        msg = f"{self.origin}: {at}: {text}" if at else f"{self.origin}: {text}"
+        raise SpecError(msg)
+
+
+def _describe(value) -> str:
+    return "null" if value is None else f"{type(value).__name__} {value!r}"[:80]
+
+
+def _int(value, where: _Where, low: int | None = None, high: int | None = None) -> int:
+    if type(value) is not int:  # bool and float (4.0, 4.5) are refused: mantissas and sizes are integers
+        where.fail(f"expected an integer, got {_describe(value)}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        where.fail(f"{value} is not {bounds}")
+    return value
+
+
+def _number(value, where: _Where) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        where.fail(f"expected a finite number, got {_describe(value)}")
+    return float(value)
+
+
+def _str(value, where: _Where) -> str:
+    if not isinstance(value, str) or not value:
+        where.fail(f"expected a non-empty string, got {_describe(value)}")
+    return value
+
+
+def _choice(value, choices, where: _Where) -> str:
+    if value not in choices or not isinstance(value, str):
+        where.fail(f"{_describe(value)} is not one of {', '.join(map(repr, choices))}{did_you_mean(str(value), choices)}")
+    return value
+
+
+def _ints(value, where: _Where, length: int | None = None, low: int = 0) -> list:
+    if not isinstance(value, list):
+        where.fail(f"expected a list of integers, got {_describe(value)}")
+    if length is not None and len(value) != length:
+        where.fail(f"expected {length} integers, got {len(value)}")
+    return [_int(v, where / i, low) for i, v in enumerate(value)]
+
+
+def _shape(value, where: _Where) -> list:
+    shape = _ints(value, where, low=1)
+    if not shape:
+        where.fail("a shape needs at least one dimension")
+    return shape
+
+
+def _object(value, where: _Where) -> dict:
+    if not isinstance(value, dict):
+        where.fail(f"expected a JSON object, got {_describe(value)}")
+    return value
+
+
+def _fields(mapping: dict, required, optional, where: _Where) -> None:
+    """Every required field present, no field unknown (with the nearest known name)."""
+    known = (*required, *optional)
+    for key in required:
+        if key not in mapping:
+            where.fail(f"missing field {key!r}{did_you_mean(key, mapping.keys())}")
+    for key in mapping:
+        if key not in known:
+            (where / str(key)).fail(f"unknown field {key!r}{did_you_mean(str(key), known)}")
+
+
+def _type(layer: dict, field: str, where: _Where):
+    text = layer[field]
+    if not isinstance(text, str):
+        (where / field).fail(f"expected an ap type string, got {_describe(text)}")
+    try:
+        return parse_type(text)
+    except SpecError as err:
+        (where / field).fail(str(err))
+
+
+def _mantissas(layer: dict, field: str, type_field: str, count: int, where: _Where) -> None:
+    """``layer[field]``: ``count`` integers, each inside ``layer[type_field]``'s range."""
+    kind = _type(layer, type_field, where)
+    values = layer[field]
+    at = where / field
+    if not isinstance(values, list):
+        at.fail(f"expected a list of integer mantissas, got {_describe(values)}")
+    if len(values) != count:
+        at.fail(f"{field!r} holds {len(values)} values but the layer's shape needs {count}")
+    low, high = kind.min_mantissa, kind.max_mantissa
+    for i, v in enumerate(values):
+        if type(v) is not int:
+            (at / i).fail(f"a mantissa must be an integer, got {_describe(v)}")
+        if not low <= v <= high:
+            (at / i).fail(f"mantissa {v} is outside {type_field} {kind} [{low}, {high}]")
+
+
+def _expect_shape(layer: dict, field: str, expected: list, where: _Where, how: str) -> None:
+    if layer[field] != expected:
+        (where / field).fail(f"is {layer[field]}, but {how} gives {expected}")
+
+
+def _spatial(layer: dict, window_field: str, where: _Where) -> tuple:
+    """(in_h, in_w, c) of a 2-D layer and its window, strides and pad, checked."""
+    shape = layer["input_shape"]
+    if len(shape) != 3:
+        (where / "input_shape").fail(f"a {layer['op']} takes [height, width, channels], got {shape}")
+    window = _ints(layer[window_field], where / window_field, 2, low=1)
+    strides = _ints(layer["strides"], where / "strides", 2, low=1)
+    pad = _ints(layer["pad"], where / "pad", 4, low=0)
+    if "padding" in layer:
+        _choice(layer["padding"], PADDINGS, where / "padding")
+    h, w = shape[0] + pad[0] + pad[1], shape[1] + pad[2] + pad[3]
+    if window[0] > h or window[1] > w:
+        (where / window_field).fail(f"{window} is larger than the padded input {[h, w]}")
+    out = [(h - window[0]) // strides[0] + 1, (w - window[1]) // strides[1] + 1]
+    return shape, window, out
+
+
+def _check_conv2d(layer, where):
+    shape, kernel, out = _spatial(layer, "kernel", where)
+    filters = _int(layer["filters"], where / "filters", 1)
+    _expect_shape(layer, "weights_shape", [*kernel, shape[2], filters], where, "kernel x input channels x filters")
+    _expect_shape(layer, "output_shape", [*out, filters], where, "input_shape, kernel, strides and pad")
+    _weights(layer, where, filters)
+
+
+def _check_dense(layer, where):
+    n_in = _int(layer["n_in"], where / "n_in", 1)
+    n_out = _int(layer["n_out"], where / "n_out", 1)
+    if layer["input_shape"][-1] != n_in:
+        (where / "n_in").fail(f"is {n_in}, but input_shape {layer['input_shape']} gives {layer['input_shape'][-1]}")
+    _expect_shape(layer, "weights_shape", [n_in, n_out], where, "n_in x n_out")
+    _expect_shape(layer, "output_shape", [*layer["input_shape"][:-1], n_out], where, "input_shape and n_out")
+    _weights(layer, where, n_out)
+
+
+def _weights(layer, where, n_biases):
+    _choice(layer["product"], PRODUCTS, where / "product")
+    _type(layer, "accum_type", where)
+    _mantissas(layer, "weights", "weight_type", math.prod(layer["weights_shape"]), where)
+    _mantissas(layer, "biases", "bias_type", n_biases, where)
+    _optional_knobs(layer, where)
+
+
+def _optional_knobs(layer, where):
+    if "strategy" in layer:
+        _choice(str(layer["strategy"]).lower(), ("latency", "resource"), where / "strategy")
+    if "reuse_factor" in layer:
+        _int(layer["reuse_factor"], where / "reuse_factor", 1)
+
+
+def _check_elementwise(layer, where):
+    _expect_shape(layer, "output_shape", layer["input_shape"], where, "input_shape (an elementwise op)")
+
+
+def _check_pool(layer, where):
+    shape, _, out = _spatial(layer, "pool", where)
+    _expect_shape(layer, "output_shape", [*out, shape[2]], where, "input_shape, pool, strides and pad")
+    if "accum_type" in layer:
+        _type(layer, "accum_type", where)
+
+
+def _check_scale(layer, where):
+    _check_elementwise(layer, where)
+    channels = layer["output_shape"][-1]
+    product = _choice(layer.get("product", "mult"), SCALE_PRODUCTS, where / "product")
+    if product == "weight_exponential":
+        if "scale_exponent_width" not in layer:
+            where.fail("a weight_exponential scale needs 'scale_exponent_width'")
+        _int(layer["scale_exponent_width"], where / "scale_exponent_width", 1, 32)
+    _mantissas(layer, "scale", "scale_type", channels, where)
+    _mantissas(layer, "bias", "bias_type", channels, where)
+
+
+def _check_flatten(layer, where):
+    n = math.prod(layer["input_shape"])
+    _expect_shape(layer, "output_shape", [n], where, "flattening input_shape")
+
+
+def _check_zero_pad2d(layer, where):
+    shape = layer["input_shape"]
+    if len(shape) != 3:
+        (where / "input_shape").fail(f"zero_pad2d takes [height, width, channels], got {shape}")
+    pad = _ints(layer["pad"], where / "pad", 4, low=0)
+    _expect_shape(layer, "output_shape", [shape[0] + pad[0] + pad[1], shape[1] + pad[2] + pad[3], shape[2]], where,
+                  "input_shape and pad")  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class OpRule:
+    """What an op's layer holds: fields it must have and may have (beyond name, op, shapes and
+    result_type), and ``check(layer, where)``, which checks values, counts and the output
+    shape it derives from the input shape. A new op plugs in with one entry in :data:`OPS`."""
+
+    required: tuple
+    optional: tuple
+    check: object
+
+
+_WEIGHTED = ("weight_type", "bias_type", "accum_type", "weights", "weights_shape", "biases", "product")
+_KNOBS = ("strategy", "reuse_factor")
+_WINDOW = ("strides", "padding", "pad")
+
 OPS = {
-    "conv2d": _SHAPE + ("kernel", "strides", "padding", "pad", "filters") + _WEIGHTED,
-    "dense": _SHAPE + ("n_in", "n_out") + _WEIGHTED,
-    "relu": _SHAPE,
-    "linear": _SHAPE,
-    "max_pool2d": _SHAPE + _POOL,
-    "avg_pool2d": _SHAPE + _POOL + ("accum_type",),
-    "scale": _SHAPE + ("scale_type", "bias_type", "scale", "bias"),
-    "flatten": _SHAPE,
-    "zero_pad2d": _SHAPE + ("pad",),
+    "conv2d": OpRule(("kernel", *_WINDOW, "filters", *_WEIGHTED), _KNOBS, _check_conv2d),
+    "dense": OpRule(("n_in", "n_out", *_WEIGHTED), _KNOBS, _check_dense),
+    "relu": OpRule((), (), _check_elementwise),
+    "linear": OpRule((), (), _check_elementwise),
+    "max_pool2d": OpRule(("pool", *_WINDOW), ("accum_type",), _check_pool),
+    "avg_pool2d": OpRule(("pool", *_WINDOW, "accum_type"), (), _check_pool),
+    "scale": OpRule(("scale_type", "bias_type", "scale", "bias"), ("product", "scale_exponent_width"), _check_scale),
+    "flatten": OpRule((), (), _check_flatten),
+    "zero_pad2d": OpRule(("pad",), (), _check_zero_pad2d),
 }
 
+_LAYER_BASE = ("name", "op", "input_shape", "output_shape", "result_type")
 _TOP = ("format", "name", "source", "input", "layers", "outputs")
-_TYPE_FIELDS = ("result_type", "weight_type", "bias_type", "accum_type", "scale_type")
+_TOP_OPTIONAL = ("preprocessing",)
 
 
-def _require(mapping, keys, where):
-    for key in keys:
-        if key not in mapping:
-            msg = f"{where}: missing field {key!r}{did_you_mean(key, mapping.keys())}"
-            raise SpecError(msg)
+def _check_layer(layer, i, previous_shape, where: _Where, names: set) -> list:
+    """Check ``layers[i]``; return its output shape."""
+    at = where / "layers" / i
+    _object(layer, at)
+    for key in ("name", "op"):
+        if key not in layer:
+            at.fail(f"missing field {key!r}{did_you_mean(key, layer.keys())}")
+    name = _str(layer["name"], at / "name")
+    if name in names:
+        (at / "name").fail(f"layer name {name!r} is used twice")
+    names.add(name)
+    at = _Where(where.origin, at.path, f"layer {name!r}")
+    if not isinstance(layer["op"], str) or layer["op"] not in OPS:
+        (at / "op").fail(f"unknown op {_describe(layer['op'])}; supported ops: {', '.join(sorted(OPS))}")
+    rule = OPS[layer["op"]]
+    _fields(layer, (*_LAYER_BASE, *rule.required), rule.optional, at)
+    for field in ("input_shape", "output_shape"):
+        _shape(layer[field], at / field)
+    if layer["input_shape"] != previous_shape:
+        (at / "input_shape").fail(f"is {layer['input_shape']}, but the previous layer gives {previous_shape}")
+    _type(layer, "result_type", at)
+    rule.check(layer, at)
+    return layer["output_shape"]
 
 
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
+def _check_input(spec, where: _Where) -> list:
+    at = where / "input"
+    _object(spec["input"], at)
+    _fields(spec["input"], ("shape", "type"), ("name",), at)
+    if "name" in spec["input"]:
+        _str(spec["input"]["name"], at / "name")
+    _type(spec["input"], "type", at)
+    return _shape(spec["input"]["shape"], at / "shape")
 
 
-def _check_types(layer, where):
-    for field in _TYPE_FIELDS:
-        if field in layer:
-            try:
-                parse_type(layer[field])
-            except SpecError as err:
-                msg = f"{where}: field {field!r}: {err}"
-                raise SpecError(msg) from None
+def _check_outputs(spec, n_out: int, where: _Where) -> None:
+    outputs = spec["outputs"]
+    if not isinstance(outputs, list) or not outputs:
+        (where / "outputs").fail(f"expected a non-empty list of outputs, got {_describe(outputs)}")
+    seen = {}
+    for j, out in enumerate(outputs):
+        at = where / "outputs" / j
+        _object(out, at)
+        _fields(out, ("name", "index", "scale", "offset"), ("unit", "frame"), at)
+        name = _str(out["name"], at / "name")
+        if name in seen:
+            (at / "name").fail(f"output name {name!r} is used twice")
+        seen[name] = j
+        index = _int(out["index"], at / "index", 0)
+        if index >= n_out:
+            (at / "index").fail(f"output {name!r} has index {index}, the network has {n_out} outputs")
+        if _number(out["scale"], at / "scale") == 0:
+            (at / "scale").fail("a scale of 0 maps every output to the offset")
+        _number(out["offset"], at / "offset")
+        if "unit" in out:
+            _str(out["unit"], at / "unit")
+        if "frame" in out:
+            _choice(out["frame"], FRAMES, at / "frame")
 
 
-def _check_counts(layer, where):
-    pairs = [("weights", _prod(layer.get("weights_shape", ())))]
-    if layer["op"] in ("conv2d", "dense"):
-        n_out = layer["filters"] if layer["op"] == "conv2d" else layer["n_out"]
-        pairs.append(("biases", n_out))
-    if layer["op"] == "scale":
-        channels = layer["output_shape"][-1]
-        pairs = [("scale", channels), ("bias", channels)]
-    for field, expected in pairs:
-        if field in layer and len(layer[field]) != expected:
-            msg = (
-                f"{where}: {field!r} holds {len(layer[field])} values but the layer's shape "
-                f"needs {expected}"
-            )
-            raise SpecError(msg)
+def _check_preprocessing(spec, input_shape, where: _Where) -> None:
+    at = where / "preprocessing"
+    pre = _object(spec["preprocessing"], at)
+    _fields(pre, ("image",), ("fragment",), at)
+    image = _ints(pre["image"], at / "image", 2, low=1)
+    if image != [N_LAYERS, N_STRIPS]:
+        (at / "image").fail(f"is {image}; the sector image is [{N_LAYERS}, {N_STRIPS}] (layers x strips)")
+    expected = image
+    if "fragment" in pre:
+        frag_at = at / "fragment"
+        fragment = _object(pre["fragment"], frag_at)
+        _fields(fragment, ("window", "pool", "stride"), (), frag_at)
+        # the trigger fragments with these constants: a spec asking for others would be ignored
+        if _int(fragment["window"], frag_at / "window", 1) != WINDOW_STRIPS:
+            (frag_at / "window").fail(f"is {fragment['window']}; the trigger's fragmentation window is {WINDOW_STRIPS} strips")
+        if _int(fragment["pool"], frag_at / "pool", 1) != POOL:
+            (frag_at / "pool").fail(f"is {fragment['pool']}; the trigger pools {POOL} strips into one pixel")
+        _int(fragment["stride"], frag_at / "stride", 1, N_STRIPS)
+        expected = [N_LAYERS, WINDOW_STRIPS // POOL]
+    if input_shape[:2] != expected:
+        (where / "input" / "shape").fail(f"is {input_shape}, but preprocessing gives images of {expected}")
 
 
 def validate_spec(spec: dict, origin: str = "spec") -> dict:
-    """Check ``spec`` against the format; return it unchanged or raise :class:`SpecError`."""
-    if not isinstance(spec, dict):
-        msg = f"{origin}: a spec is a JSON object, got {type(spec).__name__}"
-        raise SpecError(msg)
-    _require(spec, _TOP, origin)
+    """Check every field of ``spec`` against the format and against each other.
+
+    Returns ``spec`` unchanged or raises :class:`SpecError` naming the field's path
+    (``spec.json: layer 'conv3' at layers[3].weights[17]: ...``).
+    """
+    where = _Where(str(origin))
+    _object(spec, where)
+    _fields(spec, _TOP, _TOP_OPTIONAL, where)
     if spec["format"] != FORMAT:
-        msg = f"{origin}: format is {spec['format']!r}, this l0emu reads {FORMAT!r}"
-        raise SpecError(msg)
-    _require(spec["input"], ("shape", "type"), f"{origin}: input")
-    try:
-        parse_type(spec["input"]["type"])
-    except SpecError as err:
-        msg = f"{origin}: input: field 'type': {err}"
-        raise SpecError(msg) from None
-    for i, layer in enumerate(spec["layers"]):
-        _require(layer, ("name", "op", "result_type"), f"{origin}: layers[{i}]")
-        where = f"{origin}: layer {layer['name']!r} (layers[{i}])"
-        if layer["op"] not in OPS:
-            msg = f"{where}: unknown op {layer['op']!r}; supported ops: {', '.join(sorted(OPS))}"
-            raise SpecError(msg)
-        _require(layer, OPS[layer["op"]], where)
-        _check_types(layer, where)
-        _check_counts(layer, where)
-    n_out = _prod(spec["layers"][-1]["output_shape"]) if spec["layers"] else 0
-    for j, out in enumerate(spec["outputs"]):
-        _require(out, ("name", "index", "scale", "offset"), f"{origin}: outputs[{j}]")
-        if not 0 <= out["index"] < n_out:
-            msg = f"{origin}: output {out['name']!r} has index {out['index']}, the network has {n_out} outputs"
-            raise SpecError(msg)
+        (where / "format").fail(f"is {_describe(spec['format'])}, this l0emu reads {FORMAT!r}")
+    _str(spec["name"], where / "name")
+    _object(spec["source"], where / "source")
+    if "io_type" in spec["source"]:
+        _choice(spec["source"]["io_type"], ("io_parallel", "io_stream"), where / "source" / "io_type")
+    shape = _check_input(spec, where)
+    layers = spec["layers"]
+    if not isinstance(layers, list) or not layers:
+        (where / "layers").fail(f"expected a non-empty list of layers, got {_describe(layers)}")
+    names: set = set()
+    for i, layer in enumerate(layers):
+        shape = _check_layer(layer, i, shape, where, names)
+    _check_outputs(spec, math.prod(shape), where)
+    if "preprocessing" in spec:
+        _check_preprocessing(spec, spec["input"]["shape"], where)
     return spec
 
 

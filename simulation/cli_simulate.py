@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from pathlib import Path
+
+from l0emu.atomic import OutputSet
 from l0emu.errors import ConfigError
 
-from .events_io import DEFAULT_CHUNK_SIZE, write_events
 from .settings import SCENARIOS, settings_for_scenario
 
-__all__ = ["HELP", "add_arguments", "main", "parse_overrides"]
+__all__ = ["DESCRIPTION", "add_arguments", "main", "parse_overrides"]
 
-HELP = "generate toy RPC events into a ROOT file"
+DESCRIPTION = "generate toy RPC events into a ROOT file"
 
 # set by their own options, so `--set` may not change them behind the user's back
 _OWN_OPTIONS = {"seed": "--seed", "scenario": "--scenario"}
@@ -22,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("-o", "--output", required=True, help="output ROOT file")
     parser.add_argument("--scenario", default="default", help=f"named settings: {', '.join(SCENARIOS)} (default: default)")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
-                        help=f"events per write (memory vs speed; the events do not depend on it; default {DEFAULT_CHUNK_SIZE})")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="events per write (memory vs speed; the events do not depend on it; default 2^18)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set noise_rate=2e-3 (repeatable)")
     parser.add_argument("--plots", metavar="DIR", help="also write control plots (PNG) into DIR")
@@ -46,14 +48,24 @@ def parse_overrides(items) -> dict:
 
 
 def main(args) -> int:
+    from .events_io import DEFAULT_CHUNK_SIZE, write_events  # numba and uproot: not for --help
+
+    if args.chunk_size is None:
+        args.chunk_size = DEFAULT_CHUNK_SIZE
     settings = settings_for_scenario(args.scenario, seed=args.seed, overrides=parse_overrides(args.overrides))
-    summary = write_events(args.output, settings, args.events, chunk_size=args.chunk_size, progress=True)
+    # the events file and the plots are one unit: both checked now, both kept or neither
+    with OutputSet() as outputs:
+        events_tmp = outputs.add(args.output, option="-o")
+        plots_tmp = outputs.add_into(args.plots, option="--plots") if args.plots else None
+        summary = write_events(events_tmp, settings, args.events, chunk_size=args.chunk_size, progress=True)
+        plots = []
+        if plots_tmp is not None:
+            from .plots import make_plots  # matplotlib only when asked
+
+            plots = [Path(args.plots) / path.name for path in make_plots(settings, plots_tmp)]
     print(f"wrote {args.output}  (scenario {settings.scenario!r}, seed {settings.seed})")
     for line in summary.lines():
         print("  " + line)
-    if args.plots:
-        from .plots import make_plots  # matplotlib only when asked
-
-        for path in make_plots(settings, args.plots):
-            print(f"  plot {path}")
+    for path in plots:
+        print(f"  plot {path}")
     return 0

@@ -1,4 +1,4 @@
-"""Write generated events to ROOT (DESIGN.md's event-file schema) and read them back.
+"""Write generated events to ROOT (docs/design.md's event-file schema) and read them back.
 
 Layout written by :func:`write_events`, with uproot:
 

@@ -1,6 +1,6 @@
 """Every knob of the toy RPC simulation, in one frozen settings object.
 
-The defaults are the "Toy detector defaults" of DESIGN.md, not tuned to flatter the
+The defaults are the "Toy detector defaults" of docs/design.md, not tuned to flatter the
 network. Every value is written into each event file (see :mod:`simulation.events_io`), so
 a sample is regenerated bit for bit from the file alone.
 
@@ -12,6 +12,18 @@ as for a constant field starting at ``field_start_radius_m``; 0 inside, 1 at the
 layer). With the default 120 strip*GeV the BO-BI offset is ~40 strips at 3 GeV, 12 at
 10 GeV (inside a 32-strip window) and 6 at 20 GeV. Multiple scattering smears each layer
 by a Gaussian of ``ms_strips_gev / pt * linear_lever(l)`` strips.
+
+Muon pT: the default is flat in [3, 20] GeV, the training sample of every shipped network
+(kept so that its meaning does not change). Rates and plateaus need muons well above the
+highest default threshold (20 GeV, whose plateau starts at 30 GeV), which a sample ending at
+20 GeV does not hold: :data:`RATE_SPECTRUM` is the documented falling spectrum for rate and
+plateau estimates, dN/dpT ~ pT^-2 over [3, 50] GeV (about 4 % of muons above 30 GeV), used
+by the main job (``.ci/main``)::
+
+    l0emu simulate -n 1000000 --seed 1 --set pt_spectrum=power --set pt_power_index=2 --set pt_max=50 -o events.root
+
+The trigger job re-weights efficiencies to its own rate spectrum (``--spectrum-index``), so
+the sample's index only sets how many muons land in each pT bin.
 
 ``background_fraction`` (default 0.5) is the fraction of crossings generated without a
 signal muon: half signal, half background is a balanced training sample. Rates at the LHC
@@ -27,9 +39,11 @@ from dataclasses import dataclass
 from l0emu.errors import ConfigError, did_you_mean
 from l0emu.geometry import ETA_MAX, ETA_MIN
 
-__all__ = ["SimSettings", "SCENARIOS", "PT_SPECTRA", "settings_for_scenario"]
+__all__ = ["SimSettings", "SCENARIOS", "PT_SPECTRA", "RATE_SPECTRUM", "settings_for_scenario"]
 
 PT_SPECTRA = ("flat", "power")
+# the falling spectrum for rate and plateau estimates (module docstring): overrides of any scenario
+RATE_SPECTRUM = {"pt_spectrum": "power", "pt_power_index": 2.0, "pt_max": 50.0}
 
 
 @dataclass(frozen=True)
@@ -163,7 +177,8 @@ def _check_int(settings, name, low, high):
 def _check_range(settings, name, low, high):
     value = getattr(settings, name)
     if not (math.isfinite(value) and low <= value <= high):
-        msg = f"setting {name!r} must be in [{low}, {high}], got {value!r}"
+        allowed = f"a finite number >= {low:g}" if math.isinf(high) else f"in [{low:g}, {high:g}]"
+        msg = f"setting {name!r} must be {allowed}, got {value!r}"
         raise ConfigError(msg)
 
 

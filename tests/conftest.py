@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny event files built in tmp_path with uproot, following DESIGN.md."""
+"""Shared fixtures: tiny event files built in tmp_path with uproot, following docs/design.md."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ def scaled(small: int, full: int) -> int:
     return full if TEST_SCALE == "full" else small
 
 
-def write_events(path, events, *, dtypes=None, tree=EVENTS_TREE):
-    """Write ``events`` (dicts; list values are jagged branches) as an events TTree.
+def write_events(path, events, *, dtypes=None, tree=EVENTS_TREE, fmt="ttree", entries_per_cluster=None):
+    """Write ``events`` (dicts; list values are jagged branches) as an events TTree or RNTuple.
 
-    With no events, an empty tree with the schema's branches is written.
+    With no events, an empty tree with the schema's branches is written. ``fmt="rntuple"``
+    writes the same columns as an RNTuple, ``entries_per_cluster`` events per ``extend``
+    (RNTuple cluster, TTree basket), so that reads can cross cluster boundaries.
     """
     dtypes = {**EVENT_SCALARS, **EVENT_JAGGED, **(dtypes or {})}
     names = list(events[0]) if events else list(EVENT_SCALARS) + list(EVENT_JAGGED)
@@ -39,10 +41,11 @@ def write_events(path, events, *, dtypes=None, tree=EVENTS_TREE):
         else:
             columns[name] = np.array([e[name] for e in events], dtype=dtype)
             types[name] = dtype
+    step = entries_per_cluster or max(len(events), 1)
     with uproot.recreate(path) as f:
-        f.mktree(tree, types)
-        if events:
-            f[tree].extend(columns)
+        writer = {"ttree": f.mktree, "rntuple": f.mkrntuple}[fmt](tree, types)
+        for start in range(0, len(events), step):
+            writer.extend({name: column[start : start + step] for name, column in columns.items()})
     return path
 
 

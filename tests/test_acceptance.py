@@ -1,4 +1,4 @@
-"""validation/acceptance.py at CI size: the same code path as the 200,000-event issue-3 runs.
+"""``l0emu acceptance`` (validation/acceptance.py) at CI size: the same code path as the 200,000-event issue-3 runs.
 
 Seed students at 3 and 8 bits with random weights (two hls4ml compiles), on fragmented
 events of a freshly simulated held-out sample. The 9x16 teacher is left to the full run:
@@ -17,6 +17,7 @@ pytest.importorskip("hls4ml")
 
 from conftest import scaled  # noqa: E402
 from l0emu.firmware.models import build_student  # noqa: E402
+from l0emu.cli import main as l0emu_main  # noqa: E402
 from l0emu.validation import acceptance  # noqa: E402
 
 N_EVENTS = scaled(2_000, 20_000)
@@ -37,8 +38,8 @@ def test_acceptance_students_and_teacher_are_bit_exact(tmp_path, monkeypatch, ca
     for bits in (3, 8):
         _save_random(build_student(bits), models / f"seed_q{bits}" / "model.h5", bits)
     report_path = tmp_path / "report.json"
-    code = acceptance.main([
-        "--events", str(N_EVENTS), "--bits", "3,8", "--no-teacher", "--models-dir", str(models), "--train-events", str(tmp_path / "none.root"),
+    code = l0emu_main([
+        "acceptance", "--events", str(N_EVENTS), "--bits", "3,8", "--no-teacher", "--models-dir", str(models), "--train-events", str(tmp_path / "none.root"),
         "--work-dir", str(tmp_path / "work"), "-o", str(report_path),
     ])  # fmt: skip
     report = json.loads(report_path.read_text())

@@ -357,6 +357,33 @@ def test_narrow_accumulators_cast_every_step(overflows):
     assert "cast(s + p" in emu.source
 
 
+@pytest.mark.parametrize("overflow", OVERFLOWS)
+def test_single_products_that_overflow_the_accumulator_are_cast(overflow):
+    """Bias + sum fits the accumulator but one product alone does not (issue 10's case, in
+    every overflow mode): hls4ml casts each product into accum_t first, so the emulator
+    must not take its exact path; SAT_SYM also gives up the most negative value."""
+    acc = f"ap_fixed<16,6,AP_TRN,AP_{overflow}>"
+    layer = {
+        "name": "d", "op": "dense", "input_shape": [1], "output_shape": [1], "n_in": 1, "n_out": 1,
+        "weight_type": "ap_fixed<4,2>", "bias_type": "ap_fixed<8,6>", "accum_type": acc, "result_type": acc,
+        "weights": [4], "weights_shape": [1, 1], "biases": [-63], "product": "mult",
+    }  # fmt: skip
+    spec = make_spec([layer], (1,), "ap_ufixed<6,6>")
+    m = np.arange(64).reshape(64, 1)
+    emu = Emulator.from_spec(spec)
+    got = emu.predict_raw(parse_type("ap_ufixed<6,6>").to_float(m))
+    np.testing.assert_array_equal(got, ref_network(spec, m))
+    assert "cast(s + p" in emu.source
+    # SAT_SYM: x = 31, w = -1, b = -1 reaches exactly -32, the value SAT_SYM gives up
+    sym = dict(layer, accum_type="ap_fixed<16,6,AP_TRN,AP_SAT_SYM>", result_type="ap_fixed<16,6>", weights=[-4], biases=[-4])
+    spec = make_spec([sym], (1,), "ap_ufixed<5,5>")
+    m = np.arange(32).reshape(32, 1)
+    got = Emulator.from_spec(spec).predict_raw(m.astype(np.float64))
+    want = ref_network(spec, m)
+    assert want[31, 0] == -(1 << 15) + 1
+    np.testing.assert_array_equal(got, want)
+
+
 def _float_cast_function(src_t, dst_t, dt):
     """The emitted float-domain cast lines as a plain Python function (numpy scalars)."""
     lines = []

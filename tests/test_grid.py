@@ -25,6 +25,8 @@ from l0emu.firmware.models import load_model  # noqa: E402
 from l0emu.validation import grid  # noqa: E402
 
 BITS = 4
+# the grid converts with the shipped student's settings (grid.CONVERT_SETTINGS)
+SHIPPED_CONVERT = Path(__file__).parents[1] / "l0emu" / "data" / "default_student" / "convert.yml"
 SEED = 0
 GRID_NAMES = [
     "teacher_9x16", "teacher_9x384",
@@ -87,31 +89,31 @@ def test_full_images_are_built_batch_by_batch_from_the_right_hits(tmp_path, monk
 
 def test_missing_models_dir_is_a_clear_error(tmp_path, capsys):
     events = write_events(tmp_path / "e.root", [make_event(0)])
-    rc = grid.main(["evaluate", "--models-dir", str(tmp_path / "nowhere"), "--events", str(events), "-o", str(tmp_path / "r")])
+    rc = l0emu_main(["grid", "evaluate", "--models-dir", str(tmp_path / "nowhere"), "--events", str(events), "-o", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert rc == 2 and "nowhere" in err and "does not exist" in err
     (tmp_path / "empty").mkdir()
-    rc = grid.main(["evaluate", "--models-dir", str(tmp_path / "empty"), "--events", str(events), "-o", str(tmp_path / "r")])
+    rc = l0emu_main(["grid", "evaluate", "--models-dir", str(tmp_path / "empty"), "--events", str(events), "-o", str(tmp_path / "r")])
     assert rc == 2 and "holds no trained network" in capsys.readouterr().err
     (tmp_path / "empty" / "student").mkdir()
     (tmp_path / "empty" / "student" / "record.json").write_text(json.dumps({"config": {"architecture": "student"}}))
-    rc = grid.main(["evaluate", "--models-dir", str(tmp_path / "empty"), "--events", str(events), "-o", str(tmp_path / "r")])
+    rc = l0emu_main(["grid", "evaluate", "--models-dir", str(tmp_path / "empty"), "--events", str(events), "-o", str(tmp_path / "r")])
     assert rc == 2 and "lacks config.nbits" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
 def test_missing_training_file_fails_before_any_training(tmp_path, capsys):
-    rc = grid.main(["train", "--events", str(tmp_path / "absent.root"), "--models-dir", str(tmp_path / "m")])
+    rc = l0emu_main(["grid", "train", "--events", str(tmp_path / "absent.root"), "--models-dir", str(tmp_path / "m")])
     assert rc == 2 and "absent.root" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
 
 def test_unsupported_width_and_bad_seed_list_are_refused(tmp_path, capsys):
     events = write_events(tmp_path / "e.root", [make_event(0)])
-    rc = grid.main(["train", "--events", str(events), "--models-dir", str(tmp_path / "m"), "--bits", "4,7"])
+    rc = l0emu_main(["grid", "train", "--events", str(events), "--models-dir", str(tmp_path / "m"), "--bits", "4,7"])
     assert rc == 2 and "unsupported bit width 7" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        grid.main(["train", "--events", str(events), "--models-dir", str(tmp_path / "m"), "--seeds", "0,x"])
+        l0emu_main(["grid", "train", "--events", str(events), "--models-dir", str(tmp_path / "m"), "--seeds", "0,x"])
     assert exit_info.value.code == 2 and "comma-separated integers" in capsys.readouterr().err
 
 
@@ -132,10 +134,10 @@ def trained(tmp_path_factory):
         assert l0emu_main(["simulate", "-n", str(events), "--seed", str(seed), "--scenario", scenario, "-o", str(paths[name])]) == 0
     models = base / "models"
     common = ["--models-dir", str(models), "--bits", str(BITS), "--seeds", str(SEED), "--max-events", str(scaled(1000, 15000)), "--epochs", "1"]
-    assert grid.main(["train", "--events", str(paths["train"]), *common]) == 0
+    assert l0emu_main(["grid", "train", "--events", str(paths["train"]), *common]) == 0
     report = base / "report"
     evaluate = ["evaluate", "--models-dir", str(models), "--events", str(paths["default"]), "--events-hard", str(paths["hard"]), "-o", str(report)]
-    assert grid.main(evaluate) == 0
+    assert l0emu_main(["grid", *evaluate]) == 0
     return {"paths": paths, "models": models, "report": report, "common": common}
 
 
@@ -158,7 +160,7 @@ def test_resume_skips_trained_networks_and_trains_only_the_missing(trained, tmp_
     shutil.copytree(trained["models"], models)
     common = [a if a != str(trained["models"]) else str(models) for a in trained["common"]]
     before = {n: (models / n / "record.json").stat().st_mtime_ns for n in GRID_NAMES}
-    assert grid.main(["train", "--events", str(trained["paths"]["train"]), *common]) == 0
+    assert l0emu_main(["grid", "train", "--events", str(trained["paths"]["train"]), *common]) == 0
     assert "trained 0, skipped 6" in capsys.readouterr().out
     assert before == {n: (models / n / "record.json").stat().st_mtime_ns for n in GRID_NAMES}
 
@@ -170,7 +172,7 @@ def test_resume_skips_trained_networks_and_trains_only_the_missing(trained, tmp_
         return json.loads((trained["models"] / output.name / "record.json").read_text())
 
     monkeypatch.setattr(grid, "train_run", record_call)
-    assert grid.main(["train", "--events", str(trained["paths"]["train"]), *common]) == 0
+    assert l0emu_main(["grid", "train", "--events", str(trained["paths"]["train"]), *common]) == 0
     assert calls == [("student_q4_nokd_s0", "student", BITS, False, None)]
 
 
@@ -190,27 +192,35 @@ def test_report_has_one_row_per_network_and_scenario_with_kd_and_no_kd(trained):
     students = {(r["scenario"], r["bits"], r["kd"]) for r in rows if r["model"] == "student"}
     assert students == {(s, b, kd) for s in ("default", "hard") for b in ("float", str(BITS)) for kd in ("False", "True")}
     markdown = (report / "grid.md").read_text()
-    assert "| model | bits | KD | seed | plateau ± err | 50 % point [GeV] | resolution RMS | fake rate [‰] | fake 95 % UL [‰] | dead? |" in markdown
-    assert markdown.count("| student | 4 | yes | 0 |") == 2 and markdown.count("| teacher 9x384 | float | no | 0 |") == 2
+    assert "| model | bits | KD | seed | evaluated by | plateau ± err | 50 % point [GeV] | resolution RMS | fake rate [‰] | fake 95 % UL [‰] | dead? |" in markdown
+    # quantized networks through the emulator, float ones with Keras, and the table says so
+    assert markdown.count("| student | 4 | yes | 0 | firmware-exact |") == 2 and markdown.count("| teacher 9x384 | float | no | 0 | Keras |") == 2
+    assert "true pT >= 15 GeV (1.5 x threshold" in markdown and "true pT in [7, 13) GeV" in markdown
     assert "## Dead networks" in markdown and "### What KD adds (`hard`" in markdown
     document = json.loads((report / "grid.json").read_text())
     for row in document["rows"]:
         fake = row["fake_rate"]
         assert fake["upper"] == upper_limit(fake["fired"], fake["total"], 0.95)
+        assert row["evaluated_by"] == (grid.FIRMWARE_EXACT if row["bits"] is not None else grid.KERAS)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["student_q4_kd_s0", "teacher_9x384"])
-def test_streamed_evaluation_matches_a_direct_prediction(trained, name):
-    """The grid's numbers for a network equal those of predicting the whole sample at once."""
+def test_streamed_evaluation_matches_a_direct_prediction(trained, name, tmp_path):
+    """The grid's numbers for a network equal those of predicting the whole sample at once:
+    with Keras for a float network, with the trigger job's firmware decisions for a quantized one."""
     chunk = load_events(str(trained["paths"]["default"]))
-    network = load_model(trained["models"] / name)
     if name == "teacher_9x384":
         x = hits_to_images(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip)[..., None]
-    else:
-        stride = json.loads((trained["models"] / name / "record.json").read_text())["targets"]["preprocessing"]["fragment"]["stride"]
-        x = pooled_to_float(fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride)[1])
-    expected = physics_summary(chunk.true_pt, network.predict(x, verbose=0)[:, 0].astype(np.float64) * 20.0)
+        pred_pt = load_model(trained["models"] / name).predict(x, verbose=0)[:, 0].astype(np.float64) * 20.0
+    else:  # convert as a user would, then the trigger job's pT in fixed point: firmware-exact
+        fw = tmp_path / "fw"
+        assert l0emu_main(["convert", str(trained["models"] / name / "model.h5"), "-o", str(fw), "--config", str(SHIPPED_CONVERT)]) == 0
+        assert l0emu_main(["run", str(trained["paths"]["default"]), "--spec", str(fw / "spec.json"), "-o", str(tmp_path / "l0.root")]) == 0
+        import uproot
+
+        pred_pt = uproot.open(tmp_path / "l0.root")["l0"]["pt"].array(library="np").astype(np.float64)
+    expected = physics_summary(chunk.true_pt, pred_pt)
     row = next(r for r in json.loads((trained["report"] / "grid.json").read_text())["rows"] if r["name"] == name and r["scenario"] == "default")
     assert row["plateau"]["passed"] == expected["plateau"]["passed"] and row["plateau"]["total"] == expected["plateau"]["total"]
     assert row["fake_rate"]["fired"] == expected["fake_rate"]["fired"] and row["fake_rate"]["total"] == expected["fake_rate"]["total"]
@@ -243,7 +253,7 @@ def test_dead_flag_follows_the_training_record(trained, tmp_path):
     record["dead_network"] = {"dead": True, "reasons": ["output 0 is constant (std 0)"], "output_std": [0.0, 0.1]}
     record_path.write_text(json.dumps(record))
     report = tmp_path / "report"
-    assert grid.main(["evaluate", "--models-dir", str(models), "--events", str(trained["paths"]["default"]), "-o", str(report)]) == 0
+    assert l0emu_main(["grid", "evaluate", "--models-dir", str(models), "--events", str(trained["paths"]["default"]), "-o", str(report)]) == 0
     dead = {r["name"]: r["dead"] for r in _csv_rows(report)}
     assert dead == {"student_q4_nokd_s0": "False", "student_q4_kd_s0": "True"}
     markdown = (report / "grid.md").read_text()
@@ -255,10 +265,15 @@ def test_dead_flag_follows_the_training_record(trained, tmp_path):
 @pytest.mark.slow
 def test_training_sample_wrong_scenario_and_empty_sample_are_refused_as_held_out(trained, tmp_path, capsys):
     base = ["evaluate", "--models-dir", str(trained["models"]), "-o", str(tmp_path / "r")]
-    assert grid.main([*base, "--events", str(trained["paths"]["train"])]) == 2
+    assert l0emu_main(["grid", *base, "--events", str(trained["paths"]["train"])]) == 2
     assert "trained 'teacher_9x384'" in capsys.readouterr().err
-    assert grid.main([*base, "--events", str(trained["paths"]["hard"])]) == 2
+    # the training seed and scenario again, fewer events: other bytes, the same crossings
+    again = tmp_path / "again.root"
+    assert l0emu_main(["simulate", "-n", "100", "--seed", "1", "-o", str(again)]) == 0
+    assert l0emu_main(["grid", *base, "--events", str(again)]) == 2
+    assert "scenario 'default', seed 1) repeats a training or validation sample of 'teacher_9x384'" in capsys.readouterr().err
+    assert l0emu_main(["grid", *base, "--events", str(trained["paths"]["hard"])]) == 2
     assert "scenario 'hard', given as the 'default' sample" in capsys.readouterr().err
-    assert grid.main([*base, "--events", str(write_events(tmp_path / "none.root", []))]) == 2
+    assert l0emu_main(["grid", *base, "--events", str(write_events(tmp_path / "none.root", []))]) == 2
     assert "none.root': the events tree is empty" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -5,7 +5,18 @@ import math
 import numpy as np
 import pytest
 
-from l0emu.metrics import fake_rate, half_efficiency_point, physics_summary, plateau_efficiency, pt_resolution, turn_on_curve
+from l0emu.metrics import (
+    PLATEAU_MIN_PT,
+    RESOLUTION_EDGES,
+    fake_rate,
+    half_efficiency_point,
+    physics_summary,
+    plateau_efficiency,
+    plateau_min_pt,
+    pt_resolution,
+    resolution_range_text,
+    turn_on_curve,
+)
 
 
 def test_turn_on_counts_events_per_true_pt_bin():
@@ -36,6 +47,28 @@ def test_plateau_uses_only_true_pt_at_or_above_15():
     assert (plateau["passed"], plateau["total"]) == (3, 4)
     assert plateau["efficiency"] == 0.75
     assert plateau["low"] < 0.75 < plateau["high"]
+
+
+def test_plateau_follows_the_threshold_with_one_definition():
+    # 1.5 x T: the rate table and the grid share it (15 GeV at the default 10 GeV threshold)
+    assert PLATEAU_MIN_PT == 15.0 and plateau_min_pt(5) == 7.5 and plateau_min_pt(20) == 30.0
+    true_pt = np.array([7.4, 7.5, 8.0, 30.0])
+    pred_pt = np.array([9.0, 6.0, 4.0, 6.0])
+    plateau = plateau_efficiency(true_pt, pred_pt, threshold=5.0)
+    assert (plateau["passed"], plateau["total"], plateau["plateau_min_gev"]) == (2, 3, 7.5)
+    with pytest.raises(ValueError, match="threshold"):
+        plateau_min_pt(0.0)
+
+
+def test_a_plateau_beyond_the_sample_is_nan_not_zero():
+    plateau = plateau_efficiency(np.array([5.0, 19.9]), np.array([25.0, 25.0]), threshold=20.0)
+    assert plateau["total"] == 0 and math.isnan(plateau["efficiency"])
+
+
+def test_resolution_range_text_matches_the_edges_used():
+    assert resolution_range_text() == "[7, 13) GeV"
+    result = pt_resolution(np.array([6.9, 7.0, 12.9, 13.0]), np.array([7.0, 7.7, 12.9, 13.0]))
+    assert result["count"].sum() == 2 and RESOLUTION_EDGES[-1] == 13.0
 
 
 def test_half_efficiency_point_interpolates_between_bin_centres():

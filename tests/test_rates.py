@@ -10,12 +10,13 @@ def _columns(true_pt, fired):
 
 
 def test_counts_split_the_sample_into_signal_and_background():
-    cols = _columns([0.0, 2.5, 12.2, 16.0, 16.5, 40.0], [True, False, True, True, False, True])
+    cols = _columns([0.0, 2.5, 12.2, 16.0, 16.5, 80.0], [True, False, True, True, False, True])
     c = TriggerCounts.from_columns(cols, [10])
     assert c.background == 2 and c.background_fired["l0_pt10"] == 1
     assert c.denominator.sum() == 4
-    assert c.denominator[12] == 1 and c.denominator[16] == 2 and c.denominator[-1] == 1  # 40 GeV -> last bin
+    assert c.denominator[12] == 1 and c.denominator[16] == 2 and c.denominator[-1] == 1  # 80 GeV -> last bin
     assert c.numerator["l0_pt10"][16] == 1 and c.numerator["l0_pt10"][-1] == 1
+    assert (c.plateau_passed["l0_pt10"], c.plateau_total["l0_pt10"]) == (2, 3) and c.max_signal_pt == 80.0
 
 
 def test_merging_counts_equals_counting_once():
@@ -30,7 +31,29 @@ def test_merging_counts_equals_counting_once():
     assert parts.background_fired == whole.background_fired
     np.testing.assert_array_equal(parts.denominator, whole.denominator)
     np.testing.assert_array_equal(parts.numerator["l0_pt10"], whole.numerator["l0_pt10"])
+    assert (parts.plateau_passed, parts.plateau_total) == (whole.plateau_passed, whole.plateau_total)
+    assert parts.max_signal_pt == whole.max_signal_pt
 
+
+def test_plateau_starts_exactly_at_one_and_a_half_times_the_threshold():
+    # T = 5: the plateau starts at 7.5 GeV, inside the [7, 8) histogram bin
+    pt = np.array([7.4, 7.5, 7.6, 7.9, 8.5, 0.0])
+    fired = np.array([True, False, True, True, True, False])
+    counts = TriggerCounts.from_columns({"true_pt": pt.astype(np.float32), "l0_pt5": fired}, [5])
+    (row,) = rate_table(counts, [5], RateAssumptions())
+    assert row["plateau_from_gev"] == 7.5
+    assert (row["plateau_events"], row["plateau_efficiency"]) == (4, 0.75)
+
+
+def test_a_threshold_beyond_the_sample_has_no_plateau_and_no_rate():
+    # a sample that stops at 20 GeV has no plateau for T = 20 (30 GeV): n/a, never 0 kHz
+    pt = np.concatenate([np.repeat(np.arange(3.5, 20.0, 1.0), 10), np.zeros(100)])
+    cols = {"true_pt": pt.astype(np.float32), "l0_pt10": pt >= 10, "l0_pt20": np.zeros(len(pt), bool)}
+    counts = TriggerCounts.from_columns(cols, [10, 20])
+    ten, twenty = rate_table(counts, [10, 20], RateAssumptions())
+    assert ten["plateau_efficiency"] == 1.0 and ten["l0_rate_khz"] > 0 and ten["note"] == ""
+    assert np.isnan(twenty["plateau_efficiency"]) and np.isnan(twenty["l0_rate_khz"])
+    assert "outside the sample's pT range" in twenty["note"] and "30 GeV" in twenty["note"]
 
 def test_rate_table_on_a_perfect_step_trigger():
     pt = np.repeat(np.arange(3.5, 20.0, 1.0), 100)
@@ -52,7 +75,7 @@ def test_rate_from_muons_follows_the_stated_spectrum():
     counts = TriggerCounts.from_columns(_columns(pt, pt > 0), [10])
     (row,) = rate_table(counts, [10], RateAssumptions(40.0, 1e-3, 3.0))
     assert row["l0_rate_khz"] == pytest.approx(40e3 * 1e-3, rel=1e-9)
-    assert len(PT_BINS) == 31
+    assert PT_BINS[0] == 0.0 and PT_BINS[-1] == 60.0 and len(PT_BINS) == 61
 
 
 def test_rate_is_unknown_without_background_events():

@@ -12,7 +12,7 @@ import pytest
 from l0emu.firmware import rtl
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast
 from l0emu import cli
-from l0emu.aptypes import OVERFLOW_CODES, ROUNDING_CODES, ApType
+from l0emu.aptypes import OVERFLOW_CODES, ROUNDING_CODES, ApType, parse_type
 from l0emu.emulator import Emulator
 from l0emu.errors import L0emuError, SpecError
 from l0emu.fixed import quantize_cast
@@ -169,20 +169,32 @@ def test_cli_writes_rtl_and_prints_estimates(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
+        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported by the RTL path (supported: mult, weight_binary)"),
         ({"op": "avg_pool2d", "pool": [1, 1], "strides": [1, 1], "padding": "valid", "pad": [0, 0, 0, 0],
           "accum_type": "ap_fixed<8,4>"}, "op 'avg_pool2d' is not supported by the RTL path; supported ops: conv2d"),
-        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported"),
     ],
 )
-def test_unsupported_layer_names_it_and_writes_nothing(tmp_path, capsys, change, expected):
+def test_unsupported_layer_names_it_and_writes_nothing(tmp_path, capsys, monkeypatch, change, expected):
     spec = tiny_spec()
     victim = 1 if change.get("op") else 0
     spec["layers"][victim].update(change)
+    # every op and product the emulator knows has an RTL builder: pretend one has none
+    if change.get("op"):
+        monkeypatch.setattr(rtl, "SUPPORTED_OPS", tuple(op for op in rtl.SUPPORTED_OPS if op != change["op"]))
+    else:
+        monkeypatch.setattr(rtl, "WEIGHT_PRODUCTS", tuple(p for p in rtl.WEIGHT_PRODUCTS if p != change["product"]))
     project = _write_project(tmp_path, validate_spec(spec))
     assert cli.main(["rtl", str(project)]) == 2
     err = capsys.readouterr().err
     assert expected in err and repr(spec["layers"][victim]["name"]) in err
+    assert "Traceback" not in err
     assert sorted(p.name for p in project.iterdir()) == ["spec.json"]
+
+
+def test_every_emulator_op_has_an_rtl_builder():
+    from l0emu.spec import OPS
+
+    assert sorted(rtl.SUPPORTED_OPS) == sorted(OPS)
 
 
 def test_failure_during_write_leaves_no_rtl(tmp_path, monkeypatch):
@@ -302,3 +314,117 @@ def test_simulate_with_csim_compares_rtl_emulator_and_c_simulation(tmp_path, cap
     assert cli.main(["rtl", str(project), "--simulate", "300", "--csim"]) == 0
     out = capsys.readouterr().out
     assert "C-simulation" in out or "csim" in out, out
+
+
+def _pool_geometry(size, pool, stride, padding):
+    """Keras' output size and hls4ml's (before, after) padding along one axis."""
+    if padding == "valid":
+        return (size - pool) // stride + 1, (0, 0)
+    out = -(-size // stride)
+    total = max((out - 1) * stride + pool - size, 0)
+    return out, (total // 2, total - total // 2)
+
+
+def _pool(op, name, shape_in, pool, strides, padding, accum=None, result="ap_fixed<8,3>"):
+    (oh, (top, bottom)), (ow, (left, right)) = (
+        _pool_geometry(shape_in[0], pool[0], strides[0], padding), _pool_geometry(shape_in[1], pool[1], strides[1], padding))  # fmt: skip
+    layer = {
+        "name": name, "op": op, "input_shape": list(shape_in), "output_shape": [oh, ow, shape_in[2]],
+        "pool": list(pool), "strides": list(strides), "padding": padding, "pad": [top, bottom, left, right],
+        "result_type": result,
+    }  # fmt: skip
+    if accum:
+        layer["accum_type"] = accum
+    return layer
+
+
+def _full_range_inputs(spec, n, seed):
+    """Uniform mantissas over the input type's whole range, plus the minimum and the maximum."""
+    t = parse_type(spec["input"]["type"])
+    shape = tuple(spec["input"]["shape"])
+    rng = np.random.default_rng(seed)
+    m = rng.integers(t.min_mantissa, t.max_mantissa + 1, size=(n,) + shape)
+    m[0], m[1] = t.min_mantissa, t.max_mantissa
+    return t.to_float(m)
+
+
+def _assert_rtl_graph_exact(spec, n=400, seed=0):
+    """da4ml's interpreter of the traced graph == pure-Python reference == numba emulator."""
+    inputs = _full_range_inputs(spec, n, seed)
+    reference = rtl.evaluate_exact(spec, inputs)
+    assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
+    assert np.array_equal(rtl.interpret(rtl.trace_spec(spec), inputs), reference)
+    return reference
+
+
+# (op, input shape, pool, strides, padding, input type, accum_t, result_t)
+POOLS = [
+    ("max_pool2d", (5, 7, 2), (1, 2), (1, 2), "valid", "ap_fixed<4,2>", None, "ap_fixed<4,2>"),
+    ("max_pool2d", (5, 7, 1), (2, 2), (2, 2), "same", "ap_fixed<4,2>", None, "ap_fixed<3,1,AP_RND,AP_SAT>"),
+    ("max_pool2d", (5, 7, 2), (3, 2), (1, 3), "same", "ap_ufixed<3,1>", None, "ap_ufixed<3,1>"),
+    ("max_pool2d", (6, 5, 1), (2, 3), (2, 1), "valid", "ap_ufixed<4,0>", "ap_ufixed<3,0,AP_RND_CONV,AP_SAT>", "ap_fixed<6,2>"),
+    ("max_pool2d", (4, 4, 1), (3, 3), (3, 3), "same", "ap_fixed<5,2>", None, "ap_fixed<5,2>"),
+    ("avg_pool2d", (5, 7, 2), (1, 2), (1, 2), "valid", "ap_fixed<4,2>", "ap_fixed<8,3>", "ap_fixed<8,3>"),
+    ("avg_pool2d", (5, 7, 1), (3, 3), (1, 1), "same", "ap_fixed<4,2>", "ap_fixed<10,4>", "ap_fixed<6,2,AP_RND_CONV,AP_SAT>"),
+    ("avg_pool2d", (5, 7, 2), (2, 3), (2, 2), "same", "ap_ufixed<4,2>", "ap_ufixed<6,3>", "ap_ufixed<5,2,AP_RND,AP_SAT>"),
+    ("avg_pool2d", (6, 5, 1), (3, 1), (3, 1), "valid", "ap_fixed<5,3>", "ap_fixed<5,2,AP_RND,AP_SAT>", "ap_fixed<5,2>"),
+    ("avg_pool2d", (4, 6, 1), (2, 2), (1, 1), "same", "ap_fixed<6,3>", "ap_fixed<6,3,AP_TRN,AP_WRAP>", "ap_fixed<4,1,AP_TRN,AP_SAT_SYM>"),
+]
+
+
+@pytest.mark.parametrize(("op", "shape", "pool", "strides", "padding", "in_type", "accum", "result"), POOLS)
+def test_pooling_of_any_shape_stride_and_padding(op, shape, pool, strides, padding, in_type, accum, result):
+    """Pooling alone (then flatten), on full-range inputs: RTL graph == reference == emulator."""
+    layer = _pool(op, "pool", shape, pool, strides, padding, accum, result)
+    flat = int(np.prod(layer["output_shape"]))
+    flatten = {"name": "flatten", "op": "flatten", "input_shape": layer["output_shape"], "output_shape": [flat], "result_type": result}
+    reference = _assert_rtl_graph_exact(_spec([layer, flatten], shape, in_type))
+    assert len(np.unique(reference, axis=0)) > 50
+
+
+def test_same_padded_conv_then_a_1x2_max_pool_goes_through_rtl():
+    """The layer sequence of issue 10's crash (same conv, MaxPooling2D((1, 2)) on an odd width,
+    valid conv, dense), 3-bit, built as a spec: no crash, and bit-exact."""
+    rng = np.random.default_rng(3)
+    conv1 = _conv("conv1", (5, 7, 1), 2, rng, "ap_fixed<10,4>")
+    conv1.update(output_shape=[5, 7, 2], padding="same", pad=[1, 1, 1, 1])
+    relu1 = _activation("relu1", [5, 7, 2], result="ap_ufixed<3,0,AP_RND_CONV,AP_SAT>")
+    pool = _pool("max_pool2d", "pool", (5, 7, 2), (1, 2), (1, 2), "valid", result="ap_ufixed<3,0,AP_RND_CONV,AP_SAT>")
+    conv2 = _conv("conv2", (5, 3, 2), 2, rng, "ap_fixed<10,4>")
+    flat = int(np.prod(conv2["output_shape"]))
+    layers = [conv1, relu1, pool, conv2, _activation("relu2", conv2["output_shape"]),
+              {"name": "flatten", "op": "flatten", "input_shape": conv2["output_shape"], "output_shape": [flat], "result_type": ACTIVATION},
+              _dense("dense", flat, 2, rng, "ap_fixed<12,6>")]  # fmt: skip
+    assert len(np.unique(_assert_rtl_graph_exact(_spec(layers, (5, 7, 1), "ap_ufixed<3,1>")), axis=0)) > 8
+
+
+@pytest.mark.slow
+@pytest.mark.hls4ml
+def test_issue_10_network_converts_and_simulates_bit_exact(tmp_path, capsys):
+    """Issue 10: a 3-bit QKeras network (same-padding conv, MaxPooling2D((1, 2)) on an odd
+    width, valid conv, dense) that convert and validate handle crashed ``l0emu rtl`` in
+    rtl._windows; now Verilator, the emulator, the reference and the C-simulation agree."""
+    pytest.importorskip("hls4ml")
+    from l0emu.firmware import hls4ml_bridge as bridge
+    from l0emu.firmware.keras_env import keras, qkeras
+
+    q = "quantized_bits(3,0,alpha=1)"
+    inputs = keras.layers.Input((5, 7, 1), name="image")
+    x = qkeras.QConv2D(2, (3, 3), padding="same", kernel_quantizer=q, bias_quantizer=q, name="conv1")(inputs)
+    x = qkeras.QActivation("quantized_relu(3,0)", name="relu1")(x)
+    x = keras.layers.MaxPooling2D((1, 2), name="pool")(x)
+    x = qkeras.QConv2D(2, (3, 3), padding="valid", kernel_quantizer=q, bias_quantizer=q, name="conv2")(x)
+    x = qkeras.QActivation("quantized_relu(3,0)", name="relu2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = qkeras.QDense(2, kernel_quantizer=q, bias_quantizer=q, name="out")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.uniform(-1, 1, w.shape).astype("f4") for w in model.get_weights()])
+    model.save(str(tmp_path / "issue10.h5"))
+    project = tmp_path / "fw"
+    _, spec = bridge.convert(tmp_path / "issue10.h5", project)
+    assert [layer["op"] for layer in spec["layers"]][:3] == ["conv2d", "relu", "max_pool2d"]
+    assert cli.main(["rtl", str(project), "--simulate", "400", "--csim"]) == 0
+    out = capsys.readouterr().out
+    for name in ("numba emulator", "pure-Python reference", "da4ml interpreter", "hls4ml C-simulation"):
+        assert f"RTL vs {name}: all 400 events equal, every output bit" in out

@@ -21,7 +21,7 @@ from l0emu.simulation.block import EventBlock
 from l0emu.simulation.generator import BLOCK_EVENTS, generate, iter_chunks
 from l0emu.simulation.kernels import emit_hits
 from l0emu.simulation.plots import FRAGMENT_STRIDES, make_plots
-from l0emu.simulation.settings import SimSettings, settings_for_scenario
+from l0emu.simulation.settings import RATE_SPECTRUM, SimSettings, settings_for_scenario
 
 SCALE = os.environ.get("L0EMU_TEST_SCALE", "small")
 # statistical checks: a deviation beyond this many binomial standard errors fails
@@ -203,6 +203,25 @@ def test_power_law_spectrum_mean():
     expected = np.log(b / a) / (1 / a - 1 / b)  # mean of pT**-2 on [a, b]
     assert abs(pt.mean() - expected) < N_SIGMA * pt.std() / np.sqrt(len(pt))
     assert pt.min() >= a and pt.max() <= b
+
+
+def test_rate_spectrum_reaches_the_plateau_of_every_default_threshold():
+    # the main job's sample must hold muons above 1.5 x 20 GeV; .ci/main passes these settings
+    from pathlib import Path
+
+    from l0emu.metrics import plateau_min_pt
+    from l0emu.trigger import DEFAULT_THRESHOLDS
+
+    settings = settings_for_scenario("default", seed=5, overrides={**RATE_SPECTRUM, "background_fraction": 0.0})
+    pt = generate(settings, 20_000).muon_pt.astype(np.float64)
+    a, b = settings.pt_min, settings.pt_max
+    highest_plateau = plateau_min_pt(max(DEFAULT_THRESHOLDS))
+    above = (1 / highest_plateau - 1 / b) / (1 / a - 1 / b)  # pT**-2 on [a, b] above the plateau edge
+    _assert_binomial(np.count_nonzero(pt >= highest_plateau), len(pt), above, "muons on the 20 GeV plateau")
+    assert pt.max() <= b == 50.0
+    main_job = (Path(__file__).parents[1] / ".ci" / "main").read_text()
+    for key, value in RATE_SPECTRUM.items():
+        assert f"--set {key}={value:g}" in main_job if isinstance(value, float) else f"--set {key}={value}" in main_job
 
 
 def test_hard_scenario_soft_muons_and_correlated_background(hard_file):

@@ -1,6 +1,6 @@
 """Training pipeline on a tiny stand-in events file: targets, files, record, KD, bad inputs.
 
-The stand-in follows DESIGN.md's event schema (written with uproot here, so these tests do
+The stand-in follows docs/design.md's event schema (written with uproot here, so these tests do
 not depend on the simulation): 70 % single muons with a charge/pT-dependent eta bending
 between layers, 30 % noise-only events.
 """

@@ -78,3 +78,26 @@ def _load_with_spec(project, spec):
 
     hls_model, _ = load_converted(project, compile=True)
     return hls_model, spec
+
+
+def test_validate_full_range_covers_the_input_type(stream_project, capsys, monkeypatch, tmp_path):
+    """--full-range: uniform mantissas of the input type plus zero, min and max, still bit-exact."""
+    from l0emu.aptypes import parse_type
+    from l0emu.cli import main
+    from l0emu.spec import read_spec
+    from l0emu.validation.compare import full_range_inputs
+
+    monkeypatch.setenv("L0EMU_CACHE_DIR", str(tmp_path / "kernels"))
+    spec = read_spec(stream_project)
+    x = full_range_inputs(2000, spec, seed=4)
+    t = parse_type(spec["input"]["type"])
+    mantissas = np.ldexp(x.astype(np.float64), t.frac)
+    assert x.shape == (2000, *INPUT_SHAPE) and x.dtype == np.float32
+    assert np.all(mantissas[0] == 0) and np.all(mantissas[1] == t.min_mantissa) and np.all(mantissas[2] == t.max_mantissa)
+    assert len(np.unique(mantissas)) > 1000  # far beyond the three fragment pixel values
+    rc = main(["validate", str(stream_project), "--random", "2000", "--full-range", "--seed", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "events compared:                  2000" in out and "RESULT: bit-exact" in out
+    assert main(["validate", str(stream_project), "--events", str(tmp_path / "x.root"), "--full-range"]) == 2
+    assert "--full-range" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """Issue 3 acceptance: emulator vs hls4ml C-simulation, bit for bit, on fragmented real events.
 
-``python -m l0emu.validation.acceptance [--events 200000] [--bits 2,3,4,5,6,8] [--teacher PATH]
-[--models-dir DIR] [--events-file FILE] [--train-events FILE] [--work-dir DIR] [-o report.json]``
+``l0emu acceptance [--models-dir DIR] [--events 200000] [--bits 2,3,4,5,6,8] [--teacher PATH]
+[--events-file FILE] [--train-events FILE] [--work-dir DIR] [-o report.json]``
+(the command line is :mod:`l0emu.validation.cli_acceptance`).
 
 For each seed student bit width and the unquantized 9x16 teacher: take the trained model
 from ``--models-dir`` (``seed_q{B}/model.h5``; the teacher from ``--teacher`` or
@@ -14,10 +15,8 @@ Prints a table, writes a JSON report, exits 1 on any differing bit.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -25,17 +24,17 @@ import numpy as np
 from tqdm import tqdm
 
 from l0emu.firmware.dataset import DEFAULT_STRIDE
+from l0emu.firmware.options import SUPPORTED_NBITS
 from l0emu.firmware.hls4ml_bridge import TRAINING_RECORD_FILE, convert, csim_raw, load_keras_model
-from l0emu.atomic import atomic_path
 from l0emu.emulator import Emulator
-from l0emu.errors import ConfigError, L0emuError
+from l0emu.errors import ConfigError
 from l0emu.images import pooled_to_float
 
 from l0emu.events import first_fragments
 
-__all__ = ["DEFAULT_BITS", "HELD_OUT_SEED", "model_sources", "held_out_events", "check_model", "run", "format_table", "main"]
+__all__ = ["DEFAULT_BITS", "HELD_OUT_SEED", "model_sources", "held_out_events", "check_model", "run", "format_table"]
 
-DEFAULT_BITS = (2, 3, 4, 5, 6, 8)
+DEFAULT_BITS = SUPPORTED_NBITS  # every width the seed student is trained at
 HELD_OUT_SEED = 3003  # not a training seed: the comparison runs on events no model saw
 QUICK_EPOCHS = 3
 
@@ -162,50 +161,3 @@ def format_table(rows) -> str:
             f"{row['emulator_events_per_s']:14,.0f} {row['csim_events_per_s']:10,.0f}  {row['provenance']['made']}"
         )
     return "\n".join(lines)
-
-
-def _parse_bits(text: str):
-    try:
-        return tuple(int(b) for b in text.split(",") if b.strip())
-    except ValueError:
-        msg = f"--bits takes comma-separated integers such as 2,3,4, got {text!r}"
-        raise ConfigError(msg) from None
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m l0emu.validation.acceptance", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000, help="events per model (default 200000)")
-    parser.add_argument("--bits", default=",".join(map(str, DEFAULT_BITS)), help="seed student widths (default 2,3,4,5,6,8)")
-    parser.add_argument("--teacher", type=Path, default=None, help="trained 9x16 teacher (.h5 or its directory)")
-    parser.add_argument("--no-teacher", action="store_true", help="students only")
-    parser.add_argument("--models-dir", type=Path, default=Path("/work/data/models"), help="trained models: seed_q{B}/, teacher_9x16/")
-    parser.add_argument("--train-events", type=Path, default=Path("/work/data/train_default.root"), help="events to train missing models on")
-    parser.add_argument("--events-file", type=Path, default=None, help="held-out events (simulated with seed 3003 if missing)")
-    parser.add_argument("--work-dir", type=Path, default=Path("acceptance_work"), help="hls4ml projects and the held-out sample")
-    parser.add_argument("-o", "--output", type=Path, default=Path("acceptance_report.json"), help="JSON report")
-    args = parser.parse_args(argv)
-    if args.events < 1:
-        msg = f"--events must be positive, got {args.events}"
-        raise ConfigError(msg)
-    events_file = held_out_events(args.events_file or args.work_dir / f"heldout_seed{HELD_OUT_SEED}_{args.events}.root", args.events)
-    sources = model_sources(_parse_bits(args.bits), args.models_dir, args.teacher, args.train_events, with_teacher=not args.no_teacher)
-    report = run(sources, events_file, args.events, args.work_dir)
-    print(format_table(report["rows"]))
-    print("RESULT: " + ("zero differing output bits" if report["bit_exact"] else "MISMATCH"))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.output) as tmp:
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.output}")
-    return 0 if report["bit_exact"] else 1
-
-
-def _entry() -> int:
-    try:
-        return main()
-    except L0emuError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_entry())

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from l0emu.errors import ConfigError
 
-HELP = "emulator vs hls4ml C-simulation (and QKeras), bit by bit"
+__all__ = ["DESCRIPTION", "add_arguments", "main"]
+
+DESCRIPTION = "emulator vs hls4ml C-simulation (and QKeras), bit by bit"
 
 
 def add_arguments(parser):
@@ -17,11 +19,17 @@ def add_arguments(parser):
     parser.add_argument("--max-events", type=int, default=100_000, help="events read from --events (default 100000)")
     parser.add_argument("--stride", type=int, default=8, help="fragmentation window stride for --events (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --random inputs")
+    parser.add_argument(
+        "--full-range",
+        action="store_true",
+        help="with --random: input mantissas over the input type's whole range (uniform, plus zero, min and max) "
+        "instead of fragment pixels",
+    )
     parser.add_argument("--write-testbench", action="store_true", help="write DIR/tb_data/ from these inputs")
 
 
 def main(args) -> int:
-    from .compare import compare, random_fragments, write_testbench
+    from .compare import compare, full_range_inputs, random_fragments, write_testbench
 
     if args.random is not None:
         if args.random < 1:
@@ -29,8 +37,15 @@ def main(args) -> int:
             raise ConfigError(msg)
         from l0emu.spec import read_spec
 
-        counts = random_fragments(args.random, seed=args.seed, shape=tuple(read_spec(args.project)["input"]["shape"]))
+        spec = read_spec(args.project)
+        if args.full_range:
+            counts = full_range_inputs(args.random, spec, seed=args.seed)
+        else:
+            counts = random_fragments(args.random, seed=args.seed, shape=tuple(spec["input"]["shape"]))
     else:
+        if args.full_range:
+            msg = "--full-range draws random inputs: use it with --random N, not with --events"
+            raise ConfigError(msg)
         from l0emu.events import first_fragments
 
         counts = first_fragments([args.events], args.max_events, args.stride)

@@ -15,11 +15,12 @@ import numpy as np
 
 from l0emu.firmware.hls4ml_bridge import KERAS_MODEL_FILE, csim_raw, csim_trace, load_converted, load_keras_model
 from l0emu.atomic import atomic_path
+from l0emu.aptypes import parse_type
 from l0emu.emulator import Emulator
 from l0emu.images import FRAGMENT_STRIPS, pooled_to_float
 from l0emu.geometry import N_LAYERS
 
-__all__ = ["Comparison", "random_fragments", "compare", "write_testbench"]
+__all__ = ["Comparison", "full_range_inputs", "random_fragments", "compare", "write_testbench"]
 
 
 @dataclass
@@ -64,6 +65,26 @@ def random_fragments(n: int, seed: int = 0, occupancy: float = 0.08, shape=(N_LA
     return (lit * rng.integers(1, 3, lit.shape)).astype(np.uint8)
 
 
+def full_range_inputs(n: int, spec: dict, seed: int = 0) -> np.ndarray:
+    """``n`` float inputs (float32) whose mantissas cover the spec's input type: three edge
+    events (all zero, all at the minimum, all at the maximum), then uniform mantissas.
+
+    For networks whose inputs are not fragments; values are exact in float32 up to 24-bit
+    input types, the precision in which hls4ml's ``convert_data<float, input_t>`` reads them.
+    """
+    t = parse_type(spec["input"]["type"])
+    shape = tuple(int(d) for d in spec["input"]["shape"])
+    rng = np.random.default_rng(seed)
+    edges = np.stack([np.full(shape, v, dtype=np.int64) for v in (0, t.min_mantissa, t.max_mantissa)])
+    uniform = rng.integers(t.min_mantissa, t.max_mantissa + 1, (max(n - 3, 0), *shape), dtype=np.int64)
+    return t.to_float(np.concatenate([edges, uniform])[:n]).astype(np.float32)
+
+
+def _as_floats(inputs: np.ndarray) -> np.ndarray:
+    """Network input values: uint8 lit-pixel counts become pixel values; floats stay."""
+    return pooled_to_float(inputs) if inputs.dtype == np.uint8 else np.asarray(inputs, dtype=np.float64)
+
+
 def _timed(function, *args):
     started = time.perf_counter()
     result = function(*args)
@@ -76,7 +97,7 @@ def _rate(n, seconds):
 
 def _first_differing_layer(hls_model, emulator, image) -> str:
     """Walk the spec's layers in order; the first whose trace values differ from hls4ml's."""
-    theirs = csim_trace(hls_model, pooled_to_float(image[None]))
+    theirs = csim_trace(hls_model, _as_floats(image[None]))
     ours = emulator.trace(image[None])
     for name, values in ours.items():
         if name in theirs and not np.array_equal(values.reshape(-1), theirs[name].reshape(-1)):
@@ -85,11 +106,12 @@ def _first_differing_layer(hls_model, emulator, image) -> str:
 
 
 def compare(project_dir, counts: np.ndarray) -> Comparison:
-    """Run the emulator, the C-simulation and QKeras on ``counts`` (uint8 (n, 9, 16))."""
+    """Run the emulator, the C-simulation and QKeras on ``counts``: uint8 lit-pixel counts
+    shaped like the network input, or float input values (:func:`full_range_inputs`)."""
     project_dir = Path(project_dir)
     hls_model, spec = load_converted(project_dir, compile=True)
     emulator = Emulator.from_spec(spec)
-    floats = pooled_to_float(counts)
+    floats = _as_floats(counts)
     emulator.predict_raw(counts[:1])  # compile before timing
     ours, t_emu = _timed(emulator.predict_raw, counts)
     theirs, t_csim = _timed(csim_raw, hls_model, floats, spec)
@@ -115,7 +137,7 @@ def write_testbench(project_dir, counts: np.ndarray) -> tuple[Path, Path]:
     project_dir = Path(project_dir)
     emulator = Emulator.from_spec(project_dir)
     outputs = emulator.output_type.to_float(emulator.predict_raw(counts))
-    inputs = pooled_to_float(counts).reshape(len(counts), -1)
+    inputs = _as_floats(counts).reshape(len(counts), -1)
     tb = project_dir / "tb_data"
     tb.mkdir(exist_ok=True)
     paths = (tb / "tb_input_features.dat", tb / "tb_output_predictions.dat")

@@ -2,9 +2,11 @@
 
 Two steps that run separately (the first can resume, the second re-runs in minutes)::
 
-    python -m l0emu.validation.grid train --events TRAIN.root --models-dir models/grid/ [--bits 2,3,4] [--seeds 0,1,2]
-    python -m l0emu.validation.grid evaluate --models-dir models/grid/ --events HELDOUT.root \
+    l0emu grid train --events TRAIN.root --models-dir models/grid/ [--bits 2,3,4] [--seeds 0,1,2]
+    l0emu grid evaluate --models-dir models/grid/ --events HELDOUT.root \
         [--events-hard HELDOUT_hard.root] -o report/
+
+(the command line is :mod:`l0emu.validation.cli_grid`).
 
 ``train`` fills ``--models-dir`` with one directory per network, each written by
 :func:`firmware.train.train_run` (``model.h5`` + ``record.json``): the 9x16 teacher (float,
@@ -12,42 +14,52 @@ trained once and shared by every distilled student), the 9x384 teacher, and the 
 without and with distillation, float and at each bit width, for each seed. A directory whose
 ``record.json`` exists is skipped, so an interrupted grid resumes where it stopped.
 
-``evaluate`` runs every trained network (Keras) on held-out samples of the default and the
-hard scenario, streaming the events in chunks so a 1M-event sample fits in memory, and
-writes ``grid.md``, ``grid.csv``, ``grid.json`` and the plots of :mod:`validation.plots`.
-Metrics come from :mod:`l0emu.metrics`: plateau efficiency (true pT >= 15 GeV, Clopper-Pearson
-68 %), 50 % point, relative pT resolution around the threshold, fake rate on background
-(no muon above 3 GeV) with its one-sided 95 % upper limit. A network is dead when its
-training record says so or when its pT output is constant on a held-out sample (spread
-below 1 % of the true pT's, :data:`firmware.train.DEAD_RELATIVE_STD`).
+``evaluate`` runs every trained network on samples of the default and the hard scenario,
+streaming the events in chunks so a 1M-event sample fits in memory, and writes ``grid.md``,
+``grid.csv``, ``grid.json`` and the plots of :mod:`validation.plots`. Every quantized
+network is evaluated **firmware-exact**: converted with hls4ml (:data:`CONVERT_SETTINGS`, the
+shipped student's input type) and run through the bit-exact emulator, the product itself;
+float networks (teachers, float students) have no firmware type and are evaluated with
+Keras. Each row says which (``evaluated_by``).
+
+The evaluation protocol (:mod:`firmware.protocol`, docs/protocol.md): a sample whose
+generator scenario and seed repeat a training or validation file of any network is refused;
+``--validation`` in the train step gives early stopping its own files. Per recipe the report
+gives the median and the spread (lowest, highest) over the training seeds.
+
+Metrics come from :mod:`l0emu.metrics`: plateau efficiency (true pT >= 1.5 x threshold,
+:func:`l0emu.metrics.plateau_min_pt`, Clopper-Pearson 68 %), 50 % point, relative pT
+resolution over :data:`l0emu.metrics.RESOLUTION_EDGES`, fake rate on background (no muon
+above 3 GeV) with its one-sided 95 % upper limit. A network is dead when its training record
+says so or when its pT output is constant on the sample (spread below 1 % of the true pT's,
+:data:`firmware.train.DEAD_RELATIVE_STD`).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import io
 import json
 import math
-import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from l0emu.firmware.keras_env import tf
 from l0emu.firmware.dataset import pt_targets
 from l0emu.firmware.models import SUPPORTED_NBITS, check_nbits, load_model
+from l0emu.firmware.protocol import MIN_TRAINING_SEEDS, check_evaluation_sample, median_and_spread, model_samples, seed_role
 from l0emu.firmware.train import PRESETS, constant_outputs, file_sha256, train_run
 from l0emu.atomic import atomic_path
-from l0emu.errors import ConfigError, InputFileError, L0emuError
+from l0emu.emulator import Emulator
+from l0emu.errors import ConfigError, InputFileError
 from l0emu.events import iterate_events, open_events
 from l0emu.images import fragment_hits, hits_to_images, pooled_to_float
-from l0emu.metrics import DEFAULT_THRESHOLD, PLATEAU_MIN_PT, physics_summary
+from l0emu.metrics import DEFAULT_THRESHOLD, physics_summary, plateau_min_pt, resolution_range_text
 from l0emu.schema import SIGNAL_PT_MIN
 from l0emu.serialize import jsonable
-from l0emu.simulation.events_io import read_metadata
 
 from .plots import make_grid_plots
 
@@ -62,7 +74,7 @@ __all__ = [
     "find_models",
     "evaluate_grid",
     "write_report",
-    "main",
+    "markdown_summary",
 ]
 
 TEACHER_9X16 = "teacher_9x16"
@@ -72,6 +84,11 @@ FULL_IMAGE_BATCH = 4096  # 9x384 images built at once (~56 MB as float32)
 # Keras batches: a 9x384 batch's conv activations take ~0.5 MB per event and layer
 FULL_IMAGE_PREDICT_BATCH = 256
 PREDICT_BATCH = 4096
+# hls4ml settings of the grid's conversions: the shipped student's (convert.yml), whose 2-bit
+# unsigned input holds the fragment pixels 0, 1/2, 1 exactly
+CONVERT_SETTINGS = {"layers": {"image": {"precision": {"result": "ap_ufixed<2,1>"}}}}
+FIRMWARE_EXACT = "firmware-exact (hls4ml conversion, l0emu emulator)"
+KERAS = "Keras predict (float network: no firmware type)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,13 +117,13 @@ def plan_grid(bits, seeds, *, teacher_9x384: bool = True) -> list[GridJob]:
     return jobs
 
 
-def train_grid(events, models_dir, *, bits=SUPPORTED_NBITS, seeds=(0, 1, 2), preset="fast", max_events=None, epochs=None, teacher_9x384=True) -> dict:
+def train_grid(events, models_dir, *, bits=SUPPORTED_NBITS, seeds=(0, 1, 2), preset="fast", max_events=None, epochs=None, teacher_9x384=True, validation_events=None) -> dict:
     """Train the missing networks of the grid into ``models_dir``; return ``{"trained": [...], "skipped": [...]}``.
 
     ``teacher_9x384=False`` leaves out the 9x384 teacher, by far the slowest network to train
     and to evaluate on a CPU; a later run with it adds it to the same directory.
     """
-    for path in events:
+    for path in [*events, *(validation_events or [])]:
         open_events(str(path))  # a missing or broken file fails now, not after the first training
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +139,7 @@ def train_grid(events, models_dir, *, bits=SUPPORTED_NBITS, seeds=(0, 1, 2), pre
             record = train_run(
                 [str(p) for p in events], output, architecture=job.architecture, nbits=job.nbits, preset=preset,
                 kd=job.kd, teacher_path=models_dir / TEACHER_9X16 if job.kd else None, seed=job.seed,
-                max_events=max_events, epochs=epochs, verbose=False,
+                max_events=max_events, epochs=epochs, verbose=False, validation_events=validation_events,
             )  # fmt: skip
             dead = " DEAD: " + "; ".join(record["dead_network"]["reasons"]) if record["dead_network"]["dead"] else ""
             bar.write(f"{job.name}: {record['wall_time_s']:.0f} s, plateau {_number(record['metrics']['plateau']['efficiency'])}{dead}")
@@ -164,6 +181,10 @@ class GridModel:
         return None if fragment is None else int(fragment["stride"])
 
     @property
+    def quantized(self) -> bool:
+        return self.config["nbits"] is not None
+
+    @property
     def pt_scale(self) -> float:
         return float(self.record["targets"]["pt_scale_gev"])
 
@@ -177,7 +198,7 @@ def find_models(models_dir) -> list[GridModel]:
     """The trained networks of ``models_dir`` (directories with a ``record.json``), in table order."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
-        msg = f"models directory {str(models_dir)!r} does not exist; 'python -m l0emu.validation.grid train' writes it"
+        msg = f"models directory {str(models_dir)!r} does not exist; 'l0emu grid train' writes it"
         raise InputFileError(msg)
     models = []
     for record_path in sorted(models_dir.glob("*/record.json")):
@@ -198,23 +219,35 @@ def find_models(models_dir) -> list[GridModel]:
 
 
 def _check_held_out(path, scenario: str, models) -> dict:
-    """The sample's description; refuses a file that trained one of the networks or is of another scenario."""
+    """The sample's description; refuses a file that repeats a training or validation sample of
+    one of the networks (same generator scenario and seed, or the same bytes), or is of another scenario."""
     if open_events(str(path)).num_entries == 0:
         msg = f"{str(path)!r}: the events tree is empty; the {scenario!r} sample needs events"
         raise InputFileError(msg)
-    digest = file_sha256(path)
-    for model in models:
-        if digest in model.record["data"]["sha256"]:
-            msg = f"{str(path)!r} trained {model.name!r}; evaluate on a held-out sample (another 'l0emu simulate --seed')"
-            raise ConfigError(msg)
-    try:
-        settings = read_metadata(path)["settings"]
-    except InputFileError:
-        return {"path": str(path), "scenario": scenario, "generator": "unknown (no l0emu simulate settings)"}
-    if settings["scenario"] != scenario:
-        msg = f"{str(path)!r} was simulated with scenario {settings['scenario']!r}, given as the {scenario!r} sample"
+    identity = check_evaluation_sample(path, {m.name: m.record for m in models}, hashes=file_sha256(path))
+    unknown = sorted({p for m in models for p in model_samples(m.record)["unknown"]})
+    caveat = f"; generator of training file(s) {', '.join(unknown)} unknown (record predates the protocol), checked by hash only" if unknown else ""
+    if identity is None:
+        return {"path": str(path), "scenario": scenario, "generator": "unknown (no l0emu simulate settings)" + caveat, "role": None}
+    if identity.scenario != scenario:
+        msg = f"{str(path)!r} was simulated with scenario {identity.scenario!r}, given as the {scenario!r} sample"
         raise ConfigError(msg)
-    return {"path": str(path), "scenario": scenario, "generator": f"l0emu simulate, scenario {scenario!r}, seed {settings['seed']}"}
+    role = seed_role(identity.seed)
+    role_text = f" ({role} seed range)" if role else " (outside the protocol's seed ranges)"
+    return {"path": str(path), "scenario": scenario, "generator": f"l0emu simulate, scenario {scenario!r}, seed {identity.seed}{role_text}{caveat}", "role": role}
+
+
+def _firmware(model, work_dir):
+    """The bit-exact emulator of a quantized network, converted with hls4ml into ``work_dir``."""
+    from l0emu.firmware.hls4ml_bridge import convert  # hls4ml: only when a quantized network is evaluated
+
+    _, spec = convert(model.path / "model.h5", Path(work_dir) / model.name, CONVERT_SETTINGS, name=model.name, origin="grid conversion settings")
+    return Emulator.from_spec(spec)
+
+
+def load_networks(models, work_dir) -> dict:
+    """``{name: Emulator}`` for quantized networks (firmware-exact), ``{name: Keras model}`` otherwise."""
+    return {m.name: _firmware(m, work_dir) if m.quantized else load_model(m.path) for m in tqdm(models, desc="loading networks", unit="net")}
 
 
 def _predict_full_images(network, chunk) -> np.ndarray:
@@ -242,10 +275,13 @@ def predict_sample(models, networks, path) -> tuple[np.ndarray, dict]:
                     outputs[model.name].append(_predict_full_images(networks[model.name], chunk))
                 else:
                     if model.stride not in fragments:
-                        pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, model.stride)[1]
-                        fragments[model.stride] = pooled_to_float(pooled)
-                    x = fragments[model.stride]
-                    outputs[model.name].append(networks[model.name].predict(x, batch_size=PREDICT_BATCH, verbose=0))
+                        fragments[model.stride] = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, model.stride)[1]
+                    pooled = fragments[model.stride]
+                    network = networks[model.name]
+                    if isinstance(network, Emulator):  # the firmware's outputs, in network units
+                        outputs[model.name].append(network.output_type.to_float(network.predict_raw(pooled)))
+                    else:
+                        outputs[model.name].append(network.predict(pooled_to_float(pooled), batch_size=PREDICT_BATCH, verbose=0))
                 bar.update(len(chunk))
     empty = np.zeros((0, 2), np.float32)
     return np.concatenate(true_pt), {k: np.concatenate(v) if v else empty for k, v in outputs.items()}
@@ -261,7 +297,7 @@ def _row(model, scenario, true_pt, output, threshold) -> dict:
     return {
         "scenario": scenario, "model": model.label, "name": model.name, "bits": config["nbits"], "kd": bool(config["kd"]),
         "seed": config["seed"], "parameters": model.record["model"]["parameters"], "preset": config["preset"],
-        "dead": bool(reasons), "dead_reasons": reasons, **summary,
+        "evaluated_by": FIRMWARE_EXACT if model.quantized else KERAS, "dead": bool(reasons), "dead_reasons": reasons, **summary,
     }  # fmt: skip
 
 
@@ -269,14 +305,15 @@ def evaluate_grid(models_dir, samples: dict, threshold: float = DEFAULT_THRESHOL
     """Evaluate every network of ``models_dir`` on ``samples`` (``{scenario: events path}``)."""
     models = find_models(models_dir)
     descriptions = [_check_held_out(path, scenario, models) for scenario, path in samples.items()]
-    networks = {m.name: load_model(m.path) for m in tqdm(models, desc="loading networks", unit="net")}
     rows = []
-    for description in descriptions:
-        true_pt, outputs = predict_sample(models, networks, description["path"])
-        background = true_pt < SIGNAL_PT_MIN
-        description.update(n_events=len(true_pt), n_background=int(background.sum()), n_plateau=int((true_pt >= PLATEAU_MIN_PT).sum()))
-        rows += [_row(m, description["scenario"], true_pt, outputs[m.name], threshold) for m in models]
-    return {"format": "l0emu-grid/1", "models_dir": str(models_dir), "threshold_gev": threshold, "samples": descriptions, "rows": rows}
+    with tempfile.TemporaryDirectory(prefix="l0emu-grid-") as work_dir:
+        networks = load_networks(models, work_dir)
+        for description in descriptions:
+            true_pt, outputs = predict_sample(models, networks, description["path"])
+            background = true_pt < SIGNAL_PT_MIN
+            description.update(n_events=len(true_pt), n_background=int(background.sum()), n_plateau=int((true_pt >= plateau_min_pt(threshold)).sum()))
+            rows += [_row(m, description["scenario"], true_pt, outputs[m.name], threshold) for m in models]
+    return {"format": "l0emu-grid/2", "models_dir": str(models_dir), "threshold_gev": threshold, "samples": descriptions, "rows": rows}
 
 
 # ---------------------------------------------------------------- report
@@ -325,14 +362,14 @@ def _plateau_text(plateau) -> str:
 
 def _main_table(rows) -> list[str]:
     lines = [
-        "| model | bits | KD | seed | plateau ± err | 50 % point [GeV] | resolution RMS | fake rate [‰] | fake 95 % UL [‰] | dead? |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | bits | KD | seed | evaluated by | plateau ± err | 50 % point [GeV] | resolution RMS | fake rate [‰] | fake 95 % UL [‰] | dead? |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         fake = row["fake_rate"]
         lines.append(
             f"| {row['model']} | {_bits(row['bits'])} | {'yes' if row['kd'] else 'no'} | {row['seed']} "
-            f"| {_plateau_text(row['plateau'])} | {_number(row['half_efficiency_pt'], 3)} "
+            f"| {'firmware-exact' if row.get('evaluated_by') == FIRMWARE_EXACT else 'Keras'} | {_plateau_text(row['plateau'])} | {_number(row['half_efficiency_pt'], 3)} "
             f"| {_number(row['resolution']['overall_rms'], 3)} | {_permille(fake['rate'])} ({fake['fired']}/{fake['total']}) "
             f"| {_permille(fake['upper'])} | {'**DEAD**' if row['dead'] else 'no'} |"
         )
@@ -345,7 +382,8 @@ def _median(values) -> float:
 
 
 def kd_effect(rows) -> list[dict]:
-    """Per bit width: median over seeds of each metric without and with KD (dead networks included)."""
+    """Per bit width: median over seeds of each metric without and with KD (dead networks
+    included), and for plateau and fake UL the spread over seeds (``*_low``, ``*_high``)."""
     effect = []
     for bits in _student_bits(rows):
         entry = {"bits": bits}
@@ -354,12 +392,17 @@ def kd_effect(rows) -> list[dict]:
             key = "kd" if kd else "nokd"
             entry[f"n_{key}"] = len(group)
             entry[f"dead_{key}"] = sum(r["dead"] for r in group)
-            entry[f"plateau_{key}"] = _median([r["plateau"]["efficiency"] for r in group])
             entry[f"half_pt_{key}"] = _median([r["half_efficiency_pt"] for r in group])
             entry[f"resolution_{key}"] = _median([r["resolution"]["overall_rms"] for r in group])
-            entry[f"fake_ul_{key}"] = _median([r["fake_rate"]["upper"] for r in group])
+            for name, values in (("plateau", [r["plateau"]["efficiency"] for r in group]), ("fake_ul", [r["fake_rate"]["upper"] for r in group])):
+                spread = median_and_spread(values)
+                entry[f"{name}_{key}"], entry[f"{name}_{key}_low"], entry[f"{name}_{key}_high"] = spread["median"], spread["low"], spread["high"]
         effect.append(entry)
     return effect
+
+
+def _spread(entry, name, key, text=_number) -> str:
+    return f"{text(entry[f'{name}_{key}'])} [{text(entry[f'{name}_{key}_low'])}, {text(entry[f'{name}_{key}_high'])}]"
 
 
 def _student_bits(rows) -> list:
@@ -369,18 +412,21 @@ def _student_bits(rows) -> list:
 
 def _kd_table(rows) -> list[str]:
     lines = [
-        "| bits | plateau no KD → KD | 50 % point no KD → KD [GeV] | resolution no KD → KD | fake 95 % UL no KD → KD [‰] | dead no KD / KD |",
+        "| bits | plateau no KD → KD, median [lowest, highest] | 50 % point no KD → KD [GeV] | resolution no KD → KD | fake 95 % UL no KD → KD [‰], median [lowest, highest] | dead no KD / KD |",
         "|---|---|---|---|---|---|",
     ]
     for e in kd_effect(rows):
         delta = e["plateau_kd"] - e["plateau_nokd"]
         lines.append(
-            f"| {_bits(e['bits'])} | {_number(e['plateau_nokd'])} → {_number(e['plateau_kd'])} ({delta:+.4f}) "
+            f"| {_bits(e['bits'])} | {_spread(e, 'plateau', 'nokd')} → {_spread(e, 'plateau', 'kd')} ({delta:+.4f}) "
             f"| {_number(e['half_pt_nokd'], 3)} → {_number(e['half_pt_kd'], 3)} "
             f"| {_number(e['resolution_nokd'], 3)} → {_number(e['resolution_kd'], 3)} "
-            f"| {_permille(e['fake_ul_nokd'])} → {_permille(e['fake_ul_kd'])} "
+            f"| {_spread(e, 'fake_ul', 'nokd', _permille)} → {_spread(e, 'fake_ul', 'kd', _permille)} "
             f"| {e['dead_nokd']}/{e['n_nokd']} / {e['dead_kd']}/{e['n_kd']} |"
         )
+    few = sorted({_bits(e["bits"]) for e in kd_effect(rows) if min(e["n_nokd"], e["n_kd"]) < MIN_TRAINING_SEEDS})
+    if few:
+        lines += ["", f"Fewer than {MIN_TRAINING_SEEDS} training seeds for bits {', '.join(few)}: the protocol asks for at least {MIN_TRAINING_SEEDS}."]
     return lines
 
 
@@ -407,9 +453,11 @@ def markdown(result, plots) -> str:
     lines = [
         "# Physics evaluation grid",
         "",
-        f"Networks from `{result['models_dir']}`, evaluated with Keras on held-out samples; threshold {threshold:g} GeV.",
-        f"Plateau: efficiency for true pT >= {PLATEAU_MIN_PT:g} GeV, Clopper-Pearson 68 % interval. "
-        f"Resolution: RMS of (pT_pred - pT_true)/pT_true for true pT in [7, 14) GeV. "
+        f"Networks from `{result['models_dir']}`; threshold {threshold:g} GeV. "
+        "Quantized networks are evaluated **firmware-exact** (hls4ml conversion run through the bit-exact l0emu emulator); "
+        "float networks (teachers, float students) with **Keras** `predict`; the column *evaluated by* says which.",
+        f"Plateau: efficiency for true pT >= {plateau_min_pt(threshold):g} GeV (1.5 x threshold, `l0emu.metrics.plateau_min_pt`), Clopper-Pearson 68 % interval. "
+        f"Resolution: RMS of (pT_pred - pT_true)/pT_true for true pT in {resolution_range_text()}. "
         f"Fake rate: background events (no muon above {SIGNAL_PT_MIN:g} GeV) firing the threshold, "
         "with its one-sided Clopper-Pearson 95 % upper limit (UL); the requirement is UL < 2 ‰. "
         "Dead: the training record found a dead network, or its pT output is constant on the held-out sample (spread below 1 % of the target's).",
@@ -454,62 +502,6 @@ def write_report(result, output_dir, turn_on_bits: int = 4) -> list[Path]:
     return written + plots
 
 
-# ---------------------------------------------------------------- command line
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        msg = f"expected comma-separated integers, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not values:
-        msg = "expected at least one integer"
-        raise argparse.ArgumentTypeError(msg)
-    return values
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m l0emu.validation.grid", description=__doc__.splitlines()[0])
-    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
-    train = steps.add_parser("train", help="train the grid's networks (skips those already trained)")
-    train.add_argument("--events", nargs="+", required=True, help="training events file(s); several are mixed in equal parts")
-    train.add_argument("--models-dir", required=True, help="one directory per network is written here")
-    train.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="training schedule (default fast)")
-    train.add_argument("--bits", type=_int_list, default=list(SUPPORTED_NBITS), help="quantized widths, e.g. 2,3,4 (default all supported)")
-    train.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="student seeds (default 0,1,2)")
-    train.add_argument("--max-events", type=int, default=None, help="read at most this many training events (default: the preset's)")
-    train.add_argument("--epochs", type=int, default=None, help="override the preset's epoch counts")
-    train.add_argument("--without-teacher-9x384", action="store_true", help="leave out the 9x384 teacher (the slowest network on a CPU)")
-    evaluate = steps.add_parser("evaluate", help="evaluate every trained network on held-out samples; write the report")
-    evaluate.add_argument("--models-dir", required=True, help="directory written by the train step")
-    evaluate.add_argument("--events", required=True, help="held-out events of the default scenario")
-    evaluate.add_argument("--events-hard", default=None, help="held-out events of the hard scenario")
-    evaluate.add_argument("-o", "--output", required=True, help="report directory")
-    evaluate.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"pT threshold in GeV (default {DEFAULT_THRESHOLD:g})")
-    evaluate.add_argument("--turn-on-bits", type=int, default=4, help="quantized width shown in the turn-on overlays (default 4)")
-    return parser
-
-
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    tf.get_logger().setLevel("ERROR")  # Keras warns about retracing when many networks predict in turn
-    try:
-        if args.step == "train":
-            done = train_grid(args.events, args.models_dir, bits=args.bits, seeds=args.seeds, preset=args.preset, max_events=args.max_events, epochs=args.epochs, teacher_9x384=not args.without_teacher_9x384)
-            print(f"grid in {args.models_dir}: trained {len(done['trained'])}, skipped {len(done['skipped'])} already trained")
-            return 0
-        samples = {"default": args.events} | ({"hard": args.events_hard} if args.events_hard else {})
-        result = evaluate_grid(args.models_dir, samples, args.threshold)
-        written = write_report(result, args.output, turn_on_bits=check_nbits(args.turn_on_bits))
-        print(markdown_summary(result))
-        print(f"wrote {', '.join(p.name for p in written)} into {args.output}")
-        return 0
-    except L0emuError as err:
-        print(f"l0emu.validation.grid {args.step}: error: {err}", file=sys.stderr)
-        return 2
-
-
 def markdown_summary(result) -> str:
     """One line per scenario and bit width: what KD adds to the median plateau and fake UL."""
     lines = []
@@ -524,6 +516,3 @@ def markdown_summary(result) -> str:
             )
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

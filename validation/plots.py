@@ -1,22 +1,20 @@
-"""Figures of the evaluation grid (PNG, matplotlib's Agg backend), drawn from its result rows.
+"""Figures of the evaluation grid (PNG, mplhep style, no pyplot), drawn from its result rows.
 
 Rows are the per-(network, scenario) dicts of :func:`validation.grid.evaluate_grid`: ``model``
 (``teacher 9x384``, ``teacher 9x16``, ``student``), ``bits`` (None for float), ``kd``, ``seed``,
 and the :func:`l0emu.metrics.physics_summary` entries. Versus-bits figures show, per scenario,
-the median over seeds with min/max bars, without and with KD, and the teachers as lines.
+the median over seeds with min/max bars, without and with KD, and the teachers as lines. Turn-on curves carry 68 % Clopper-Pearson error bars computed from the
+rows' passed/total counts.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from l0emu.plotting import save_figure  # noqa: E402
+from l0emu.plotting import label, new_figure, save_figure, styled
+from l0emu.stats import clopper_pearson
 
 __all__ = ["FAKE_RATE_LIMIT", "plot_turn_on", "plot_versus_bits", "make_grid_plots"]
 
@@ -40,17 +38,23 @@ def _scenarios(rows) -> list[str]:
     return list(dict.fromkeys(r["scenario"] for r in rows))
 
 
-def _curve(ax, row, label, **style):
+def _curve(ax, row, name, **style):
+    """One turn-on as an mplhep step histogram with Clopper-Pearson error bars."""
+    import mplhep
+
     turn_on = row["turn_on"]
     edges = np.asarray(turn_on["edges"], dtype=float)
     efficiency = np.array([_value(e) for e in turn_on["efficiency"]])
-    ax.step(edges, np.append(efficiency, efficiency[-1]), where="post", label=label, **style)
+    low, high = clopper_pearson(turn_on["passed"], turn_on["total"])
+    yerr = np.nan_to_num(np.array([efficiency - low, high - efficiency]))
+    mplhep.histplot(efficiency, edges, yerr=yerr, histtype="step", label=name, ax=ax, **style)
 
 
+@styled
 def plot_turn_on(rows, path, *, bits: int, threshold: float) -> Path:
     """Turn-on overlays, one panel per scenario: teachers, float students, ``bits``-bit students (first seed)."""
     scenarios = _scenarios(rows)
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(6.5 * len(scenarios), 4.8), squeeze=False)
+    fig, axes = new_figure(1, len(scenarios), figsize=(8 * len(scenarios), 6.5), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios):
         here = [r for r in rows if r["scenario"] == scenario]
         for model, (color, line) in TEACHER_STYLE.items():
@@ -63,10 +67,10 @@ def plot_turn_on(rows, path, *, bits: int, threshold: float) -> Path:
                     name = "float" if width is None else f"{width}-bit"
                     _curve(ax, row, f"student {name}, {KD_STYLE[kd][0]} (seed {row['seed']})", color=KD_STYLE[kd][1], linestyle=line)
         ax.axvline(threshold, color="gray", linewidth=0.8)
-        ax.set(xlabel="true pT [GeV]", ylabel=f"efficiency (pred. pT >= {threshold:g} GeV)", ylim=(-0.02, 1.05), title=f"turn-on, scenario {scenario}")
+        ax.set(xlabel="true muon $p_T$ [GeV]", ylabel=f"efficiency (pred. $p_T$ ≥ {threshold:g} GeV)", ylim=(0.0, 1.3))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        label(ax, rlabel=f"scenario {scenario}")
+        ax.legend(fontsize="xx-small", loc="upper left", ncols=2)
     return save_figure(fig, path)
 
 
@@ -77,12 +81,13 @@ def _bit_positions(rows):
     return order, {b: i for i, b in enumerate(order)}
 
 
+@styled
 def plot_versus_bits(rows, metric: str, path) -> Path:
     """``metric`` vs bit width, one panel per scenario: median over seeds with min/max bars, no KD vs KD."""
-    value_of, label, _ = METRICS[metric]
+    value_of, axis_label, _ = METRICS[metric]
     scenarios = _scenarios(rows)
     order, position = _bit_positions(rows)
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 4.4), squeeze=False)
+    fig, axes = new_figure(1, len(scenarios), figsize=(8 * len(scenarios), 6.5), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios):
         here = [r for r in rows if r["scenario"] == scenario]
         for kd, (name, color, marker) in KD_STYLE.items():
@@ -106,10 +111,11 @@ def plot_versus_bits(rows, metric: str, path) -> Path:
             ax.axhline(FAKE_RATE_LIMIT, color="tab:green", linewidth=1.5, label="requirement 2 ‰")
             ax.set_yscale("log")
         ax.set_xticks(range(len(order)), ["float" if b is None else str(b) for b in order])
-        ax.set(xlabel="bits", ylabel=label, title=f"scenario {scenario} (median over seeds, min/max bars)")
+        ax.minorticks_off()
+        ax.set(xlabel="bits", ylabel=axis_label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        label(ax, rlabel=f"scenario {scenario}")
+        ax.legend(fontsize="xx-small", title="median over seeds, min/max bars", title_fontsize="xx-small")
     return save_figure(fig, path)
 
 

@@ -1,6 +1,6 @@
 """Emulator vs hls4ml C-simulation vs QKeras throughput on the 4-bit seed student, one core.
 
-    taskset -c 0 python -m l0emu.validation.benchmarks.bench_emulator [--events N] [--csim-events M]
+    taskset -c 0 l0emu bench emulator [--events N] [--csim-events M]
 
 Builds the student with ``firmware.models.build_student(nbits=4)`` (deterministic random
 weights: throughput does not depend on training), converts it with the hls4ml bridge into a
@@ -10,21 +10,14 @@ C-simulation's events, and prints events/s of each plus the numba compile time.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+__all__ = ["DESCRIPTION", "add_arguments", "main"]
 
-import numpy as np  # noqa: E402
-
-from l0emu.firmware.hls4ml_bridge import convert, csim_raw  # noqa: E402
-from l0emu.firmware.models import build_student  # noqa: E402
-from l0emu.emulator import Emulator  # noqa: E402
-from l0emu.images import pooled_to_float  # noqa: E402
-from l0emu.validation.compare import random_fragments  # noqa: E402
+DESCRIPTION = "emulator vs hls4ml C-simulation vs QKeras throughput on the 4-bit seed student, one core"
 
 
 def _best_rate(function, x, repeats):
@@ -36,12 +29,22 @@ def _best_rate(function, x, repeats):
     return len(x) / best
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="events for the emulator timing")
-    parser.add_argument("--csim-events", type=int, default=20_000, help="events for C-simulation and QKeras")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
+def add_arguments(parser) -> None:
+    parser.add_argument("--events", type=int, default=1_000_000, help="events for the emulator timing (default %(default)s)")
+    parser.add_argument("--csim-events", type=int, default=20_000, help="events for C-simulation and QKeras (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="emulator timings, the best is kept (default %(default)s)")
+
+
+def main(args) -> int:
+    # one numba thread, set before numba is first imported (l0emu's CLI imports none before this)
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    import numpy as np
+
+    from l0emu.emulator import Emulator
+    from l0emu.firmware.hls4ml_bridge import convert, csim_raw
+    from l0emu.firmware.models import build_student
+    from l0emu.images import pooled_to_float
+    from l0emu.validation.compare import random_fragments
 
     model = build_student(nbits=4)
     rng = np.random.default_rng(0)
@@ -70,6 +73,3 @@ def main(argv=None) -> int:
     print(f"emulator / C-simulation: {emu_rate / csim_rate:,.0f}x; events with differing bits: {mismatched}")
     return 1 if mismatched else 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

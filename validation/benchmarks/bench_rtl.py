@@ -1,6 +1,6 @@
 """The RTL table: da4ml pipeline and resource estimates, Verilator build and bit-exactness.
 
-    nice python -m l0emu.validation.benchmarks.bench_rtl DIR [DIR ...] [--latency-cutoff 5 [K ...]]
+    nice l0emu bench rtl DIR [DIR ...] [--latency-cutoff 5 [K ...]]
         [--clock-ns 2] [--simulate N [--events FILE.root ...]]
 
 For every converted project DIR (holding spec.json) and every latency cutoff, traces the
@@ -17,16 +17,15 @@ meets timing at that clock, which only synthesis and place-and-route can confirm
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from l0emu.firmware import rtl
 from l0emu.aptypes import parse_type
-from l0emu.spec import read_spec
+
+__all__ = ["DESCRIPTION", "COLUMNS", "add_arguments", "main"]
+
+DESCRIPTION = "the RTL table: da4ml pipeline and resource estimates, Verilator build and bit-exactness"
 
 COLUMNS = (
     "model", "w/a bits", "input", "cutoff", "stages", "latency ns", "LUT (est.)", "LUT % vu13p",
@@ -47,6 +46,10 @@ def _short(t) -> str:
 
 
 def _simulate(spec, build, directory, args, cutoff):
+    import numpy as np
+
+    from l0emu.firmware import rtl
+
     if args.events:
         inputs = rtl.event_inputs(spec, args.events, args.simulate)
     else:
@@ -62,7 +65,11 @@ def _simulate(spec, build, directory, args, cutoff):
 
 
 def _row(directory, cutoff, args, simulate):
+    from l0emu.firmware import rtl  # da4ml and numba: only when the benchmark runs
+    from l0emu.spec import read_spec
+
     spec = read_spec(directory)
+
     with tempfile.TemporaryDirectory(prefix="l0emu-bench-rtl-") as tmp:
         started = time.perf_counter()
         build, s = rtl.build_rtl(spec, tmp, cutoff, args.clock_ns)
@@ -77,16 +84,16 @@ def _row(directory, cutoff, args, simulate):
     return row
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser) -> None:
     parser.add_argument("directories", nargs="+", metavar="DIR", help="converted projects holding spec.json")
-    parser.add_argument("--latency-cutoff", type=float, nargs="+", default=[5.0], metavar="K")
-    parser.add_argument("--clock-ns", type=float, default=2.0)
+    parser.add_argument("--latency-cutoff", type=float, nargs="+", default=[5.0], metavar="K", help="da4ml delay units per pipeline stage, one row each (default 5)")
+    parser.add_argument("--clock-ns", type=float, default=2.0, help="clock period in ns (default 2)")
     parser.add_argument("--simulate", type=int, default=0, metavar="N", help="Verilator events per project (first cutoff only)")
     parser.add_argument("--events", nargs="+", metavar="FILE.root", help="event files for --simulate (default: random inputs)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
 
+
+def main(args) -> int:
     print(f"# da4ml estimates at a {args.clock_ns:g} ns clock; no synthesis or place-and-route was run")
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
@@ -96,6 +103,3 @@ def main(argv=None) -> int:
             rows.append(_row(directory, cutoff, args, simulate=args.simulate > 0 and n == 0))
     return 1 if any(row[-1] not in ("-", "0") for row in rows) else 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

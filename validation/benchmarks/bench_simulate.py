@@ -1,6 +1,6 @@
 """Throughput and memory of ``l0emu simulate`` (generation + ROOT writing).
 
-    python -m l0emu.validation.benchmarks.bench_simulate [--events N] [--scenario S] [--big N]
+    l0emu bench simulate [--events N] [--scenario S] [--big N]
 
 Prints events/s for an N-event run (700k by default, the seed study's sample size) after a
 small warm-up run (numba compilation is not part of the rate), the CPU time and machine
@@ -11,7 +11,6 @@ peak RSS, showing that memory stays bounded by the chunk size, not the number of
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import subprocess
@@ -20,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from l0emu.simulation.events_io import DEFAULT_CHUNK_SIZE, write_events
-from l0emu.simulation.settings import settings_for_scenario
+__all__ = ["DESCRIPTION", "run", "add_arguments", "main"]
 
-__all__ = ["run", "main"]
+DESCRIPTION = "throughput and memory of 'l0emu simulate' (generation + ROOT writing)"
 
 
 def _peak_rss_mb() -> float:
@@ -32,6 +30,9 @@ def _peak_rss_mb() -> float:
 
 def run(n_events: int, scenario: str, chunk_size: int) -> dict:
     """Write ``n_events`` into a temporary file; return timing, size and peak RSS."""
+    from l0emu.simulation.events_io import write_events  # numba: only when it runs
+    from l0emu.simulation.settings import settings_for_scenario
+
     settings = settings_for_scenario(scenario, seed=1)
     with tempfile.TemporaryDirectory(prefix="bench_simulate_") as tmp:
         write_events(Path(tmp) / "warmup.root", settings, 1000)
@@ -50,20 +51,20 @@ def _report(result: dict, scenario: str) -> str:
             f"{result['hits_per_event']:.2f} hits/event; file {result['file_mb']:.1f} MB; peak RSS {result['peak_rss_mb']:.0f} MB")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=700_000)
-    parser.add_argument("--scenario", default="default")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
+def add_arguments(parser) -> None:
+    parser.add_argument("--events", type=int, default=700_000, help="events of the timed run (default %(default)s)")
+    parser.add_argument("--scenario", default="default", help="named simulation settings (default %(default)s)")
+    parser.add_argument("--chunk-size", type=int, default=None, help="events per write (default: l0emu simulate's)")
     parser.add_argument("--big", type=int, default=0, metavar="N", help="also run N events in a subprocess for peak RSS")
-    args = parser.parse_args(argv)
-    print(_report(run(args.events, args.scenario, args.chunk_size), args.scenario))
+
+
+def main(args) -> int:
+    from l0emu.simulation.events_io import DEFAULT_CHUNK_SIZE
+
+    chunk_size = args.chunk_size or DEFAULT_CHUNK_SIZE
+    print(_report(run(args.events, args.scenario, chunk_size), args.scenario))
     if args.big:
-        command = [sys.executable, "-m", "l0emu.validation.benchmarks.bench_simulate", "--events", str(args.big),
-                   "--scenario", args.scenario, "--chunk-size", str(args.chunk_size)]
+        command = [sys.executable, "-m", "l0emu.cli", "bench", "simulate", "--events", str(args.big),
+                   "--scenario", args.scenario, "--chunk-size", str(chunk_size)]
         subprocess.run(command, check=True, env=os.environ.copy())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Notebook-sized entry points: simulate events, run the trigger, in one call each.
+
+Both are thin wrappers over the functions the ``l0emu simulate`` and ``l0emu run`` verbs
+call, with the same checks, outputs and errors (:class:`l0emu.errors.L0emuError`
+subclasses naming the file, branch or option at fault)::
+
+    from l0emu import simulate, run_trigger
+    simulate("events.root", 10_000, seed=1)
+    result = run_trigger("events.root", "l0.root", thresholds=[10])
+
+:func:`simulate` is the one place the runtime floor reaches into ``l0emu.simulation``; it
+imports it on call, and the toy detector needs nothing beyond the floor's own
+dependencies (numpy, numba, uproot, awkward).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["simulate", "run_trigger"]
+
+
+def simulate(output, n_events: int, *, seed: int = 0, scenario: str = "default", overrides: dict | None = None,
+             chunk_size: int | None = None, progress: bool = False):
+    """Generate ``n_events`` toy bunch crossings into the ROOT file ``output``; what
+    ``l0emu simulate -n N --seed S --scenario NAME -o OUTPUT`` does.
+
+    ``scenario`` is ``"default"`` or ``"hard"`` (:data:`l0emu.simulation.settings.SCENARIOS`);
+    ``overrides`` maps setting names to values (``{"noise_rate": 2e-3}``), as ``--set`` does.
+    The same seed and settings give the same events whatever ``chunk_size``. The file is
+    written under a temporary name and renamed at the end. Returns the
+    :class:`~l0emu.simulation.events_io.RunSummary` (counts, hits per layer, time).
+    """
+    from l0emu.simulation.events_io import DEFAULT_CHUNK_SIZE, write_events
+    from l0emu.simulation.settings import settings_for_scenario
+
+    settings = settings_for_scenario(scenario, seed=seed, overrides=overrides)
+    return write_events(output, settings, n_events, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, progress=progress)
+
+
+def run_trigger(inputs, output, *, spec=None, thresholds=None, progress: bool = False, **options):
+    """Run the L0 trigger over event files; what ``l0emu run INPUTS -o OUTPUT`` does.
+
+    ``inputs``: one path or glob, or a list of them (TTree or RNTuple ``events``).
+    ``spec``: a ``spec.json`` path, a converted project directory, or a spec dict; ``None``
+    is the student shipped with the package. ``thresholds``: pT thresholds in GeV (default
+    :data:`l0emu.trigger.DEFAULT_THRESHOLDS`). ``options`` go to :func:`l0emu.job.run_job`:
+    ``step_size``, ``assumptions`` (:class:`l0emu.rates.RateAssumptions`), ``workers``,
+    ``scheduler`` and whatever else that function takes.
+
+    Writes ``output`` (TTree ``l0``, one entry per event, and the turn-on histograms) and
+    beside it ``<stem>_rates.csv``, ``<stem>_rates.json`` and ``<stem>_turn_on.png``, all
+    or none. Returns the :class:`l0emu.job.JobResult` (events, timing, rate table rows,
+    counts, output paths).
+    """
+    from .job import run_job
+    from .spec import read_spec
+    from .trigger import DEFAULT_THRESHOLDS
+
+    if spec is None:
+        from .cli_run import default_spec_path
+
+        spec = default_spec_path()
+    if not isinstance(spec, dict):
+        spec = read_spec(spec)
+    inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    thresholds = DEFAULT_THRESHOLDS if thresholds is None else thresholds
+    return run_job(inputs, spec, output, thresholds, progress=progress, **options)

@@ -1,0 +1,268 @@
+"""The complete spec check: every field against the format and against every other field.
+
+The property test corrupts valid specs (the shipped student's and a small hand-built one
+with every op) in ways that are always wrong, and asserts a SpecError that names the field,
+never another exception and never a network built from a wrong spec.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import scaled
+from l0emu.aptypes import parse_type
+from l0emu.errors import SpecError
+from l0emu.spec import OPS, read_spec, validate_spec
+
+STUDENT = json.loads((importlib.resources.files("l0emu") / "data" / "default_student" / "spec.json").read_text())
+
+
+def _weighted(kind, weights_shape, weights, biases, product="mult"):
+    return {
+        "weight_type": "ap_fixed<4,1>", "bias_type": "ap_fixed<6,2>", "accum_type": "ap_fixed<20,8>",
+        "weights_shape": weights_shape, "weights": weights, "biases": biases, "product": product,
+    }  # fmt: skip
+
+
+def small_spec() -> dict:
+    """Every op once, io_stream style: zero_pad2d, strided conv2d, exponent scale, pools, flatten, dense."""
+    res = "ap_fixed<12,5>"
+    act = "ap_ufixed<4,0,AP_RND_CONV,AP_SAT>"
+    layers = [
+        {"name": "zp", "op": "zero_pad2d", "pad": [1, 1, 1, 1], "input_shape": [6, 7, 1], "output_shape": [8, 9, 1], "result_type": "ap_ufixed<2,1>"},
+        {"name": "c1", "op": "conv2d", "kernel": [3, 3], "strides": [2, 1], "padding": "valid", "pad": [0, 0, 0, 0], "filters": 2,
+         **_weighted("conv", [3, 3, 1, 2], [(i % 15) - 8 for i in range(18)], [3, -5]),
+         "input_shape": [8, 9, 1], "output_shape": [3, 7, 2], "result_type": res},
+        {"name": "s1", "op": "scale", "product": "weight_exponential", "scale_exponent_width": 3, "scale_type": "ap_fixed<4,2>",
+         "scale": [4, 1], "bias_type": "ap_fixed<6,2>", "bias": [-5, 7], "input_shape": [3, 7, 2], "output_shape": [3, 7, 2], "result_type": res},
+        {"name": "r1", "op": "relu", "input_shape": [3, 7, 2], "output_shape": [3, 7, 2], "result_type": act},
+        {"name": "mp", "op": "max_pool2d", "pool": [1, 2], "strides": [1, 2], "padding": "valid", "pad": [0, 0, 0, 0],
+         "input_shape": [3, 7, 2], "output_shape": [3, 3, 2], "result_type": act},
+        {"name": "ap", "op": "avg_pool2d", "pool": [2, 2], "strides": [1, 1], "padding": "same", "pad": [0, 1, 0, 1],
+         "accum_type": "ap_fixed<10,4>", "input_shape": [3, 3, 2], "output_shape": [3, 3, 2], "result_type": act},
+        {"name": "fl", "op": "flatten", "input_shape": [3, 3, 2], "output_shape": [18], "result_type": act},
+        {"name": "d1", "op": "dense", "n_in": 18, "n_out": 2, **_weighted("dense", [18, 2], [(i % 13) - 6 for i in range(36)], [1, -1]),
+         "strategy": "latency", "reuse_factor": 1, "input_shape": [18], "output_shape": [2], "result_type": res},
+        {"name": "out", "op": "linear", "input_shape": [2], "output_shape": [2], "result_type": "ap_fixed<8,4,AP_RND,AP_SAT>"},
+    ]  # fmt: skip
+    return {
+        "format": "l0emu-spec/1", "name": "small", "source": {"io_type": "io_stream"},
+        "input": {"name": "image", "shape": [6, 7, 1], "type": "ap_ufixed<2,1>"},
+        "layers": layers,
+        "outputs": [
+            {"name": "pt", "index": 0, "scale": 20.0, "offset": 0.0, "unit": "GeV"},
+            {"name": "eta", "index": 1, "scale": 32.0, "offset": 0.0, "unit": "strip", "frame": "window"},
+        ],
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------ targeted cases
+
+
+def _edit(spec, path, value):
+    spec = copy.deepcopy(spec)
+    *head, last = path
+    target = spec
+    for key in head:
+        target = target[key]
+    if value is _DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return spec
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("layers", 0, "weights", 4), 100, r"layer 'conv1' at layers\[0\]\.weights\[4\]: mantissa 100 is outside weight_type"),
+        (("layers", 0, "weights", 4), 4.5, r"layers\[0\]\.weights\[4\]: a mantissa must be an integer, got float 4\.5"),
+        (("layers", 0, "weights", 4), None, r"layers\[0\]\.weights\[4\]: a mantissa must be an integer, got null"),
+        (("layers", 0, "weights"), None, r"layers\[0\]\.weights: expected a list of integer mantissas, got null"),
+        (("layers", 0, "biases", 0), -9, r"layers\[0\]\.biases\[0\]: mantissa -9 is outside bias_type"),
+        (("layers", 9, "n_in"), 47, r"layer 'dense1' at layers\[9\]\.n_in: is 47, but input_shape \[48\] gives 48"),
+        (("layers", 0, "kernel"), [3, 2], r"layers\[0\]\.weights_shape: is \[3, 3, 1, 1\], but kernel x input channels"),
+        (("layers", 0, "padding"), "full", r"layers\[0\]\.padding: str 'full' is not one of 'valid', 'same'"),
+        (("layers", 0, "strides"), "1,1", r"layers\[0\]\.strides: expected a list of integers, got str"),
+        (("layers", 0, "strides", 1), 2, r"layers\[0\]\.output_shape: is \[7, 14, 1\], but input_shape, kernel, strides"),
+        (("layers", 0, "pad", 0), -1, r"layers\[0\]\.pad\[0\]: -1 is not >= 0"),
+        (("layers", 2, "input_shape"), [7, 14, 2], r"layers\[2\]\.input_shape: is \[7, 14, 2\], but the previous layer gives"),
+        (("layers", 0, "product"), "weight_cubic", r"layers\[0\]\.product: str 'weight_cubic' is not one of"),
+        (("layers", 0, "kernal"), [3, 3], r"layers\[0\]\.kernal: unknown field 'kernal' \(did you mean 'kernel'\?\)"),
+        (("layers", 0, "result_type"), "ap_fixed<4;1>", r"layers\[0\]\.result_type: "),
+        (("layers", 1, "op"), "relu6", r"layer 'relu1' at layers\[1\]\.op: unknown op str 'relu6'"),
+        (("layers",), "abc", r"layers: expected a non-empty list of layers, got str 'abc'"),
+        (("layers",), [], r"layers: expected a non-empty list of layers"),
+        (("layers", 3), "abc", r"layers\[3\]: expected a JSON object, got str"),
+        (("preprocessing", "fragment", "window"), 64, r"preprocessing\.fragment\.window: is 64; the trigger's fragmentation window is 32"),
+        (("preprocessing", "fragment", "stride"), 0, r"preprocessing\.fragment\.stride: 0 is not in \[1, 384\]"),
+        (("preprocessing", "fragment", "strid"), 8, r"unknown field 'strid' \(did you mean 'stride'\?\)"),
+        (("outputs", 1, "index"), 2, r"outputs\[1\]\.index: output 'eta' has index 2, the network has 2 outputs"),
+        (("outputs", 0, "scale"), 0, r"outputs\[0\]\.scale: a scale of 0"),
+        (("outputs", 1, "frame"), "global", r"outputs\[1\]\.frame: str 'global' is not one of 'window', 'sector'"),
+        (("input", "shape"), [9, 16, 2], r"layers\[0\]\.input_shape: is \[9, 16, 1\], but the previous layer gives \[9, 16, 2\]"),
+        (("input", "type"), None, r"input\.type: expected an ap type string, got null"),
+        (("outputs",), _DELETE, r"missing field 'outputs'"),
+        (("layer",), [], r"unknown field 'layer' \(did you mean 'layers'\?\)"),
+        (("format",), "l0emu-spec/2", r"format: is str 'l0emu-spec/2', this l0emu reads"),
+    ],
+)
+def test_bad_fields_are_refused_with_their_path(path, value, message):
+    with pytest.raises(SpecError, match=message):
+        validate_spec(_edit(STUDENT, path, value), origin="spec.json")
+
+
+def test_valid_specs_pass_unchanged():
+    assert validate_spec(copy.deepcopy(STUDENT)) == STUDENT
+    spec = small_spec()
+    assert validate_spec(copy.deepcopy(spec)) == spec
+
+
+def test_small_spec_runs_in_the_emulator():
+    """The hand-built spec of the property test is a real network, not only a valid document."""
+    import numpy as np
+
+    from l0emu.emulator import Emulator
+
+    emulator = Emulator.from_spec(small_spec())
+    assert emulator.predict_raw(np.ones((3, 6, 7), np.uint8)).shape == (3, 2)
+
+
+def test_every_op_has_a_rule():
+    assert set(OPS) >= {"conv2d", "dense", "relu", "linear", "max_pool2d", "avg_pool2d", "scale", "flatten", "zero_pad2d"}
+    assert all(callable(rule.check) for rule in OPS.values())
+
+
+def test_read_spec_names_the_file(tmp_path):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(_edit(STUDENT, ("layers", 0, "weights", 17 % 9), 100)))
+    with pytest.raises(SpecError, match=rf"{path}: layer 'conv1' at layers\[0\]\.weights\[8\]"):
+        read_spec(path)
+
+
+# ------------------------------------------------------------------ property test
+
+# Mutations that always make a spec wrong. Each site is (path, kind); the kinds say which
+# mutations are wrong there for sure (a weight changed inside its range is still a valid spec).
+_SHAPE_FIELDS = {"input_shape", "output_shape", "weights_shape", "kernel"}
+_COUNT_FIELDS = {"n_in", "n_out", "filters"}
+_MANTISSA_LISTS = {"weights": "weight_type", "biases": "bias_type", "scale": "scale_type", "bias": "bias_type"}
+_ENUMS = {"op", "padding", "product", "frame", "format"}
+_TYPES = {"result_type", "weight_type", "bias_type", "accum_type", "scale_type", "type"}
+_JUNK = [None, "abc", 4.5, True, [], {}, [1, "x"], -1]
+_BAD_TYPES = ["ap_fixed<4;1>", "ap_fixed<0,1>", "ap_fixed<4,1,AP_SAT>", "ap_fixed<4,1,AP_TRN,AP_WRAPS>", "fixed", 16]
+
+
+def _sites(spec):
+    sites = [(("layers",), "container"), (("outputs",), "container"), (("input",), "container"),
+             (("format",), "enum"), (("input", "shape"), "input_shape")]  # fmt: skip
+    sites += [((top,), "required") for top in ("format", "name", "source", "input", "layers", "outputs")]
+    sites += [((), "unknown"), (("input",), "unknown"), (("input", "type"), "type")]
+    for i, layer in enumerate(spec["layers"]):
+        base = ("layers", i)
+        sites += [(base, "unknown"), (base, "container")]
+        optional = OPS[layer["op"]].optional
+        for field, value in layer.items():
+            path = (*base, field)
+            if field not in optional:
+                sites.append((path, "required"))
+            if field in _SHAPE_FIELDS:
+                sites += [(path, "shape"), ((*path, len(value) - 1), "dim")]
+            elif field in _COUNT_FIELDS:
+                sites.append((path, "dim"))
+            elif field in _MANTISSA_LISTS:
+                sites += [(path, "mantissas")] + [((*path, j), "mantissa") for j in range(len(value))]
+            elif field in _ENUMS:
+                sites.append((path, "enum"))
+            elif field in _TYPES:
+                sites.append((path, "type"))
+            elif field in ("strides", "pool", "pad"):
+                sites += [(path, "shape"), ((*path, 0), "window")]
+    for j, _ in enumerate(spec["outputs"]):
+        sites += [(("outputs", j), "unknown"), (("outputs", j, "index"), "index"), (("outputs", j, "scale"), "scale")]
+        sites += [(("outputs", j, f), "required") for f in ("name", "index", "scale", "offset")]
+    if "preprocessing" in spec:
+        sites += [(("preprocessing", "fragment", f), "window") for f in ("window", "pool", "stride")]
+        sites += [(("preprocessing", "fragment"), "unknown"), (("preprocessing", "image", 1), "dim")]
+    return sites
+
+
+def _get(spec, path):
+    for key in path:
+        spec = spec[key]
+    return spec
+
+
+def _type_range(spec, path):
+    layer = _get(spec, path[:2])
+    kind = parse_type(layer[_MANTISSA_LISTS[path[2]]])
+    return kind.min_mantissa, kind.max_mantissa
+
+
+@st.composite
+def corrupted(draw, spec):
+    path, kind = draw(st.sampled_from(_sites(spec)))
+    spec = copy.deepcopy(spec)
+    value = _get(spec, path) if path else spec
+    if kind == "unknown":  # names that are no field anywhere in the format
+        _get(spec, path)[draw(st.sampled_from(["extra", "kernal", "weight", "typ", "strid"]))] = 1
+        return spec, path, kind
+    if kind == "required":
+        del _get(spec, path[:-1])[path[-1]]
+        return spec, path, kind
+    if kind in ("container", "shape", "mantissas"):
+        new = draw(st.sampled_from(["abc", None, 5, {}] if kind == "container" else ["abc", None, 5, {"a": 1}, [], value[:-1]]))
+    elif kind == "dim":
+        new = value + draw(st.sampled_from([-1, 1])) if value > 1 else value + 1
+    elif kind == "input_shape":
+        new = value[:-1] + [value[-1] + 1]
+    elif kind == "mantissa":
+        low, high = _type_range(spec, path)
+        new = draw(st.sampled_from([low - 1, high + 1, value + 0.5, float(value), None, str(value), True]))
+    elif kind == "window":  # a pad of 0 may be valid; a stride or pool of 0 never is
+        new = draw(st.sampled_from([-1, 1.5, None, "2", [2]] + ([] if "pad" in path else [0])))
+    elif kind == "enum":
+        new = draw(st.sampled_from([value + "x", value.upper(), "", None, 3]))
+    elif kind == "type":
+        new = draw(st.sampled_from(_BAD_TYPES))
+    elif kind == "index":
+        new = draw(st.sampled_from([-1, 99, 0.5, None, "0"]))
+    elif kind == "scale":
+        new = draw(st.sampled_from([0, None, "20", float("inf"), float("nan")]))
+    else:  # pragma: no cover - every kind is listed above
+        raise AssertionError(kind)
+    if kind == "window" and path[-1] == "stride" and path[0] == "preprocessing":
+        new = draw(st.sampled_from([0, -1, 1.5, None, 385]))
+    _get(spec, path[:-1])[path[-1]] = new
+    return spec, path, kind
+
+
+def _refused(case):
+    spec, path, kind = case
+    try:
+        validate_spec(spec, origin="spec.json")
+    except SpecError as err:
+        assert str(err).startswith("spec.json"), err
+        return
+    pytest.fail(f"corruption {kind} at {path} was accepted")
+
+
+@settings(max_examples=scaled(500, 3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted(STUDENT))
+def test_corrupted_student_specs_are_refused(case):
+    _refused(case)
+
+
+@settings(max_examples=scaled(500, 3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted(small_spec()))
+def test_corrupted_small_specs_are_refused(case):
+    _refused(case)
