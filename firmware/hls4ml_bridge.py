@@ -66,7 +66,7 @@ DEFAULT_SETTINGS = {
 _IO_TYPES = ("io_parallel", "io_stream")
 _STRATEGIES = ("Latency", "Resource")
 # per-layer override keys -> hls4ml's per-layer config keys
-_LAYER_KEYS = {"precision": "Precision", "reuse_factor": "ReuseFactor", "strategy": "Strategy"}
+_LAYER_KEYS = {"precision": "Precision", "reuse_factor": "ReuseFactor", "strategy": "Strategy", "table_size": "TableSize"}
 
 # Keras layer classes whose hls4ml implementation the emulator reproduces.
 SUPPORTED_KERAS_LAYERS = (
@@ -82,10 +82,15 @@ SUPPORTED_KERAS_LAYERS = (
     "MaxPooling2D",
     "AveragePooling2D",
     "ZeroPadding2D",
+    "LeakyReLU",
     "BatchNormalization",
+    "QBatchNormalization",
     "Dropout",
 )
-_ACTIVATIONS = {"relu": "relu", "linear": "linear"}
+_ACTIVATIONS = {"relu": "relu", "linear": "linear", "sigmoid": "sigmoid", "tanh": "tanh"}
+_LEAKY = ("leakyrelu", "leaky_relu")  # Keras LeakyReLU, QKeras quantized_relu(negative_slope)
+# activations hls4ml computes from a lookup table (nnet_activation.h): the C++ function that fills it
+_TABLE_INITS = {"sigmoid": "init_sigmoid_table", "tanh": "init_tanh_table"}
 # layer names hls4ml cannot take (it calls the graph's input edge "input")
 _RESERVED_NAMES = ("input",)
 
@@ -372,6 +377,9 @@ def _type(precision, where) -> str:
         precision, types.ExponentPrecisionType
     ):
         return str(parse_type(str(precision)))
+    if isinstance(precision, types.XnorPrecisionType):
+        # binary weights of XNOR networks: uint<1> holds 0 for -1 and 1 for +1 (BinaryQuantizer(1))
+        return str(parse_type("ap_uint<1>"))
     msg = f"{where}: hls4ml chose type {precision} ({type(precision).__name__}), which the spec cannot hold"
     raise SpecError(msg)
 
@@ -487,14 +495,81 @@ def _dense(layer):
 
 def _activation(layer):
     kind = str(layer.get_attr("activation")).lower()
+    if kind in _LEAKY and layer.class_name == "LeakyReLU":
+        return _leaky_relu(layer)
     # subclasses (Softmax, ParametrizedActivation, ...) carry other class names
     if kind not in _ACTIVATIONS or layer.class_name != "Activation":
         msg = (
             f"layer {layer.name!r}: activation {kind!r} ({layer.class_name}) cannot be emulated; "
-            f"supported activations: {', '.join(_ACTIVATIONS)}"
+            f"supported activations: {', '.join(_ACTIVATIONS)}, LeakyReLU / quantized_relu(negative_slope)"
         )
         raise SpecError(msg)
+    if kind in _TABLE_INITS:
+        return _table_activation(layer, kind)
     return {"op": _ACTIVATIONS[kind]}
+
+
+def _leaky_relu(layer):
+    """LeakyReLU / quantized_relu(negative_slope): nnet::leaky_relu's ``alpha`` is the literal
+    the config template prints (Python's str of activ_param), converted into param_t."""
+    param_type = _layer_type(layer, "param_t")
+    literal = float(str(layer.get_attr("activ_param")))
+    param = float_to_mantissa(np.array([literal]), parse_type(param_type))
+    return {"op": "leaky_relu", "param_type": param_type, "param": int(param[0])}
+
+
+def _table_activation(layer, kind):
+    """sigmoid / tanh: hls4ml's lookup table, filled by its own C++ (the project's headers)."""
+    size = int(layer.get_attr("table_size", 1024))
+    table_type = _layer_type(layer, "table_t")
+    firmware = Path(layer.model.config.get_output_dir()) / "firmware"
+    values = _lookup_table(str(firmware), kind, size, table_type)
+    table = float_to_mantissa(np.array(values, dtype=np.float64), parse_type(table_type))
+    return {"op": kind, "table_size": size, "table_type": table_type, "table": [int(v) for v in table]}
+
+
+_TABLE_PROGRAM = """#include <cstdio>
+#include "nnet_utils/nnet_activation.h"
+struct table_config {{ typedef {table_type} table_t; static const unsigned table_size = {size}; }};
+int main() {{
+    static table_config::table_t table[{size}];
+    nnet::{init}<table_config, {size}>(table);
+    for (unsigned i = 0; i < {size}; i++) std::printf("%.17g\\n", table[i].to_double());
+    return 0;
+}}
+"""
+_TABLES = {}  # (firmware headers, kind, size, type) -> values: one g++ run per table and process
+
+
+def _lookup_table(firmware, kind, size, table_type):
+    """The table nnet::init_<kind>_table fills, compiled with g++ and the flags of hls4ml's
+    build_lib.sh (-O3, C++23 where the compiler has it), so libm computes it as in the C-simulation."""
+    import subprocess
+    import tempfile
+
+    key = (firmware, kind, size, table_type)
+    if key in _TABLES:
+        return _TABLES[key]
+    cpp_type = str(parse_type(table_type))
+    program = _TABLE_PROGRAM.format(table_type=cpp_type, size=size, init=_TABLE_INITS[kind])
+    with tempfile.TemporaryDirectory() as tmp:
+        source, binary = Path(tmp) / "table.cpp", Path(tmp) / "table"
+        source.write_text(program)
+        for std in ("-std=c++23", "-std=c++11"):
+            command = ["g++", "-O3", "-fPIC", std, f"-I{firmware}/ap_types", f"-I{firmware}", str(source), "-o", str(binary)]
+            built = subprocess.run(command, capture_output=True, text=True, check=False)
+            if built.returncode == 0:
+                break
+        else:
+            msg = f"{kind} table ({size} entries of {table_type}): g++ failed on hls4ml's nnet_activation.h: {built.stderr[-400:]}"
+            raise L0emuError(msg)
+        printed = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    values = [float(v) for v in printed.split()]
+    if len(values) != size:
+        msg = f"{kind} table: read {len(values)} values from hls4ml's initializer, expected {size}"
+        raise SpecError(msg)
+    _TABLES[key] = values
+    return values
 
 
 def _pooling(layer):
@@ -560,6 +635,25 @@ def _default_outputs(n_out):
     return [{"name": f"y{i}", "index": i, "scale": 1.0, "offset": 0.0, "unit": "network"} for i in range(n_out)]
 
 
+def _check_chain(hls_model, layers):
+    """The spec is a chain: each layer reads the previous layer's output, and the last layer's
+    output is the model's only output. Branches and several heads are refused by name."""
+    outputs = list(hls_model.outputs)
+    if len(outputs) != 1:
+        msg = (
+            f"the model has {len(outputs)} outputs ({', '.join(outputs)}); the emulator runs networks with one "
+            "output layer (several heads are not supported yet: concatenate them into one Dense output)"
+        )
+        raise SpecError(msg)
+    for previous, layer in zip(layers, layers[1:]):
+        if list(layer.inputs) != list(previous.outputs)[:1] or len(layer.inputs) != 1:
+            msg = (
+                f"layer {layer.name!r} reads {', '.join(layer.inputs)}, not the output of the layer before it "
+                f"({previous.name!r}); the emulator runs chains of layers, without branches or merges"
+            )
+            raise SpecError(msg)
+
+
 def extract_spec(hls_model, name, source, settings=None) -> dict:
     """The spec of a written hls4ml ModelGraph (types and weights as its HLS code holds them)."""
     settings = settings or DEFAULT_SETTINGS
@@ -569,6 +663,7 @@ def extract_spec(hls_model, name, source, settings=None) -> dict:
     if len(inputs) != 1:
         msg = f"the model has {len(inputs)} inputs; the emulator runs single-input networks"
         raise SpecError(msg)
+    _check_chain(hls_model, layers)
     entries = [_layer_entry(layer) for layer in layers if not isinstance(layer, hls_layers.Input)]
     n_out = int(np.prod(entries[-1]["output_shape"])) if entries else 0
     spec = {

@@ -48,7 +48,12 @@ __all__ = [
     "verilator_env",
 ]
 
-SUPPORTED_OPS = ("conv2d", "dense", "relu", "linear", "max_pool2d", "avg_pool2d", "scale", "flatten", "zero_pad2d")
+SUPPORTED_OPS = (
+    "conv2d", "dense", "relu", "linear", "leaky_relu", "max_pool2d", "avg_pool2d", "scale", "flatten", "zero_pad2d", "sigmoid", "tanh",
+)
+# input range R whose N table entries a table activation spans (nnet_activation.h: x * N / R)
+TABLE_SPAN = {"sigmoid": 16, "tanh": 8}
+MAX_TABLE = 1 << 16  # entries of one da4ml lookup table
 WEIGHT_PRODUCTS = ("mult", "weight_ternary", "weight_binary")
 # AMD UltraScale+ product table (DS890, "Virtex UltraScale+ FPGA Feature Summary"):
 # XCVU13P has 1,728K CLB LUTs and 3,456K CLB flip-flops.
@@ -76,12 +81,20 @@ class ExactBackend:
         return np.maximum(x, 0.0)
 
     @staticmethod
+    def negative_part(x):
+        return np.minimum(x, 0.0)
+
+    @staticmethod
     def maximum(a, b):
         return np.maximum(a, b)
 
     @staticmethod
     def divide_toward_zero(x, f, d):
         return ExactOps.divide_toward_zero(x, f, d)
+
+    @staticmethod
+    def table(x, frac, layer):
+        return _table_values(np.asarray(x, dtype=np.float64), frac, layer)
 
 
 class TracedBackend:
@@ -123,6 +136,9 @@ class TracedBackend:
     def relu(self, x):
         return self._map(lambda v: v.relu() if hasattr(v, "relu") else self.ops._const(max(v, 0.0)), x)
 
+    def negative_part(self, x):
+        return self._map(lambda v: -((-v).relu()) if hasattr(v, "relu") else self.ops._const(min(v, 0.0)), x)
+
     def maximum(self, a, b):
         def larger(u, v):
             if not hasattr(u, "max_of"):
@@ -135,6 +151,43 @@ class TracedBackend:
 
     def divide_toward_zero(self, x, f, d):
         return self._map(lambda v, n: self.ops.divide_toward_zero(v, f, int(n)), x, d)
+
+    def table(self, x, frac, layer):
+        return self._map(lambda v: self._lookup(v, frac, layer), x)
+
+    def _lookup(self, v, frac, layer):
+        """One table activation as a da4ml lookup table over every value ``v`` can take.
+
+        The index depends on x only through trunc(x * N / R) clipped to the table, so where
+        no int32 wrap can occur x is first clipped to [-R/2, R/2] and, for a power-of-two N,
+        truncated toward zero onto the grid R/N: at most 2N + 1 entries, whatever x's type."""
+        if _const(v):
+            return self.ops._const(float(_table_values(np.float64(_const_value(v)), frac, layer)))
+        n, span = int(layer["table_size"]), TABLE_SPAN[layer["op"]]
+        if max(abs(float(v.low)), abs(float(v.high))) * n / span < 2**31 - 2 * n:
+            v = self.ops.clip(v, -span / 2, span / 2)
+            grid = span / n
+            if n & (n - 1) == 0 and float(v.step) < grid:
+                g_frac = -int(np.log2(grid))
+                v = self.ops.floor(v + self.ops.is_negative(v) * (grid - float(v.step)), g_frac)
+                frac = g_frac
+            if _const(v):
+                return self.ops._const(float(_table_values(np.float64(_const_value(v)), frac, layer)))
+        low, high, step = float(v.low), float(v.high), float(v.step)
+        size = round((high - low) / step) + 1
+        if size > MAX_TABLE:
+            msg = (
+                f"layer {layer['name']!r}: a {layer['op']} table over {size} input values (more than "
+                f"{MAX_TABLE}) is too large for the RTL path"
+            )
+            raise SpecError(msg)
+        values = low + step * np.arange(size)
+        frac = max(frac, -int(np.floor(np.log2(step))))
+        return v.lookup(_table_values(values, frac, layer))
+
+
+def _const(v) -> bool:
+    return not hasattr(v, "low") or v.low == v.high
 
 
 def _const_value(v) -> float:
@@ -341,8 +394,10 @@ def _scale_shifted(backend, x, x_type, layer):
     bias = _mantissas(layer, "bias", bt)
     result = _type(layer, "result_type")
     x_bound = max(abs(v) for v in type_bounds(x_type))
-    if x_type.frac - int(exponents.min()) <= half and x_bound * 2.0 ** int(exponents.max()) < 2.0 ** (half - 1):
-        # no bit is shifted out and nothing reaches r_T's sign: the product is x * (+-2**e)
+    lowest, highest = int(exponents.min()), int(exponents.max())
+    if x_type.frac - min(lowest, 0) <= half and x_bound * 2.0 ** max(highest, 0) < 2.0 ** (half - 1):
+        # r_T(x) and every shift are lossless and nothing reaches r_T's sign bit (so the
+        # negation cannot wrap either): the product is x * (+-2**e)
         scale = np.sign(m) * np.ldexp(1.0, exponents)
         frac = max(x_type.frac - int(exponents.min()), bt.frac, 0)
         return backend.cast(x * scale + bias, frac, result), result
@@ -369,6 +424,45 @@ def _zero_pad2d(backend, x, x_type, layer):
     return backend.cast(_pad2d(x, [int(v) for v in layer["pad"]], 0.0), x_type.frac, result), result
 
 
+def _leaky_relu(backend, x, x_type, layer):
+    """nnet::leaky_relu: ``res = x`` if x > 0 else ``res = alpha * x`` (the product at full
+    precision, alpha of ``param_type``), each cast into result_type. One of the two casts
+    always sees 0 (which every type holds), so their sum is the selected branch."""
+    pt, result = _type(layer, "param_type"), _type(layer, "result_type")
+    alpha = float(layer["param"]) * pt.lsb
+    positive = backend.cast(backend.relu(x), x_type.frac, result)
+    negative = backend.cast(backend.negative_part(x) * alpha, x_type.frac + pt.frac, result)
+    return positive + negative, result
+
+
+def _table_values(x, frac: int, layer) -> np.ndarray:
+    """sigmoid / tanh as nnet_activation.h computes them, on exact values ``x`` (multiples of
+    ``2**-frac``): ``int data_round = x * N / R`` (truncated toward zero, kept in 32 bits),
+    ``index = data_round + (R / 2) * N / R`` (32 bits) clipped to [0, N - 1], then the
+    ``table_type`` entry cast into ``result_type``."""
+    n, span = int(layer["table_size"]), TABLE_SPAN[layer["op"]]
+    m = np.rint(np.ldexp(x, frac)).astype(np.int64)
+    factor, divisor = (n, span << frac) if frac >= 0 else (n << -frac, span)
+    if np.abs(m).max(initial=0) >= 2**62 // factor:
+        msg = f"layer {layer['name']!r}: x * table_size overflows the RTL reference's int64 arithmetic"
+        raise SpecError(msg)
+    a = m * factor
+    d = np.sign(a) * (np.abs(a) // divisor)
+    half = (span // 2) * n // span
+    index = np.clip(_int32(_int32(d) + half), 0, n - 1)
+    table_t, result = _type(layer, "table_type"), _type(layer, "result_type")
+    entries = cast(np.asarray(layer["table"], dtype=np.float64) * table_t.lsb, table_t.frac, result, ExactOps)
+    return entries[index]
+
+
+def _int32(v):
+    return (v + 2**31) % 2**32 - 2**31
+
+
+def _table_activation(backend, x, x_type, layer):
+    return backend.table(x, x_type.frac, layer), _type(layer, "result_type")
+
+
 def _flatten(backend, x, x_type, layer):
     n_batch = x.ndim - len(layer["input_shape"])
     return x.reshape(x.shape[:n_batch] + (-1,)), x_type
@@ -379,11 +473,14 @@ _LAYERS = {
     "dense": _dense,
     "relu": _activation,
     "linear": _activation,
+    "leaky_relu": _leaky_relu,
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "scale": _scale,
     "flatten": _flatten,
     "zero_pad2d": _zero_pad2d,
+    "sigmoid": _table_activation,
+    "tanh": _table_activation,
 }
 assert tuple(_LAYERS) == SUPPORTED_OPS
 
@@ -412,6 +509,12 @@ def _walk(backend, x, spec):
             x, x_type = _LAYERS[layer["op"]](backend, x, x_type, layer)
         except SpecError as err:
             msg = f"layer {layer['name']!r}: {err}" if layer["name"] not in str(err) else str(err)
+            raise SpecError(msg) from None
+        except (AssertionError, ValueError, OverflowError) as err:
+            if not isinstance(backend, TracedBackend):
+                raise
+            # da4ml's tracer refuses with asserts; name the layer instead of a traceback
+            msg = f"layer {layer['name']!r} ({layer['op']}): da4ml 0.6.0 cannot trace it: {type(err).__name__}: {err}"
             raise SpecError(msg) from None
     return x, x_type
 

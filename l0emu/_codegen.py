@@ -547,6 +547,47 @@ class _Generator:
                         em.append(f"p = cast(np.int64(c) * np.int64({x.name}[base + e]), {p_frac}, {codes})")
                         em.append(f"{acc}[{index}] = cast({acc}[{index}] + p, {plan.acc_t.frac}, {codes})")
 
+    def _leaky_relu(self, layer, x, steps, where, group):
+        """nnet::leaky_relu: ``x`` if ``x > 0`` else ``alpha * x`` at full precision, each cast
+        into the result type (int64: the two branches have different fractions)."""
+        res_t, param_t = steps[0][1], _type(layer, "param_type")
+        alpha = int(layer["param"])
+        if max(abs(x.lo), abs(x.hi)) * max(abs(alpha), 1) >= 1 << 62:
+            msg = f"{where}: alpha * x ({param_t} times {x.type}) exceeds the emulator's int64 arithmetic"
+            raise SpecError(msg)
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, *_full(res_t), where)
+        codes = _codes(res_t)
+        with self._kernel(f"{' + '.join(group)}: leaky_relu", [x.name, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
+            em.append(f"v = np.int64({x.name}[j])")
+            em.append(f"w = cast(v, {x.type.frac}, {codes}) if v > 0 else cast(np.int64({alpha}) * v, {x.type.frac + param_t.frac}, {codes})")
+            em.append(f"{y.name}[j] = w")
+        return y
+
+    def _table_activation(self, layer, x, steps, where, group):
+        """sigmoid / tanh as nnet_activation.h computes them: ``int data_round = x * N / R``
+        (the ap_fixed product and division truncate toward zero, then to_int does, and the int
+        keeps 32 bits), ``index = data_round + (R / 2) * N / R`` clipped to [0, N - 1], then the
+        table entry cast into the result type (precomputed here: the kernel only looks up)."""
+        n, span = int(layer["table_size"]), _TABLE_SPAN[layer["op"]]
+        table_t, res_t = _type(layer, "table_type"), steps[0][1]
+        entries = [_cast_const(v, table_t.frac, res_t) for v in layer["table"]]
+        frac = x.type.frac
+        factor, divisor = (n, span << frac) if frac >= 0 else (n << -frac, span)
+        if max(abs(x.lo), abs(x.hi)) * factor >= 1 << 62:
+            msg = f"{where}: x * table_size ({x.type} times {n}) exceeds the emulator's int64 arithmetic"
+            raise SpecError(msg)
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, min(entries), max(entries), where)
+        table = self._array(f"{layer['name']}_table", entries, y.dtype)
+        half = (span // 2) * n // span
+        with self._kernel(f"{' + '.join(group)}: {layer['op']} table", [x.name, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
+            em.append(f"a = np.int64({x.name}[j]) * {factor}")
+            em.append(f"d = a // {divisor} if a >= 0 else -((-a) // {divisor})")
+            em.append(f"d = ((d + {_INT32 // 2}) & {_INT32 - 1}) - {_INT32 // 2}")  # int data_round
+            em.append(f"k = ((d + {half} + {_INT32 // 2}) & {_INT32 - 1}) - {_INT32 // 2}")  # int index
+            em.append(f"k = 0 if k < 0 else ({n - 1} if k > {n - 1} else k)")
+            em.append(f"{y.name}[j] = {table}[k]")
+        return y
+
     def _pool(self, layer, x, steps, where, group):
         """hls4ml's pooling2d_cl, stepwise in int64 (max: compare in the input type; average:
         sum in accum_t with its overflow, then truncating division by the unpadded count)."""
@@ -650,8 +691,15 @@ class _Generator:
         return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, "i64")
 
 
+# input range R that a table activation's index spans: x * table_size / R (nnet_activation.h)
+_TABLE_SPAN = {"sigmoid": 16, "tanh": 8}
+_INT32 = 1 << 32
+
 # op -> its emitter; the keys are the spec's op list (l0emu.spec.OPS), checked by the tests
 _OP_EMITTERS = {
+    "leaky_relu": _Generator._leaky_relu,
+    "sigmoid": _Generator._table_activation,
+    "tanh": _Generator._table_activation,
     "conv2d": _Generator._dot,
     "dense": _Generator._dot,
     "relu": _Generator._elementwise,
@@ -666,7 +714,7 @@ _OP_EMITTERS = {
 _FUSING = ("conv2d", "dense", "scale")
 # names the generated module defines or imports: buffers must not shadow them
 _RESERVED = {"np", "njit", "f32", "f64", "cast", "cast_mantissa", "BLOCK", "network", "x", "table", "out", "lookup", "trace",
-             "n", "start", "m", "e", "i", "j", "o", "r", "q", "s", "p", "c", "v", "y", "base", "count", "oh", "ow", "ch"}
+             "n", "start", "m", "e", "i", "j", "o", "r", "q", "s", "p", "c", "v", "y", "a", "d", "k", "w", "base", "count", "oh", "ow", "ch"}
 
 
 _NP = {"f32": "float32", "f64": "float64", "i64": "int64"}

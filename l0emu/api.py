@@ -35,7 +35,7 @@ def simulate(output, n_events: int, *, seed: int = 0, scenario: str = "default",
     from l0emu.simulation.settings import settings_for_scenario
 
     settings = settings_for_scenario(scenario, seed=seed, overrides=overrides)
-    return write_events(output, settings, n_events, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, progress=progress)
+    return write_events(output, settings, n_events, chunk_size=DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size, progress=progress)
 
 
 def run_trigger(inputs, output, *, spec=None, thresholds=None, progress: bool = False, **options):

@@ -45,13 +45,16 @@ class Interrupted(KeyboardInterrupt):
         self.signum = int(signum)
 
 
-_state = {"committing": 0, "pending": []}
+_state = {"committing": 0, "pending": [], "interrupted": False}
 
 
 def _on_signal(signum, frame):
+    if _state["interrupted"]:
+        return  # a second SIGTERM (or Ctrl-C) must not break the cleanup the first one started
     if _state["committing"]:
         _state["pending"].append(signum)  # raised once the renames are done
         return
+    _state["interrupted"] = True
     raise Interrupted(signum)
 
 
@@ -62,11 +65,13 @@ def handle_signals(signums=HANDLED_SIGNALS):
         yield
         return
     previous = {s: signal.signal(s, _on_signal) for s in signums}
+    _state["interrupted"] = False
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _state["interrupted"] = False
 
 
 @contextlib.contextmanager
@@ -79,6 +84,7 @@ def _signals_deferred():
         if not _state["committing"] and _state["pending"]:
             signum = _state["pending"][0]
             _state["pending"].clear()
+            _state["interrupted"] = True
             raise Interrupted(signum)
 
 
@@ -225,10 +231,14 @@ class OutputSet:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.commit()
-        else:
+        if exc_type is not None:
             self.discard()
+            return False
+        try:
+            self.commit()
+        except BaseException:  # commit cleans up after itself; this covers a signal just before it
+            self.discard()
+            raise
         return False
 
     def discard(self) -> None:
@@ -289,7 +299,7 @@ class OutputSet:
                 if target.exists() or target.is_symlink():
                     backup = target.parent / f".{target.name}.previous-{pid}"
                     _remove(backup)
-                    os.replace(target, backup)
+                    _keep_aside(target, backup)
                     backups.append((backup, target))
                 os.replace(tmp, target)
                 done.append(target)
@@ -297,13 +307,28 @@ class OutputSet:
             for target in done:
                 _remove(target)
             for backup, target in backups:
-                os.replace(backup, target)
+                if target.exists() and os.path.samefile(backup, target):
+                    backup.unlink()  # still the old file (a hard link): rename(2) would do nothing
+                else:
+                    os.replace(backup, target)
             for directory in made:
                 _remove(directory)
             msg = f"cannot write {err.filename or 'the outputs'!s}: {err.strerror or err}; no output was kept"
             raise ConfigError(msg) from None
         for backup, _ in backups:
             _remove(backup)
+
+
+def _keep_aside(target: Path, backup: Path) -> None:
+    """Keep ``target``'s old content at ``backup`` for a rollback. A file is hard-linked, so
+    that ``target`` never stops existing for a concurrent reader (a cache); a directory moves."""
+    if target.is_file() and not target.is_symlink():
+        try:
+            os.link(target, backup)
+            return
+        except OSError:
+            pass  # a file system without hard links
+    os.replace(target, backup)
 
 
 @contextlib.contextmanager

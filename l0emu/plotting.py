@@ -59,8 +59,10 @@ def label(ax, rlabel: str = "", text: str = LABEL_TEXT) -> None:
     """The experiment-style label: "l0emu toy simulation" at the top left, ``rlabel`` at the right."""
     import mplhep
 
-    # llabel given whole: exp_label would otherwise prepend "Simulation" to the text
-    mplhep.label.exp_label(exp=EXPERIMENT, llabel=text, rlabel=rlabel, ax=ax)
+    # llabel given whole: exp_label would otherwise prepend "Simulation" to the text;
+    # scilocator_adjust off: that path (mplhep 1.3.3) measures text on pyplot's current axes,
+    # creating a pyplot figure in the caller's process
+    mplhep.label.exp_label(exp=EXPERIMENT, llabel=text, rlabel=rlabel, ax=ax, scilocator_adjust=False)
 
 
 def errorbar_hist(ax, values, edges, low, high, **kwargs):

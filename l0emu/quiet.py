@@ -28,7 +28,8 @@ def _show(message, category, filename, lineno, file=None, line=None):
 @contextlib.contextmanager
 def show_warnings_plainly():
     """Inside the block: one-line warnings, third-party noise filtered, TensorFlow's C++ log quiet."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: also the C++ "errors" of a CPU-only machine (cuInit failing); real failures raise in Python
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # absl's pre-init warning and dask's "port in use, using a random port" notices
     for name in ("absl", "distributed", "distributed.scheduler", "distributed.nanny", "tensorflow"):
         logging.getLogger(name).setLevel(logging.ERROR)

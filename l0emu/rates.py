@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import hist
 import numpy as np
 
 from .errors import ConfigError
@@ -28,13 +27,16 @@ __all__ = ["PT_BINS", "RateAssumptions", "TriggerCounts", "pt_histogram", "rate_
 PT_BINS = np.arange(0.0, 61.0, 1.0)
 
 
-def pt_histogram(name: str = "", storage=None) -> hist.Hist:
+def pt_histogram(name: str = "", storage=None):
     """An empty histogram on the turn-on binning: true muon pT in ``PT_BINS`` (GeV).
 
     No flow bins: the trigger job folds overflow into the last bin before filling, so
     every signal event is counted in the denominator. Integer storage by default (exact
-    counts); ROOT output uses Double, which uproot writes as a TH1D.
+    counts); ROOT output uses Double, which uproot writes as a TH1D. Returns a
+    :class:`hist.Hist`; hist is imported here, not with the module, to keep ``--help`` fast.
     """
+    import hist
+
     axis = hist.axis.Variable(PT_BINS, name="true_pt", label="true muon $p_T$ [GeV]", underflow=False, overflow=False)
     return hist.Hist(axis, storage=storage if storage is not None else hist.storage.Int64(), name=name)
 

@@ -36,6 +36,12 @@ Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
 - ``scale``: hls4ml's ApplyAlpha / BatchNormalization (``res = x * scale + bias``):
   ``scale_type``, ``bias_type``, ``scale`` and ``bias`` mantissas, one per channel.
 - ``flatten``: a reshape; no arithmetic.
+- ``sigmoid``, ``tanh``: hls4ml's lookup-table activations (nnet_activation.h):
+  ``table_size`` entries of ``table_type`` in ``table`` (mantissas, as hls4ml's C++ fills
+  them); the index is ``trunc(x * table_size / R) + table_size / 2`` clipped to the table,
+  R = 16 (sigmoid, inputs -8..8) or 8 (tanh, -4..4), then the entry is cast to ``result_type``.
+- ``leaky_relu``: hls4ml's nnet::leaky_relu: ``x`` if ``x > 0`` else ``param * x`` (``param`` a
+  ``param_type`` mantissa), at full precision, cast into ``result_type``.
 - ``zero_pad2d``: ``pad`` [top, bottom, left, right] zeros around each channel (hls4ml inserts
   it before a "same"-padded conv2d in io_stream); the cast into ``result_type`` is the op.
 
@@ -44,6 +50,13 @@ Optional fields the bridge adds: conv2d/dense ``strategy`` and ``reuse_factor``;
 ``{sign, exponent}`` scales hls4ml applies as shifts in
 ``ap_fixed<2*(E+W_in), E+W_in>`` with E = ``scale_exponent_width``; the spec stores them as
 exact ``scale_type`` mantissas).
+
+:func:`validate_spec` checks every field against the format and against every other: each
+op's fields come from its :class:`OpRule` in :data:`OPS` (required, optional, and a check
+that derives the output shape from the input shape and counts the weights), every
+mantissa is an integer inside its type, each layer's input shape is the previous layer's
+output shape, enumerations and field names are closed sets, and ``preprocessing`` must
+match the trigger's fragmentation. A new op plugs in with one :data:`OPS` entry.
 
 ``outputs`` maps network output units to physical units: ``physical = offset + scale * y``.
 An output with ``"frame": "window"`` is relative to the fragmentation window's low edge
@@ -90,7 +103,11 @@ class _Where:
 
 
 def _describe(value) -> str:
-    return "null" if value is None else f"{type(value).__name__} {value!r}"[:80]
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return repr(value)[:80]
+    return f"{type(value).__name__} {value!r}"[:80]
 
 
 def _int(value, where: _Where, low: int | None = None, high: int | None = None) -> int:
@@ -116,7 +133,8 @@ def _str(value, where: _Where) -> str:
 
 def _choice(value, choices, where: _Where) -> str:
     if value not in choices or not isinstance(value, str):
-        where.fail(f"{_describe(value)} is not one of {', '.join(map(repr, choices))}{did_you_mean(str(value), choices)}")
+        field = where.path.rsplit(".", 1)[-1]
+        where.fail(f"{field} {_describe(value)} is not one of {', '.join(map(repr, choices))}{did_you_mean(str(value), choices)}")
     return value
 
 
@@ -271,6 +289,22 @@ def _check_zero_pad2d(layer, where):
                   "input_shape and pad")  # fmt: skip
 
 
+def _check_table(layer, where):
+    """sigmoid / tanh: hls4ml's lookup table of ``table_size`` ``table_type`` mantissas."""
+    _check_elementwise(layer, where)
+    size = _int(layer["table_size"], where / "table_size", 1, 1 << 20)
+    _mantissas(layer, "table", "table_type", size, where)
+
+
+def _check_leaky_relu(layer, where):
+    """leaky_relu: ``param`` (alpha) is one mantissa of ``param_type``."""
+    _check_elementwise(layer, where)
+    kind = _type(layer, "param_type", where)
+    param = layer["param"]
+    if type(param) is not int or not kind.min_mantissa <= param <= kind.max_mantissa:
+        (where / "param").fail(f"expected one integer mantissa of param_type {kind}, got {_describe(param)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class OpRule:
     """What an op's layer holds: fields it must have and may have (beyond name, op, shapes and
@@ -296,6 +330,9 @@ OPS = {
     "scale": OpRule(("scale_type", "bias_type", "scale", "bias"), ("product", "scale_exponent_width"), _check_scale),
     "flatten": OpRule((), (), _check_flatten),
     "zero_pad2d": OpRule(("pad",), (), _check_zero_pad2d),
+    "sigmoid": OpRule(("table_size", "table_type", "table"), (), _check_table),
+    "tanh": OpRule(("table_size", "table_type", "table"), (), _check_table),
+    "leaky_relu": OpRule(("param_type", "param"), (), _check_leaky_relu),
 }
 
 _LAYER_BASE = ("name", "op", "input_shape", "output_shape", "result_type")

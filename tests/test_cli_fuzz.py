@@ -253,8 +253,16 @@ def test_empty_tree_warning_is_one_plain_line(files, tmp_path):
 
 HARNESS = """
 import os, sys, time
-from l0emu import atomic
+from l0emu import atomic, job
 
+def waiting_histograms(*args, **kwargs):  # the event loop is done, a dask cluster still runs
+    if os.environ.get("L0EMU_FUZZ_WAIT") == "histograms":
+        print("L0EMU-FUZZ: waiting with the cluster up", file=sys.stderr, flush=True)
+        time.sleep(300)
+    return original_histograms(*args, **kwargs)
+
+original_histograms = job.write_histograms
+job.write_histograms = waiting_histograms
 original = atomic.OutputSet.commit
 
 def waiting_commit(self):
@@ -270,9 +278,25 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _terminate_when_written(args, cwd, watched, timeout=600, signum=signal.SIGTERM):
-    """Run the CLI, wait for its outputs under temporary names, send ``signum``; (rc, stderr)."""
-    proc = subprocess.Popen([sys.executable, "-c", HARNESS, *args], cwd=cwd, stderr=subprocess.PIPE)
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _terminate_when_written(args, cwd, watched, timeout=600, signum=signal.SIGTERM, env=None, children=None):
+    """Run the CLI, wait for its outputs under temporary names, send ``signum``; (rc, stderr).
+
+    ``children``, a list, receives the command's child processes alive when the signal is sent."""
+    env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-c", HARNESS, *args], cwd=cwd, stderr=subprocess.PIPE, env=env)
     buffer, deadline = b"", time.monotonic() + timeout
     try:
         while b"L0EMU-FUZZ" not in buffer:
@@ -283,6 +307,8 @@ def _terminate_when_written(args, cwd, watched, timeout=600, signum=signal.SIGTE
                 buffer += os.read(proc.stderr.fileno(), 65536)
         partial = [p.name for d in watched for p in Path(d).rglob("*") if ".partial-" in p.name]
         assert partial, "no temporary output exists when the signal is sent"
+        if children is not None:
+            children.extend(_children(proc.pid))
         proc.send_signal(signum)
         _, rest = proc.communicate(timeout=120)
     finally:
@@ -306,6 +332,30 @@ def test_signal_during_run_leaves_nothing(files, tmp_path, signum):
     rc, stderr = _terminate_when_written(["run", "events.root", "-o", "l0.root", "--no-progress"], tmp_path, [tmp_path],
                                          signum=signum)  # fmt: skip
     _assert_terminated_cleanly(rc, stderr, tmp_path, before, signum)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the dask workers in /proc")
+def test_sigterm_with_dask_workers_shuts_them_down(files, tmp_path):
+    pytest.importorskip("distributed")
+    shutil.copy(files / "events.root", tmp_path / "events.root")
+    before, workers = _snapshot(tmp_path), []
+    args = ["run", "events.root", "-o", "l0.root", "--no-progress", "--workers", "1"]
+    rc, stderr = _terminate_when_written(args, tmp_path, [tmp_path], env={"L0EMU_FUZZ_WAIT": "histograms"}, children=workers)
+    _assert_terminated_cleanly(rc, stderr, tmp_path, before)
+    assert workers, "no dask worker process was running"
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in workers if _alive(pid)], "dask worker processes outlived the command"
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a container's init to reap it has exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_sigterm_during_simulate_with_plots_leaves_nothing(tmp_path):

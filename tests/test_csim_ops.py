@@ -75,3 +75,150 @@ def test_saturating_accumulator_saturates_each_product(tmp_path):
     # the C-simulation does saturate the product: x = 63 gives 32 - 2**-10 - 31.5
     assert theirs[63, 0] == (1 << 10) // 2 - 1
     assert_same(ours, theirs, x)
+
+
+def _bn_weights(model, seed):
+    """Random kernels and biases; BN gamma/beta/mean/variance away from the identity."""
+    rng = np.random.default_rng(seed)
+    weights = []
+    for w, var in zip(model.get_weights(), model.weights):
+        name = var.name
+        if "moving_variance" in name:
+            weights.append(rng.uniform(0.3, 2.0, w.shape).astype("f4"))
+        elif "gamma" in name:
+            weights.append(rng.uniform(0.5, 1.5, w.shape).astype("f4") * rng.choice([-1, 1], w.shape).astype("f4"))
+        else:
+            weights.append(rng.uniform(-1, 1, w.shape).astype("f4"))
+    model.set_weights(weights)
+    return model
+
+
+def test_batchnorm_fused_into_dense(tmp_path):
+    """Dense -> BatchNormalization: hls4ml folds the BN into the dense weights (no scale layer)."""
+    inp = keras.Input((6,), name="x")
+    x = keras.layers.Dense(4, name="d")(inp)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    model = _bn_weights(keras.Model(inp, x), 1)
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, {"layers": {"x": {"precision": {"result": "ap_fixed<8,3>"}}}})
+    assert [layer["op"] for layer in spec["layers"]] == ["dense"]
+    assert_same(ours, theirs, x)
+
+
+def test_batchnorm_kept_as_its_own_layer(tmp_path):
+    """Conv -> ReLU -> BatchNormalization -> Dense: the BN stays an hls4ml layer (a ``scale``)."""
+    inp = keras.Input((4, 5, 2), name="image")
+    x = keras.layers.Conv2D(3, (2, 2), name="conv")(inp)
+    x = keras.layers.Activation("relu", name="relu")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    x = keras.layers.Dense(2, name="out")(x)
+    model = _bn_weights(keras.Model(inp, x), 2)
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, {"layers": {"image": {"precision": {"result": "ap_fixed<8,3>"}}}})
+    assert "scale" in [layer["op"] for layer in spec["layers"]]
+    assert_same(ours, theirs, x)
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_qbatchnormalization(io_type, tmp_path):
+    """QConv2D -> QActivation -> QBatchNormalization(quantized_bits) -> QDense."""
+    from l0emu.firmware.keras_env import qkeras
+
+    q = "quantized_bits(6,2,alpha=1)"
+    inp = keras.Input((5, 5, 2), name="image")
+    x = qkeras.QConv2D(3, (3, 3), kernel_quantizer=q, bias_quantizer=q, name="conv")(inp)
+    x = qkeras.QActivation("quantized_relu(6,2)", name="relu")(x)
+    x = qkeras.QBatchNormalization(gamma_quantizer=q, beta_quantizer=q, mean_quantizer=q,
+                                   variance_quantizer="quantized_bits(8,4,alpha=1)", name="qbn")(x)  # fmt: skip
+    x = keras.layers.Flatten(name="flat")(x)
+    x = qkeras.QDense(2, kernel_quantizer=q, bias_quantizer=q, name="out")(x)
+    model = _bn_weights(keras.Model(inp, x), 3)
+    settings = {"io_type": io_type, "layers": {"image": {"precision": {"result": "ap_fixed<8,3>"}}}}
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, settings)
+    assert "scale" in [layer["op"] for layer in spec["layers"]]
+    assert_same(ours, theirs, x)
+
+
+@pytest.mark.parametrize(
+    ("kind", "table"),
+    [
+        ("sigmoid", {}),  # hls4ml's defaults: 1024 entries of ap_fixed<18,8>
+        ("tanh", {}),
+        ("sigmoid", {"table_size": 300, "precision": {"table": "ap_fixed<12,2,AP_RND,AP_SAT>", "result": "ap_ufixed<8,0,AP_RND,AP_SAT>"}}),
+        ("tanh", {"table_size": 2048, "precision": {"table": "ap_fixed<14,2>", "result": "ap_fixed<6,1,AP_RND_CONV,AP_SAT>"}}),
+    ],
+)
+def test_table_activations(kind, table, tmp_path):
+    """Dense -> sigmoid/tanh: hls4ml's lookup table, its index arithmetic (truncation toward
+    zero, clipping) and table sizes/types set in the config; inputs reach past both ends."""
+    inp = keras.Input((5,), name="x")
+    x = keras.layers.Dense(3, name="d")(inp)
+    x = keras.layers.Activation(kind, name="act")(x)
+    model = keras.Model(inp, x)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.uniform(-3, 3, (5, 3)).astype("f4"), rng.uniform(-1, 1, 3).astype("f4")])
+    settings = {"layers": {"x": {"precision": {"result": "ap_fixed<10,4>"}}, "act": table}}
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, settings)
+    act = spec["layers"][-1]
+    assert act["op"] == kind and act["table_size"] == table.get("table_size", 1024)
+    assert_same(ours, theirs, x)
+
+
+@pytest.mark.parametrize("kind", ["keras", "qkeras"])
+def test_leaky_relu(kind, tmp_path):
+    """Keras LeakyReLU(alpha=0.3) and QKeras quantized_relu(negative_slope=0.25), both
+    nnet::leaky_relu in hls4ml, behind a conv so negative inputs occur."""
+    from l0emu.firmware.keras_env import qkeras
+
+    inp = keras.Input((4, 4, 1), name="image")
+    x = keras.layers.Conv2D(2, (2, 2), name="conv")(inp)
+    if kind == "keras":
+        x = keras.layers.LeakyReLU(alpha=0.3, name="leaky")(x)
+    else:
+        x = qkeras.QActivation("quantized_relu(6,2,negative_slope=0.25)", name="leaky")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    x = keras.layers.Dense(2, name="out")(x)
+    model = keras.Model(inp, x)
+    rng = np.random.default_rng(7)
+    model.set_weights([rng.uniform(-1, 1, w.shape).astype("f4") for w in model.get_weights()])
+    settings = {"layers": {"image": {"precision": {"result": "ap_fixed<8,3>"}}}}
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, settings)
+    assert "leaky_relu" in [layer["op"] for layer in spec["layers"]]
+    assert_same(ours, theirs, x)
+
+
+@pytest.mark.parametrize("quantizer", ["binary(alpha=1)", "ternary(alpha=1)"])
+def test_binary_and_ternary_weights(quantizer, tmp_path):
+    """QDense/QConv2D with binary weights (hls4ml's uint<1> XNOR type, product weight_binary)
+    and ternary weights (ap_int<2>, weight_ternary) on fixed-point inputs."""
+    from l0emu.firmware.keras_env import qkeras
+
+    bias = "quantized_bits(4,2,alpha=1)"
+    inp = keras.Input((4, 4, 1), name="image")
+    x = qkeras.QConv2D(3, (2, 2), kernel_quantizer=quantizer, bias_quantizer=bias, name="conv")(inp)
+    x = qkeras.QActivation("quantized_relu(6,3)", name="relu")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    x = qkeras.QDense(3, kernel_quantizer=quantizer, bias_quantizer=bias, name="out")(x)
+    model = keras.Model(inp, x)
+    rng = np.random.default_rng(8)
+    model.set_weights([rng.uniform(-1, 1, w.shape).astype("f4") for w in model.get_weights()])
+    settings = {"layers": {"image": {"precision": {"result": "ap_fixed<8,3>"}}}}
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, settings)
+    products = {layer["product"] for layer in spec["layers"] if "product" in layer}
+    assert products == {"weight_binary" if quantizer.startswith("binary") else "weight_ternary"}
+    assert_same(ours, theirs, x)
+
+
+def test_several_outputs_and_softmax_are_refused_naming_the_layer(tmp_path):
+    """What hls4ml converts but the emulator does not run is refused at convert, by name."""
+    from l0emu.errors import L0emuError
+
+    inp = keras.Input((6,), name="x")
+    hidden = keras.layers.Dense(4, name="hidden")(inp)
+    heads = keras.Model(inp, [keras.layers.Dense(2, name="pt_head")(hidden), keras.layers.Dense(2, name="eta_head")(hidden)])
+    heads.save(str(tmp_path / "heads.h5"))
+    with pytest.raises(L0emuError, match="2 outputs.*pt_head.*eta_head|eta_head.*pt_head"):
+        bridge.convert(tmp_path / "heads.h5", tmp_path / "fw_heads")
+    soft = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(keras.layers.Dense(3, name="d")(inp)))
+    soft.save(str(tmp_path / "soft.h5"))
+    with pytest.raises(L0emuError, match="'probs'.*softmax.*supported activations"):
+        bridge.convert(tmp_path / "soft.h5", tmp_path / "fw_soft")

@@ -132,6 +132,19 @@ def ref_layer(layer, x, x_t):
     if op == "zero_pad2d":
         padded, _ = ref_pad(x, layer["input_shape"], layer["pad"])
         return [ref_cast(v, x_t.frac, res_t) for v in padded], res_t
+    if op == "leaky_relu":
+        p_t = parse_type(layer["param_type"])
+        return [ref_cast(v, x_t.frac, res_t) if v > 0 else ref_cast(layer["param"] * v, x_t.frac + p_t.frac, res_t) for v in x], res_t
+    if op in ("sigmoid", "tanh"):
+        n, span, t_t = layer["table_size"], {"sigmoid": 16, "tanh": 8}[op], parse_type(layer["table_type"])
+        out = []
+        for v in x:
+            num, den = v * n, span * 2**x_t.frac  # x * N / R, truncated toward zero (exact rationals)
+            d = abs(num) // den if x_t.frac >= 0 else abs(num) * 2**-x_t.frac // span
+            d = -d if num < 0 else d
+            k = min(max(d + (span // 2) * n // span, 0), n - 1)
+            out.append(ref_cast(layer["table"][k], t_t.frac, res_t))
+        return out, res_t
     if op == "scale":
         s_t, b_t = parse_type(layer["scale_type"]), parse_type(layer["bias_type"])
         frac = max(x_t.frac + s_t.frac, b_t.frac)
@@ -384,6 +397,25 @@ def test_single_products_that_overflow_the_accumulator_are_cast(overflow):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("table_size", [1024, 37])
+def test_leaky_relu_and_table_activations(table_size):
+    """leaky_relu, sigmoid and tanh against the reference: inputs past both ends of the
+    tables, negative values truncated toward zero, odd table sizes."""
+    rng = np.random.default_rng(table_size)
+    hidden = dense("d", 6, 8, rng, acc="ap_fixed<14,6>", res="ap_fixed<12,6,AP_RND,AP_SAT>")
+    leaky = elementwise("leaky", "leaky_relu", (8,), "ap_fixed<10,5,AP_RND_CONV,AP_SAT>") | {"param_type": "ap_fixed<8,1>", "param": 77}
+    table_t = parse_type("ap_fixed<18,8>")
+    sig = elementwise("sig", "sigmoid", (8,), "ap_fixed<9,3,AP_RND,AP_SAT>") | {
+        "table_size": table_size, "table_type": str(table_t),
+        "table": rng.integers(-(1 << 11), 1 << 11, table_size).tolist(),
+    }  # fmt: skip
+    tanh = elementwise("th", "tanh", (8,), "ap_fixed<8,1>") | {
+        "table_size": table_size, "table_type": str(table_t), "table": rng.integers(-1024, 1024, table_size).tolist(),
+    }  # fmt: skip
+    emu, _ = assert_matches_reference(make_spec([hidden, leaky, sig, tanh], (6,)), n=300, trace=True)
+    assert "TABLE" in emu.source
+
+
 def _float_cast_function(src_t, dst_t, dt):
     """The emitted float-domain cast lines as a plain Python function (numpy scalars)."""
     lines = []
@@ -571,3 +603,26 @@ def test_io_stream_one_row_kernel_with_vertical_stride_is_refused():
     Emulator.from_spec(spec)  # io_parallel is exact
     with pytest.raises(SpecError, match="layer 'c': an io_stream conv2d with a 1x3 kernel and vertical stride 2"):
         Emulator.from_spec({**spec, **stream})
+
+
+def test_every_spec_op_has_one_emitter():
+    """The generator's dispatch table and the spec's op list are the same set of ops."""
+    from l0emu._codegen import _OP_EMITTERS
+    from l0emu.spec import OPS
+
+    assert set(_OP_EMITTERS) == set(OPS)
+
+
+def test_generated_source_is_readable():
+    """Buffers carry their layer's name, each term of a sum has its own line, and no
+    multiplication by one or zero offset is emitted."""
+    rng = np.random.default_rng(12)
+    layer, s = conv("conv1", (5, 6, 1), 2, rng, acc="ap_fixed<25,12>")
+    flat = elementwise("flatten", "flatten", (int(np.prod(s)),), layer["result_type"]) | {"input_shape": list(s)}
+    out = dense("head", int(np.prod(s)), 2, rng, acc="ap_fixed<30,14>")
+    emu = Emulator.from_spec(make_spec([layer, flat, out], (5, 6, 1)))
+    source = emu.source
+    for name in ("image_in", "conv1_acc", "conv1_out", "head_acc", "head_out"):
+        assert f"{name} = np.zeros(" in source, name
+    assert " * 1 " not in source and "+ 0 * BLOCK" not in source and "f32(1.0) *" not in source
+    assert max(len(line) for line in source.splitlines()) < 160

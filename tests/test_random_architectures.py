@@ -2,11 +2,14 @@
 
 Each example draws a small network within what the emulator supports (QConv2D kernel
 sizes, filters, padding, strides; max/average pooling; QDense widths; quantizer widths,
-integer bits, alpha 1 or power-of-two 'auto_po2'; unsigned quantized_relu, signed
-quantized_bits or no activation; an unquantized output Dense), gives it random weights,
-converts it with the bridge (io_parallel, sometimes io_stream), compiles the C-simulation
-(~10-20 s) and compares every output bit on sparse hit-like and dense random inputs.
-CI runs 3 examples; ``L0EMU_TEST_SCALE=full`` runs 25.
+integer bits, alpha 1 or power-of-two 'auto_po2'; unsigned quantized_relu, leaky
+quantized_relu(negative_slope), signed quantized_bits, sigmoid, tanh or no activation;
+BatchNormalization after a layer, which hls4ml fuses or keeps; accumulator and result types
+with rounding and saturation set through the conversion config; an unquantized output
+Dense), gives it random weights, converts it with the bridge (io_parallel, sometimes
+io_stream), compiles the C-simulation (~10-20 s) and compares every output bit on sparse
+hit-like inputs and inputs over the input type's whole range (with zero, min and max).
+CI runs 3 examples; ``L0EMU_TEST_SCALE=full`` runs 50.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.aptypes import parse_type  # noqa: E402
 from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.validation.compare import full_range_inputs  # noqa: E402
 
 INPUT_SHAPES = [(9, 16, 1), (5, 7, 1), (6, 6, 2)]
 N_EVENTS = scaled(200, 1000)
@@ -38,13 +42,32 @@ def quantizer(draw):
 
 @st.composite
 def activation(draw):
-    kind = draw(st.sampled_from(["relu", "bits", "none"]))
+    kind = draw(st.sampled_from(["relu", "bits", "none", "leaky", "sigmoid", "tanh"]))
     if kind == "none":
         return None
+    if kind in ("sigmoid", "tanh"):  # Keras activations: hls4ml's lookup tables
+        return kind
     bits, integer = draw(quantizer())
     if kind == "relu":  # unsigned
         return f"quantized_relu({bits},{integer})"
+    if kind == "leaky":  # hls4ml's leaky_relu
+        return f"quantized_relu({bits},{integer},negative_slope={draw(st.sampled_from([0.25, 0.125, 0.5]))})"
     return f"quantized_bits({bits},{integer},alpha=1)"  # signed linear
+
+
+@st.composite
+def layer_types(draw):
+    """None (hls4ml's inference), or accumulator/result types with rounding and saturation."""
+    if draw(st.booleans()):
+        return None
+    width = draw(st.integers(8, 20))
+    integer = draw(st.integers(3, 8))
+    rounding = draw(st.sampled_from(["AP_TRN", "AP_RND", "AP_RND_CONV", "AP_TRN_ZERO"]))
+    overflow = draw(st.sampled_from(["AP_WRAP", "AP_SAT", "AP_SAT_SYM"]))
+    return {
+        "accum": f"ap_fixed<{width},{integer},{rounding},{overflow}>",
+        "result": f"ap_fixed<{draw(st.integers(6, 16))},{draw(st.integers(2, 6))},{rounding},{overflow}>",
+    }
 
 
 def _out_size(size, kernel, stride, padding):
@@ -70,6 +93,7 @@ def architectures(draw):
         layers.append({
             "kind": "conv", "filters": draw(st.integers(1, 4)), "kernel": kernel, "stride": stride, "padding": padding,
             "quantizer": draw(quantizer()), "alpha": draw(st.sampled_from(["1", "'auto_po2'"])), "activation": draw(activation()),
+            "types": draw(layer_types()), "bn": draw(st.booleans()),
         })  # fmt: skip
         pool = draw(st.sampled_from([None, "max", "average"]))
         size = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
@@ -80,6 +104,7 @@ def architectures(draw):
         layers.append({
             "kind": "dense", "units": draw(st.integers(2, 12)), "quantizer": draw(quantizer()),
             "alpha": draw(st.sampled_from(["1", "'auto_po2'"])), "activation": draw(activation()),
+            "types": draw(layer_types()), "bn": draw(st.booleans()),
         })  # fmt: skip
     return {
         "input": shape,
@@ -107,7 +132,11 @@ def build(arch):
                 if len(x.shape) > 2:
                     x = keras.layers.Flatten(name=f"flatten{i}")(x)
                 x = qkeras.QDense(layer["units"], kernel_quantizer=kernel_q, bias_quantizer=bias_q, name=f"dense{i}")(x)
-            if layer["activation"]:
+            if layer.get("bn"):
+                x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+            if layer["activation"] in ("sigmoid", "tanh"):
+                x = keras.layers.Activation(layer["activation"], name=f"act{i}")(x)
+            elif layer["activation"]:
                 x = qkeras.QActivation(layer["activation"], name=f"act{i}")(x)
         else:
             pooling = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
@@ -118,8 +147,10 @@ def build(arch):
     model = keras.Model(inp, x)
     rng = np.random.default_rng(arch["seed"])
     weights = []
-    for w in model.get_weights():
+    for w, var in zip(model.get_weights(), model.weights):
         values = rng.uniform(-1, 1, w.shape)
+        if "moving_variance" in var.name or "gamma" in var.name:  # batch norm: away from 0 and 1
+            values = rng.uniform(0.4, 2.0, w.shape)
         if w.ndim > 1:  # kernels: channels a few powers of two apart
             values *= rng.choice([1.0, 0.5, 0.25, 0.1], w.shape[-1])
         weights.append(values.astype("f4"))
@@ -128,18 +159,29 @@ def build(arch):
 
 
 def inputs(spec, n, rng):
-    """Half sparse hit-like pixels {0, .5, 1}, half dense random values of the input type."""
+    """Half sparse hit-like pixels {0, .5, 1}, half over the input type's whole range (all
+    zero, all minimum, all maximum, then uniform mantissas)."""
     shape = tuple(spec["input"]["shape"])
     t = parse_type(spec["input"]["type"])
     sparse = rng.choice([0.0, 0.5, 1.0], (n // 2, *shape), p=[0.85, 0.1, 0.05])
-    dense = t.to_float(rng.integers(t.min_mantissa, t.max_mantissa + 1, (n - n // 2, *shape)))
-    return np.concatenate([sparse, dense])
+    full = full_range_inputs(n - n // 2, spec, seed=int(rng.integers(2**31)))
+    return np.concatenate([sparse, full.astype(np.float64)])
+
+
+def config(arch):
+    """Conversion settings: io type and the drawn accumulator/result types per layer."""
+    layers = {}
+    for i, layer in enumerate(arch["layers"]):
+        if layer.get("types"):
+            name = f"conv{i}" if layer["kind"] == "conv" else f"dense{i}"
+            layers[name] = {"precision": dict(layer["types"])}
+    return {"io_type": arch["io_type"], "layers": layers}
 
 
 @pytest.mark.slow
 @pytest.mark.hls4ml
 @settings(
-    max_examples=scaled(3, 25),
+    max_examples=scaled(3, 50),
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],  # shrinking would recompile hls4ml projects for hours
@@ -149,7 +191,7 @@ def inputs(spec, n, rng):
 def test_random_architecture_is_bit_exact(arch, tmp_path_factory, monkeypatch_session_cache):
     directory = tmp_path_factory.mktemp("arch")
     build(arch).save(str(directory / "model.h5"))
-    hls_model, spec = bridge.convert(directory / "model.h5", directory / "fw", {"io_type": arch["io_type"]}, name="arch", compile=True)
+    hls_model, spec = bridge.convert(directory / "model.h5", directory / "fw", config(arch), name="arch", compile=True)
     x = inputs(spec, N_EVENTS, np.random.default_rng(arch["seed"]))
     theirs = bridge.csim_raw(hls_model, x, spec)
     ours = Emulator.from_spec(spec).predict_raw(x.astype(np.float32))

@@ -38,7 +38,7 @@ def _read(path):
         columns = table.arrays(library="np")
         types = {name: columns[name].dtype for name in columns}
         histograms = {k: f[k] for k in f.keys(cycle=False) if k.startswith("h_")}
-        return type(table).__name__, columns, types, {k: (h.classname, h.values(), h.axis().edges()) for k, h in histograms.items()}
+        return f.classnames()[f"{L0_TREE};1"], columns, types, {k: (h.classname, h.values(), h.axis().edges()) for k, h in histograms.items()}
 
 
 def test_rntuple_events_give_identical_decisions_histograms_and_tables(tmp_path):
@@ -71,7 +71,7 @@ def test_output_format_rntuple_reads_back_with_the_same_columns_and_values(tmp_p
         outputs[fmt] = _read(out)
     kind_t, columns_t, types_t, hists_t = outputs["ttree"]
     kind_n, columns_n, types_n, hists_n = outputs["rntuple"]
-    assert (kind_t, kind_n) == ("TTree", "Model_ROOT_3a3a_RNTuple")
+    assert (kind_t, kind_n) == ("TTree", "ROOT::RNTuple")
     assert types_n == types_t  # every column, with its dtype
     assert {"event_id", "pt", "eta", "pt_raw", "eta_raw", "l0_pt5", "l0_pt7p5", "n_muons", "true_pt", "true_eta"} == set(types_t)
     for name in columns_t:

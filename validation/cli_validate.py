@@ -29,12 +29,12 @@ def add_arguments(parser):
 
 
 def main(args) -> int:
+    if args.random is not None and args.random < 1:  # before TensorFlow and hls4ml load
+        msg = f"--random needs a positive number of events, got {args.random}"
+        raise ConfigError(msg)
     from .compare import compare, full_range_inputs, random_fragments, write_testbench
 
     if args.random is not None:
-        if args.random < 1:
-            msg = f"--random needs a positive number of events, got {args.random}"
-            raise ConfigError(msg)
         from l0emu.spec import read_spec
 
         spec = read_spec(args.project)

@@ -61,7 +61,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from l0emu.simulation.events_io import DEFAULT_CHUNK_SIZE
 
-    chunk_size = args.chunk_size or DEFAULT_CHUNK_SIZE
+    chunk_size = DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size
     print(_report(run(args.events, args.scenario, chunk_size), args.scenario))
     if args.big:
         command = [sys.executable, "-m", "l0emu.cli", "bench", "simulate", "--events", str(args.big),
