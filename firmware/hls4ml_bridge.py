@@ -495,7 +495,7 @@ def _dense(layer):
 
 def _activation(layer):
     kind = str(layer.get_attr("activation")).lower()
-    if kind in _LEAKY and layer.class_name == "LeakyReLU":
+    if kind in _LEAKY and layer.class_name in ("LeakyReLU", "ParametrizedActivation"):
         return _leaky_relu(layer)
     # subclasses (Softmax, ParametrizedActivation, ...) carry other class names
     if kind not in _ACTIVATIONS or layer.class_name != "Activation":

@@ -21,6 +21,7 @@ import re
 import signal
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 from . import __version__
@@ -110,7 +111,7 @@ def _positionals(argv) -> list[str]:
     return [a for a in argv if not a.startswith("-")]
 
 
-def _parser(argv) -> tuple[argparse.ArgumentParser, str | None, str | None]:
+def _parser(argv) -> tuple[argparse.ArgumentParser, str | None, types.ModuleType | None]:
     """The parser; only the chosen verb's (or benchmark's) module is imported, for its options."""
     parser = argparse.ArgumentParser(prog="l0emu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"l0emu {__version__}")

@@ -31,7 +31,7 @@ def _python(code: str, cwd, env=None, timeout=600) -> subprocess.CompletedProces
 
 
 def _every_command() -> list[list[str]]:
-    return [[verb] for verb in VERBS] + [["bench"]] + [["bench", name] for name in benchmarks()] + [["grid", "train"], ["grid", "evaluate"]]
+    return [[verb] for verb in VERBS] + [["bench"]] + [["bench", name] for name in benchmarks()] + [["grid", "train"], ["grid", "evaluate"], ["grid", "kd-study"]]
 
 
 # ---------------------------------------------------------------- the top level

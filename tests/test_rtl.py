@@ -553,3 +553,21 @@ def test_table_activation_and_pooling_in_verilator(tmp_path):
         assert np.array_equal(got, rtl.evaluate_exact(spec, inputs))
         assert np.array_equal(got, Emulator.from_spec(spec).predict_raw(inputs))
         assert len(np.unique(got, axis=0)) > 50
+
+
+@pytest.mark.parametrize("source", [ApType(7, 3, True), ApType(6, 6, False), ApType(9, 1, True, "TRN", "SAT")])
+def test_traced_division_toward_zero_by_every_small_count(source):
+    """Average pooling's ap_fixed /= unsigned: the multiply-and-shift division equals integer
+    division truncated toward zero for every value of the source type and every divisor 1..12."""
+    from da4ml.trace import FixedVariable, HWConfig, comb_trace
+
+    hwconf = HWConfig(1, -1, -1)
+    ops = TracedOps(hwconf)
+    m = _all_mantissas(source)
+    x = FixedVariable.from_kif(int(source.signed), source.integer - int(source.signed), source.frac, hwconf=hwconf)
+    for d in range(1, 13):
+        comb = comb_trace([x], [ops.divide_toward_zero(x, source.frac, d)])
+        got = comb.predict(source.to_float(m)[:, None], n_threads=1)[:, 0]
+        expected = np.sign(m) * (np.abs(m) // d)
+        assert np.array_equal(np.ldexp(got, source.frac), expected), d
+        assert np.array_equal(np.ldexp(ExactOps.divide_toward_zero(source.to_float(m), source.frac, d), source.frac), expected)

@@ -256,3 +256,56 @@ def test_check_firmware_agrees_with_the_c_simulation_of_the_shipped_student(tmp_
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "100 events" in out and "events with any differing output bit: 0" in out
+
+
+def test_threaded_blocks_and_pipeline_give_the_same_decisions(tmp_path, monkeypatch):
+    """Chunks split into thread blocks (every block a few events) and the read/decide/write
+    pipeline decide exactly as one block on one thread."""
+    import l0emu.job as job
+    import l0emu.trigger as trigger_module
+
+    events = write_events(tmp_path / "ev.root", sample_events(90, seed=3))
+    chunk = load_events(str(events))
+    one = Trigger(counting_spec(), (5.0, 8.0), threads=1).decide(chunk)
+    monkeypatch.setattr(trigger_module, "_MIN_BLOCK_EVENTS", 1)
+    threaded = Trigger(counting_spec(), (5.0, 8.0), threads=3)
+    many = threaded.decide(chunk)
+    threaded.close()
+    for key in one:
+        np.testing.assert_array_equal(one[key], many[key])
+    monkeypatch.setattr(job, "compute_threads", lambda: 1)
+    run_job([str(events)], counting_spec(), tmp_path / "a.root", (5.0,), step_size=90, progress=False)
+    monkeypatch.setattr(job, "compute_threads", lambda: 3)
+    run_job([str(events)], counting_spec(), tmp_path / "b.root", (5.0,), step_size=11, progress=False)
+    a, ha = read_l0(tmp_path / "a.root")
+    b, hb = read_l0(tmp_path / "b.root")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    for key in ha:
+        np.testing.assert_array_equal(ha[key], hb[key])
+
+
+def test_trigger_repr_is_short_and_the_worker_cache_is_bounded():
+    import l0emu.job as job
+
+    trigger = Trigger(counting_spec(), (5.0,))
+    assert repr(trigger) == "Trigger('counting', thresholds=(5.0,), stride=8, threads=1)"
+    job._WORKER_TRIGGERS.clear()
+    specs = [json.dumps(counting_spec(stride=s), sort_keys=True) for s in range(1, job._MAX_WORKER_TRIGGERS + 3)]
+    for text in specs:
+        job._worker_trigger(text, (5.0,))
+    assert len(job._WORKER_TRIGGERS) == job._MAX_WORKER_TRIGGERS
+    # least recently used dropped first: the newest specs stay
+    assert job._worker_trigger(specs[-1], (5.0,)) is job._worker_trigger(specs[-1], (5.0,))
+    kept_strides = sorted(t.stride for t in job._WORKER_TRIGGERS.values())
+    assert kept_strides == list(range(3, job._MAX_WORKER_TRIGGERS + 3))
+
+
+def test_leading_muon_is_the_first_highest_pt(tmp_path):
+    muons = [[(4.0, 0.1, 1), (9.0, 0.2, -1), (9.0, 0.3, 1)], [], [(3.5, -0.4, 1)]]
+    events = [make_event(i, [(0, 10)], m) for i, m in enumerate(muons)]
+    # make_event sorts by pT; write them unsorted so "first of equals" is tested
+    events[0]["muon_pt"], events[0]["muon_eta"] = [4.0, 9.0, 9.0], [0.1, 0.2, 0.3]
+    chunk = load_events(str(write_events(tmp_path / "m.root", events)))
+    assert chunk.true_pt.tolist() == [9.0, 0.0, 3.5]
+    assert chunk.true_eta.tolist() == [np.float32(0.2), 0.0, np.float32(-0.4)]

@@ -1,18 +1,22 @@
-"""``l0emu grid train|evaluate``: the physics grid of :mod:`l0emu.validation.grid`.
+"""``l0emu grid train|evaluate|kd-study``: the physics grid of :mod:`l0emu.validation.grid`.
 
-Two steps that run separately (the first can resume, the second re-runs in minutes)::
+Steps that run separately (train can resume, evaluate re-runs in minutes)::
 
     l0emu grid train --events TRAIN.root [TRAIN_hard.root] --models-dir models/grid/ [--bits 2,3,4] [--seeds 0,1,2]
     l0emu grid evaluate --models-dir models/grid/ --events HELDOUT.root [--events-hard HELDOUT_hard.root] -o report/
+    l0emu grid kd-study --models-dir STUDY/models --events CHOOSE.root [--events-hard CHOOSE_hard.root] -o report/
+
+``kd-study`` summarises the distillation study (:mod:`l0emu.validation.kd_study`) with the
+grid's evaluation.
 """
 
 from __future__ import annotations
 
 import argparse
-
-from l0emu.metrics import DEFAULT_THRESHOLD
+import math
 
 from l0emu.firmware.options import PRESET_NAMES, SUPPORTED_NBITS
+from l0emu.metrics import DEFAULT_THRESHOLD
 
 __all__ = ["DESCRIPTION", "add_arguments", "main"]
 
@@ -50,6 +54,12 @@ def add_arguments(parser) -> None:
     evaluate.add_argument("-o", "--output", required=True, help="report directory")
     evaluate.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"pT threshold in GeV (default {DEFAULT_THRESHOLD:g})")
     evaluate.add_argument("--turn-on-bits", type=int, default=4, help="quantized width shown in the turn-on overlays (default 4)")
+    study = steps.add_parser("kd-study", help="the distillation study: every recipe's median and spread over its seeds")
+    study.add_argument("--models-dir", required=True, help="the study's networks, one directory per recipe and seed")
+    study.add_argument("--events", required=True, help="validation events of the default scenario")
+    study.add_argument("--events-hard", default=None, help="validation events of the hard scenario")
+    study.add_argument("-o", "--output", required=True, help="report directory")
+    study.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"pT threshold in GeV (default {DEFAULT_THRESHOLD:g})")
 
 
 def _train(grid, args) -> int:
@@ -73,9 +83,23 @@ def _evaluate(grid, args) -> int:
     return 0
 
 
+def _kd_study(args) -> int:
+    from l0emu.validation.kd_study import run_study
+
+    samples = {"default": args.events} | ({"hard": args.events_hard} if args.events_hard else {})
+    summary = run_study(args.models_dir, samples, args.output, args.threshold)
+    for e in summary:
+        plateau, fake = e["plateau"]["median"], e["fake_ul"]["median"]
+        fake_text = "n/a" if math.isnan(fake) else f"{1000 * fake:.2f}"
+        print(f"{e['scenario']:>8} {e['recipe']:<28} seeds {len(e['seeds'])}: plateau {plateau:.4f}, fake UL {fake_text} permille")
+    print(f"wrote kd_study.md, kd_study.json into {args.output}")
+    return 0
+
+
 def main(args) -> int:
     from l0emu.firmware.keras_env import tf  # TensorFlow: only when the grid runs
     from l0emu.validation import grid
 
     tf.get_logger().setLevel("ERROR")  # Keras warns about retracing when many networks predict in turn
-    return _train(grid, args) if args.step == "train" else _evaluate(grid, args)
+    steps = {"train": _train, "evaluate": _evaluate, "kd-study": lambda _, a: _kd_study(a)}
+    return steps[args.step](grid, args)

@@ -7,7 +7,7 @@ teachers they distil from. :func:`run_study` evaluates them all with the grid's 
 float ones, refusing samples that trained or early-stopped any of them) and summarises each
 recipe by the median and spread over its seeds (:func:`l0emu.firmware.protocol.median_and_spread`)::
 
-    python -m l0emu.validation.kd_study --models-dir STUDY/models --events CHOOSE_default.root \\
+    l0emu grid kd-study --models-dir STUDY/models --events CHOOSE_default.root \\
         --events-hard CHOOSE_hard.root -o docs/kd_study
 
 The samples must be *validation* samples (docs/protocol.md): the study chooses between recipes.
@@ -15,20 +15,16 @@ The samples must be *validation* samples (docs/protocol.md): the study chooses b
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import re
-import sys
 from pathlib import Path
 
 from l0emu.atomic import atomic_path
-from l0emu.errors import L0emuError
 from l0emu.firmware.protocol import MIN_TRAINING_SEEDS, median_and_spread
 from l0emu.metrics import DEFAULT_THRESHOLD, plateau_min_pt
 from l0emu.serialize import jsonable
 
-__all__ = ["recipe_of", "summarize", "markdown", "run_study", "main"]
+__all__ = ["recipe_of", "summarize", "markdown", "run_study"]
 
 _SEED_SUFFIX = re.compile(r"_s(\d+)$")
 # (row value, column title, formatter) of each summarised metric
@@ -109,29 +105,3 @@ def run_study(models_dir, samples: dict, output_dir, threshold: float = DEFAULT_
         with atomic_path(output_dir / name) as tmp:
             tmp.write_text(text)
     return summary
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m l0emu.validation.kd_study", description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", required=True, help="the study's networks, one directory per recipe and seed")
-    parser.add_argument("--events", required=True, help="validation events of the default scenario")
-    parser.add_argument("--events-hard", default=None, help="validation events of the hard scenario")
-    parser.add_argument("-o", "--output", required=True, help="report directory")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"pT threshold in GeV (default {DEFAULT_THRESHOLD:g})")
-    args = parser.parse_args(argv)
-    samples = {"default": args.events} | ({"hard": args.events_hard} if args.events_hard else {})
-    try:
-        summary = run_study(args.models_dir, samples, args.output, args.threshold)
-    except L0emuError as err:
-        print(f"kd_study: error: {err}", file=sys.stderr)
-        return 2
-    for e in summary:
-        plateau, fake = e["plateau"]["median"], e["fake_ul"]["median"]
-        fake_text = "n/a" if math.isnan(fake) else f"{1000 * fake:.2f}"
-        print(f"{e['scenario']:>8} {e['recipe']:<28} seeds {len(e['seeds'])}: plateau {plateau:.4f}, fake UL {fake_text} permille")
-    print(f"wrote kd_study.md, kd_study.json into {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
