@@ -100,6 +100,8 @@ def _metadata(settings: SimSettings, n_events: int) -> dict:
             "layer_radius_m": geometry.LAYER_RADIUS_M.tolist(),
         },
         "settings": settings.to_dict(),
+        # 0/1/2/3-muon fractions of the multi scenario (null: uniform 1..max_muons per signal crossing)
+        "muon_count_fractions": settings.muon_count_fractions(),
     }
 
 

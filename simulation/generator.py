@@ -93,9 +93,22 @@ def _offsets(counts: np.ndarray) -> np.ndarray:
     return offsets
 
 
+def _signal_counts(settings, rng, background):
+    """Muons per crossing: 0 for background, else uniform 1..max_muons or the multi fractions."""
+    n = len(background)
+    if not settings.multi_muon:  # the historical draw, unchanged so old samples regenerate bit for bit
+        return np.where(background, 0, 1 + rng.integers(0, settings.max_muons, n))
+    # fractions of all crossings -> probabilities given a signal crossing
+    _, one, two, three = settings.muon_count_fractions()
+    signal = max(one + two + three, 1e-300)
+    u = rng.random(n)
+    count = 1 + (u >= one / signal).astype(np.int64) + (u >= (one + two) / signal)
+    return np.where(background, 0, count)
+
+
 def _sample_muons(settings, rng, background):
     n = len(background)
-    n_signal = np.where(background, 0, 1 + rng.integers(0, settings.max_muons, n))
+    n_signal = _signal_counts(settings, rng, background)
     soft = background & (rng.random(n) < settings.soft_muon_fraction)
     n_muons = n_signal + soft
     total = int(n_muons.sum())

@@ -28,6 +28,20 @@ the sample's index only sets how many muons land in each pT bin.
 ``background_fraction`` (default 0.5) is the fraction of crossings generated without a
 signal muon: half signal, half background is a balanced training sample. Rates at the LHC
 are a different question, answered in the trigger job with its stated assumptions.
+
+Muon count: with ``two_muon_fraction`` and ``three_muon_fraction`` both 0 (every scenario
+but ``multi``), a signal crossing holds 1..``max_muons`` muons, uniformly (the historical
+rule, kept so that existing samples regenerate bit for bit). Otherwise the count is drawn
+with fractions *of all crossings*: 0 muons ``background_fraction``, 2 muons
+``two_muon_fraction``, 3 muons ``three_muon_fraction``, 1 muon the rest
+(:meth:`SimSettings.muon_count_fractions`, also written into each file's metadata); each
+muon has its own pT, eta and charge. The ``multi`` scenario (docs/multi_muon.md) is 25 % /
+30 % / 30 % / 15 % for 0 / 1 / 2 / 3 muons on the default noise; the ``hard`` background is
+combined with it by ``--set`` of its four values::
+
+    l0emu simulate -n 200000 --seed 7 --scenario multi -o multi.root
+    l0emu simulate -n 200000 --seed 8 --scenario multi --set noise_rate=3e-3 --set segment_rate=0.5 \
+        --set correlated_cluster_rate=0.5 --set soft_muon_fraction=0.3 -o multi_hard.root
 """
 
 from __future__ import annotations
@@ -55,6 +69,8 @@ class SimSettings:
     # event composition
     background_fraction: float = 0.5
     max_muons: int = 1
+    two_muon_fraction: float = 0.0  # of all crossings (module docstring: muon count)
+    three_muon_fraction: float = 0.0
     # signal muons
     pt_min: float = 3.0
     pt_max: float = 20.0
@@ -103,10 +119,23 @@ class SimSettings:
         if abs(total - 1.0) > 1e-9:
             msg = f"settings 'cluster_size_1/2/3' must sum to 1, got {total!r}"
             raise ConfigError(msg)
+        _check_muon_counts(self)
         if self.pt_spectrum not in PT_SPECTRA:
             msg = f"setting 'pt_spectrum': unknown spectrum {self.pt_spectrum!r}" + did_you_mean(self.pt_spectrum, PT_SPECTRA)
             raise ConfigError(msg)
         return self
+
+    @property
+    def multi_muon(self) -> bool:
+        """True when the muon count is drawn from the fractions (module docstring), not uniformly."""
+        return self.two_muon_fraction > 0 or self.three_muon_fraction > 0
+
+    def muon_count_fractions(self) -> list[float] | None:
+        """Fractions of crossings with 0, 1, 2, 3 muons, or None for the uniform 1..max_muons rule."""
+        if not self.multi_muon:
+            return None
+        one = 1.0 - self.background_fraction - self.two_muon_fraction - self.three_muon_fraction
+        return [self.background_fraction, round(max(one, 0.0), 12), self.two_muon_fraction, self.three_muon_fraction]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -136,6 +165,13 @@ SCENARIOS = {
         "segment_rate": 0.5,
         "correlated_cluster_rate": 0.5,
         "soft_muon_fraction": 0.3,
+    },
+    # 0 / 1 / 2 / 3 muons in 25 / 30 / 30 / 15 % of crossings (docs/multi_muon.md)
+    "multi": {
+        "background_fraction": 0.25,
+        "two_muon_fraction": 0.30,
+        "three_muon_fraction": 0.15,
+        "max_muons": 3,
     },
 }
 
@@ -171,6 +207,19 @@ def _check_int(settings, name, low, high):
     value = getattr(settings, name)
     if not low <= value <= high:
         msg = f"setting {name!r} must be an integer in [{low}, {high}], got {value!r}"
+        raise ConfigError(msg)
+
+
+def _check_muon_counts(settings):
+    for name in ("two_muon_fraction", "three_muon_fraction"):
+        _check_range(settings, name, 0.0, 1.0)
+    total = settings.background_fraction + settings.two_muon_fraction + settings.three_muon_fraction
+    if total > 1.0 + 1e-12:
+        msg = f"settings 'background_fraction' + 'two_muon_fraction' + 'three_muon_fraction' must be <= 1, got {total!r}"
+        raise ConfigError(msg)
+    largest = 3 if settings.three_muon_fraction > 0 else 2 if settings.two_muon_fraction > 0 else 1
+    if settings.max_muons < largest:
+        msg = f"setting 'max_muons' must be >= {largest} when that many muons are drawn, got {settings.max_muons!r}"
         raise ConfigError(msg)
 
 

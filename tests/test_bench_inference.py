@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+# TF_USE_LEGACY_KERAS before tf2onnx imports TensorFlow (QKeras needs Keras 2)
+pytest.importorskip("l0emu.firmware.keras_env")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("qonnx")
 pytest.importorskip("tf2onnx")

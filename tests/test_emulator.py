@@ -580,7 +580,7 @@ def test_bad_input_shape_is_a_config_error():
         (lambda s: s["layers"][0].update(op="conv3d"), r"layer 'out'.*unknown op 'conv3d'"),
         (lambda s: s["layers"][0].update(accum_type="ap_fixed<20;8>"), r"layer 'out'.*accum_type"),
         (lambda s: s["layers"][0]["weights"].pop(), r"layer 'out'.*'weights' holds 5 values"),
-        (lambda s: s["layers"][0].update(product="weight_cubic"), r"layer 'out'.*product 'weight_cubic'"),
+        (lambda s: s["layers"][0].update(product="weight_cubic"), r"layer 'out'.*product.*'weight_cubic'"),
     ],
 )
 def test_bad_specs_name_the_layer_and_field(edit, message, tmp_path):

@@ -123,9 +123,7 @@ def qonnx_model(spec: dict):
                 x = graph.node("Relu", [x], layer["name"])
             x = graph.quant(x, parse_type(layer["result_type"]), f"layer {layer['name']!r} result")
     n_out = int(np.prod(spec["layers"][-1]["output_shape"]))
-    y = graph.node("Identity", [x], "y")
-    graph.nodes[-1].output[0] = "y"
-    del y
+    graph.nodes.append(helper.make_node("Identity", [x], ["y"], name="y"))
     doc = f"QONNX export of l0emu spec {spec.get('name')!r}; " + "; ".join(sorted(graph.notes))
     onnx_graph = helper.make_graph(
         graph.nodes, str(spec.get("name", "network")),

@@ -441,8 +441,8 @@ def _fmt_latency(seconds):
 
 
 def _markdown(document) -> str:
-    batches = sorted({p["batch"] for p in document["timing"] if "latency_s" in p or "skipped" in p})
     sweep = [p for p in document["timing"] if p.get("sweep")]
+    batches = sorted({p["batch"] for p in sweep})
     lines = [f"# l0emu bench inference ({document['machine']})", ""]
     lines += ["Throughput in events/s (latency per call) by batch size; measured here unless labelled quoted.", ""]
     lines.append("| model | backend | " + " | ".join(str(b) for b in batches) + " |")
@@ -554,6 +554,7 @@ def main(args) -> int:
     import numpy as np
 
     from l0emu.errors import ConfigError
+    from l0emu.firmware import keras_env  # noqa: F401  (TF_USE_LEGACY_KERAS before tf2onnx imports TensorFlow)
     from l0emu.images import fragment_hits
 
     if args.events < 1 or any(b < 1 for b in args.batch_sizes):
@@ -586,7 +587,7 @@ def main(args) -> int:
         notes.append(gpu[1])
     document = {
         "machine": f"{platform.node() or 'this machine'}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
-        "settings": {k: v for k, v in vars(args).items() if not callable(v)},
+        "settings": {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))},
         "timing": timing, "physics": physics, "notes": notes, "wall_seconds": time.perf_counter() - started,
     }
     (work / "bench.json").write_text(json.dumps(_jsonable(document), indent=1) + "\n")

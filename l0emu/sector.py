@@ -1,0 +1,167 @@
+"""Sector logic for several muons: up to three candidate 9x16 windows per sector.
+
+The single-window fragmentation of :mod:`l0emu.images` keeps only the 9x32 window with the
+most lit pixels, so a second muon further away than a window is never seen. Here the same
+window counts pick up to :data:`MAX_CANDIDATES` *non-overlapping* windows, greedily:
+
+1. candidate 0 is exactly the window :func:`l0emu.images.fragment_hits` chooses (same counts,
+   same tie rule), so the leading candidate reproduces today's single-window trigger bit for bit;
+2. every window overlapping a chosen one (sharing a strip) is then excluded, and the window
+   with the most lit pixels among the rest is the next candidate, with the same tie rule
+   (middle of the first run of tied windows; an excluded window ends a run);
+3. a further candidate must hold at least ``min_hits`` lit pixels (a muon lights ~11 of the
+   9 layers' strips; noise ~0.3 per window at the default rate), else the search stops.
+
+Everything is integer: per-strip counts of lit pixels, 32-strip window sums, comparisons,
+and a mask of excluded windows -- three passes of an argmax over the ~45 window sums that a
+firmware sector logic can do in a few clock cycles. Each candidate is pooled (1, 2) as in
+:mod:`l0emu.images` (uint8 lit-pixel counts 0..2) for the network to run on.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .errors import ConfigError
+from .geometry import N_LAYERS, N_STRIPS
+from .images import FRAGMENT_STRIPS, WINDOW_STRIPS, window_starts
+
+__all__ = ["MAX_CANDIDATES", "MIN_CANDIDATE_HITS", "NO_CANDIDATE", "choose_candidates", "sector_candidates",
+           "predict_candidates"]
+
+MAX_CANDIDATES = 3
+# a further candidate needs this many lit pixels (docs/multi_muon.md: chosen on the multi study)
+MIN_CANDIDATE_HITS = 6
+# window start of an absent candidate
+NO_CANDIDATE = -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _choose_candidates(window_hits, starts, min_hits, allowed, chosen):
+    """Fill ``chosen`` with up to ``len(chosen)`` window starts; return how many were found."""
+    allowed[:] = True
+    chosen[:] = -1
+    found = 0
+    for k in range(chosen.shape[0]):
+        best_hits = -1
+        first = 0
+        last = 0
+        in_run = False
+        for w in range(starts.shape[0]):
+            if not allowed[w]:
+                in_run = False
+                continue
+            hits = window_hits[w]
+            if hits > best_hits:
+                best_hits = hits
+                first = w
+                last = w
+                in_run = True
+            elif hits == best_hits and in_run:
+                last = w
+            else:
+                in_run = False
+        if best_hits < 0 or (k > 0 and best_hits < min_hits):
+            break
+        start = starts[(first + last) // 2]
+        chosen[k] = start
+        found += 1
+        for w in range(starts.shape[0]):
+            if starts[w] < start + 32 and starts[w] + 32 > start:
+                allowed[w] = False
+    return found
+
+
+@numba.njit(cache=True, nogil=True)
+def _sector_candidates(offsets, layer, strip, starts, min_hits, chosen, pooled, n_found):
+    image = np.zeros((9, 384), np.uint8)  # scratch: lit pixels, cleared per event
+    column = np.zeros(384, np.int32)  # lit pixels per strip, cleared per event
+    window_hits = np.zeros(starts.shape[0], np.int32)
+    allowed = np.zeros(starts.shape[0], np.bool_)
+    for event in range(offsets.shape[0] - 1):
+        a, b = offsets[event], offsets[event + 1]
+        for k in range(a, b):
+            row, s = layer[k], strip[k]
+            if image[row, s] == 0:
+                image[row, s] = 1
+                column[s] += 1
+        for w in range(starts.shape[0]):
+            hits = 0
+            for s in range(starts[w], starts[w] + 32):
+                hits += column[s]
+            window_hits[w] = hits
+        n_found[event] = _choose_candidates(window_hits, starts, min_hits, allowed, chosen[event])
+        pooled[event] = 0
+        for k in range(a, b):
+            row, s = layer[k], strip[k]
+            column[s] = 0
+            if image[row, s] == 1:
+                image[row, s] = 0  # clearing also makes each pixel count once
+                for c in range(n_found[event]):
+                    start = chosen[event, c]
+                    if start <= s < start + 32:
+                        pooled[event, c, row, (s - start) // 2] += 1
+
+
+def _check_candidates(max_candidates, min_hits):
+    if not isinstance(max_candidates, (int, np.integer)) or not 1 <= max_candidates <= N_STRIPS // WINDOW_STRIPS:
+        msg = f"max_candidates must be an integer in [1, {N_STRIPS // WINDOW_STRIPS}], got {max_candidates!r}"
+        raise ConfigError(msg)
+    if not isinstance(min_hits, (int, np.integer)) or not 0 <= min_hits <= N_LAYERS * WINDOW_STRIPS:
+        msg = f"min_hits must be an integer in [0, {N_LAYERS * WINDOW_STRIPS}], got {min_hits!r}"
+        raise ConfigError(msg)
+
+
+def choose_candidates(window_hits, stride: int, *, max_candidates: int = MAX_CANDIDATES,
+                      min_hits: int = MIN_CANDIDATE_HITS):
+    """Candidate window starts for one sector's window counts (``len(window_starts(stride))``).
+
+    Returns int16 ``(max_candidates,)`` starts, :data:`NO_CANDIDATE` where absent.
+    """
+    _check_candidates(max_candidates, min_hits)
+    starts = window_starts(stride)
+    window_hits = np.ascontiguousarray(window_hits, dtype=np.int32)
+    if window_hits.shape != starts.shape:
+        msg = f"window_hits must have one count per window start ({len(starts)} for stride {stride}), got shape {window_hits.shape}"
+        raise ConfigError(msg)
+    chosen = np.empty(max_candidates, np.int16)
+    allowed = np.empty(len(starts), np.bool_)
+    _choose_candidates(window_hits, starts, int(min_hits), allowed, chosen)
+    return chosen
+
+
+def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int = MAX_CANDIDATES,
+                      min_hits: int = MIN_CANDIDATE_HITS):
+    """Up to ``max_candidates`` non-overlapping windows per event, from jagged hits (awkward's flat layout).
+
+    Returns ``(starts int16 (n, max_candidates), pooled uint8 (n, max_candidates, 9, 16),
+    n_candidates uint8 (n,))``; absent candidates have start :data:`NO_CANDIDATE` and an
+    all-zero image. ``starts[:, 0]`` and ``pooled[:, 0]`` equal :func:`l0emu.images.fragment_hits`.
+    Hit indices must be in range (:func:`l0emu.images.first_out_of_range`).
+    """
+    _check_candidates(max_candidates, min_hits)
+    starts = window_starts(stride)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    n = len(offsets) - 1
+    chosen = np.empty((n, max_candidates), np.int16)
+    pooled = np.empty((n, max_candidates, N_LAYERS, FRAGMENT_STRIPS), np.uint8)
+    n_found = np.empty(n, np.uint8)
+    _sector_candidates(offsets, np.ascontiguousarray(layer), np.ascontiguousarray(strip), starts, int(min_hits),
+                       chosen, pooled, n_found)
+    return chosen, pooled, n_found
+
+
+def predict_candidates(emulator, pooled, n_candidates) -> np.ndarray:
+    """Raw network outputs per candidate, int64 ``(n, max_candidates, n_outputs)``.
+
+    The network runs once per *present* candidate (firmware runs one copy per candidate in
+    parallel; absent ones are ignored); rows of absent candidates are 0.
+    """
+    pooled = np.asarray(pooled)
+    n, max_candidates = pooled.shape[:2]
+    present = np.arange(max_candidates)[None, :] < np.asarray(n_candidates)[:, None]
+    raw = emulator.predict_raw(np.ascontiguousarray(pooled[present]))
+    out = np.zeros((n, max_candidates, raw.shape[1]), np.int64)
+    out[present] = raw
+    return out

@@ -1,0 +1,133 @@
+"""Sector logic for several muons (l0emu/sector.py): candidate windows on hand-made inputs with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from l0emu.errors import ConfigError
+from l0emu.images import fragment_hits, hits_to_images, window_starts
+from l0emu.sector import NO_CANDIDATE, choose_candidates, predict_candidates, sector_candidates
+from l0emu.simulation.generator import generate
+from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
+
+STRIDE = 8  # window starts 0, 8, ..., 352: window w starts at strip 8 * w
+
+
+def _events(*events):
+    """Jagged hits from a list of events, each a list of (layer, strip)."""
+    counts = [len(e) for e in events]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    flat = [hit for event in events for hit in event]
+    layer = np.array([h[0] for h in flat], dtype=np.uint8)
+    strip = np.array([h[1] for h in flat], dtype=np.int16)
+    return offsets, layer, strip
+
+
+def _counts(**peaks):
+    hits = np.zeros(len(window_starts(STRIDE)), np.int32)
+    for name, value in peaks.items():
+        hits[int(name.removeprefix("w"))] = value
+    return hits
+
+
+def test_highest_windows_in_order_with_the_tie_rule():
+    # a run of four tied windows 9..12 (middle: 10, start 80), then 8 hits at window 30, 3 at 40
+    counts = _counts(w9=11, w10=11, w11=11, w12=11, w30=8, w40=3)
+    assert choose_candidates(counts, STRIDE).tolist() == [80, 240, NO_CANDIDATE]
+    assert choose_candidates(counts, STRIDE, min_hits=3).tolist() == [80, 240, 320]
+    assert choose_candidates(counts, STRIDE, max_candidates=1).tolist() == [80]
+
+
+def test_windows_overlapping_a_candidate_are_excluded():
+    # window 13 (start 104) overlaps candidate 80..111; window 14 (start 112) does not
+    counts = _counts(w10=12, w13=10, w14=9)
+    assert choose_candidates(counts, STRIDE).tolist() == [80, 112, NO_CANDIDATE]
+    # an excluded window ends a run of ties: 12..16 tie at 9 hits, 12 and 13 overlap 80..111,
+    # so the run is 14..16 and its middle 15 (start 120), not the middle of 12..16 (112)
+    counts = _counts(w10=12, w12=9, w13=9, w14=9, w15=9, w16=9)
+    assert choose_candidates(counts, STRIDE).tolist() == [80, 120, NO_CANDIDATE]
+
+
+def test_the_first_candidate_always_exists_further_ones_need_min_hits():
+    empty = np.zeros(len(window_starts(STRIDE)), np.int32)
+    # all windows tie at 0: the middle one, as the single-window fragmentation does
+    assert choose_candidates(empty, STRIDE).tolist() == [176, NO_CANDIDATE, NO_CANDIDATE]
+    assert choose_candidates(empty, STRIDE, min_hits=0).tolist()[1] != NO_CANDIDATE
+
+
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"max_candidates": 0}, "max_candidates"),
+    ({"max_candidates": 13}, "max_candidates"),
+    ({"min_hits": -1}, "min_hits"),
+    ({"min_hits": 2.5}, "min_hits"),
+])
+def test_impossible_arguments_are_named(kwargs, named):
+    with pytest.raises(ConfigError, match=named):
+        choose_candidates(np.zeros(len(window_starts(STRIDE)), np.int32), STRIDE, **kwargs)
+    offsets, layer, strip = _events([])
+    with pytest.raises(ConfigError, match=named):
+        sector_candidates(offsets, layer, strip, STRIDE, **kwargs)
+
+
+def test_two_straight_tracks_become_two_candidates_with_exact_images():
+    track_a = [(row, 50) for row in range(9)]  # 9 lit pixels in strip 50
+    track_b = [(row, 300) for row in range(9)] + [(0, 301)]  # 10 in strips 300-301: the leading one
+    duplicate = [(4, 50)]  # a repeated hit counts once
+    offsets, layer, strip = _events(track_a + track_b + duplicate, [], [(3, 10)] * 7)
+    starts, pooled, n_found = sector_candidates(offsets, layer, strip, STRIDE)
+    assert n_found.tolist() == [2, 1, 1]
+    # windows 34..37 (starts 272..296) hold track b: middle 35 -> 280; track a: windows 3..6 -> 32
+    assert starts[0].tolist() == [280, 32, NO_CANDIDATE]
+    expected_b = np.zeros((9, 16), np.uint8)
+    expected_b[:, (300 - 280) // 2] = 1
+    expected_b[0, (300 - 280) // 2] = 2  # strips 300 and 301 pool into one pixel
+    expected_a = np.zeros((9, 16), np.uint8)
+    expected_a[:, (50 - 32) // 2] = 1
+    assert np.array_equal(pooled[0, 0], expected_b)
+    assert np.array_equal(pooled[0, 1], expected_a)
+    assert not pooled[0, 2].any()
+    # one lit pixel is below min_hits for a second candidate, and the empty event has one (empty) window
+    assert not pooled[1].any()
+    assert starts[2, 1] == NO_CANDIDATE and pooled[2, 0].sum() == 1
+
+
+@pytest.mark.parametrize("scenario", ["multi", "hard"])
+def test_simulated_events_first_candidate_is_the_single_window_and_the_rest_are_disjoint(scenario):
+    settings = settings_for_scenario(scenario, seed=31, overrides=SCENARIOS["hard"] if scenario == "multi" else {})
+    block = generate(settings, 3000)
+    offsets, layer, strip = block.hit_offsets, block.hit_layer, block.hit_strip
+    starts, pooled, n_found = sector_candidates(offsets, layer, strip, STRIDE)
+    single_start, single_pooled = fragment_hits(offsets, layer, strip, STRIDE)
+    assert np.array_equal(starts[:, 0], single_start)
+    assert np.array_equal(pooled[:, 0], single_pooled)
+    images = hits_to_images(offsets, layer, strip)
+    for event in range(len(starts)):
+        present = starts[event, : n_found[event]]
+        assert (starts[event, n_found[event]:] == NO_CANDIDATE).all()
+        assert not pooled[event, n_found[event]:].any()
+        lows = np.sort(present.astype(np.int64))
+        assert (np.diff(lows) >= 32).all()  # no strip in two candidates
+        for c, low in enumerate(present):
+            window = images[event][:, low : low + 32]
+            assert pooled[event, c].sum() == window.sum()
+            assert c == 0 or window.sum() >= 6
+    if scenario == "multi":
+        assert (n_found >= 2).any() and (n_found == 3).any()
+
+
+def test_predict_candidates_runs_the_network_on_present_candidates_only():
+    class Doubler:
+        """Stands in for an Emulator: one output, twice the lit pixels, so rows can be checked."""
+
+        def predict_raw(self, pooled):
+            assert pooled.shape[1:] == (9, 16)
+            return 2 * pooled.reshape(len(pooled), -1).sum(axis=1, dtype=np.int64)[:, None]
+
+    pooled = np.zeros((2, 3, 9, 16), np.uint8)
+    pooled[0, 0, 0, 0] = 2
+    pooled[0, 1, 1, 1] = 1
+    pooled[1, 0, 2, 2] = 1
+    pooled[1, 2, 3, 3] = 1  # beyond n_candidates: ignored
+    raw = predict_candidates(Doubler(), pooled, np.array([2, 1], np.uint8))
+    assert raw.tolist() == [[[4], [2], [0]], [[2], [0], [0]]]
