@@ -73,6 +73,7 @@ SUPPORTED_KERAS_LAYERS = (
     "InputLayer",
     "Conv2D",
     "QConv2D",
+    "QConv2DBatchnorm",
     "Dense",
     "QDense",
     "Activation",

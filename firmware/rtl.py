@@ -13,6 +13,7 @@ Resource and timing numbers are da4ml's *estimates*; no synthesis runs here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -54,6 +55,7 @@ SUPPORTED_OPS = (
 # input range R whose N table entries a table activation spans (nnet_activation.h: x * N / R)
 TABLE_SPAN = {"sigmoid": 16, "tanh": 8}
 MAX_TABLE = 1 << 16  # entries of one da4ml lookup table
+BINDER_BITS = 32  # widest input/output port da4ml's Verilator binder can pass
 WEIGHT_PRODUCTS = ("mult", "weight_ternary", "weight_binary")
 # AMD UltraScale+ product table (DS890, "Virtex UltraScale+ FPGA Feature Summary"):
 # XCVU13P has 1,728K CLB LUTs and 3,456K CLB flip-flops.
@@ -551,6 +553,9 @@ class RtlBuild:
     output_type: ApType
     n_inputs: int
     n_outputs: int
+    # the traced da4ml variables, to re-trace the outputs for the Verilator binder
+    input_vars: list | None = None
+    output_vars: list | None = None
 
 
 def trace_spec(spec: dict) -> RtlBuild:
@@ -570,7 +575,53 @@ def trace_spec(spec: dict) -> RtlBuild:
     out, out_type = _walk(TracedBackend(hwconf, solver_options), np.asarray(inputs._vars, dtype=object), spec)
     outputs = list(out.ravel())
     comb = comb_trace(list(inputs._vars.ravel()), outputs, keep_dead_inputs=True)
-    return RtlBuild(comb, in_type, out_type, int(np.prod(shape)), len(outputs))
+    inputs = list(inputs._vars.ravel())
+    return RtlBuild(comb, in_type, out_type, len(inputs), len(outputs), inputs, outputs)
+
+
+def _binder_bits(variables) -> int:
+    """The port width da4ml's binder uses for all of ``variables``: max k + max i + max f."""
+    kifs = np.array([v.kif for v in variables if hasattr(v, "kif")] or [(0, 0, 0)], dtype=np.int64)
+    return int(kifs.max(axis=0).sum())
+
+
+def _binder_graph(build: RtlBuild):
+    """The graph Verilator simulates, and the function turning its outputs into raw outputs.
+
+    da4ml's Verilator binder passes every port in one layout of max k + max i + max f bits
+    over all outputs, at most 32 (ioutil.hh: "Bit width must be between 1 and 32"). Where
+    the outputs need more (an unquantized head's accumulator, or integer bits of one output
+    with fractional bits of another), each output is simulated as integer ports instead:
+    its raw mantissa u = y * 2**F split into ``floor(u / 2**L)`` and ``u mod 2**L``
+    (shifts and wiring only). The Verilog that ``build_rtl`` writes keeps one port per output."""
+    if _binder_bits(build.input_vars or ()) > BINDER_BITS:
+        msg = (
+            f"--simulate: the input ({build.input_type}) needs {_binder_bits(build.input_vars)} bits per port; "
+            f"da4ml's Verilator binder takes at most {BINDER_BITS}"
+        )
+        raise L0emuError(msg)
+    out_type = build.output_type
+    if build.output_vars is None or _binder_bits(build.output_vars) <= BINDER_BITS:
+        return build.comb, lambda values: _to_raw(values, out_type)
+    from da4ml.trace import HWConfig, comb_trace
+
+    ops = TracedOps(HWConfig(1, -1, -1))
+    mantissas = [v * 2.0**out_type.frac if hasattr(v, "kif") else ops._const(float(v) * 2.0**out_type.frac) for v in build.output_vars]
+    widest = max(int(v.kif[0]) + int(v.kif[1]) for v in mantissas)
+    low_bits = min(BINDER_BITS - 1, max(widest - (BINDER_BITS - 1), (widest + 1) // 2))
+    if widest - low_bits > BINDER_BITS - 1:
+        msg = f"--simulate: an output of {widest} bits is too wide for da4ml's Verilator binder, even split in two"
+        raise L0emuError(msg)
+    ports = []
+    for u in mantissas:
+        ports += [ops.floor(u * 2.0**-low_bits, 0), ops.wrap(u, ApType(low_bits, low_bits, False))]
+    comb = comb_trace(build.input_vars, ports, keep_dead_inputs=True)
+
+    def decode(values):
+        parts = np.rint(np.asarray(values, dtype=np.float64)).astype(np.int64)
+        return parts[:, 0::2] * (1 << low_bits) + parts[:, 1::2]
+
+    return comb, decode
 
 
 def _verilog_model(build: RtlBuild, path, latency_cutoff: float, clock_ns: float):
@@ -697,7 +748,8 @@ def simulate(
     env = verilator_env()
     scratch = Path(tempfile.mkdtemp(prefix="l0emu-rtl-sim-"))
     try:
-        model = _verilog_model(build, scratch, latency_cutoff, clock_ns)
+        comb, decode = _binder_graph(build)
+        model = _verilog_model(dataclasses.replace(build, comb=comb), scratch, latency_cutoff, clock_ns)
         model.write()
         start = time.perf_counter()
         try:
@@ -712,7 +764,7 @@ def simulate(
     finally:  # an interrupt (SIGTERM) leaves no scratch directory behind either
         shutil.rmtree(env["L0EMU_VERILATOR_SHIM"], ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
-    return _to_raw(values, build.output_type), compile_seconds, simulate_seconds
+    return decode(values), compile_seconds, simulate_seconds
 
 
 def interpret(build: RtlBuild, inputs) -> np.ndarray:

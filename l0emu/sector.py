@@ -74,34 +74,38 @@ def _choose_candidates(window_hits, starts, min_hits, allowed, chosen):
 
 
 @numba.njit(cache=True, nogil=True)
-def _sector_candidates(offsets, layer, strip, starts, min_hits, chosen, pooled, n_found):
+def _sector_candidates(offsets, layer, strip, starts, stride, min_hits, chosen, pooled, n_found):
+    # From the hits alone, as images._fragment_hits: each newly lit pixel counts once in each
+    # window containing it (about four at stride 8), never summing the 384 strips
     image = np.zeros((9, 384), np.uint8)  # scratch: lit pixels, cleared per event
-    column = np.zeros(384, np.int32)  # lit pixels per strip, cleared per event
-    window_hits = np.zeros(starts.shape[0], np.int32)
-    allowed = np.zeros(starts.shape[0], np.bool_)
+    n_windows = starts.shape[0]
+    n_regular = (384 - 32) // stride + 1  # starts 0, stride, ...; an extra edge start may follow
+    window_hits = np.zeros(n_windows, np.int32)
+    allowed = np.zeros(n_windows, np.bool_)
     for event in range(offsets.shape[0] - 1):
         a, b = offsets[event], offsets[event + 1]
         for k in range(a, b):
             row, s = layer[k], strip[k]
             if image[row, s] == 0:
                 image[row, s] = 1
-                column[s] += 1
-        for w in range(starts.shape[0]):
-            hits = 0
-            for s in range(starts[w], starts[w] + 32):
-                hits += column[s]
-            window_hits[w] = hits
-        n_found[event] = _choose_candidates(window_hits, starts, min_hits, allowed, chosen[event])
+                w_lo = max(0, (s - 31 + stride - 1) // stride)
+                w_hi = min(s // stride, n_regular - 1)
+                for w in range(w_lo, w_hi + 1):
+                    window_hits[w] += 1
+                if n_windows > n_regular and s >= starts[n_windows - 1]:
+                    window_hits[n_windows - 1] += 1
+        found = _choose_candidates(window_hits, starts, min_hits, allowed, chosen[event])
+        n_found[event] = found
         pooled[event] = 0
         for k in range(a, b):
             row, s = layer[k], strip[k]
-            column[s] = 0
             if image[row, s] == 1:
                 image[row, s] = 0  # clearing also makes each pixel count once
-                for c in range(n_found[event]):
+                for c in range(found):
                     start = chosen[event, c]
                     if start <= s < start + 32:
                         pooled[event, c, row, (s - start) // 2] += 1
+        window_hits[:] = 0
 
 
 def _check_candidates(max_candidates, min_hits):
@@ -147,8 +151,8 @@ def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int
     chosen = np.empty((n, max_candidates), np.int16)
     pooled = np.empty((n, max_candidates, N_LAYERS, FRAGMENT_STRIPS), np.uint8)
     n_found = np.empty(n, np.uint8)
-    _sector_candidates(offsets, np.ascontiguousarray(layer), np.ascontiguousarray(strip), starts, int(min_hits),
-                       chosen, pooled, n_found)
+    _sector_candidates(offsets, np.ascontiguousarray(layer), np.ascontiguousarray(strip), starts, int(stride),
+                       int(min_hits), chosen, pooled, n_found)
     return chosen, pooled, n_found
 
 

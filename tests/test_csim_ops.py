@@ -41,6 +41,7 @@ def full_range_inputs(spec, n, seed=0):
 
 def convert_and_compare(model, tmp_path, settings=None, x=None, n=N_RANDOM):
     """Convert ``model``, compile its C-simulation; return (spec, inputs, emulator, csim) outputs."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     model.save(str(tmp_path / "model.h5"))
     hls_model, spec = bridge.convert(tmp_path / "model.h5", tmp_path / "fw", settings or {}, name="case", compile=True)
     x = full_range_inputs(spec, n) if x is None else x
@@ -222,3 +223,35 @@ def test_several_outputs_and_softmax_are_refused_naming_the_layer(tmp_path):
     soft.save(str(tmp_path / "soft.h5"))
     with pytest.raises(L0emuError, match="'probs'.*softmax.*supported activations"):
         bridge.convert(tmp_path / "soft.h5", tmp_path / "fw_soft")
+
+
+def test_qconv2dbatchnorm_and_a_dense_only_network_on_a_flattened_input(tmp_path):
+    """QKeras QConv2DBatchnorm (hls4ml folds the batch norm into the conv), then a dense-only
+    stack on a flattened image. (QKeras 0.9.0 has no QDenseBatchnorm.)"""
+    from l0emu.firmware.keras_env import qkeras
+
+    q = "quantized_bits(6,2,alpha=1)"
+    inp = keras.Input((5, 6, 1), name="image")
+    x = qkeras.QConv2DBatchnorm(2, (3, 3), kernel_quantizer=q, bias_quantizer=q, name="convbn")(inp)
+    x = qkeras.QActivation("quantized_relu(6,2)", name="relu")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    x = qkeras.QDense(5, kernel_quantizer=q, bias_quantizer=q, name="d1")(x)
+    x = qkeras.QActivation("quantized_relu(6,2)", name="relu2")(x)
+    x = keras.layers.Dense(2, name="out")(x)
+    model = _bn_weights(keras.Model(inp, x), 9)
+    settings = {"layers": {"image": {"precision": {"result": "ap_fixed<8,3>"}}}}
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path / "convbn", settings)
+    assert spec["layers"][0]["op"] == "conv2d"
+    assert_same(ours, theirs, x)
+
+    flat_in = keras.Input((9, 16, 1), name="image")
+    y = keras.layers.Flatten(name="flat")(flat_in)
+    y = qkeras.QDense(8, kernel_quantizer=q, bias_quantizer=q, name="d1")(y)
+    y = qkeras.QActivation("quantized_relu(6,2)", name="relu")(y)
+    y = keras.layers.Dense(2, name="out")(y)
+    dense_only = keras.Model(flat_in, y)
+    rng = np.random.default_rng(10)
+    dense_only.set_weights([rng.uniform(-1, 1, w.shape).astype("f4") for w in dense_only.get_weights()])
+    spec, x, ours, theirs = convert_and_compare(dense_only, tmp_path / "dense", settings)
+    assert [layer["op"] for layer in spec["layers"] if layer["op"] != "flatten"][:2] == ["dense", "relu"]
+    assert_same(ours, theirs, x)

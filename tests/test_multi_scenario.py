@@ -122,3 +122,14 @@ def test_existing_scenarios_are_unchanged(scenario, digest):
     settings = settings_for_scenario(scenario, seed=12)
     assert settings.muon_count_fractions() is None
     assert _digest(generate(settings, 5000)) == digest
+
+
+def test_cli_multi_with_the_hard_background(tmp_path):
+    path = tmp_path / "multi_hard.root"
+    sets = [arg for key, value in SCENARIOS["hard"].items() for arg in ("--set", f"{key}={value}")]
+    rc = cli.main(["simulate", "-n", "2000", "--seed", "9", "--scenario", "multi", *sets, "-o", str(path)])
+    assert rc == 0
+    stored = events_io.read_settings(path)
+    expected = settings_for_scenario("multi", seed=9, overrides=SCENARIOS["hard"])
+    assert stored == expected and stored.segment_rate == 0.5 and stored.three_muon_fraction == 0.15
+    assert _digest(events_io.read_events(path)) == _digest(generate(expected, 2000))

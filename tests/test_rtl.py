@@ -571,3 +571,41 @@ def test_traced_division_toward_zero_by_every_small_count(source):
         expected = np.sign(m) * (np.abs(m) // d)
         assert np.array_equal(np.ldexp(got, source.frac), expected), d
         assert np.array_equal(np.ldexp(ExactOps.divide_toward_zero(source.to_float(m), source.frac, d), source.frac), expected)
+
+
+def _wide_output_spec():
+    """A dense layer whose output (an unquantized head's accumulator) is wider than 32 bits."""
+    rng = np.random.default_rng(8)
+    dense = _dense("dense", 6, 3, rng, "ap_fixed<48,24>")
+    dense.update(weight_type="ap_fixed<16,8>", weights=rng.integers(-(2**15), 2**15, 18).tolist())
+    return _spec([dense], (6,), "ap_fixed<16,8>")
+
+
+def test_outputs_wider_than_32_bits_are_split_for_the_binder():
+    """da4ml's Verilator binder passes at most 32 bits per port: wider outputs are simulated
+    as integer high and low parts, decoded back into the raw outputs."""
+    spec = _wide_output_spec()
+    build = rtl.trace_spec(spec)
+    assert rtl._binder_bits(build.output_vars) > 32
+    comb, decode = rtl._binder_graph(build)
+    assert comb is not build.comb and rtl._binder_bits([_Kif(k) for k in comb.out_kifs.T]) <= 32
+    inputs = _full_range_inputs(spec, 500, seed=2)
+    raw = decode(comb.predict(inputs.reshape(len(inputs), -1), n_threads=1))
+    assert np.array_equal(raw, rtl.evaluate_exact(spec, inputs))
+    assert np.abs(raw).max() > 2**32  # the high part matters
+    narrow = rtl.trace_spec(tiny_spec())
+    assert rtl._binder_graph(narrow)[0] is narrow.comb  # narrow outputs: the Verilog as written
+
+
+class _Kif:
+    def __init__(self, kif):
+        self.kif = tuple(int(v) for v in kif)
+
+
+@pytest.mark.slow
+def test_wide_output_in_verilator(tmp_path):
+    spec = _wide_output_spec()
+    inputs = _full_range_inputs(spec, 300, seed=3)
+    got, _, _ = rtl.simulate(rtl.trace_spec(spec), inputs, latency_cutoff=5, clock_ns=2.0)
+    assert np.array_equal(got, rtl.evaluate_exact(spec, inputs))
+    assert np.array_equal(got, Emulator.from_spec(spec).predict_raw(inputs))

@@ -19,7 +19,7 @@ Backends, all on the same fragmented events of one generated default sample:
   nodes, built from the spec; qonnx 1.0 ships no QKeras converter): what ONNX Runtime can run
   of it, and qonnx's own executor on a few events;
 - ``emulator``: the numba fixed-point emulator of the spec (firmware-exact, one core);
-- ``csim``: hls4ml's C-simulation (on ``--csim-events``, fewer for the teacher);
+- ``csim``: hls4ml's C-simulation (on ``--csim-events``; the teacher only with ``--csim-teacher-events``);
 - ``rtl``: da4ml Verilog in Verilator (the quantized student, ``--rtl-events``);
 - ``gpu``: ONNX Runtime's CUDA/TensorRT providers or TensorFlow on a GPU, where present
   ("no GPU here" otherwise);
@@ -78,7 +78,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events of the generated default sample for physics (default %(default)s)")
     parser.add_argument("--events-file", help="use this event file instead of generating one")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 256, 4096, 65536], help="batch sizes of the timing sweep")
-    parser.add_argument("--csim-events", type=int, default=20_000, help="C-simulation events per student (the teacher: a twentieth; default %(default)s)")
+    parser.add_argument("--csim-events", type=int, default=20_000, help="C-simulation events per student (default %(default)s)")
+    parser.add_argument(
+        "--csim-teacher-events", type=int, default=0,
+        help="C-simulation events of the teacher (default 0: off; its g++ build takes many minutes and it runs ~84 events/s)",
+    )
     parser.add_argument("--rtl-events", type=int, default=100_000, help="Verilator events of the quantized student (default %(default)s)")
     parser.add_argument("--min-seconds", type=float, default=0.3, help="timing: repeat calls for at least this long (default %(default)s)")
     parser.add_argument("--max-call-seconds", type=float, default=10.0, help="timing: skip batch sizes whose call would take longer (default %(default)s)")
@@ -530,14 +534,18 @@ def _run_backend(backend, net, pooled, truth, reference, args, timing, physics, 
     return columns
 
 
+def _csim_cap(name, args):
+    return args.csim_teacher_events if name == "teacher" else args.csim_events
+
+
 def _model_rows(net, pooled, truth, args, work, timing, physics, notes, gpu):
     """Every requested backend on one network; the emulator first (the reference)."""
     n = len(pooled)
-    csim_cap = args.csim_events if net.name != "teacher" else max(1, args.csim_events // 20)
+    csim_cap = _csim_cap(net.name, args)
     reference = _run_backend("emulator", net, pooled, truth, None, args, timing, physics, n, _emulator_backend)
     makers = {"keras": (_keras_backend, n), "onnxruntime": (_onnxruntime_backend, n), "csim": (_csim_backend, csim_cap)}
     for backend in ("keras", "onnxruntime", "csim"):
-        if backend in args.backends:
+        if backend in args.backends and (backend != "csim" or csim_cap > 0):
             maker, cap = makers[backend]
             _run_backend(backend, net, pooled, truth, reference, args, timing, physics, cap, maker)
     if "gpu" in args.backends and gpu[0]:
@@ -572,7 +580,7 @@ def main(args) -> int:
         for name in networks:
             timing.append({"model": name, "backend": "gpu", "note": gpu[1]})
     for name, (model_path, settings) in networks.items():
-        net = Network(name, model_path, settings, work, need_csim="csim" in args.backends)
+        net = Network(name, model_path, settings, work, need_csim="csim" in args.backends and _csim_cap(name, args) > 0)
         _, pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, net.stride)
         print(f"{name}: {len(pooled):,} events of {path.name}; backends {', '.join(args.backends)}", flush=True)
         _model_rows(net, pooled, np.asarray(chunk.true_pt), args, work, timing, physics, notes, gpu)
@@ -580,7 +588,7 @@ def main(args) -> int:
         if model in networks:
             timing.append({"model": model, "backend": backend, "batch": 1, "latency_s": seconds, "events_per_s": 1.0 / seconds, "note": text})
     notes.insert(0, f"sample: {len(chunk):,} events of {path} (default scenario, seed {args.seed}); emulator, Keras and ONNX Runtime "
-                 f"run all of them, the C-simulation the first {args.csim_events:,} (teacher {max(1, args.csim_events // 20):,}), "
+                 f"run all of them, the C-simulation the first {args.csim_events:,} (teacher {args.csim_teacher_events:,}), "
                  f"Verilator the first {min(args.rtl_events, len(chunk)):,}, qonnx's executor the first {_QONNX_EXEC_EVENTS}")
     notes += [f"{name}: {entry['source']}" + (f" ({entry['train_seconds']} s)" if "train_seconds" in entry else "") for name, entry in log.items()]
     if gpu[1]:
