@@ -539,7 +539,9 @@ int main() {{
     return 0;
 }}
 """
-_TABLES = {}  # (firmware headers, kind, size, type) -> values: one g++ run per table and process
+# (kind, size, type) -> values: one g++ run per table and process. Every project's
+# nnet_activation.h is a copy of the installed hls4ml's template, so the path is not part of the key.
+_TABLES = {}
 
 
 def _lookup_table(firmware, kind, size, table_type):
@@ -548,7 +550,7 @@ def _lookup_table(firmware, kind, size, table_type):
     import subprocess
     import tempfile
 
-    key = (firmware, kind, size, table_type)
+    key = (kind, size, table_type)
     if key in _TABLES:
         return _TABLES[key]
     cpp_type = str(parse_type(table_type))

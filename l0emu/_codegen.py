@@ -403,7 +403,7 @@ class _Generator:
         # the border stays zero: it is allocated zeroed and only the interior is written
         p = self._tensor(f"{stem}_padded", shape, x.type, min(x.lo, 0), max(x.hi, 0), where)
         loops = [f"for i in range({h}):", f"for j in range({w * c} * BLOCK):"]
-        with self._kernel(f"zero border of {where}", [x.name, p.name], loops) as em:
+        with self._kernel(f"{stem}: zero border", [x.name, p.name], loops) as em:
             row = f"(({top} + i) * {shape[1] * c} + {left * c}) * BLOCK + j" if (top or left) else f"i * {shape[1] * c} * BLOCK + j"
             em.append(f"{p.name}[{row}] = {x.name}[i * {w * c} * BLOCK + j]")
         return p, shape

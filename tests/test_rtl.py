@@ -192,9 +192,10 @@ def test_unsupported_layer_names_it_and_writes_nothing(tmp_path, capsys, monkeyp
 
 
 def test_every_emulator_op_has_an_rtl_builder():
-    from l0emu.spec import OPS
+    from l0emu.spec import OPS, PRODUCTS
 
     assert not set(OPS) - set(rtl.SUPPORTED_OPS)
+    assert not set(PRODUCTS) - set(rtl.WEIGHT_PRODUCTS)
 
 
 def test_failure_during_write_leaves_no_rtl(tmp_path, monkeypatch):
@@ -258,8 +259,9 @@ def test_events_without_simulate_is_a_usage_error(tmp_path, tiny_events, capsys)
 def test_bad_options_are_config_errors(tmp_path):
     with pytest.raises(L0emuError, match="--latency-cutoff must be positive"):
         rtl.build_rtl(tiny_spec(), tmp_path, latency_cutoff=0)
-    with pytest.raises(SpecError, match="layer 'conv'"):
-        rtl.check_supported(_spec([dict(tiny_spec()["layers"][0], product="weight_binary")], (4, 5, 1)))
+    # AP_WRAP with saturation bits has no cast identity yet: refused, naming the layer
+    with pytest.raises(SpecError, match=r"layer 'conv'.*AP_WRAP with saturation bits N=1 has no RTL identity"):
+        rtl.trace_spec(_spec([dict(tiny_spec()["layers"][0], accum_type="ap_fixed<10,4,AP_TRN,AP_WRAP,1>")], (4, 5, 1)))
 
 
 @pytest.mark.slow
