@@ -604,6 +604,21 @@ class _Kif:
         self.kif = tuple(int(v) for v in kif)
 
 
+def test_networks_beyond_53_bits_skip_only_the_float64_reference(tmp_path, capsys):
+    """A 58-bit accumulator: the float64 reference refuses (it would round), the CLI says so
+    and compares with the emulator and da4ml's interpreter."""
+    spec = tiny_spec()
+    spec["layers"][3]["accum_type"] = spec["layers"][3]["result_type"] = "ap_fixed<58,28>"
+    assert "accum_type ap_fixed<58,28" in rtl.exact_limit(validate_spec(spec))
+    with pytest.raises(L0emuError, match="cannot be exact here: layer 'dense'"):
+        rtl.evaluate_exact(spec, rtl.random_inputs(spec, 4))
+    assert rtl.exact_limit(tiny_spec()) is None
+    build = rtl.trace_spec(spec)
+    refs = rtl.references(spec, build, rtl.random_inputs(spec, 50))
+    assert sorted(refs) == ["da4ml interpreter", "numba emulator"]
+    assert np.array_equal(refs["da4ml interpreter"], refs["numba emulator"])
+
+
 @pytest.mark.slow
 def test_wide_output_in_verilator(tmp_path):
     spec = _wide_output_spec()
