@@ -43,6 +43,7 @@ VERBS = {
     "rtl": "l0emu.firmware.cli_rtl",
     "grid": "l0emu.validation.cli_grid",
     "acceptance": "l0emu.validation.cli_acceptance",
+    "multi-study": "l0emu.validation.cli_multi_study",
 }
 # `l0emu bench NAME` runs BENCHMARKS_PACKAGE.bench_NAME, a module of the same shape
 BENCHMARKS_PACKAGE = "l0emu.validation.benchmarks"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,14 @@ def test_multi_muon_study_on_a_small_sample_is_consistent(tmp_path):
     assert holds[np.array(two["by_separation"]["edges"][:-1]) >= 32].sum() == 0
     path = plot_two_muon_efficiency({"default": result, "hard": result}, tmp_path / "eff.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_multi_study_verb_writes_its_figures_and_refuses_bad_minima(tmp_path, capsys):
+    from l0emu import cli
+
+    assert cli.main(["multi-study", "-n", "1500", "--seed", "250", "--seed-hard", "251", "--min-hits", "3,x", "-o", str(tmp_path)]) == 2
+    assert "--min-hits" in capsys.readouterr().err
+    assert cli.main(["multi-study", "-n", "1500", "--seed", "250", "--seed-hard", "251", "-o", str(tmp_path)]) == 0
+    study = json.loads((tmp_path / "multi_study.json").read_text())
+    assert set(study["by_min_hits"][next(iter(study["by_min_hits"]))]) == {"default", "hard"}
+    assert (tmp_path / "two_muon_efficiency.png").read_bytes()[:4] == b"\x89PNG"

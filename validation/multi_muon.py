@@ -16,7 +16,7 @@ background added by overrides):
 
 Run::
 
-    python -m l0emu.validation.multi_muon -n 1000000 --seed 321 --seed-hard 322 -o out/multi_test
+    l0emu multi-study -n 1000000 --seed 321 --seed-hard 322 -o out/multi_test
 
 (seeds 221/222 chose ``min_hits``; 321/322 are the test samples whose figures are quoted).
 
@@ -26,7 +26,6 @@ quotes them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
 from l0emu.spec import read_spec
 from l0emu.stats import clopper_pearson, upper_limit
 
-__all__ = ["SEPARATION_EDGES", "evaluate", "plot_two_muon_efficiency", "main"]
+__all__ = ["SEPARATION_EDGES", "evaluate", "plot_two_muon_efficiency", "run_study"]
 
 # separation of the two muons' straight-line strips; a window is 32 strips wide
 SEPARATION_EDGES = np.array([0, 8, 16, 24, 32, 40, 48, 64, 96, 128, 192, 256, 384], dtype=np.float64)
@@ -178,30 +177,22 @@ def plot_two_muon_efficiency(results: dict, path) -> Path:
         return save_figure(fig, path)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m l0emu.validation.multi_muon", description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--events", type=int, default=400_000)
-    # no default seeds: the caller states which samples (validation or test, docs/protocol.md) these are
-    parser.add_argument("--seed", type=int, required=True, help="multi scenario, default noise")
-    parser.add_argument("--seed-hard", type=int, required=True, help="multi scenario with the hard background")
-    parser.add_argument("--min-hits", default=str(MIN_CANDIDATE_HITS), help="comma-separated values to compare")
-    parser.add_argument("--spec", default=None, help="spec.json (default: the shipped student)")
-    parser.add_argument("-o", "--output", required=True, help="output directory")
-    args = parser.parse_args(argv)
-    out = Path(args.output)
+def run_study(*, events: int, seed: int, seed_hard: int, min_hits_values, spec_path=None, output) -> dict:
+    """Run the study on fresh ``multi`` samples; write multi_study.json and the plot into ``output``."""
+    out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    spec = read_spec(args.spec or default_spec_path())
+    spec = read_spec(spec_path or default_spec_path())
     emulator = Emulator.from_spec(spec)
     stride = int(spec["preprocessing"]["fragment"]["stride"])
     samples = {
-        "default": settings_for_scenario("multi", seed=args.seed),
-        "hard": settings_for_scenario("multi", seed=args.seed_hard, overrides=SCENARIOS["hard"]),
+        "default": settings_for_scenario("multi", seed=seed),
+        "hard": settings_for_scenario("multi", seed=seed_hard, overrides=SCENARIOS["hard"]),
     }
-    results = {"spec": str(args.spec or default_spec_path()), "stride": stride, "threshold": THRESHOLD, "by_min_hits": {}}
+    results = {"spec": str(spec_path or default_spec_path()), "stride": stride, "threshold": THRESHOLD, "by_min_hits": {}}
     for name, settings in samples.items():
         started = time.perf_counter()
-        block = generate(settings, args.events)
-        for min_hits in (int(v) for v in args.min_hits.split(",")):
+        block = generate(settings, events)
+        for min_hits in min_hits_values:
             res = evaluate(block, emulator, stride, min_hits=min_hits, pt_min=settings.pt_min)
             res["settings"] = settings.to_dict()
             results["by_min_hits"].setdefault(str(min_hits), {})[name] = res
@@ -214,8 +205,5 @@ def main(argv=None) -> int:
         Path(tmp).write_text(json.dumps(results, indent=1, sort_keys=True))
     plot_two_muon_efficiency(results["by_min_hits"][first], out / "two_muon_efficiency.png")
     print(f"wrote {out / 'multi_study.json'} and {out / 'two_muon_efficiency.png'}")
-    return 0
+    return results
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
