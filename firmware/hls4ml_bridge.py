@@ -377,7 +377,11 @@ def _type(precision, where) -> str:
     if isinstance(precision, (types.FixedPrecisionType, types.IntegerPrecisionType)) and not isinstance(
         precision, types.ExponentPrecisionType
     ):
-        return str(parse_type(str(precision)))
+        try:
+            return str(parse_type(str(precision)))
+        except SpecError as err:  # e.g. an accumulator hls4ml inferred wider than 64 bits
+            msg = f"{where}: hls4ml chose type {precision}, which the emulator cannot hold ({err})"
+            raise SpecError(msg) from None
     if isinstance(precision, types.XnorPrecisionType):
         # binary weights of XNOR networks: uint<1> holds 0 for -1 and 1 for +1 (BinaryQuantizer(1))
         return str(parse_type("ap_uint<1>"))

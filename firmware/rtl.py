@@ -140,7 +140,9 @@ class TracedBackend:
         return self._map(lambda v: v.relu() if hasattr(v, "relu") else self.ops._const(max(v, 0.0)), x)
 
     def negative_part(self, x):
-        return self._map(lambda v: -((-v).relu()) if hasattr(v, "relu") else self.ops._const(min(v, 0.0)), x)
+        # v - relu(v), not -relu(-v): da4ml keeps a negation as a negative factor, which its
+        # quantize (the casts after this) does not handle like a plain variable
+        return self._map(lambda v: v - v.relu() if hasattr(v, "relu") else self.ops._const(min(v, 0.0)), x)
 
     def maximum(self, a, b):
         def larger(u, v):

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .geometry import N_LAYERS, N_STRIPS
-from .images import FRAGMENT_STRIPS, WINDOW_STRIPS, window_starts
+from .images import FRAGMENT_STRIPS, WINDOW_STRIPS, count_window_hits, window_starts
 
 __all__ = ["MAX_CANDIDATES", "MIN_CANDIDATE_HITS", "NO_CANDIDATE", "choose_candidates", "sector_candidates",
            "predict_candidates"]
@@ -78,22 +78,11 @@ def _sector_candidates(offsets, layer, strip, starts, stride, min_hits, chosen, 
     # From the hits alone, as images._fragment_hits: each newly lit pixel counts once in each
     # window containing it (about four at stride 8), never summing the 384 strips
     image = np.zeros((9, 384), np.uint8)  # scratch: lit pixels, cleared per event
-    n_windows = starts.shape[0]
-    n_regular = (384 - 32) // stride + 1  # starts 0, stride, ...; an extra edge start may follow
-    window_hits = np.zeros(n_windows, np.int32)
-    allowed = np.zeros(n_windows, np.bool_)
+    window_hits = np.zeros(starts.shape[0], np.int32)
+    allowed = np.zeros(starts.shape[0], np.bool_)
     for event in range(offsets.shape[0] - 1):
         a, b = offsets[event], offsets[event + 1]
-        for k in range(a, b):
-            row, s = layer[k], strip[k]
-            if image[row, s] == 0:
-                image[row, s] = 1
-                w_lo = max(0, (s - 31 + stride - 1) // stride)
-                w_hi = min(s // stride, n_regular - 1)
-                for w in range(w_lo, w_hi + 1):
-                    window_hits[w] += 1
-                if n_windows > n_regular and s >= starts[n_windows - 1]:
-                    window_hits[n_windows - 1] += 1
+        count_window_hits(layer, strip, a, b, starts, stride, image, window_hits)
         found = _choose_candidates(window_hits, starts, min_hits, allowed, chosen[event])
         n_found[event] = found
         pooled[event] = 0

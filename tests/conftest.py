@@ -74,3 +74,13 @@ def tiny_events(tmp_path):
         make_event(2),
     ]
     return write_events(tmp_path / "tiny.root", events)
+
+
+def jagged_hits(*events):
+    """Jagged hits (offsets, layer, strip) from a list of events, each a list of (layer, strip)."""
+    counts = [len(e) for e in events]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    flat = [hit for event in events for hit in event]
+    layer = np.array([h[0] for h in flat], dtype=np.uint8)
+    strip = np.array([h[1] for h in flat], dtype=np.int16)
+    return offsets, layer, strip

@@ -17,17 +17,9 @@ from l0emu.images import (
     window_starts,
 )
 
+from conftest import jagged_hits
+
 LAST_START = 384 - WINDOW_STRIPS
-
-
-def _events(*events):
-    """Jagged hits from a list of events, each a list of (layer, strip)."""
-    counts = [len(e) for e in events]
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    flat = [hit for event in events for hit in event]
-    layer = np.array([h[0] for h in flat], dtype=np.uint8)
-    strip = np.array([h[1] for h in flat], dtype=np.int16)
-    return offsets, layer, strip
 
 
 def test_window_starts_cover_the_right_edge():
@@ -44,7 +36,7 @@ def test_window_starts_reject_impossible_strides(stride):
 
 def test_single_hit_is_centred_by_the_tie_rule():
     # windows starting at 69..100 all hold the hit: the middle of that run is 84
-    starts, pooled = fragment_hits(*_events([(4, 100)]), stride=1)
+    starts, pooled = fragment_hits(*jagged_hits([(4, 100)]), stride=1)
     assert starts.tolist() == [84]
     expected = np.zeros((9, FRAGMENT_STRIPS), np.uint8)
     expected[4, (100 - 84) // 2] = 1
@@ -53,13 +45,13 @@ def test_single_hit_is_centred_by_the_tie_rule():
 
 def test_first_run_of_tied_windows_wins():
     # two single hits far apart tie; the first run (starts 0..10) is chosen, middle 5
-    starts, _ = fragment_hits(*_events([(0, 10), (0, 200)]), stride=1)
+    starts, _ = fragment_hits(*jagged_hits([(0, 10), (0, 200)]), stride=1)
     assert starts.tolist() == [5]
 
 
 def test_window_with_most_hits_wins_over_earlier_windows():
     event = [(0, 10), (3, 250), (4, 251), (5, 252)]
-    starts, pooled = fragment_hits(*_events(event), stride=32)
+    starts, pooled = fragment_hits(*jagged_hits(event), stride=32)
     assert starts.tolist() == [224]
     assert pooled[0].sum() == 3
 
@@ -67,7 +59,7 @@ def test_window_with_most_hits_wins_over_earlier_windows():
 def test_pooling_counts_lit_pixels_per_pair_of_strips():
     # window start 0 (stride 32, only hits in the first window): pairs (0,1) (2,3) ...
     event = [(0, 0), (0, 1), (0, 3), (8, 30), (8, 31), (2, 6)]
-    starts, pooled = fragment_hits(*_events(event), stride=32)
+    starts, pooled = fragment_hits(*jagged_hits(event), stride=32)
     assert starts.tolist() == [0]
     expected = np.zeros((9, FRAGMENT_STRIPS), np.uint8)
     expected[0, 0] = 2
@@ -80,19 +72,19 @@ def test_pooling_counts_lit_pixels_per_pair_of_strips():
 
 @pytest.mark.parametrize(("stride", "strip", "start"), [(32, 383, LAST_START), (7, 383, LAST_START), (1, 383, LAST_START), (1, 370, 345)])
 def test_right_edge_window_is_reachable(stride, strip, start):
-    starts, pooled = fragment_hits(*_events([(1, strip)]), stride=stride)
+    starts, pooled = fragment_hits(*jagged_hits([(1, strip)]), stride=stride)
     assert starts.tolist() == [start]
     assert pooled[0, 1, (strip - start) // 2] == 1
 
 
 def test_empty_event_takes_the_middle_window():
-    starts, pooled = fragment_hits(*_events([]), stride=1)
+    starts, pooled = fragment_hits(*jagged_hits([]), stride=1)
     assert starts.tolist() == [LAST_START // 2]
     assert not pooled.any()
 
 
 def test_hits_to_images_is_binary_with_duplicates():
-    images = hits_to_images(*_events([(2, 7), (2, 7), (8, 383)], [(0, 0)]))
+    images = hits_to_images(*jagged_hits([(2, 7), (2, 7), (8, 383)], [(0, 0)]))
     assert images.shape == (2, 9, 384) and images.dtype == np.uint8
     assert images[0, 2, 7] == 1 and images[0, 8, 383] == 1 and images[0].sum() == 2
     assert images[1, 0, 0] == 1 and images[1].sum() == 1
@@ -107,7 +99,7 @@ def test_fragment_hits_equals_fragment_images(stride):
         centre = int(rng.integers(384))
         track = [(layer, int(np.clip(centre + layer * rng.integers(-3, 4), 0, 383))) for layer in range(9)]
         events.append(noise + (track if rng.random() < 0.5 else []))
-    offsets, layer, strip = _events(*events)
+    offsets, layer, strip = jagged_hits(*events)
     starts_hits, pooled_hits = fragment_hits(offsets, layer, strip, stride)
     starts_images, pooled_images = fragment_images(hits_to_images(offsets, layer, strip), stride)
     assert np.array_equal(starts_hits, starts_images)
@@ -115,7 +107,7 @@ def test_fragment_hits_equals_fragment_images(stride):
 
 
 def test_first_out_of_range_names_the_hit():
-    _, layer, strip = _events([(0, 1), (8, 383), (9, 0)])
+    _, layer, strip = jagged_hits([(0, 1), (8, 383), (9, 0)])
     assert first_out_of_range(layer, strip) == 2
     assert first_out_of_range(layer[:2], strip[:2]) == -1
     assert first_out_of_range(np.array([0], np.int16), np.array([384], np.int16)) == 0

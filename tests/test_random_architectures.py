@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from conftest import scaled  # noqa: E402
@@ -27,6 +27,7 @@ from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.aptypes import parse_type  # noqa: E402
 from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.errors import SpecError  # noqa: E402
 from l0emu.validation.compare import full_range_inputs  # noqa: E402
 
 INPUT_SHAPES = [(9, 16, 1), (5, 7, 1), (6, 6, 2)]
@@ -191,7 +192,13 @@ def config(arch):
 def test_random_architecture_is_bit_exact(arch, tmp_path_factory, monkeypatch_session_cache):
     directory = tmp_path_factory.mktemp("arch")
     build(arch).save(str(directory / "model.h5"))
-    hls_model, spec = bridge.convert(directory / "model.h5", directory / "fw", config(arch), name="arch", compile=True)
+    try:
+        hls_model, spec = bridge.convert(directory / "model.h5", directory / "fw", config(arch), name="arch", compile=True)
+    except SpecError as err:
+        # hls4ml may infer lossless accumulators wider than the 64 bits a spec type holds (seen
+        # after table activations and unfused batch norms); convert refuses them by layer name
+        assume("width must be 1..64" not in str(err))
+        raise
     x = inputs(spec, N_EVENTS, np.random.default_rng(arch["seed"]))
     theirs = bridge.csim_raw(hls_model, x, spec)
     ours = Emulator.from_spec(spec).predict_raw(x.astype(np.float32))

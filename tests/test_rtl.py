@@ -505,7 +505,15 @@ def test_table_activations_are_da4ml_lookup_tables(op, size, accum, result):
     assert len(np.unique(reference)) > 10
 
 
-@pytest.mark.parametrize(("param", "param_type", "result"), [(3, "ap_fixed<6,1>", "ap_fixed<6,2,AP_RND,AP_SAT>"), (-5, "ap_fixed<4,0>", "ap_ufixed<4,1>")])
+@pytest.mark.parametrize(
+    ("param", "param_type", "result"),
+    [
+        (3, "ap_fixed<6,1>", "ap_fixed<6,2,AP_RND,AP_SAT>"),
+        (-5, "ap_fixed<4,0>", "ap_ufixed<4,1>"),
+        # quantized_relu(6,2,negative_slope=0.25) of the random suite: RND_CONV reads a bit of alpha * x
+        (1, "ap_ufixed<1,-1>", "ap_fixed<6,3,AP_RND_CONV,AP_SAT>"),
+    ],
+)
 def test_leaky_relu_follows_the_template(param, param_type, result):
     """nnet::leaky_relu: x > 0 ? res_T(x) : res_T(alpha * x), against ap_fixed casts of every input value."""
     from l0emu.spec import OPS

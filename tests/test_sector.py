@@ -13,17 +13,9 @@ from l0emu.sector import NO_CANDIDATE, choose_candidates, predict_candidates, se
 from l0emu.simulation.generator import generate
 from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
 
+from conftest import jagged_hits
+
 STRIDE = 8  # window starts 0, 8, ..., 352: window w starts at strip 8 * w
-
-
-def _events(*events):
-    """Jagged hits from a list of events, each a list of (layer, strip)."""
-    counts = [len(e) for e in events]
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    flat = [hit for event in events for hit in event]
-    layer = np.array([h[0] for h in flat], dtype=np.uint8)
-    strip = np.array([h[1] for h in flat], dtype=np.int16)
-    return offsets, layer, strip
 
 
 def _counts(**peaks):
@@ -67,7 +59,7 @@ def test_the_first_candidate_always_exists_further_ones_need_min_hits():
 def test_impossible_arguments_are_named(kwargs, named):
     with pytest.raises(ConfigError, match=named):
         choose_candidates(np.zeros(len(window_starts(STRIDE)), np.int32), STRIDE, **kwargs)
-    offsets, layer, strip = _events([])
+    offsets, layer, strip = jagged_hits([])
     with pytest.raises(ConfigError, match=named):
         sector_candidates(offsets, layer, strip, STRIDE, **kwargs)
 
@@ -76,7 +68,7 @@ def test_two_straight_tracks_become_two_candidates_with_exact_images():
     track_a = [(row, 50) for row in range(9)]  # 9 lit pixels in strip 50
     track_b = [(row, 300) for row in range(9)] + [(0, 301)]  # 10 in strips 300-301: the leading one
     duplicate = [(4, 50)]  # a repeated hit counts once
-    offsets, layer, strip = _events(track_a + track_b + duplicate, [], [(3, 10)] * 7)
+    offsets, layer, strip = jagged_hits(track_a + track_b + duplicate, [], [(3, 10)] * 7)
     starts, pooled, n_found = sector_candidates(offsets, layer, strip, STRIDE)
     assert n_found.tolist() == [2, 1, 1]
     # windows 34..37 (starts 272..296) hold track b: middle 35 -> 280; track a: windows 3..6 -> 32
