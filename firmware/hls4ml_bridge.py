@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.aptypes import parse_type
+from l0emu.aptypes import KERNEL_MAX_WIDTH, parse_type
 from l0emu.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did_you_mean
 from l0emu.fixed import float_to_mantissa
@@ -378,10 +378,14 @@ def _type(precision, where) -> str:
         precision, types.ExponentPrecisionType
     ):
         try:
-            return str(parse_type(str(precision)))
+            t = parse_type(str(precision))
         except SpecError as err:  # e.g. an accumulator hls4ml inferred wider than 64 bits
             msg = f"{where}: hls4ml chose type {precision}, which the emulator cannot hold ({err})"
             raise SpecError(msg) from None
+        if t.width > KERNEL_MAX_WIDTH:
+            msg = f"{where}: hls4ml chose type {t}, which the emulator cannot hold (its kernels compute up to {KERNEL_MAX_WIDTH} bits)"
+            raise SpecError(msg)
+        return str(t)
     if isinstance(precision, types.XnorPrecisionType):
         # binary weights of XNOR networks: uint<1> holds 0 for -1 and 1 for +1 (BinaryQuantizer(1))
         return str(parse_type("ap_uint<1>"))
