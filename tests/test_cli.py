@@ -43,7 +43,7 @@ def test_help_introduces_the_tool_and_lists_every_verb(capsys):
     out = capsys.readouterr().out
     assert exit_info.value.code == 0
     assert "neural-network Level-0 muon trigger" in out and "console script" not in out
-    listed = re.findall(r"^    (\w+)\s", out, flags=re.M)
+    listed = re.findall(r"^    ([\w-]+)\s", out, flags=re.M)
     assert listed == [*VERBS, "bench"]
     for verb in ("grid", "acceptance", "bench"):
         assert verb in listed
