@@ -65,7 +65,7 @@ def _fill_image(image, offsets, layer, strip, event):
 
 
 @numba.njit(cache=True, nogil=True)
-def _choose_window(window_hits, starts):
+def choose_window(window_hits, starts):
     """Start of the window with the most lit pixels.
 
     Ties are the rule (every window holding the whole track ties): take the middle of
@@ -117,7 +117,7 @@ def _fragment_images(images, starts, chosen, pooled):
     window_hits = np.zeros(starts.shape[0], np.int32)
     for event in range(images.shape[0]):
         _count_windows_from_image(images[event], starts, window_hits)
-        chosen[event] = _choose_window(window_hits, starts)
+        chosen[event] = choose_window(window_hits, starts)
         _pool_window(images[event], chosen[event], pooled[event])
 
 
@@ -152,7 +152,7 @@ def _fragment_hits(offsets, layer, strip, starts, stride, chosen, pooled):
     for event in range(offsets.shape[0] - 1):
         a, b = offsets[event], offsets[event + 1]
         count_window_hits(layer, strip, a, b, starts, stride, image, window_hits)
-        start = _choose_window(window_hits, starts)
+        start = choose_window(window_hits, starts)
         chosen[event] = start
         out = pooled[event]
         out[:, :] = 0

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .geometry import N_LAYERS, N_STRIPS
-from .images import FRAGMENT_STRIPS, WINDOW_STRIPS, count_window_hits, window_starts
+from .images import FRAGMENT_STRIPS, WINDOW_STRIPS, choose_window, count_window_hits, window_starts
 
 __all__ = ["MAX_CANDIDATES", "MIN_CANDIDATE_HITS", "NO_CANDIDATE", "choose_candidates", "sector_candidates",
            "predict_candidates"]
@@ -38,38 +38,26 @@ NO_CANDIDATE = -1
 
 
 @numba.njit(cache=True, nogil=True)
-def _choose_candidates(window_hits, starts, min_hits, allowed, chosen):
-    """Fill ``chosen`` with up to ``len(chosen)`` window starts; return how many were found."""
-    allowed[:] = True
+def _choose_candidates(window_hits, starts, min_hits, masked, chosen):
+    """Fill ``chosen`` with up to ``len(chosen)`` window starts; return how many were found.
+
+    Each candidate is the single-window choice (:func:`l0emu.images.choose_window`) among
+    the windows not overlapping an earlier one; excluded windows count -1 lit pixels, which
+    breaks a run of ties exactly as a window with fewer pixels does.
+    """
+    masked[:] = window_hits
     chosen[:] = -1
     found = 0
     for k in range(chosen.shape[0]):
-        best_hits = -1
-        first = 0
-        last = 0
-        in_run = False
-        for w in range(starts.shape[0]):
-            if not allowed[w]:
-                in_run = False
-                continue
-            hits = window_hits[w]
-            if hits > best_hits:
-                best_hits = hits
-                first = w
-                last = w
-                in_run = True
-            elif hits == best_hits and in_run:
-                last = w
-            else:
-                in_run = False
+        best_hits = masked.max()
         if best_hits < 0 or (k > 0 and best_hits < min_hits):
             break
-        start = starts[(first + last) // 2]
+        start = choose_window(masked, starts)
         chosen[k] = start
         found += 1
         for w in range(starts.shape[0]):
             if starts[w] < start + 32 and starts[w] + 32 > start:
-                allowed[w] = False
+                masked[w] = -1
     return found
 
 
@@ -79,11 +67,11 @@ def _sector_candidates(offsets, layer, strip, starts, stride, min_hits, chosen, 
     # window containing it (about four at stride 8), never summing the 384 strips
     image = np.zeros((9, 384), np.uint8)  # scratch: lit pixels, cleared per event
     window_hits = np.zeros(starts.shape[0], np.int32)
-    allowed = np.zeros(starts.shape[0], np.bool_)
+    masked = np.zeros(starts.shape[0], np.int32)
     for event in range(offsets.shape[0] - 1):
         a, b = offsets[event], offsets[event + 1]
         count_window_hits(layer, strip, a, b, starts, stride, image, window_hits)
-        found = _choose_candidates(window_hits, starts, min_hits, allowed, chosen[event])
+        found = _choose_candidates(window_hits, starts, min_hits, masked, chosen[event])
         n_found[event] = found
         pooled[event] = 0
         for k in range(a, b):
@@ -119,8 +107,8 @@ def choose_candidates(window_hits, stride: int, *, max_candidates: int = MAX_CAN
         msg = f"window_hits must have one count per window start ({len(starts)} for stride {stride}), got shape {window_hits.shape}"
         raise ConfigError(msg)
     chosen = np.empty(max_candidates, np.int16)
-    allowed = np.empty(len(starts), np.bool_)
-    _choose_candidates(window_hits, starts, int(min_hits), allowed, chosen)
+    masked = np.empty(len(starts), np.int32)
+    _choose_candidates(window_hits, starts, int(min_hits), masked, chosen)
     return chosen
 
 
