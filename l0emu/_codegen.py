@@ -35,6 +35,7 @@ __all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate"]
 
 BLOCK = 32
 UNROLL_LIMIT = 1024
+CHAINS = 4  # independent partial sums per exact output sum
 _EXACT_LIMIT = {"f32": 1 << 24, "f64": 1 << 53}
 _PRODUCTS = ("mult", "weight_ternary", "weight_binary")
 
@@ -122,10 +123,15 @@ def _emit_float_cast(out, names, v, src_frac, lo, hi, dst: ApType, dt):
     else:
         t, q = names("t"), names("q")
         out.append(f"{t} = {v} * {_const(dt, 2.0 ** -shift)}")
-        out.append(f"{q} = np.floor({t})")
-        increment = _round_increment(dst.rounding, t, q, v, dt, lo)
-        if increment:
-            out.append(f"{q} = {q} + {dt}({increment})")
+        half_fits = max(abs(lo), abs(hi)) + (1 << (shift - 1)) <= limit
+        direct = _direct_rounding(dst.rounding, t, dt, half_fits)
+        if direct:
+            out.append(f"{q} = {direct}")
+        else:
+            out.append(f"{q} = np.floor({t})")
+            increment = _round_increment(dst.rounding, t, q, v, dt, lo)
+            if increment:
+                out.append(f"{q} = {q} + {dt}({increment})")
     qlo, qhi, exact = _cast_interval(lo, hi, src_frac, dst)
     if exact:
         return q, qlo, qhi
@@ -143,6 +149,23 @@ def _emit_float_cast(out, names, v, src_frac, lo, hi, dst: ApType, dt):
             f"{r} = {q} - {_const(dt, period)} * np.floor(({q} - {_const(dt, tlo)}) * {_const(dt, 1.0 / period)})"
         )
     return r, qlo, qhi
+
+
+def _direct_rounding(rounding, t, dt, half_fits):
+    """One vector instruction where one rounds ``t`` exactly like ``rounding``: ``t`` is an
+    exact float, so rint (ties to even), trunc and floor are exact; ``t +- 0.5`` is exact
+    when ``half_fits`` (the mantissa plus half an output step stays below 2**24 / 2**53)."""
+    if rounding == "TRN":
+        return f"np.floor({t})"
+    if rounding == "RND_CONV":
+        return f"np.rint({t})"
+    if rounding == "TRN_ZERO":
+        return f"np.trunc({t})"
+    if rounding == "RND" and half_fits:
+        return f"np.floor({t} + {_const(dt, 0.5)})"
+    if rounding == "RND_MIN_INF" and half_fits:
+        return f"np.ceil({t} - {_const(dt, 0.5)})"
+    return ""
 
 
 def _round_increment(rounding, t, q, v, dt, lo):
@@ -204,6 +227,31 @@ def _at(base: str, offset: int, lane: str = "e") -> str:
     """Index ``base + offset * BLOCK + lane`` without zero terms (``base`` may be empty)."""
     parts = [p for p in (base, f"{offset} * BLOCK" if offset else "", lane) if p]
     return " + ".join(parts) if parts else "0"
+
+
+def _exact_sum(em, target: str, bias: str, terms: list) -> None:
+    """``target = bias + terms`` as ``CHAINS`` interleaved partial sums added at the end.
+
+    One left-to-right chain makes every addition wait for the previous one; independent
+    chains keep the vector units busy. The exact path's sums are exact in any order, so
+    the regrouping changes no bit.
+    """
+    if len(terms) < 2 * CHAINS:
+        chains = [[bias, *terms]]
+    else:
+        chains = [terms[k::CHAINS] for k in range(CHAINS)]
+        chains[0] = [bias, *chains[0]]
+    names = []
+    for k, chain in enumerate(chains):
+        name = target if len(chains) == 1 else f"_s{k}"  # buffers never start with "_"
+        names.append(name)
+        with em.block(f"{name} = ("):
+            head = chain[0]
+            em.append(head[2:] if head.startswith("+ ") else head)
+            em.extend(chain[1:])
+        em.append(")")
+    if len(chains) > 1:
+        em.append(f"{target} = {' + '.join(names)}")
 
 
 def _times(variable: str, factor: int) -> str:
@@ -502,19 +550,19 @@ class _Generator:
         em.extend(geometry.setup)
         n_out, dt = geometry.n_out, plan.dt
         with em.block("for e in range(BLOCK):"):
+            shared = plan.exact and n_out > 1
+            if shared:
+                # each input loaded once for all outputs (stores to acc could alias it otherwise)
+                used = sorted({i for i in range(len(geometry.taps)) for o in range(n_out) if plan.weights[i * n_out + o]})
+                em.extend(f"_x{i} = {x.name}[{_at(geometry.window, geometry.taps[i])}]" for i in used)
             for o in range(n_out):
                 out = f"{acc}[{_at(geometry.pixel, o)}]"
                 taps = [(i, plan.weights[i * n_out + o]) for i in range(len(geometry.taps))]
                 taps = [(i, c_) for i, c_ in taps if c_]
                 if plan.exact:
-                    if not taps:
-                        em.append(f"{out} = {_const(dt, plan.bias[o])}")
-                        continue
-                    with em.block(f"{out} = ("):
-                        em.append(_const(dt, plan.bias[o]))
-                        for i, c_ in taps:
-                            em.append(_term(c_ << plan.up, f"{x.name}[{_at(geometry.window, geometry.taps[i])}]", dt))
-                    em.append(")")
+                    operand = (lambda i: f"_x{i}") if shared else (lambda i: f"{x.name}[{_at(geometry.window, geometry.taps[i])}]")
+                    terms = [_term(c_ << plan.up, operand(i), dt) for i, c_ in taps]
+                    _exact_sum(em, out, _const(dt, plan.bias[o]), terms)
                     continue
                 p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
                 em.append(f"s = np.int64({plan.bias[o]})")
