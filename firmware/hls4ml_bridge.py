@@ -23,7 +23,7 @@ from l0emu.aptypes import KERNEL_MAX_WIDTH, parse_type
 from l0emu.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did_you_mean
 from l0emu.fixed import float_to_mantissa
-from l0emu.spec import FORMAT, read_spec, validate_spec, write_spec
+from l0emu.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, output_layout, read_spec, validate_spec, write_spec
 
 from .keras_env import hls4ml_module, keras, numpy_product_alias, qkeras
 
@@ -36,6 +36,7 @@ __all__ = [
     "build_hls_model",
     "compile_model",
     "convert",
+    "csim_output_layers",
     "csim_predict",
     "csim_raw",
     "csim_trace",
@@ -66,7 +67,8 @@ DEFAULT_SETTINGS = {
 _IO_TYPES = ("io_parallel", "io_stream")
 _STRATEGIES = ("Latency", "Resource")
 # per-layer override keys -> hls4ml's per-layer config keys
-_LAYER_KEYS = {"precision": "Precision", "reuse_factor": "ReuseFactor", "strategy": "Strategy", "table_size": "TableSize"}
+_LAYER_KEYS = {"precision": "Precision", "reuse_factor": "ReuseFactor", "strategy": "Strategy", "table_size": "TableSize",
+               "implementation": "Implementation"}  # fmt: skip
 
 # Keras layer classes whose hls4ml implementation the emulator reproduces.
 SUPPORTED_KERAS_LAYERS = (
@@ -123,7 +125,8 @@ def read_convert_config(path) -> dict:
     Keys (all optional): io_type, part, clock_period, project_name, reuse_factor, strategy,
     default_precision, outputs (the spec's output list), preprocessing, and ``layers``:
     ``{layer name: {"precision": {"result"|"weight"|"bias"|"accum"|...: type},
-    "reuse_factor": n, "strategy": "Latency"|"Resource"}}``.
+    "reuse_factor": n, "strategy": "Latency"|"Resource", "table_size": n (sigmoid, tanh, softmax),
+    "implementation": "stable"|"latency"|"argmax" (softmax)}}``.
     """
     path = Path(path)
     if not path.is_file():
@@ -197,6 +200,10 @@ def _check_supported(model):
                 f"layer {layer.name!r} is a {kind}, which l0emu cannot emulate; "
                 f"supported layer types: {', '.join(SUPPORTED_KERAS_LAYERS)}"
             )
+            raise ConfigError(msg)
+        if kind == "QActivation" and layer.get_config().get("activation") == "softmax":
+            # hls4ml 1.3.0's QKeras parser raises a bare "Unsupported QKeras activation: unknown" here
+            msg = f"layer {layer.name!r}: hls4ml cannot convert QActivation('softmax'); use a Keras Activation('softmax')"
             raise ConfigError(msg)
 
 
@@ -506,16 +513,72 @@ def _activation(layer):
     kind = str(layer.get_attr("activation")).lower()
     if kind in _LEAKY and layer.class_name in ("LeakyReLU", "ParametrizedActivation"):
         return _leaky_relu(layer)
+    if kind == "softmax" and layer.class_name == "Softmax":
+        return _softmax(layer)
+    if (kind, layer.class_name) in _QUANTIZED_ACTIVATIONS:
+        return _quantized_activation(layer, kind)
+    if layer.class_name == "TernaryTanh":
+        # hls4ml 1.3.0 has no function template for it: the C-simulation reads an array nothing wrote
+        msg = (
+            f"layer {layer.name!r}: a ternary activation with threshold 0.5 that no batch norm precedes becomes an "
+            "hls4ml TernaryTanh layer, for which hls4ml 1.3.0 writes no code (its output is never computed); "
+            "put a BatchNormalization before it or use another threshold"
+        )
+        raise SpecError(msg)
     # subclasses (Softmax, ParametrizedActivation, ...) carry other class names
     if kind not in _ACTIVATIONS or layer.class_name != "Activation":
         msg = (
             f"layer {layer.name!r}: activation {kind!r} ({layer.class_name}) cannot be emulated; "
-            f"supported activations: {', '.join(_ACTIVATIONS)}, LeakyReLU / quantized_relu(negative_slope)"
+            f"supported activations: {', '.join(_ACTIVATIONS)}, softmax, LeakyReLU / quantized_relu(negative_slope), "
+            "binary_tanh, hard_sigmoid / hard_tanh (QKeras quantized_sigmoid / quantized_tanh)"
         )
         raise SpecError(msg)
     if kind in _TABLE_INITS:
         return _table_activation(layer, kind)
     return {"op": _ACTIVATIONS[kind]}
+
+
+# (activation, hls4ml class) -> spec op, for QKeras' binary, ternary and hard activations
+_QUANTIZED_ACTIVATIONS = {
+    ("binary_tanh", "Activation"): "binary_tanh",
+    ("hard_sigmoid", "HardActivation"): "hard_sigmoid",
+    ("hard_tanh", "HardActivation"): "hard_tanh",
+}
+
+
+def _quantized_activation(layer, kind):
+    """binary_tanh (nnet_activation.h) and the hard activations, whose ``slope``
+    and ``shift`` are the literals the config template prints, converted into their types."""
+    op = _QUANTIZED_ACTIVATIONS[(kind, layer.class_name)]
+    if op == "binary_tanh":
+        precision = layer.get_attr("result_t").precision
+        hls_types = hls4ml_module().model.types
+        if precision.width == 1 and not precision.signed and not isinstance(precision, hls_types.IntegerPrecisionType | hls_types.XnorPrecisionType):
+            # binary_cast maps -1 to 0 only for the C++ type ap_uint<1>; a 1-bit ap_ufixed would wrap it to 1
+            msg = f"layer {layer.name!r}: binary_tanh into the 1-bit fixed type {precision} is not supported; use ap_uint<1>"
+            raise SpecError(msg)
+    entry = {"op": op}
+    if layer.class_name == "HardActivation":
+        for field in ("slope", "shift"):
+            kind_t = _layer_type(layer, f"{field}_t")
+            value = float_to_mantissa(np.array([float(str(layer.get_attr(field)))]), parse_type(kind_t))
+            entry.update({f"{field}_type": kind_t, field: int(value[0])})
+    return entry
+
+
+def _bn_quantized_tanh(layer):
+    """hls4ml's BatchNormalizationQuantizedTanh: thresholds as the C-simulation loads them."""
+    if layer.get_attr("quantize") == 2:
+        threshold, kind = _mantissas(layer, "threshold")
+        return {"op": "bn_binary_tanh", "threshold_type": kind, "threshold": [int(v) for v in threshold.reshape(-1)]}
+    hi, kind = _mantissas(layer, "threshold_hi")
+    lo, kind_lo = _mantissas(layer, "threshold_lo")
+    if kind_lo != kind:
+        msg = f"layer {layer.name!r}: threshold_hi ({kind}) and threshold_lo ({kind_lo}) have different types"
+        raise SpecError(msg)
+    entry = {"op": "bn_ternary_tanh", "threshold_type": kind}
+    entry.update({"threshold_hi": [int(v) for v in hi.reshape(-1)], "threshold_lo": [int(v) for v in lo.reshape(-1)]})
+    return entry
 
 
 def _leaky_relu(layer):
@@ -555,14 +618,26 @@ _TABLES = {}
 def _lookup_table(firmware, kind, size, table_type):
     """The table nnet::init_<kind>_table fills, compiled with g++ and the flags of hls4ml's
     build_lib.sh (-O3, C++23 where the compiler has it), so libm computes it as in the C-simulation."""
-    import subprocess
-    import tempfile
-
     key = (kind, size, table_type)
     if key in _TABLES:
         return _TABLES[key]
     cpp_type = str(parse_type(table_type))
     program = _TABLE_PROGRAM.format(table_type=cpp_type, size=size, init=_TABLE_INITS[kind])
+    values = _printed_values(firmware, program, f"{kind} table ({size} entries of {table_type})")
+    if len(values) != size:
+        msg = f"{kind} table: read {len(values)} values from hls4ml's initializer, expected {size}"
+        raise SpecError(msg)
+    _TABLES[key] = values
+    return values
+
+
+def _printed_values(firmware, program, what) -> list:
+    """The numbers a C++ ``program`` on hls4ml's headers prints, compiled with g++ and the flags
+    of hls4ml's build_lib.sh (-O3, C++23 where the compiler has it), so libm computes as in the
+    C-simulation."""
+    import subprocess
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         source, binary = Path(tmp) / "table.cpp", Path(tmp) / "table"
         source.write_text(program)
@@ -572,15 +647,107 @@ def _lookup_table(firmware, kind, size, table_type):
             if built.returncode == 0:
                 break
         else:
-            msg = f"{kind} table ({size} entries of {table_type}): g++ failed on hls4ml's nnet_activation.h: {built.stderr[-400:]}"
+            msg = f"{what}: g++ failed on hls4ml's nnet_activation.h: {built.stderr[-400:]}"
             raise L0emuError(msg)
         printed = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
-    values = [float(v) for v in printed.split()]
-    if len(values) != size:
-        msg = f"{kind} table: read {len(values)} values from hls4ml's initializer, expected {size}"
+    return [float(v) for v in printed.split()]
+
+
+_SOFTMAX_PROGRAM = """#include <cstdio>
+#include "nnet_utils/nnet_activation.h"
+struct softmax_config : nnet::activ_config {{
+    static const unsigned exp_table_size = {exp_size};
+    static const unsigned inv_table_size = {inv_size};
+    static constexpr float exp_scale = {exp_scale};
+    typedef {exp_table_t} exp_table_t;
+    typedef {inv_table_t} inv_table_t;
+    typedef {inv_inp_t} inv_inp_t;
+}};
+int main() {{
+    static softmax_config::exp_table_t exp_table[{exp_size}];
+    static softmax_config::inv_table_t inv_table[{inv_size}];
+    nnet::init_exp_table<{exp_index_t}, softmax_config>(exp_table, {negative});
+    nnet::init_invert_table<softmax_config::inv_inp_t, softmax_config>(inv_table);
+    for (unsigned i = 0; i < {exp_size}; i++) std::printf("%.17g\\n", exp_table[i].to_double());
+    for (unsigned i = 0; i < {inv_size}; i++) std::printf("%.17g\\n", inv_table[i].to_double());
+    return 0;
+}}
+"""
+# the typedefs of the softmax config struct hls4ml prints -> the spec's fields
+_SOFTMAX_TYPES = {"exp_table_t": "exp_table_type", "inv_table_t": "inv_table_type", "accum_t": "accum_type",
+                  "inv_inp_t": "inv_input_type", "inp_norm_t": "norm_type"}  # fmt: skip
+
+
+def _softmax(layer):
+    """nnet::softmax as the layer's config struct (the text hls4ml writes into parameters.h)
+    sets it up: implementation, table sizes, exp_scale and types; the tables filled by
+    hls4ml's own init_exp_table / init_invert_table."""
+    config = str(layer.get_attr("config_cpp"))
+    implementation = _config_value(layer, config, r"softmax_implementation::(\w+);")
+    n_in = int(layer.get_attr("n_in"))
+    stream_pack = getattr(layer.get_input_variable().type, "n_elem", n_in)
+    if implementation not in SOFTMAX_IMPLEMENTATIONS or len(layer.get_input_variable().shape) != 1 or stream_pack != n_in:
+        msg = (
+            f"layer {layer.name!r}: softmax implementation {implementation!r} over input shape "
+            f"{list(layer.get_input_variable().shape)} cannot be emulated; supported: implementation "
+            f"{', '.join(SOFTMAX_IMPLEMENTATIONS)} over a 1-D input (e.g. after a Dense layer)"
+        )
         raise SpecError(msg)
-    _TABLES[key] = values
-    return values
+    if implementation == "argmax":
+        return {"op": "softmax", "implementation": "argmax"}
+    typedefs = dict((alias, text.strip()) for text, alias in re.findall(r"typedef ([^;]+) (\w+);", config))
+    types = {field: _config_type(layer, typedefs[alias]) for alias, field in _SOFTMAX_TYPES.items()}
+    sizes = {table: int(_config_value(layer, config, rf"{table}_table_size = (\d+);")) for table in ("exp", "inv")}
+    stable = implementation == "stable"
+    program = _SOFTMAX_PROGRAM.format(
+        exp_size=sizes["exp"],
+        inv_size=sizes["inv"],
+        exp_scale=_config_value(layer, config, r"exp_scale = ([^;]+);"),
+        exp_table_t=types["exp_table_type"],
+        inv_table_t=types["inv_table_type"],
+        inv_inp_t=types["inv_input_type"],
+        exp_index_t=types["norm_type"] if stable else _type(layer.get_input_variable().type.precision, f"layer {layer.name!r}, input"),
+        negative="true" if stable else "false",
+    )
+    firmware = Path(layer.model.config.get_output_dir()) / "firmware"
+    values = _printed_values(str(firmware), program, f"layer {layer.name!r}: softmax tables")
+    if len(values) != sizes["exp"] + sizes["inv"]:
+        msg = f"layer {layer.name!r}: read {len(values)} softmax table values from hls4ml's initializers, expected {sizes['exp'] + sizes['inv']}"
+        raise SpecError(msg)
+    entry = {"op": "softmax", "implementation": implementation}
+    for table, start, stop in (("exp", 0, sizes["exp"]), ("inv", sizes["exp"], len(values))):
+        kind = parse_type(types[f"{table}_table_type"])
+        entry[f"{table}_table_size"] = sizes[table]
+        entry[f"{table}_table"] = [int(v) for v in float_to_mantissa(np.array(values[start:stop]), kind)]
+    entry.update(types if stable else {k: v for k, v in types.items() if k != "norm_type"})
+    return entry
+
+
+def _config_value(layer, config, pattern) -> str:
+    found = re.search(pattern, config)
+    if not found:
+        msg = f"layer {layer.name!r}: hls4ml's softmax config has no match for {pattern!r}:\n{config}"
+        raise SpecError(msg)
+    return found.group(1).strip()
+
+
+def _config_type(layer, text) -> str:
+    """A type the config struct names: an ap type literal, or one of the layer's named types."""
+    if text.startswith("ap_"):
+        return _type_text(text, f"layer {layer.name!r}")
+    for value in layer.attributes.values():
+        if getattr(value, "name", None) == text and hasattr(value, "precision"):
+            return _type(value.precision, f"layer {layer.name!r}, {text}")
+    msg = f"layer {layer.name!r}: the softmax config names type {text!r}, which the layer does not define"
+    raise SpecError(msg)
+
+
+def _type_text(text, where) -> str:
+    try:
+        return str(parse_type(text))
+    except SpecError as err:
+        msg = f"{where}: type {text!r}: {err}"
+        raise SpecError(msg) from None
 
 
 def _pooling(layer):
@@ -619,6 +786,13 @@ def _flatten(layer):
     return {"op": "flatten"}
 
 
+def _fpga_layers():
+    hls4ml_module()
+    from hls4ml.backends.fpga import fpga_layers
+
+    return fpga_layers
+
+
 def _layer_entry(layer):
     hls_layers = hls4ml_module().model.layers
     handlers = (
@@ -629,6 +803,7 @@ def _layer_entry(layer):
         (hls_layers.BatchNormalization, _scale),
         (hls_layers.ZeroPadding2D, _zero_pad),
         (hls_layers.Reshape, _flatten),
+        (_fpga_layers().BatchNormalizationQuantizedTanh, _bn_quantized_tanh),
     )
     for kind, handler in handlers:
         if isinstance(layer, kind):
@@ -646,23 +821,60 @@ def _default_outputs(n_out):
     return [{"name": f"y{i}", "index": i, "scale": 1.0, "offset": 0.0, "unit": "network"} for i in range(n_out)]
 
 
-def _check_chain(hls_model, layers):
-    """The spec is a chain: each layer reads the previous layer's output, and the last layer's
-    output is the model's only output. Branches and several heads are refused by name."""
-    outputs = list(hls_model.outputs)
-    if len(outputs) != 1:
-        msg = (
-            f"the model has {len(outputs)} outputs ({', '.join(outputs)}); the emulator runs networks with one "
-            "output layer (several heads are not supported yet: concatenate them into one Dense output)"
-        )
-        raise SpecError(msg)
-    for previous, layer in zip(layers, layers[1:]):
-        if list(layer.inputs) != list(previous.outputs)[:1] or len(layer.inputs) != 1:
-            msg = (
-                f"layer {layer.name!r} reads {', '.join(layer.inputs)}, not the output of the layer before it "
-                f"({previous.name!r}); the emulator runs chains of layers, without branches or merges"
-            )
+def _graph(hls_model):
+    """The graph as the spec holds it: ``(layers, sources, heads)``.
+
+    ``layers``: hls4ml's layers in its order without the Input and io_stream's Clone layers
+    (a Clone copies a stream it feeds to several layers, value for value when its type is
+    its input's); ``sources``: the name of the layer (or the input) each layer reads;
+    ``heads``: the layers behind ``hls_model.outputs``, in that order. Layers reading
+    several tensors (merges) are refused by name.
+    """
+    hls_layers = hls4ml_module().model.layers
+    from hls4ml.backends.fpga.passes.clone import Clone  # importable once hls4ml_module() set it up
+    producer, layers, sources = {}, [], {}  # producer: hls4ml tensor name -> spec layer (or input) name
+    for layer in hls_model.get_layers():
+        if isinstance(layer, hls_layers.Input):
+            producer[layer.outputs[0]] = layer.name
+            continue
+        if len(layer.inputs) != 1:
+            msg = f"layer {layer.name!r} reads {len(layer.inputs)} tensors ({', '.join(layer.inputs)}); the emulator runs layers with one input, without merges"
             raise SpecError(msg)
+        source = producer[layer.inputs[0]]
+        if isinstance(layer, Clone):
+            if _layer_type(layer, "result_t") != _type(layer.get_input_variable().type.precision, f"layer {layer.name!r}, input"):
+                msg = f"layer {layer.name!r}: hls4ml's io_stream copy of {source!r} casts it into another type, which l0emu does not emulate"
+                raise SpecError(msg)
+            producer.update((out, source) for out in layer.outputs)
+            continue
+        producer.update((out, layer.name) for out in layer.outputs)
+        layers.append(layer)
+        sources[layer.name] = source
+    return layers, sources, [producer[out] for out in hls_model.outputs]
+
+
+def _outputs(settings_outputs, heads, entries) -> list:
+    """The spec's outputs: those of the settings, each reading one of the model's output
+    layers; by default every output value, ``y0..`` for one output layer (as a chain spec
+    always had) and ``<layer>`` or ``<layer>_<i>`` with its ``layer`` for several."""
+    sizes = {entry["name"]: int(np.prod(entry["output_shape"])) for entry in entries}
+    if not settings_outputs and len(heads) == 1:
+        return _default_outputs(sizes[heads[0]])
+    if not settings_outputs:
+        return [
+            {"name": head if sizes[head] == 1 else f"{head}_{i}", "layer": head, "index": i, "scale": 1.0, "offset": 0.0, "unit": "network"}
+            for head in heads
+            for i in range(sizes[head])
+        ]  # fmt: skip
+    for out in settings_outputs:
+        if len(heads) > 1 and "layer" not in out:
+            msg = f"output {out.get('name')!r} names no 'layer'; the model has {len(heads)} output layers ({', '.join(heads)}): give each output its layer"
+            raise SpecError(msg)
+        layer = out.get("layer", entries[-1]["name"])
+        if layer not in heads:
+            msg = f"output {out.get('name')!r} reads layer {layer!r}, which is not an output of the model (outputs: {', '.join(heads)}){did_you_mean(layer, heads)}"
+            raise SpecError(msg)
+    return settings_outputs
 
 
 def extract_spec(hls_model, name, source, settings=None) -> dict:
@@ -674,9 +886,14 @@ def extract_spec(hls_model, name, source, settings=None) -> dict:
     if len(inputs) != 1:
         msg = f"the model has {len(inputs)} inputs; the emulator runs single-input networks"
         raise SpecError(msg)
-    _check_chain(hls_model, layers)
-    entries = [_layer_entry(layer) for layer in layers if not isinstance(layer, hls_layers.Input)]
-    n_out = int(np.prod(entries[-1]["output_shape"])) if entries else 0
+    kept, sources, heads = _graph(hls_model)
+    entries, previous = [], inputs[0].name
+    for layer in kept:
+        entry = _layer_entry(layer)
+        if sources[layer.name] != previous:  # a branch: name what it reads (absent: the layer before)
+            entry = {"name": entry["name"], "op": entry["op"], "inputs": [sources[layer.name]], **entry}
+        entries.append(entry)
+        previous = layer.name
     spec = {
         "format": FORMAT,
         "name": name,
@@ -687,7 +904,7 @@ def extract_spec(hls_model, name, source, settings=None) -> dict:
             "type": _layer_type(inputs[0], "result_t"),
         },
         "layers": entries,
-        "outputs": settings["outputs"] or _default_outputs(n_out),
+        "outputs": _outputs(settings["outputs"], heads, entries),
     }
     if settings["preprocessing"]:
         spec["preprocessing"] = settings["preprocessing"]
@@ -706,22 +923,43 @@ def _as_batch(hls_model, x):
     return x.reshape((-1, *shape))
 
 
-def csim_predict(hls_model, x) -> np.ndarray:
-    """Outputs of the C-simulation (float64, shape (n, n_out)); doubles, so exact for <=53-bit types."""
+def csim_output_layers(hls_model) -> list:
+    """Names of the spec layers behind the model's outputs, in hls4ml's (and Keras') order."""
+    return _graph(hls_model)[2]
+
+
+def _csim_heads(hls_model, x) -> dict:
+    """C-simulation outputs (float64, (n, size)) by output layer name, in hls4ml's order."""
     batch = _as_batch(hls_model, x)
-    y = np.asarray(hls_model.predict(batch), dtype=np.float64)
-    return y.reshape(len(batch), -1)
+    y = hls_model.predict(batch)  # one array, or a list of one per output
+    heads = csim_output_layers(hls_model)
+    values = y if len(heads) > 1 else [y]
+    return {head: np.asarray(v, dtype=np.float64).reshape(len(batch), -1) for head, v in zip(heads, values)}
+
+
+def csim_predict(hls_model, x) -> np.ndarray:
+    """Outputs of the C-simulation (float64, shape (n, n_out)), several output layers' side by
+    side in hls4ml's order; doubles, so exact for <=53-bit types."""
+    return np.concatenate(list(_csim_heads(hls_model, x).values()), axis=1)
 
 
 def csim_raw(hls_model, x, spec) -> np.ndarray:
-    """Mantissas (int64) of the C-simulation outputs in the network's output type."""
-    out_type = parse_type(spec["layers"][-1]["result_type"])
-    scaled = np.ldexp(csim_predict(hls_model, x), out_type.frac)
-    raw = np.rint(scaled)
-    if not np.array_equal(raw, scaled):
-        msg = f"C-simulation outputs are not multiples of the output type's lsb ({out_type}); spec and project disagree"
-        raise SpecError(msg)
-    return raw.astype(np.int64)
+    """Mantissas (int64) of the C-simulation outputs, in the columns of the emulator's
+    ``predict_raw`` (:func:`l0emu.spec.output_layout`), each output layer in its result type."""
+    values = _csim_heads(hls_model, x)
+    types = {layer["name"]: parse_type(layer["result_type"]) for layer in spec["layers"]}
+    parts = []
+    for head, _, _ in output_layout(spec)[0]:
+        if head not in values:
+            msg = f"spec output layer {head!r} is not an output of the C-simulation ({', '.join(values)}); spec and project disagree"
+            raise SpecError(msg)
+        scaled = np.ldexp(values[head], types[head].frac)
+        raw = np.rint(scaled)
+        if not np.array_equal(raw, scaled):
+            msg = f"C-simulation outputs of {head!r} are not multiples of its type's lsb ({types[head]}); spec and project disagree"
+            raise SpecError(msg)
+        parts.append(raw.astype(np.int64))
+    return np.concatenate(parts, axis=1)
 
 
 def csim_trace(hls_model, x) -> dict:
@@ -729,7 +967,8 @@ def csim_trace(hls_model, x) -> dict:
     batch = _as_batch(hls_model, x)
     for layer in hls_model.get_layers():
         layer.set_attr("trace", True)
-    _, trace = hls_model.trace(batch)
+    with numpy_product_alias():  # trace() rewrites the project (auto_po2: np.product)
+        _, trace = hls_model.trace(batch)
     return {name: np.asarray(values, dtype=np.float64).reshape(len(batch), *values.shape[1:]) for name, values in trace.items()}
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from .aptypes import ApType, parse_type
 from .errors import SpecError
 from .fixed import cast_mantissa
+from .spec import output_layout
 
 __all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate"]
 
@@ -37,7 +38,7 @@ BLOCK = 32
 UNROLL_LIMIT = 1024
 CHAINS = 4  # independent partial sums per exact output sum
 _EXACT_LIMIT = {"f32": 1 << 24, "f64": 1 << 53}
-_PRODUCTS = ("mult", "weight_ternary", "weight_binary")
+_PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary")
 
 
 @dataclass
@@ -287,8 +288,9 @@ class _SumPlan:
     """The arithmetic of one conv2d/dense accumulation (see the module docstring)."""
 
     weights: list  # products' integer coefficients (ternary/binary: -1, 0, 1)
+    offsets: list  # each product is ``offset + coefficient * x`` (nonzero for XNOR data only)
     w_frac: int
-    bias: list  # biases cast into accum_t
+    bias: list  # biases cast into accum_t (exact path: plus the products' offsets)
     acc_t: ApType
     up: int  # exact path: left shift of the coefficients into accum_t's frac
     exact: bool
@@ -357,6 +359,13 @@ class _Generator:
     def _apply_steps(self, out, v, frac, lo, hi, steps, dt, exact):
         """Emit the casts of ``steps`` on ``v``; return the final (variable, lo, hi) or None."""
         for kind, t in steps:
+            if kind == "xnor":  # nnet_mult.h's cast for XNOR data and weights: 2 * acc - n_in
+                if exact and 2 * max(abs(lo), abs(hi)) + t > _EXACT_LIMIT[dt]:
+                    return None
+                z = self.names("z")
+                out.append(f"{z} = {v} * {_const(dt, 2) if exact else 2} - {_const(dt, t) if exact else t}")
+                v, lo, hi = z, 2 * lo - t, 2 * hi - t
+                continue
             if kind == "relu":
                 z = self.names("z")
                 zero = f"{dt}(0.0)" if exact else "np.int64(0)"
@@ -392,21 +401,29 @@ class _Generator:
             em.append(f"{y.name}[j] = {v}")
         return y
 
-    def _fused_steps(self, layers, k):
-        """Elementwise layers after ``layers[k]`` that fold into its epilogue."""
+    def _fused_steps(self, layers, k, kept):
+        """Elementwise layers after ``layers[k]`` that fold into its epilogue: each reads the
+        layer before it, whose tensor nothing else needs (``kept``: read twice or an output)."""
         steps = []
         j = k + 1
         while self.fuse and j < len(layers) and layers[j]["op"] in ("relu", "linear"):
+            if _source(layers, j) != layers[j - 1]["name"] or layers[j - 1]["name"] in kept:
+                break
             steps.append(("relu" if layers[j]["op"] == "relu" else "cast", _type(layers[j], "result_type")))
             j += 1
         return steps, j
 
     # -- the network --------------------------------------------------------------------
     def build(self):
+        """Emit every layer in spec order, each reading the tensor its source layer made;
+        return the output layers' tensors as ``[(layer name, Tensor)]`` in column order."""
         inp = self.spec["input"]
         t_in = parse_type(inp["type"])
         x = self._tensor(f"{inp.get('name', 'input')}_in", inp["shape"], t_in, t_in.min_mantissa, t_in.max_mantissa, "input")
         layers = self.spec["layers"]
+        heads, _ = output_layout(self.spec)
+        kept = {name for name, _, _ in heads} | _read_twice(layers)
+        made = {_INPUT_KEY: x, **({inp["name"]: x} if "name" in inp else {})}  # tensors by layer name
         k = 0
         while k < len(layers):
             layer = layers[k]
@@ -415,14 +432,15 @@ class _Generator:
             if emit is None:
                 msg = f"{where}: op {layer['op']!r} has no emulator implementation"
                 raise SpecError(msg)
-            steps, nxt = self._fused_steps(layers, k) if layer["op"] in _FUSING else ([], k + 1)
+            steps, nxt = self._fused_steps(layers, k, kept) if layer["op"] in _FUSING else ([], k + 1)
             group = [layers[j]["name"] for j in range(k, nxt)]
+            x = made[_source(layers, k)]
             y = emit(self, layer, x, [("cast", _type(layer, "result_type")), *steps], where, group)
             for name in group:
                 self.traced.append((name, y))
-            x = y
+                made[name] = y
             k = nxt
-        return x
+        return [(name, made[name]) for name, _, _ in heads]
 
     # -- one function per op --------------------------------------------------------------
     def _flatten(self, layer, x, steps, where, group):
@@ -456,7 +474,8 @@ class _Generator:
             em.append(f"{p.name}[{row}] = {x.name}[i * {w * c} * BLOCK + j]")
         return p, shape
 
-    def _weights(self, layer, where):
+    def _weights(self, layer, x_t: ApType, where):
+        """(coefficients, offsets or None, fractional bits): each product is ``offset + coefficient * x``."""
         product = layer["product"]
         if product not in _PRODUCTS:
             msg = f"{where}: product {product!r} is not supported; supported: {', '.join(_PRODUCTS)}"
@@ -464,12 +483,14 @@ class _Generator:
         w = [int(v) for v in layer["weights"]]
         wt = _type(layer, "weight_type")
         if product == "mult":
-            return w, wt.frac
+            return w, None, wt.frac
         # weight_ternary / weight_binary return -a, 0 or a in a's own type (nnet_mult.h):
         # ternary: w == 0 -> 0, w == -1 -> -a, anything else (1, and -2 of ap_int<2>) -> a
         if product == "weight_ternary":
-            return [0 if v == 0 else (-1 if v == -1 else 1) for v in w], 0
-        return [-1 if v == 0 else 1 for v in w], 0  # weight_binary: 0 -> -a, else a
+            return [0 if v == 0 else (-1 if v == -1 else 1) for v in w], None, 0
+        if product == "weight_binary":
+            return [-1 if v == 0 else 1 for v in w], None, 0  # 0 -> -a, else a
+        return _xnor_data_products(product, w, wt, x_t, where)
 
     def _conv_geometry(self, layer, x, where):
         x, (_, wp, c) = self._padded(x, layer["pad"], where, layer["name"])
@@ -493,13 +514,15 @@ class _Generator:
 
     def _sum_plan(self, layer, x, geometry, where) -> _SumPlan:
         """Choose the exact or the stepwise arithmetic by interval analysis of the mantissas."""
-        w, w_frac = self._weights(layer, where)
+        w, offsets, w_frac = self._weights(layer, x.type, where)
+        offsets = offsets or [0] * len(w)
         acc_t = _type(layer, "accum_type")
         bias_t = _type(layer, "bias_type")
         bias = [_cast_const(b, bias_t.frac, acc_t) for b in layer["biases"]]
         up = acc_t.frac - (x.type.frac + w_frac)
         n_out = geometry.n_out
         acc_lo = acc_hi = span = prod_lo = prod_hi = 0
+        start = list(bias)  # exact path: the bias plus the products' constant offsets
         exact = up >= 0
         if exact:
             # hls4ml casts every product into accum_t on its own (the ``mult`` array), then
@@ -509,14 +532,17 @@ class _Generator:
             # bias first, so they lie in [bias + negative terms, bias + positive terms].
             for o in range(n_out):
                 lo = hi = bias[o]
+                terms = 0  # bound of any partial sum of the coefficient terms alone
                 for i in range(len(geometry.taps)):
-                    c_ = w[i * n_out + o] << up
-                    p_lo, p_hi = min(c_ * x.lo, c_ * x.hi), max(c_ * x.lo, c_ * x.hi)
+                    c_, off = w[i * n_out + o] << up, offsets[i * n_out + o] << up
+                    p_lo, p_hi = off + min(c_ * x.lo, c_ * x.hi), off + max(c_ * x.lo, c_ * x.hi)
                     lo += min(p_lo, 0)
                     hi += max(p_hi, 0)
                     prod_lo, prod_hi = min(prod_lo, p_lo), max(prod_hi, p_hi)
+                    terms += max(abs(c_ * x.lo), abs(c_ * x.hi))
+                    start[o] += off
                 acc_lo, acc_hi = min(acc_lo, lo), max(acc_hi, hi)
-                span = max(span, hi - bias[o], bias[o] - lo)
+                span = max(span, hi - bias[o], bias[o] - lo, terms + abs(start[o]))
             t_lo, t_hi = _target_range(acc_t)
             exact = t_lo <= min(acc_lo, prod_lo) and max(acc_hi, prod_hi) <= t_hi
         if exact:
@@ -527,7 +553,7 @@ class _Generator:
             dt = "i64"
             acc_lo, acc_hi = _full(acc_t)
             _int_product_fits(x.type, where)
-        return _SumPlan(w, w_frac, bias, acc_t, up, exact, dt, acc_lo, acc_hi)
+        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, up, exact, dt, acc_lo, acc_hi)
 
     def _dot(self, layer, x, steps, where, group):
         """conv2d/dense: hls4ml's product, bias-initialised accumulation, then the casts."""
@@ -536,6 +562,8 @@ class _Generator:
         else:
             x, geometry = self._dense_geometry(layer, x)
         plan = self._sum_plan(layer, x, geometry, where)
+        if layer["product"] == "both_binary":
+            steps = [*_xnor_result_steps(len(geometry.taps), plan.acc_t, where), *steps]
         acc = self._buffer(f"{layer['name']}_acc", int(np.prod(geometry.shape)), plan.dt)
         title = " + ".join(group)
         with self._kernel(f"{title}: accumulate", [x.name, acc], geometry.loops) as em:
@@ -568,6 +596,8 @@ class _Generator:
                 em.append(f"s = np.int64({plan.bias[o]})")
                 for i, c_ in taps:
                     product = f"np.int64({c_}) * np.int64({x.name}[{_at(geometry.window, geometry.taps[i])}])"
+                    offset = plan.offsets[i * n_out + o]
+                    product = f"np.int64({offset}) + {product}" if offset else product
                     em.append(f"p = cast({product}, {p_frac}, {codes})")
                     em.append(f"s = cast(s + p, {plan.acc_t.frac}, {codes})")
                 em.append(f"{out} = s")
@@ -578,6 +608,7 @@ class _Generator:
         weights = self._array(f"{stem}_weights", [v << plan.up for v in plan.weights] if plan.exact else plan.weights, plan.dt)
         biases = self._array(f"{stem}_biases", plan.bias, plan.dt)
         taps = self._array(f"{stem}_taps", geometry.taps, "i64")
+        offsets = self._array(f"{stem}_offsets", plan.offsets, "i64") if any(plan.offsets) and not plan.exact else ""
         n_out = geometry.n_out
         em.extend(geometry.setup or ["r = 0", "q = 0"])
         index = "q + o * BLOCK + e"
@@ -592,7 +623,8 @@ class _Generator:
                         em.append(f"{acc}[{index}] += c * {x.name}[base + e]")
                     else:
                         p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
-                        em.append(f"p = cast(np.int64(c) * np.int64({x.name}[base + e]), {p_frac}, {codes})")
+                        offset = f"{offsets}[i * {n_out} + o] + " if offsets else ""
+                        em.append(f"p = cast({offset}np.int64(c) * np.int64({x.name}[base + e]), {p_frac}, {codes})")
                         em.append(f"{acc}[{index}] = cast({acc}[{index}] + p, {plan.acc_t.frac}, {codes})")
 
     def _leaky_relu(self, layer, x, steps, where, group):
@@ -609,6 +641,73 @@ class _Generator:
             em.append(f"v = np.int64({x.name}[j])")
             em.append(f"w = cast(v, {x.type.frac}, {codes}) if v > 0 else cast(np.int64({alpha}) * v, {x.type.frac + param_t.frac}, {codes})")
             em.append(f"{y.name}[j] = w")
+        return y
+
+    def _select(self, layer, x, res_t, values, where):
+        """A tensor of ``res_t`` holding one of ``values`` (mantissas of ``res_t``) per element."""
+        return self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, min(values), max(values), where)
+
+    def _binary_tanh(self, layer, x, steps, where, group):
+        """nnet::binary_tanh: +1 if ``x >= 0`` else -1 (an ap_int<2>), then binary_cast: into a
+        1-bit unsigned integer result (hls4ml's XNOR ap_uint<1>) -1 becomes 0, else a plain cast."""
+        res_t = steps[0][1]
+        xnor = (res_t.width, res_t.signed, res_t.frac) == (1, False, 0)
+        plus, minus = _cast_const(1, 0, res_t), 0 if xnor else _cast_const(-1, 0, res_t)
+        y = self._select(layer, x, res_t, (plus, minus), where)
+        with self._kernel(f"{' + '.join(group)}: binary_tanh", [x.name, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
+            em.append(f"{y.name}[j] = {_const(y.dtype, plus)} if {x.name}[j] >= 0 else {_const(y.dtype, minus)}")
+        return y
+
+    def _bn_quantized_tanh(self, layer, x, steps, where, group):
+        """hls4ml's BatchNormalizationQuantizedTanh (nnet_batchnorm.h): binary ``x >= t`` -> 1
+        else 0; ternary ``x > hi`` -> 1, ``x <= lo`` -> -1, else 0; cast into the result type.
+        Thresholds are brought onto x's grid (rounded so each comparison keeps its outcome) and
+        clipped to x's interval widened by one, which changes no outcome."""
+        res_t, t_t = steps[0][1], _type(layer, "threshold_type")
+        shift = x.type.frac - t_t.frac
+
+        def on_grid(field, ceil):
+            values = [int(v) << shift if shift >= 0 else (-((-int(v)) >> -shift) if ceil else int(v) >> -shift) for v in layer[field]]
+            return self._array(f"{layer['name']}_{field}", [min(max(v, x.lo - 1), x.hi + 1) for v in values], x.dtype)
+
+        binary = layer["op"] == "bn_binary_tanh"
+        values = [_cast_const(v, 0, res_t) for v in ((1, 0) if binary else (1, 0, -1))]
+        y = self._select(layer, x, res_t, values, where)
+        count = len(layer["threshold" if binary else "threshold_hi"])
+        consts = [_const(y.dtype, v) for v in values]
+        loops = [f"for j in range({y.size}):"]
+        with self._kernel(f"{' + '.join(group)}: {layer['op']}", [x.name, y.name], loops) as em:
+            if binary:
+                em.append(f"t = {on_grid('threshold', True)}[j % {count}]")
+                test = f"{consts[0]} if {x.name}[j * BLOCK + e] >= t else {consts[1]}"
+            else:
+                em.append(f"hi = {on_grid('threshold_hi', False)}[j % {count}]")
+                em.append(f"lo = {on_grid('threshold_lo', False)}[j % {count}]")
+                v = f"{x.name}[j * BLOCK + e]"
+                test = f"{consts[0]} if {v} > hi else ({consts[2]} if {v} <= lo else {consts[1]})"
+            with em.block("for e in range(BLOCK):"):
+                em.append(f"{y.name}[j * BLOCK + e] = {test}")
+        return y
+
+    def _hard_activation(self, layer, x, steps, where, group):
+        """nnet::hard_sigmoid / hard_tanh: ``s = slope * x + shift`` at full precision, clipped to
+        [0, 1]; hard_tanh then ``2 s - 1``; cast into the result type."""
+        res_t = steps[0][1]
+        slope_t, shift_t = _type(layer, "slope_type"), _type(layer, "shift_type")
+        frac = max(x.type.frac + slope_t.frac, shift_t.frac, 0)
+        slope = int(layer["slope"]) << (frac - x.type.frac - slope_t.frac)
+        shift = int(layer["shift"]) << (frac - shift_t.frac)
+        if max(abs(x.lo), abs(x.hi)) * max(abs(slope), 1) + abs(shift) >= 1 << 61:
+            msg = f"{where}: slope * x ({slope_t} times {x.type}) exceeds the emulator's int64 arithmetic"
+            raise SpecError(msg)
+        one = 1 << frac
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, *_full(res_t), where)
+        with self._kernel(f"{' + '.join(group)}: {layer['op']}", [x.name, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
+            em.append(f"s = np.int64({x.name}[j]) * {slope} + {shift}")
+            em.append(f"s = {one} if s > {one} else (0 if s < 0 else s)")
+            if layer["op"] == "hard_tanh":
+                em.append(f"s = 2 * s - {one}")
+            em.append(f"{y.name}[j] = cast(s, {frac}, {_codes(res_t)})")
         return y
 
     def _table_activation(self, layer, x, steps, where, group):
@@ -634,6 +733,57 @@ class _Generator:
             em.append(f"k = ((d + {half} + {_INT32 // 2}) & {_INT32 - 1}) - {_INT32 // 2}")  # int index
             em.append(f"k = 0 if k < 0 else ({n - 1} if k > {n - 1} else k)")
             em.append(f"{y.name}[j] = {table}[k]")
+        return y
+
+    def _softmax(self, layer, x, steps, where, group):
+        """nnet::softmax (stable / latency: nnet_activation.h, the same in io_stream) in int64,
+        one event at a time: table lookups addressed by the top bits of the index type's
+        two's-complement pattern, hls4ml's adder tree with a cast after every addition, then
+        ``exp * inverse`` cast into the result type. argmax: :meth:`_softmax_argmax`."""
+        if layer["implementation"] == "argmax":
+            return self._softmax_argmax(layer, x, steps, where, group)
+        res_t, acc_t, inv_t = steps[0][1], _type(layer, "accum_type"), _type(layer, "inv_table_type")
+        stable = layer["implementation"] == "stable"
+        exp_index_t = _type(layer, "norm_type") if stable else x.type
+        inv_index_t = _type(layer, "inv_input_type")
+        exp_bits = _table_bits(layer, "exp_table_size", exp_index_t, where)
+        inv_bits = _table_bits(layer, "inv_table_size", inv_index_t, where)
+        if acc_t.width + inv_t.width > 62:
+            msg = f"{where}: softmax products of {acc_t} and {inv_t} exceed the emulator's int64 arithmetic"
+            raise SpecError(msg)
+        exp_t = _type(layer, "exp_table_type")
+        exp = self._array(f"{layer['name']}_exp", [_cast_const(v, exp_t.frac, acc_t) for v in layer["exp_table"]], "i64")
+        inv = self._array(f"{layer['name']}_inv", layer["inv_table"], "i64")
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, *_full(res_t), where)
+        n = x.size
+        with self._kernel(f"{' + '.join(group)}: softmax", [x.name, y.name], ["for e in range(BLOCK):"]) as em:
+            em.extend(f"_x{i} = np.int64({x.name}[{_at('', i)}])" for i in range(n))
+            if stable:
+                em.append("_m = _x0")  # Op_max's tree picks the largest value, whatever the order
+                em.extend(f"_m = _x{i} if _x{i} > _m else _m" for i in range(1, n))
+                em.extend(f"_x{i} = cast(_m - _x{i}, {x.type.frac}, {_codes(exp_index_t)})" for i in range(n))
+            shift, mask = exp_index_t.width - exp_bits, (1 << exp_index_t.width) - 1
+            em.extend(f"_e{i} = {exp}[(_x{i} & {mask}) >> {shift}]" for i in range(n))
+            total = _adder_tree(em, [f"_e{i}" for i in range(n)], f"{acc_t.frac}, {_codes(acc_t)}")
+            em.append(f"_s = cast({total}, {acc_t.frac}, {_codes(inv_index_t)})")
+            shift, mask = inv_index_t.width - inv_bits, (1 << inv_index_t.width) - 1
+            em.append(f"_v = {inv}[(_s & {mask}) >> {shift}]")
+            for i in range(n):
+                em.append(f"{y.name}[{_at('', i)}] = cast(_e{i} * _v, {acc_t.frac + inv_t.frac}, {_codes(res_t)})")
+        return y
+
+    def _softmax_argmax(self, layer, x, steps, where, group):
+        """softmax_argmax: the result type's 1 at the first maximum (a later input must be
+        strictly larger to take it), its 0 elsewhere (both cast from int as the C++ does)."""
+        res_t = steps[0][1]
+        one, zero = _cast_const(1, 0, res_t), _cast_const(0, 0, res_t)
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, min(one, zero), max(one, zero), where)
+        with self._kernel(f"{' + '.join(group)}: softmax argmax", [x.name, y.name], ["for e in range(BLOCK):"]) as em:
+            em.extend([f"_m = {x.name}[e]", "_k = 0"])
+            for i in range(1, x.size):
+                em.extend([f"_v = {x.name}[{_at('', i)}]", f"_k = {i} if _v > _m else _k", "_m = _v if _v > _m else _m"])
+            for i in range(x.size):
+                em.append(f"{y.name}[{_at('', i)}] = {_const(y.dtype, one)} if _k == {i} else {_const(y.dtype, zero)}")
         return y
 
     def _pool(self, layer, x, steps, where, group):
@@ -739,6 +889,7 @@ class _Generator:
         return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, "i64")
 
 
+_INPUT_KEY = object()  # the network input among the layer names: a layer without "inputs" reads it first
 # input range R that a table activation's index spans: x * table_size / R (nnet_activation.h)
 _TABLE_SPAN = {"sigmoid": 16, "tanh": 8}
 _INT32 = 1 << 32
@@ -746,8 +897,14 @@ _INT32 = 1 << 32
 # op -> its emitter; the keys are the spec's op list (l0emu.spec.OPS), checked by the tests
 _OP_EMITTERS = {
     "leaky_relu": _Generator._leaky_relu,
+    "binary_tanh": _Generator._binary_tanh,
+    "bn_binary_tanh": _Generator._bn_quantized_tanh,
+    "bn_ternary_tanh": _Generator._bn_quantized_tanh,
+    "hard_sigmoid": _Generator._hard_activation,
+    "hard_tanh": _Generator._hard_activation,
     "sigmoid": _Generator._table_activation,
     "tanh": _Generator._table_activation,
+    "softmax": _Generator._softmax,
     "conv2d": _Generator._dot,
     "dense": _Generator._dot,
     "relu": _Generator._elementwise,
@@ -762,7 +919,8 @@ _OP_EMITTERS = {
 _FUSING = ("conv2d", "dense", "scale")
 # names the generated module defines or imports: buffers must not shadow them
 _RESERVED = {"np", "njit", "f32", "f64", "cast", "cast_mantissa", "BLOCK", "network", "x", "table", "out", "lookup", "trace",
-             "n", "start", "m", "e", "i", "j", "o", "r", "q", "s", "p", "c", "v", "y", "a", "d", "k", "w", "base", "count", "oh", "ow", "ch"}
+             "n", "start", "m", "e", "i", "j", "o", "r", "q", "s", "p", "c", "v", "y", "a", "d", "k", "w", "base", "count", "oh", "ow", "ch",
+             "t", "hi", "lo"}
 
 
 _NP = {"f32": "float32", "f64": "float64", "i64": "int64"}
@@ -817,6 +975,74 @@ def _shift_is_exact(x: Tensor, half: int, e: int) -> bool:
     r_max = (1 << (2 * half - 1)) - 1
     return -r_max <= x.lo << up and x.hi << up <= r_max
 
+def _source(layers, k):
+    """The name of the tensor ``layers[k]`` reads: its ``inputs`` entry, else the previous
+    layer's (the network input, under ``_INPUT_KEY``, for the first layer)."""
+    if "inputs" in layers[k]:
+        return layers[k]["inputs"][0]
+    return layers[k - 1]["name"] if k else _INPUT_KEY
+
+
+def _read_twice(layers) -> set:
+    """Names of tensors more than one layer reads (their values must outlive the first reader)."""
+    counts = {}
+    for k in range(len(layers)):
+        counts[_source(layers, k)] = counts.get(_source(layers, k), 0) + 1
+    return {name for name, count in counts.items() if count > 1}
+
+
+def _xnor_data_products(product, w, wt: ApType, x_t: ApType, where):
+    """both_binary / data_binary (nnet_mult.h) on XNOR data, ``ap_uint<1>`` holding 0 for -1:
+    both_binary returns ``a == w`` (0 or 1), data_binary ``a == 0 ? -w : w``; as
+    ``offset + coefficient * a``: both_binary w = 1 -> a, w = 0 -> 1 - a; data_binary -w + 2 w a."""
+    if (x_t.width, x_t.signed, x_t.frac) != (1, False, 0):
+        msg = f"{where}: product {product!r} takes hls4ml's XNOR data (ap_uint<1>), got input type {x_t}"
+        raise SpecError(msg)
+    if product == "data_binary":
+        return [2 * v for v in w], [-v for v in w], wt.frac
+    if (wt.width, wt.signed, wt.frac) != (1, False, 0):
+        msg = f"{where}: product 'both_binary' takes XNOR weights (ap_uint<1>), got weight type {wt}"
+        raise SpecError(msg)
+    return [1 if v else -1 for v in w], [0 if v else 1 for v in w], 0
+
+
+def _ceillog2(n: int) -> int:
+    """nnet::ceillog2 (nnet_common.h): 1 for n <= 2, else 1 + ceillog2((n + 1) / 2)."""
+    return 1 if n <= 2 else 1 + _ceillog2((n + 1) // 2)
+
+
+def _xnor_result_steps(n_in: int, acc_t: ApType, where) -> list:
+    """nnet_mult.h's cast for XNOR data and weights: ``ap_int<ceillog2(n_in) + 2>(acc * 2 - n_in)``,
+    the ap_fixed -> ap_int conversion truncating toward zero and wrapping (ap_fixed_base::to_ap_int_base),
+    before the usual cast into the result type."""
+    if acc_t.frac < 0:
+        msg = f"{where}: an XNOR layer's accumulator {acc_t} has no unit bit for acc * 2 - n_in"
+        raise SpecError(msg)
+    bits = _ceillog2(n_in) + 2
+    return [("xnor", n_in << acc_t.frac), ("cast", ApType(bits, bits, True, "TRN_ZERO", "WRAP"))]
+
+
+def _table_bits(layer, field, index_t: ApType, where) -> int:
+    """log2 of a softmax table's size: the top bits of ``index_t`` that address it."""
+    bits = int(layer[field]).bit_length() - 1
+    if bits > index_t.width:
+        msg = f"{where}: {field} {layer[field]} needs {bits} address bits, more than {index_t} has"
+        raise SpecError(msg)
+    return bits
+
+
+def _adder_tree(em, terms: list, cast_args: str) -> str:
+    """nnet::reduce with Op_add<accum_t>: the first pow2(floorlog2(N - 1)) terms reduced, the
+    rest reduced, the two added and cast into accum_t; emits the sums, returns the total's name."""
+    if len(terms) == 1:
+        return terms[0]
+    left = 1 << ((len(terms) - 1).bit_length() - 1)
+    a, b = _adder_tree(em, terms[:left], cast_args), _adder_tree(em, terms[left:], cast_args)
+    name = f"_t{len(em.lines)}"
+    em.append(f"{name} = cast({a} + {b}, {cast_args})")
+    return name
+
+
 def _int_product_fits(x_t: ApType, where) -> None:
     """Stepwise products are int64: input mantissas (< 2**53, as stored) times weights must fit."""
     if x_t.width > 53:
@@ -828,12 +1054,14 @@ def generate(spec: dict, *, fuse: bool = True, block: int = BLOCK):
     """Source of the kernel module for ``spec``: per-layer kernels and the driver
     ``network(x, table, out, lookup, trace)``.
 
-    Returns ``(source, output_tensor, traced)``; ``traced`` lists (layer name, Tensor) for
-    every layer (fused layers share the tensor of their group's last layer). With
-    ``fuse=False`` no layer is fused and ``trace`` receives every layer's mantissas.
+    Returns ``(source, heads, traced)``; ``heads`` lists (layer name, Tensor) for each layer
+    the outputs read, whose tensors ``out`` holds side by side in that order
+    (:func:`l0emu.spec.output_layout`); ``traced`` lists (layer name, Tensor) for every layer
+    (fused layers share the tensor of their group's last layer). With ``fuse=False`` no layer
+    is fused and ``trace`` receives every layer's mantissas.
     """
     gen = _Generator(spec, fuse)
-    y = gen.build()
+    heads = gen.build()
     x0 = gen.tensors[0]
     lines = [
         f'"""Emulator kernels of network {spec["name"]!r}, generated by l0emu._codegen from its spec."""',
@@ -873,11 +1101,14 @@ def generate(spec: dict, *, fuse: bool = True, block: int = BLOCK):
         f"                {x0.name}[i * BLOCK + e] = table[x[start + e, i]] if lookup else x[start + e, i]",
     ]
     lines += ["        " + call for call in gen.calls]
-    lines += [
-        "        for e in range(m):",
-        f"            for j in range({y.size}):",
-        f"                out[start + e, j] = np.int64({y.name}[j * BLOCK + e])",
-    ]
+    column = 0
+    for _, y in heads:
+        lines += [
+            "        for e in range(m):",
+            f"            for j in range({y.size}):",
+            f"                out[start + e, {f'{column} + j' if column else 'j'}] = np.int64({y.name}[j * BLOCK + e])",
+        ]
+        column += y.size
     if not fuse:
         for k, (_, t) in enumerate(gen.traced):
             lines += [
@@ -885,4 +1116,4 @@ def generate(spec: dict, *, fuse: bool = True, block: int = BLOCK):
                 f"            for j in range({t.size}):",
                 f"                trace[{k}][start + e, j] = np.float64({t.name}[j * BLOCK + e])",
             ]
-    return "\n".join(lines) + "\n", y, gen.traced
+    return "\n".join(lines) + "\n", heads, gen.traced

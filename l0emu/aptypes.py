@@ -160,7 +160,9 @@ def parse_type(text: str) -> ApType:
             raise SpecError(msg)
         width = _parse_int(args[0], "the width", text)
         _check_width(width, text)
-        return ApType(width, width, signed)
+        # a value with fraction bits converts into ap_int/ap_uint truncated toward zero
+        # (ap_fixed_base::to_ap_int_base), not floored as into ap_fixed<W,W>
+        return ApType(width, width, signed, "TRN_ZERO")
     if not 2 <= len(args) <= 5:
         msg = f"type {text!r}: {kind} takes 2 to 5 arguments <W,I[,Q[,O[,N]]]>, got {len(args)}"
         raise SpecError(msg)

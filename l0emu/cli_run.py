@@ -182,7 +182,7 @@ def main(args) -> int:
     rate = result.n_events / result.seconds if result.seconds > 0 else float("nan")
     print(
         f"l0emu run: {result.n_events:,} events with {spec['name']!r} in {result.seconds:.2f} s "
-        f"({rate:,.0f} events/s; emulator built in {result.compile_seconds:.1f} s)"
+        f"({rate:,.0f} events/s, {result.cpu_seconds:.2f} s of CPU; emulator built in {result.compile_seconds:.1f} s)"
     )
     print(format_table(result.rows))
     print(assumptions.describe())

@@ -3,8 +3,9 @@
 :class:`Emulator` reads a spec (``spec.json``), generates a numba kernel specialised to that
 network (see :mod:`l0emu._codegen`; the source is :attr:`Emulator.source` and is written to
 the cache directory so numba can cache the machine code), and runs blocks of events
-through it. Outputs are the mantissas of the last layer's result type, equal bit for bit to
-the HLS code's outputs; :meth:`Emulator.predict` maps them to physical units.
+through it. Outputs are the mantissas of the output layers' result types (the last layer,
+or each head the spec's outputs name), equal bit for bit to the HLS code's outputs;
+:meth:`Emulator.predict` maps them to physical units.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .aptypes import ApType, parse_type
 from .atomic import atomic_path
 from .errors import ConfigError, SpecError, did_you_mean
 from .fixed import float_to_mantissa
-from .spec import read_spec, validate_spec
+from .spec import output_layout, read_spec, validate_spec
 
 __all__ = ["Emulator", "cache_dir"]
 
@@ -96,9 +97,11 @@ class Emulator:
         _check_stream_convolutions(spec)
         self.input_type: ApType = parse_type(spec["input"]["type"])
         self.input_shape = tuple(int(s) for s in spec["input"]["shape"])
-        self.source, out_tensor, _ = generate(spec, fuse=True)
-        self.output_type: ApType = out_tensor.type
-        self.n_outputs = out_tensor.size
+        self.source, heads, _ = generate(spec, fuse=True)
+        # raw output columns: the heads' tensors side by side (l0emu.spec.output_layout)
+        self.output_types: tuple = tuple(tensor.type for _, tensor in heads for _ in range(tensor.size))
+        self.n_outputs = len(self.output_types)
+        self.output_layers, self.columns = output_layout(spec)
         self.outputs = {out["name"]: out for out in spec["outputs"]}
         self._kernel = self._compile(self.source, "network")
         self._trace_kernel = None
@@ -146,9 +149,37 @@ class Emulator:
             self.compile_seconds[signature_key] = time.perf_counter() - started
         return out
 
+    # -- output types ---------------------------------------------------------------------
+    @property
+    def output_type(self) -> ApType:
+        """The ap type of every raw output column, where all share one (always true of a
+        network with one output layer); otherwise an error pointing to :meth:`output_type_of`."""
+        if len(set(self.output_types)) == 1:
+            return self.output_types[0]
+        per_output = ", ".join(f"{name}: {self.output_type_of(name)}" for name in self.outputs)
+        msg = f"network {self.spec['name']!r} has outputs of different types ({per_output}); use output_type_of(name)"
+        raise ConfigError(msg)
+
+    def output_type_of(self, output_name: str) -> ApType:
+        """The ap type of the raw column of spec output ``output_name``."""
+        return self.output_types[self.column(output_name)]
+
+    def column(self, output_name: str) -> int:
+        """The :meth:`predict_raw` column of spec output ``output_name``."""
+        if output_name not in self.columns:
+            msg = f"network {self.spec['name']!r} has no output {output_name!r}{did_you_mean(output_name, self.columns)}"
+            raise ConfigError(msg)
+        return self.columns[output_name]
+
     # -- public API -----------------------------------------------------------------------
     def predict_raw(self, x) -> np.ndarray:
-        """Output mantissas (int64, shape (n, n_outputs)) in :attr:`output_type`.
+        """Output mantissas, int64, shape (n, :attr:`n_outputs`).
+
+        The columns are the whole output tensors of :attr:`output_layers` side by side, in the
+        order the spec's ``outputs`` first name them: for a spec whose outputs name no
+        ``layer``, the last layer's tensor, so output ``o`` is column ``o["index"]``. Spec
+        output ``name`` is column :meth:`column` (name), of type :meth:`output_type_of` (name);
+        column ``j`` is a mantissa of ``output_types[j]``.
 
         ``x`` is either uint8 lit-pixel counts shaped like the input (pixel value count/2, as
         :func:`l0emu.images.fragment_hits` returns them) or float values cast into the input
@@ -160,10 +191,17 @@ class Emulator:
         """Physical outputs: ``offset + scale * y`` per spec output (window frames stay relative)."""
         return self.to_physical(self.predict_raw(x))
 
+    def to_float(self, raw) -> np.ndarray:
+        """Raw output columns -> their values (float64, same shape), each in its own head's type."""
+        raw = np.asarray(raw)
+        values = np.empty(raw.shape, np.float64)
+        for _, first, size in self.output_layers:
+            values[..., first : first + size] = self.output_types[first].to_float(raw[..., first : first + size])
+        return values
+
     def to_physical(self, raw) -> dict:
         """Raw output mantissas -> ``offset + scale * y`` per spec output name."""
-        values = self.output_type.to_float(raw)
-        return {name: out["offset"] + out["scale"] * values[:, out["index"]] for name, out in self.outputs.items()}
+        return {name: out["offset"] + out["scale"] * self.output_type_of(name).to_float(raw[:, self.columns[name]]) for name, out in self.outputs.items()}
 
     def threshold_mantissa(self, output_name: str, physical_threshold: float) -> int:
         """The smallest raw output whose physical value is >= the threshold (exact arithmetic).
@@ -171,17 +209,15 @@ class Emulator:
         ``y_raw >= threshold_mantissa(...)`` is then the firmware's fixed-point comparison.
         Returns ``max_mantissa + 1`` when no representable output reaches the threshold.
         """
-        if output_name not in self.outputs:
-            msg = f"network {self.spec['name']!r} has no output {output_name!r}{did_you_mean(output_name, self.outputs)}"
-            raise ConfigError(msg)
+        out_type = self.output_type_of(output_name)
         out = self.outputs[output_name]
         scale = Fraction(out["scale"])
         if scale <= 0:
             msg = f"output {output_name!r} has scale {out['scale']}; a '>=' threshold needs a positive scale"
             raise SpecError(msg)
-        units = (Fraction(physical_threshold) - Fraction(out["offset"])) / scale * (Fraction(2) ** self.output_type.frac)
+        units = (Fraction(physical_threshold) - Fraction(out["offset"])) / scale * (Fraction(2) ** out_type.frac)
         raw = math.ceil(units)
-        return int(min(max(raw, self.output_type.min_mantissa), self.output_type.max_mantissa + 1))
+        return int(min(max(raw, out_type.min_mantissa), out_type.max_mantissa + 1))
 
     def trace(self, x) -> dict:
         """Every layer's output as float64 values, shape (n, *output_shape), by layer name."""

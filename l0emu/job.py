@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .atomic import OutputSet
 from .errors import ConfigError
-from .events import expand_paths, plan_ranges, read_range
+from .events import RangeReader, expand_paths, plan_ranges, read_range
 from .output import OUTPUT_FORMATS, make_l0_writer, plot_turn_on, write_csv, write_histograms, write_json
 from .rates import RateAssumptions, TriggerCounts, rate_table
 from .trigger import Trigger
@@ -36,6 +36,7 @@ class JobResult:
     n_events: int
     seconds: float  # the event loop, reading and writing included
     compile_seconds: float  # building the trigger: spec checks and the emulator's JIT
+    cpu_seconds: float  # CPU time of this process's threads over the event loop (not dask workers')
     rows: list
     counts: TriggerCounts
     outputs: dict
@@ -63,11 +64,14 @@ _WORKER_TRIGGERS: collections.OrderedDict = collections.OrderedDict()
 _WORKER_TRIGGERS_LOCK = threading.Lock()
 # chunks read ahead of the one being decided (each holds step_size events of hits)
 _READ_AHEAD = 2
-# the l0 tree's compression, chosen on measured size and speed (issue 14, 5M events of the
-# shipped student's output): none 45.0 B/event at 8.2 M ev/s of one core, LZ4(1) 23.1 at 5.6,
-# ZSTD(1) 15.1 at 3.3, ZLIB(1) 15.8 at 1.2, ZSTD(3) 13.3 at 2.2. ZSTD(1) is a third of the
-# raw size and, on the writer thread, off the critical path of the loop.
-_COMPRESSION = ("ZSTD", 1)
+# the l0 tree's compression, chosen on measured size and CPU (issue 14, the shipped student's
+# output of 2M events, writing included): none 45.0 B/event at 16.3 M events per core-second,
+# LZ4(1) 23.1 B at 5.9 M, ZSTD(1) 15.1 B at 3.9 M, ZLIB(1) 15.8 B at 1.1 M, ZSTD(3) 13.5 B at
+# 2.5 M, LZMA(1) 11.6 B at 0.14 M. On two cores the writer thread competes with fragmentation
+# and the network for CPU, so CPU per event sets the loop's rate: LZ4(1) costs two thirds of
+# ZSTD(1)'s CPU (8 % of the whole loop) for half as much again on disk, still below the
+# input's 34 B/event.
+_COMPRESSION = ("LZ4", 1)
 
 
 def compute_threads() -> int:
@@ -108,15 +112,16 @@ def _local(units, trigger: Trigger):
     current chunk with ``trigger.threads`` blocks (numba kernels, which release the GIL),
     and the writer thread of :func:`_write_l0` compressing the previous chunk.
     """
+    read = RangeReader()  # used by the one reader thread only
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="l0emu-reader") as reader:
-        pending = collections.deque(reader.submit(read_range, *unit) for unit in units[:_READ_AHEAD])
+        pending = collections.deque(reader.submit(read, *unit) for unit in units[:_READ_AHEAD])
         following = iter(units[_READ_AHEAD:])
         try:
             while pending:
                 chunk = pending.popleft().result()
                 unit = next(following, None)
                 if unit is not None:
-                    pending.append(reader.submit(read_range, *unit))
+                    pending.append(reader.submit(read, *unit))
                 yield trigger.decide(chunk)
         finally:
             for future in pending:
@@ -225,6 +230,7 @@ def run_job(
     compile_seconds = time.perf_counter() - compile_start
     n_events = 0
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     bar = tqdm(total=sum(u[2] - u[1] for u in units), unit="ev", unit_scale=True, disable=not progress)
 
     def on_chunk(n):
@@ -245,9 +251,10 @@ def run_job(
             write_histograms(file, counts)
         bar.close()
         seconds = time.perf_counter() - t0
+        cpu_seconds = time.process_time() - cpu0
         rows = rate_table(counts, thresholds, assumptions)
         metadata = {"spec": spec.get("name"), "inputs": paths, "events": n_events}
         write_csv(tmp["csv"], rows, assumptions)
         write_json(tmp["json"], rows, assumptions, metadata)
         plot_turn_on(tmp["turn_on_png"], counts, thresholds, f"{spec.get('name')}: L0 turn-on")
-    return JobResult(n_events, seconds, compile_seconds, rows, counts, outputs)
+    return JobResult(n_events, seconds, compile_seconds, cpu_seconds, rows, counts, outputs)

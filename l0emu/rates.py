@@ -41,11 +41,6 @@ def pt_histogram(name: str = "", storage=None):
     return hist.Hist(axis, storage=storage if storage is not None else hist.storage.Int64(), name=name)
 
 
-def _binned(true_pt) -> np.ndarray:
-    """Counts per ``PT_BINS`` bin, as int64."""
-    return pt_histogram().fill(true_pt).values().astype(np.int64)
-
-
 @dataclasses.dataclass(frozen=True)
 class RateAssumptions:
     """What turns efficiencies into an L0 rate; written beside every table."""
@@ -107,21 +102,25 @@ class TriggerCounts:
 
     @classmethod
     def from_columns(cls, columns: dict, thresholds) -> TriggerCounts:
+        from .counting import count_chunk  # numba: not imported for --help
+
         counts = cls.empty(thresholds)
-        true_pt = np.asarray(columns["true_pt"], dtype=np.float64)
-        signal = true_pt >= SIGNAL_PT_MIN
-        # overflow goes into the last bin so no signal event is lost from the denominator
-        clipped = np.minimum(true_pt[signal], PT_BINS[-1] - 1e-9)
-        counts.denominator += _binned(clipped)
-        counts.background = int((~signal).sum())
-        counts.max_signal_pt = float(true_pt[signal].max()) if signal.any() else 0.0
-        for t, b in zip(thresholds, counts.branches):
-            fired = np.asarray(columns[b], dtype=bool)
-            counts.numerator[b] += _binned(clipped[fired[signal]])
-            counts.background_fired[b] = int(fired[~signal].sum())
-            on_plateau = true_pt >= plateau_min_pt(t)  # implies signal: 1.5 T > 3 GeV needs T > 2
-            counts.plateau_total[b] = int((on_plateau & signal).sum())
-            counts.plateau_passed[b] = int((on_plateau & signal & fired).sum())
+        true_pt = np.asarray(columns["true_pt"])
+        fired = np.zeros((len(counts.branches), len(true_pt)), bool)
+        for i, b in enumerate(counts.branches):
+            fired[i] = columns[b]
+        plateau = [plateau_min_pt(t) for t in thresholds]  # counted among signal events only
+        numerator, denominator, background, background_fired, plateau_total, plateau_passed, max_pt = count_chunk(
+            true_pt, fired, PT_BINS, SIGNAL_PT_MIN, plateau
+        )
+        counts.denominator += denominator
+        counts.background = background
+        counts.max_signal_pt = max_pt
+        for i, b in enumerate(counts.branches):
+            counts.numerator[b] += numerator[i]
+            counts.background_fired[b] = int(background_fired[i])
+            counts.plateau_total[b] = int(plateau_total[i])
+            counts.plateau_passed[b] = int(plateau_passed[i])
         return counts
 
     def __add__(self, other: TriggerCounts) -> TriggerCounts:

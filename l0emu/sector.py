@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .geometry import N_LAYERS, N_STRIPS
-from .images import FRAGMENT_STRIPS, WINDOW_STRIPS, choose_window, count_window_hits, window_starts
+from .images import FRAGMENT_STRIPS, WINDOW_STRIPS, choose_window, count_window_hits, window_ranges, window_starts
 
 __all__ = ["MAX_CANDIDATES", "MIN_CANDIDATE_HITS", "NO_CANDIDATE", "choose_candidates", "sector_candidates",
            "predict_candidates"]
@@ -62,7 +62,7 @@ def _choose_candidates(window_hits, starts, min_hits, masked, chosen):
 
 
 @numba.njit(cache=True, nogil=True)
-def _sector_candidates(offsets, layer, strip, starts, stride, min_hits, chosen, pooled, n_found):
+def _sector_candidates(offsets, layer, strip, starts, first_window, end_window, min_hits, chosen, pooled, n_found):
     # From the hits alone, as images._fragment_hits: each newly lit pixel counts once in each
     # window containing it (about four at stride 8), never summing the 384 strips
     image = np.zeros((9, 384), np.uint8)  # scratch: lit pixels, cleared per event
@@ -70,7 +70,7 @@ def _sector_candidates(offsets, layer, strip, starts, stride, min_hits, chosen, 
     masked = np.zeros(starts.shape[0], np.int32)
     for event in range(offsets.shape[0] - 1):
         a, b = offsets[event], offsets[event + 1]
-        count_window_hits(layer, strip, a, b, starts, stride, image, window_hits)
+        count_window_hits(layer, strip, a, b, first_window, end_window, image, window_hits)
         found = _choose_candidates(window_hits, starts, min_hits, masked, chosen[event])
         n_found[event] = found
         pooled[event] = 0
@@ -128,8 +128,8 @@ def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int
     chosen = np.empty((n, max_candidates), np.int16)
     pooled = np.empty((n, max_candidates, N_LAYERS, FRAGMENT_STRIPS), np.uint8)
     n_found = np.empty(n, np.uint8)
-    _sector_candidates(offsets, np.ascontiguousarray(layer), np.ascontiguousarray(strip), starts, int(stride),
-                       int(min_hits), chosen, pooled, n_found)
+    _sector_candidates(offsets, np.ascontiguousarray(layer), np.ascontiguousarray(strip), starts,
+                       *window_ranges(starts), int(min_hits), chosen, pooled, n_found)
     return chosen, pooled, n_found
 
 

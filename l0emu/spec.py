@@ -42,8 +42,27 @@ Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
   R = 16 (sigmoid, inputs -8..8) or 8 (tanh, -4..4), then the entry is cast to ``result_type``.
 - ``leaky_relu``: hls4ml's nnet::leaky_relu: ``x`` if ``x > 0`` else ``param * x`` (``param`` a
   ``param_type`` mantissa), at full precision, cast into ``result_type``.
+- ``softmax``: hls4ml's nnet::softmax over a 1-D input, ``implementation`` "stable" (hls4ml's
+  default), "latency" or "argmax". stable / latency: the input (stable: ``x_max - x``
+  cast into ``norm_type``) addresses ``exp_table`` (``exp_table_size`` mantissas of
+  ``exp_table_type``) with its top log2(size) bits; the entries, cast into ``accum_type``, are
+  summed in hls4ml's adder tree (each sum cast into ``accum_type``), the sum cast into
+  ``inv_input_type`` addresses ``inv_table`` the same way, and each entry times the inverse is
+  cast into ``result_type``. argmax: 1 at the first maximum, 0 elsewhere, cast into
+  ``result_type``; no tables.
 - ``zero_pad2d``: ``pad`` [top, bottom, left, right] zeros around each channel (hls4ml inserts
   it before a "same"-padded conv2d in io_stream); the cast into ``result_type`` is the op.
+- ``binary_tanh``: nnet::binary_tanh: +1 if ``x >= 0`` else -1, cast into ``result_type``, where a
+  1-bit unsigned integer result (hls4ml's XNOR type ``ap_uint<1>``) holds 0 for -1.
+- ``bn_binary_tanh``, ``bn_ternary_tanh``: hls4ml's BatchNormalizationQuantizedTanh (a batch norm
+  or ApplyAlpha merged with a binary / ternary activation, nnet_batchnorm.h): ``threshold_type``
+  mantissas, ``threshold`` (binary: 1 if ``x >= t`` else 0) or ``threshold_hi`` and
+  ``threshold_lo`` (ternary: 1 if ``x > hi``, -1 if ``x <= lo``, else 0), one per channel
+  (the last axis) or one per element; the result is cast into ``result_type``.
+- ``hard_sigmoid``, ``hard_tanh``: nnet::hard_sigmoid / hard_tanh (QKeras quantized_sigmoid and
+  quantized_tanh): ``s = slope * x + shift`` at full precision (``slope``, ``shift``: one
+  mantissa of ``slope_type`` / ``shift_type``), clipped to [0, 1]; hard_tanh then ``2 s - 1``;
+  cast into ``result_type``.
 
 Optional fields the bridge adds: conv2d/dense ``strategy`` and ``reuse_factor``; ``scale``
 ``product`` ("mult", or "weight_exponential" for QKeras ``alpha='auto_po2'``, whose
@@ -57,6 +76,13 @@ that derives the output shape from the input shape and counts the weights), ever
 mantissa is an integer inside its type, each layer's input shape is the previous layer's
 output shape, enumerations and field names are closed sets, and ``preprocessing`` must
 match the trigger's fragmentation. A new op plugs in with one :data:`OPS` entry.
+
+Several output layers (heads): a layer may name the one tensor it reads, ``"inputs":
+["trunk_relu"]`` (the network input's ``name`` or an earlier layer; without it, the layer
+before it, or the input for the first layer), and an output may name the layer it reads,
+``"layer": "charge"`` (without it, the last layer), its ``index`` counting within that
+layer. :func:`output_layout` gives the emulator's raw columns: the named layers' tensors side
+by side, in the order ``outputs`` first names them.
 
 ``outputs`` maps network output units to physical units: ``physical = offset + scale * y``.
 An output with ``"frame": "window"`` is relative to the fragmentation window's low edge
@@ -76,11 +102,11 @@ from .errors import SpecError, did_you_mean
 from .geometry import N_LAYERS, N_STRIPS
 from .images import POOL, WINDOW_STRIPS
 
-__all__ = ["FORMAT", "OPS", "OpRule", "read_spec", "write_spec", "validate_spec"]
+__all__ = ["FORMAT", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "output_layout", "read_spec", "write_spec", "validate_spec"]
 
 FORMAT = "l0emu-spec/1"
 
-PRODUCTS = ("mult", "weight_ternary", "weight_binary")
+PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary")
 SCALE_PRODUCTS = ("mult", "weight_exponential")
 PADDINGS = ("valid", "same")
 FRAMES = ("window", "sector")
@@ -305,6 +331,60 @@ def _check_leaky_relu(layer, where):
         (where / "param").fail(f"expected one integer mantissa of param_type {kind}, got {_describe(param)}")
 
 
+def _check_thresholds(layer, where):
+    """bn_binary_tanh / bn_ternary_tanh: threshold mantissas, one per channel or per element."""
+    _check_elementwise(layer, where)
+    size, channels = math.prod(layer["input_shape"]), layer["input_shape"][-1]
+    fields = ("threshold",) if layer["op"] == "bn_binary_tanh" else ("threshold_hi", "threshold_lo")
+    for field in fields:
+        count = len(layer[field]) if isinstance(layer[field], list) else 0
+        _mantissas(layer, field, "threshold_type", count if count in (channels, size) else channels, where)
+
+
+def _check_hard_activation(layer, where):
+    """hard_sigmoid / hard_tanh: ``slope`` and ``shift`` are one mantissa each of their types."""
+    _check_elementwise(layer, where)
+    for field in ("slope", "shift"):
+        kind = _type(layer, f"{field}_type", where)
+        value = layer[field]
+        if type(value) is not int or not kind.min_mantissa <= value <= kind.max_mantissa:
+            (where / field).fail(f"expected one integer mantissa of {field}_type {kind}, got {_describe(value)}")
+
+
+SOFTMAX_IMPLEMENTATIONS = ("stable", "latency", "argmax")  # hls4ml's "legacy" is refused at convert
+_SOFTMAX_TABLES = ("exp_table_size", "inv_table_size", "exp_table_type", "inv_table_type", "exp_table", "inv_table", "accum_type")
+# fields each softmax implementation reads (argmax reads none: it only compares its inputs)
+_SOFTMAX_FIELDS = {
+    "stable": (*_SOFTMAX_TABLES, "inv_input_type", "norm_type"),
+    "latency": (*_SOFTMAX_TABLES, "inv_input_type"),
+    "argmax": (),
+}
+
+
+def _check_softmax(layer, where):
+    """softmax: hls4ml's nnet::softmax over a 1-D input; the fields its implementation reads."""
+    _check_elementwise(layer, where)
+    if len(layer["input_shape"]) != 1:
+        (where / "input_shape").fail(f"a softmax takes a 1-D input (hls4ml's n_slice = n_in), got {layer['input_shape']}")
+    implementation = _choice(layer["implementation"], SOFTMAX_IMPLEMENTATIONS, where / "implementation")
+    needed = _SOFTMAX_FIELDS[implementation]
+    for field in _SOFTMAX_FIELDS["stable"]:
+        if field in needed and field not in layer:
+            where.fail(f"softmax implementation {implementation!r} needs field {field!r}")
+        if field not in needed and field in layer:
+            (where / field).fail(f"softmax implementation {implementation!r} does not read {field!r}")
+    for table in ("exp", "inv") if needed else ():
+        size = _int(layer[f"{table}_table_size"], where / f"{table}_table_size", 1, 1 << 20)
+        _mantissas(layer, f"{table}_table", f"{table}_table_type", size, where)
+        if size < 2 or size & (size - 1):
+            (where / f"{table}_table_size").fail(f"is {size}; a softmax addresses its tables with bits, so sizes are powers of 2 (>= 2)")
+        index_field = {"exp": "norm_type", "inv": "inv_input_type"}[table]
+        if index_field in layer and size.bit_length() - 1 > _type(layer, index_field, where).width:
+            (where / f"{table}_table_size").fail(f"{size} entries need more address bits than {index_field} has")
+    if needed:
+        _type(layer, "accum_type", where)
+
+
 @dataclasses.dataclass(frozen=True)
 class OpRule:
     """What an op's layer holds: fields it must have and may have (beyond name, op, shapes and
@@ -333,36 +413,63 @@ OPS = {
     "sigmoid": OpRule(("table_size", "table_type", "table"), (), _check_table),
     "tanh": OpRule(("table_size", "table_type", "table"), (), _check_table),
     "leaky_relu": OpRule(("param_type", "param"), (), _check_leaky_relu),
+    "softmax": OpRule(("implementation",), _SOFTMAX_FIELDS["stable"], _check_softmax),
+    "binary_tanh": OpRule((), (), _check_elementwise),
+    "bn_binary_tanh": OpRule(("threshold_type", "threshold"), (), _check_thresholds),
+    "bn_ternary_tanh": OpRule(("threshold_type", "threshold_hi", "threshold_lo"), (), _check_thresholds),
+    "hard_sigmoid": OpRule(("slope_type", "slope", "shift_type", "shift"), (), _check_hard_activation),
+    "hard_tanh": OpRule(("slope_type", "slope", "shift_type", "shift"), (), _check_hard_activation),
 }
 
 _LAYER_BASE = ("name", "op", "input_shape", "output_shape", "result_type")
+_INPUT = object()  # the key of the network input's shape, apart from every layer name
 _TOP = ("format", "name", "source", "input", "layers", "outputs")
 _TOP_OPTIONAL = ("preprocessing",)
 
 
-def _check_layer(layer, i, previous_shape, where: _Where, names: set) -> list:
-    """Check ``layers[i]``; return its output shape."""
+def _check_layer(layer, i, previous_shape, where: _Where, shapes: dict, input_name) -> list:
+    """Check ``layers[i]``; record its output shape in ``shapes`` (by layer name) and return it."""
     at = where / "layers" / i
     _object(layer, at)
     for key in ("name", "op"):
         if key not in layer:
             at.fail(f"missing field {key!r}{did_you_mean(key, layer.keys())}")
     name = _str(layer["name"], at / "name")
-    if name in names:
+    if name in shapes:
         (at / "name").fail(f"layer name {name!r} is used twice")
-    names.add(name)
     at = _Where(where.origin, at.path, f"layer {name!r}")
     if not isinstance(layer["op"], str) or layer["op"] not in OPS:
         (at / "op").fail(f"unknown op {_describe(layer['op'])}; supported ops: {', '.join(sorted(OPS))}")
     rule = OPS[layer["op"]]
-    _fields(layer, (*_LAYER_BASE, *rule.required), rule.optional, at)
+    _fields(layer, (*_LAYER_BASE, *rule.required), (*rule.optional, "inputs"), at)
     for field in ("input_shape", "output_shape"):
         _shape(layer[field], at / field)
-    if layer["input_shape"] != previous_shape:
-        (at / "input_shape").fail(f"is {layer['input_shape']}, but the previous layer gives {previous_shape}")
+    source_shape, source = _read_shape(layer, previous_shape, at, shapes, input_name)
+    if layer["input_shape"] != source_shape:
+        (at / "input_shape").fail(f"is {layer['input_shape']}, but {source} gives {source_shape}")
     _type(layer, "result_type", at)
     rule.check(layer, at)
+    shapes[name] = layer["output_shape"]
     return layer["output_shape"]
+
+
+def _read_shape(layer, previous_shape, at: _Where, shapes: dict, input_name) -> tuple:
+    """(shape, description) of the tensor a layer reads: the one its optional ``inputs``
+    names (the network input or an earlier layer), else the previous layer's output."""
+    if "inputs" not in layer:
+        return previous_shape, "the previous layer"
+    inputs = layer["inputs"]
+    if not isinstance(inputs, list) or len(inputs) != 1:
+        (at / "inputs").fail(f"expected a list of one layer name (the emulator has no merge layers), got {_describe(inputs)}")
+    source = _str(inputs[0], at / "inputs" / 0)
+    if source == input_name and source in shapes:
+        (at / "inputs" / 0).fail(f"{source!r} names both the network input and a layer; rename the layer")
+    if source == input_name:
+        return shapes[_INPUT], "the network input"
+    if source not in shapes:
+        known = [key for key in shapes if key is not _INPUT] + ([input_name] if input_name else [])
+        (at / "inputs" / 0).fail(f"{source!r} is not the network input or an earlier layer{did_you_mean(source, known)}")
+    return shapes[source], f"layer {source!r}"
 
 
 def _check_input(spec, where: _Where) -> list:
@@ -375,7 +482,8 @@ def _check_input(spec, where: _Where) -> list:
     return _shape(spec["input"]["shape"], at / "shape")
 
 
-def _check_outputs(spec, n_out: int, where: _Where) -> None:
+def _check_outputs(spec, shapes: dict, last: str, where: _Where) -> None:
+    """Each output reads ``index`` of the layer it names (``layer``; absent: the last layer)."""
     outputs = spec["outputs"]
     if not isinstance(outputs, list) or not outputs:
         (where / "outputs").fail(f"expected a non-empty list of outputs, got {_describe(outputs)}")
@@ -383,14 +491,20 @@ def _check_outputs(spec, n_out: int, where: _Where) -> None:
     for j, out in enumerate(outputs):
         at = where / "outputs" / j
         _object(out, at)
-        _fields(out, ("name", "index", "scale", "offset"), ("unit", "frame"), at)
+        _fields(out, ("name", "index", "scale", "offset"), ("unit", "frame", "layer"), at)
         name = _str(out["name"], at / "name")
         if name in seen:
             (at / "name").fail(f"output name {name!r} is used twice")
         seen[name] = j
+        layer = _str(out["layer"], at / "layer") if "layer" in out else last
+        if layer not in shapes:
+            layers = [key for key in shapes if key is not _INPUT]
+            (at / "layer").fail(f"output {name!r} reads layer {layer!r}, which the spec does not have{did_you_mean(layer, layers)}")
+        n_out = math.prod(shapes[layer])
         index = _int(out["index"], at / "index", 0)
         if index >= n_out:
-            (at / "index").fail(f"output {name!r} has index {index}, the network has {n_out} outputs")
+            held = f"layer {layer!r} has" if "layer" in out else "the network has"
+            (at / "index").fail(f"output {name!r} has index {index}, {held} {n_out} outputs")
         if _number(out["scale"], at / "scale") == 0:
             (at / "scale").fail("a scale of 0 maps every output to the offset")
         _number(out["offset"], at / "offset")
@@ -442,13 +556,34 @@ def validate_spec(spec: dict, origin: str = "spec") -> dict:
     layers = spec["layers"]
     if not isinstance(layers, list) or not layers:
         (where / "layers").fail(f"expected a non-empty list of layers, got {_describe(layers)}")
-    names: set = set()
+    input_name = spec["input"].get("name")
+    shapes = {_INPUT: shape}  # output shapes by layer name, the network input's under _INPUT
     for i, layer in enumerate(layers):
-        shape = _check_layer(layer, i, shape, where, names)
-    _check_outputs(spec, math.prod(shape), where)
+        shape = _check_layer(layer, i, shape, where, shapes, input_name)
+    _check_outputs(spec, shapes, layers[-1]["name"], where)
     if "preprocessing" in spec:
         _check_preprocessing(spec, spec["input"]["shape"], where)
     return spec
+
+
+def output_layout(spec: dict) -> tuple:
+    """The columns of the emulator's raw outputs for a validated spec: ``(heads, columns)``.
+
+    ``heads`` lists ``(layer name, first column, size)`` for each layer the outputs read, in
+    the order ``outputs`` first names them; the raw outputs are those layers' whole tensors
+    side by side. ``columns`` maps each output name to its column. A spec without ``layer``
+    fields has one head, the last layer, and its columns are the outputs' ``index``.
+    """
+    sizes = {layer["name"]: math.prod(layer["output_shape"]) for layer in spec["layers"]}
+    last = spec["layers"][-1]["name"]
+    heads, first = [], {}
+    for out in spec["outputs"]:
+        layer = out.get("layer", last)
+        if layer not in first:
+            first[layer] = sum(size for _, _, size in heads)
+            heads.append((layer, first[layer], sizes[layer]))
+    columns = {out["name"]: first[out.get("layer", last)] + out["index"] for out in spec["outputs"]}
+    return heads, columns
 
 
 def read_spec(path) -> dict:

@@ -68,7 +68,7 @@ class Trigger:
         self.stride = int(fragment["stride"])
         self.pt_out = _output(spec, "pt")
         self.eta_out = _output(spec, "eta")
-        self.frac = self.emulator.output_type.frac
+        self.frac = self.emulator.output_type_of("eta").frac
         self.eta_shift = _power_of_two_shift(self.eta_out["scale"], "output 'eta'")
         self.threshold_raw = {
             threshold_branch(t): self.emulator.threshold_mantissa("pt", t) for t in self.thresholds
@@ -114,9 +114,12 @@ class Trigger:
 
     def decide(self, chunk: EventChunk) -> dict:
         """Output columns of the ``l0`` tree for one chunk (docs/design.md schema)."""
-        starts, raw = self.network_raw(chunk)
-        pt_raw = raw[:, self.pt_out["index"]]
-        local_raw = raw[:, self.eta_out["index"]]
+        return self.columns(chunk, *self.network_raw(chunk))
+
+    def columns(self, chunk: EventChunk, starts, raw) -> dict:
+        """The ``l0`` columns from :meth:`network_raw`'s window starts and raw outputs."""
+        pt_raw = raw[:, self.emulator.column("pt")]
+        local_raw = raw[:, self.emulator.column("eta")]
         # global eta in strip units with `frac` fractional bits: start << frac + local << log2(scale)
         eta_raw = (starts.astype(np.int64) << self.frac) + (local_raw << self.eta_shift)
         lsb = 2.0**-self.frac

@@ -55,6 +55,20 @@ def assert_same(ours, theirs, x):
     assert not len(bad), f"{len(bad)} of {len(x)} events differ (first: input {x[bad[0]].ravel()[:8]}, emulator {ours[bad[0]]}, csim {theirs[bad[0]]})"
 
 
+def test_integer_result_type_truncates_toward_zero(tmp_path):
+    """A result declared ap_int (as hls4ml infers for quantized_relu(2,1,negative_slope=0.5))
+    takes a fractional value truncated toward zero (ap_fixed_base::to_ap_int_base), not
+    floored: found by the random-architecture suite (-0.17 became 0, the emulator said -1)."""
+    inp = keras.Input((3,), name="x")
+    model = keras.Model(inp, keras.layers.Dense(2, name="d")(inp))
+    model.set_weights([np.array([[0.75, -0.5], [-0.25, 0.5], [0.5, 0.25]], "f4"), np.array([-0.25, 0.125], "f4")])
+    settings = {"layers": {"x": {"precision": {"result": "ap_fixed<8,4>"}}, "d": {"precision": {"result": "ap_int<4>"}}}}
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, settings)
+    assert spec["layers"][0]["result_type"] == "ap_fixed<4,4,AP_TRN_ZERO,AP_WRAP,0>"
+    assert (theirs < 0).any() and (theirs > 0).any()
+    assert_same(ours, theirs, x)
+
+
 def test_saturating_accumulator_saturates_each_product(tmp_path):
     """Issue 10's reproduction: one input ap_ufixed<6,6>, w = 1, b = -31.5, accumulator
     ap_fixed<16,6,AP_TRN,AP_SAT>. hls4ml casts the product x * 1 into accum_t on its own,
@@ -209,20 +223,17 @@ def test_binary_and_ternary_weights(quantizer, tmp_path):
     assert_same(ours, theirs, x)
 
 
-def test_several_outputs_and_softmax_are_refused_naming_the_layer(tmp_path):
-    """What hls4ml converts but the emulator does not run is refused at convert, by name."""
+def test_merges_are_refused_naming_the_layer(tmp_path):
+    """What hls4ml converts but the emulator does not run is refused at convert, by name
+    (several outputs are supported: tests/test_multi_output.py)."""
     from l0emu.errors import L0emuError
 
     inp = keras.Input((6,), name="x")
     hidden = keras.layers.Dense(4, name="hidden")(inp)
-    heads = keras.Model(inp, [keras.layers.Dense(2, name="pt_head")(hidden), keras.layers.Dense(2, name="eta_head")(hidden)])
-    heads.save(str(tmp_path / "heads.h5"))
-    with pytest.raises(L0emuError, match="2 outputs.*pt_head.*eta_head|eta_head.*pt_head"):
-        bridge.convert(tmp_path / "heads.h5", tmp_path / "fw_heads")
-    soft = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(keras.layers.Dense(3, name="d")(inp)))
-    soft.save(str(tmp_path / "soft.h5"))
-    with pytest.raises(L0emuError, match="'probs'.*softmax.*supported activations"):
-        bridge.convert(tmp_path / "soft.h5", tmp_path / "fw_soft")
+    merged = keras.layers.Add(name="merge")([keras.layers.Dense(2, name="pt_head")(hidden), keras.layers.Dense(2, name="eta_head")(hidden)])
+    keras.Model(inp, merged).save(str(tmp_path / "merged.h5"))
+    with pytest.raises(L0emuError, match="layer 'merge' is a Add, which l0emu cannot emulate"):
+        bridge.convert(tmp_path / "merged.h5", tmp_path / "fw_merged")
 
 
 def test_qconv2dbatchnorm_and_a_dense_only_network_on_a_flattened_input(tmp_path):

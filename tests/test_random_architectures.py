@@ -6,8 +6,8 @@ integer bits, alpha 1 or power-of-two 'auto_po2'; unsigned quantized_relu, leaky
 quantized_relu(negative_slope), signed quantized_bits, sigmoid, tanh or no activation;
 BatchNormalization after a layer, which hls4ml fuses or keeps; accumulator and result types
 with rounding and saturation set through the conversion config; an unquantized output
-Dense), gives it random weights, converts it with the bridge (io_parallel, sometimes
-io_stream), compiles the C-simulation (~10-20 s) and compares every output bit on sparse
+Dense, sometimes with a softmax head, stable or latency), gives it random weights, converts
+it with the bridge (io_parallel, sometimes io_stream), compiles the C-simulation (~10-20 s) and compares every output bit on sparse
 hit-like inputs and inputs over the input type's whole range (with zero, min and max).
 CI runs 3 examples; ``L0EMU_TEST_SCALE=full`` runs 50.
 """
@@ -111,6 +111,7 @@ def architectures(draw):
         "input": shape,
         "layers": layers,
         "io_type": io_type,
+        "softmax": draw(st.sampled_from([None, None, "stable", "latency"])),
         "seed": draw(st.integers(0, 2**16)),
     }
 
@@ -145,6 +146,8 @@ def build(arch):
     if len(x.shape) > 2:
         x = keras.layers.Flatten(name="flatten_out")(x)
     x = keras.layers.Dense(2, name="out")(x)
+    if arch.get("softmax"):
+        x = keras.layers.Activation("softmax", name="softmax_out")(x)
     model = keras.Model(inp, x)
     rng = np.random.default_rng(arch["seed"])
     weights = []
@@ -176,6 +179,8 @@ def config(arch):
         if layer.get("types"):
             name = f"conv{i}" if layer["kind"] == "conv" else f"dense{i}"
             layers[name] = {"precision": dict(layer["types"])}
+    if arch.get("softmax"):
+        layers["softmax_out"] = {"implementation": arch["softmax"]}
     return {"io_type": arch["io_type"], "layers": layers}
 
 

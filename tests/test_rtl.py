@@ -169,7 +169,7 @@ def test_cli_writes_rtl_and_prints_estimates(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported by the RTL path (supported: mult, weight_binary)"),
+        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported by the RTL path (supported: mult, weight_binary, both_binary, data_binary)"),
         ({"op": "avg_pool2d", "pool": [1, 1], "strides": [1, 1], "padding": "valid", "pad": [0, 0, 0, 0],
           "accum_type": "ap_fixed<8,4>"}, "op 'avg_pool2d' is not supported by the RTL path; supported ops: conv2d"),
     ],
@@ -194,7 +194,7 @@ def test_unsupported_layer_names_it_and_writes_nothing(tmp_path, capsys, monkeyp
 def test_every_emulator_op_has_an_rtl_builder():
     from l0emu.spec import OPS, PRODUCTS
 
-    assert not set(OPS) - set(rtl.SUPPORTED_OPS)
+    assert not set(OPS) - set(rtl.SUPPORTED_OPS) - set(rtl.REFUSED_OPS)
     assert not set(PRODUCTS) - set(rtl.WEIGHT_PRODUCTS)
 
 

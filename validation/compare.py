@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.firmware.hls4ml_bridge import KERAS_MODEL_FILE, csim_raw, csim_trace, load_converted, load_keras_model
+from l0emu.firmware.hls4ml_bridge import KERAS_MODEL_FILE, csim_output_layers, csim_raw, csim_trace, load_converted, load_keras_model
 from l0emu.atomic import atomic_path
 from l0emu.aptypes import parse_type
 from l0emu.emulator import Emulator
@@ -35,6 +35,7 @@ class Comparison:
     qkeras_max_dev_csim: float
     rates: dict = field(default_factory=dict)  # events/s of "emulator", "csim", "qkeras"
     emulator_compile_s: float = 0.0
+    mismatched_by_output: dict = field(default_factory=dict)  # spec output name -> events whose value differs
 
     @property
     def ok(self) -> bool:
@@ -45,6 +46,8 @@ class Comparison:
             f"events compared:                  {self.n_events}",
             f"events with any differing bit:    {self.n_mismatched}",
         ]
+        if len(self.mismatched_by_output) > 1:
+            lines.append("  per output: " + ", ".join(f"{name} {k}" for name, k in self.mismatched_by_output.items()))
         if self.first_mismatch is not None:
             lines.append(f"first differing event:            {self.first_mismatch} (first differing layer: {self.first_layer})")
         lines += [
@@ -105,6 +108,14 @@ def _first_differing_layer(hls_model, emulator, image) -> str:
     return "none of the traced layers (only the final outputs differ)"
 
 
+def _keras_columns(keras_out, hls_model, emulator, n) -> np.ndarray:
+    """QKeras outputs in the emulator's raw columns: Keras gives one array per model output in
+    the model's order, which hls4ml's outputs keep."""
+    arrays = keras_out if isinstance(keras_out, list) else [keras_out]
+    by_layer = dict(zip(csim_output_layers(hls_model), (np.asarray(a, dtype=np.float64).reshape(n, -1) for a in arrays)))
+    return np.concatenate([by_layer[name] for name, _, _ in emulator.output_layers], axis=1)
+
+
 def compare(project_dir, counts: np.ndarray) -> Comparison:
     """Run the emulator, the C-simulation and QKeras on ``counts``: uint8 lit-pixel counts
     shaped like the network input, or float input values (:func:`full_range_inputs`)."""
@@ -116,8 +127,8 @@ def compare(project_dir, counts: np.ndarray) -> Comparison:
     ours, t_emu = _timed(emulator.predict_raw, counts)
     theirs, t_csim = _timed(csim_raw, hls_model, floats, spec)
     model = load_keras_model(project_dir / KERAS_MODEL_FILE)
-    keras_out, t_keras = _timed(lambda x: np.asarray(model.predict(x, batch_size=4096, verbose=0)), floats)
-    keras_out = keras_out.reshape(len(counts), -1)
+    keras_out, t_keras = _timed(lambda x: model.predict(x, batch_size=4096, verbose=0), floats)
+    keras_out = _keras_columns(keras_out, hls_model, emulator, len(counts))
     bad = np.flatnonzero(np.any(ours != theirs, axis=1))
     first = int(bad[0]) if len(bad) else None
     return Comparison(
@@ -125,10 +136,11 @@ def compare(project_dir, counts: np.ndarray) -> Comparison:
         n_mismatched=len(bad),
         first_mismatch=first,
         first_layer=_first_differing_layer(hls_model, emulator, counts[first]) if first is not None else None,
-        qkeras_max_dev_emulator=float(np.max(np.abs(keras_out - emulator.output_type.to_float(ours)), initial=0.0)),
-        qkeras_max_dev_csim=float(np.max(np.abs(keras_out - emulator.output_type.to_float(theirs)), initial=0.0)),
+        qkeras_max_dev_emulator=float(np.max(np.abs(keras_out - emulator.to_float(ours)), initial=0.0)),
+        qkeras_max_dev_csim=float(np.max(np.abs(keras_out - emulator.to_float(theirs)), initial=0.0)),
         rates={"emulator": _rate(len(counts), t_emu), "C-simulation": _rate(len(counts), t_csim), "QKeras": _rate(len(counts), t_keras)},
         emulator_compile_s=sum(emulator.compile_seconds.values()),
+        mismatched_by_output={name: int(np.count_nonzero(ours[:, j] != theirs[:, j])) for name, j in emulator.columns.items()},
     )
 
 
@@ -136,7 +148,7 @@ def write_testbench(project_dir, counts: np.ndarray) -> tuple[Path, Path]:
     """hls4ml's ``tb_data`` files: one event per line, space-separated; outputs from the emulator."""
     project_dir = Path(project_dir)
     emulator = Emulator.from_spec(project_dir)
-    outputs = emulator.output_type.to_float(emulator.predict_raw(counts))
+    outputs = emulator.to_float(emulator.predict_raw(counts))
     inputs = _as_floats(counts).reshape(len(counts), -1)
     tb = project_dir / "tb_data"
     tb.mkdir(exist_ok=True)

@@ -56,7 +56,7 @@ def check_firmware(spec_path, inputs, n: int, thresholds) -> int:
         hls_model = _rebuilt_firmware(spec_path, spec, Path(tmp) / "project")
         firmware = csim_raw(hls_model, pooled_to_float(pooled), spec)
     emulated = trigger.emulator.predict_raw(pooled)
-    pt = trigger.pt_out["index"]
+    pt = trigger.emulator.column("pt")
     differing_events = np.nonzero((firmware != emulated).any(axis=1))[0]
     differing_decisions = {
         branch: int(((firmware[:, pt] >= t_raw) != (emulated[:, pt] >= t_raw)).sum())

@@ -279,7 +279,7 @@ def predict_sample(models, networks, path) -> tuple[np.ndarray, dict]:
                     pooled = fragments[model.stride]
                     network = networks[model.name]
                     if isinstance(network, Emulator):  # the firmware's outputs, in network units
-                        outputs[model.name].append(network.output_type.to_float(network.predict_raw(pooled)))
+                        outputs[model.name].append(network.to_float(network.predict_raw(pooled)))
                     else:
                         outputs[model.name].append(network.predict(pooled_to_float(pooled), batch_size=PREDICT_BATCH, verbose=0))
                 bar.update(len(chunk))

@@ -82,7 +82,7 @@ def evaluate(block, emulator, stride: int, *, min_hits: int = MIN_CANDIDATE_HITS
     starts, pooled, n_found = sector_candidates(offsets, layer, strip, stride, min_hits=min_hits)
     raw = predict_candidates(emulator, pooled, n_found)
     t_raw = emulator.threshold_mantissa("pt", THRESHOLD)
-    pt_index = emulator.outputs["pt"]["index"]
+    pt_index = emulator.column("pt")
     present = np.arange(starts.shape[1])[None, :] < n_found[:, None]
     fires = present & (raw[:, :, pt_index] >= t_raw)
     n_fire = fires.sum(axis=1)

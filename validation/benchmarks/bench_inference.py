@@ -83,6 +83,10 @@ def add_arguments(parser) -> None:
         "--csim-teacher-events", type=int, default=0,
         help="C-simulation events of the teacher (default 0: off; its g++ build takes many minutes and it runs ~84 events/s)",
     )
+    parser.add_argument(
+        "--teacher-events", type=int, default=100_000,
+        help="events the teacher runs on every backend (default %(default)s: its emulator runs a few thousand events/s)",
+    )
     parser.add_argument("--rtl-events", type=int, default=100_000, help="Verilator events of the quantized student (default %(default)s)")
     parser.add_argument("--min-seconds", type=float, default=0.3, help="timing: repeat calls for at least this long (default %(default)s)")
     parser.add_argument("--max-call-seconds", type=float, default=10.0, help="timing: skip batch sizes whose call would take longer (default %(default)s)")
@@ -119,14 +123,17 @@ def _trained(name, given, work, args, log):
     from l0emu.firmware.train import train_run
 
     sample = work / "train_events.root"
+    started = time.perf_counter()
     if not sample.exists():
         _simulate(args.train_events, args.seed + 1, sample)
+        _stage(f"training sample: {args.train_events:,} events simulated", started)
     out = work / "models" / name
     architecture = "teacher" if name == "teacher" else "student"
     started = time.perf_counter()
     if not (out / "model.h5").exists():
         train_run([str(sample)], out, architecture=architecture, preset="fast", max_events=args.train_events,
                   epochs=args.train_epochs, seed=args.seed, verbose=False)
+        _stage(f"{name}: quick training ({args.train_events:,} events, {args.train_epochs} epochs, fast preset)", started)
     log[name] = {
         "source": f"trained here: l0emu train {sample.name} --architecture {architecture} --preset fast "
         f"--max-events {args.train_events} --epochs {args.train_epochs} --seed {args.seed} (a quick training, not the paper preset)",
@@ -170,6 +177,13 @@ class Network:
         self.emulator = Emulator.from_spec(self.spec)
         self.pt = self.emulator.outputs["pt"]
         self.stride = int(self.spec["preprocessing"]["fragment"]["stride"])
+        self._onnx = None
+
+    def onnx(self):
+        """``(onnx_model, seconds)`` of the tf2onnx export, made once: ONNX Runtime and the GPU row share it."""
+        if self._onnx is None:
+            self._onnx = _onnx_export(self)
+        return self._onnx
 
     def pt_gev(self, y):
         """Physical pT from float network outputs."""
@@ -215,7 +229,7 @@ def _onnx_export(net):
 def _onnxruntime_backend(net):
     import onnxruntime as ort
 
-    onnx_model, seconds = _onnx_export(net)
+    onnx_model, seconds = net.onnx()
     session = _onnx_session(onnx_model)
     ops = sorted({node.op_type for node in onnx_model.graph.node})
 
@@ -263,7 +277,7 @@ def _gpu_row():
 def _gpu_backend(net, providers):
     import onnxruntime as ort
 
-    onnx_model, _ = _onnx_export(net)
+    onnx_model, _ = net.onnx()
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=[*providers, "CPUExecutionProvider"])
 
     def run(pooled):
@@ -480,6 +494,9 @@ def _markdown(document) -> str:
             f"{e['background_fired']:,} / {e['background_events']:,} | {differ} | {any_t} |"
         )
     lines += ["", "Notes:", ""] + [f"- {n}" for n in document["notes"]]
+    lines += ["", f"Where the wall time went ({document['wall_seconds']:.0f} s in all; first calls include numba's compile "
+              "where its kernel cache was cold):", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {s['stage']} | {s['seconds']:.1f} |" for s in document["stages"]]
     return "\n".join(lines) + "\n"
 
 
@@ -523,19 +540,60 @@ def _sample(args, work):
     return path, chunk
 
 
+def _fastest_batch(points, n):
+    """The batch size with the highest measured throughput (``n`` when none was timed)."""
+    timed = [p for p in points if "events_per_s" in p]
+    return max(timed, key=lambda p: p["events_per_s"])["batch"] if timed else n
+
+
+def _run_chunked(run, pooled, batch):
+    """``run`` over all of ``pooled`` in calls of ``batch`` events: bounded memory, and the
+    physics pass costs what the sweep's best point says."""
+    import numpy as np
+
+    parts = [run(pooled[i:i + batch]) for i in range(0, len(pooled), batch)]
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*parts))
+    return np.concatenate(parts)
+
+
 def _run_backend(backend, net, pooled, truth, reference, args, timing, physics, cap, maker):
+    started = time.perf_counter()
     run, info = maker(net)
     points = _sweep(run, pooled, args, cap)
     timing.extend({"model": net.name, "backend": backend, "sweep": True, **info, **p} for p in points)
     n = min(cap, len(pooled))
-    outputs = run(pooled[:n])
+    outputs = _run_chunked(run, pooled[:n], _fastest_batch(points, n))
     entry, columns = _physics_entry(backend, net, outputs, truth, reference)
     physics.append(entry)
+    _stage(f"{net.name}: {backend} (set-up, sweep, {n:,} events for the decisions)", started)
     return columns
+
+
+_STAGES = []  # (what, seconds) of this run, in order: where the wall time went
+
+
+def _stage(what, started):
+    seconds = time.perf_counter() - started
+    _STAGES.append((what, seconds))
+    print(f"  {seconds:6.1f} s  {what}", flush=True)
 
 
 def _csim_cap(name, args):
     return args.csim_teacher_events if name == "teacher" else args.csim_events
+
+
+def _network(name, model_path, settings, work, args):
+    started = time.perf_counter()
+    csim = "csim" in args.backends and _csim_cap(name, args) > 0
+    net = Network(name, model_path, settings, work, need_csim=csim)
+    _stage(f"{name}: Keras load, hls4ml conversion" + (" and C-simulation build" if csim else " (no C-simulation build: not run)"), started)
+    return net
+
+
+def _model_events(name, args, total):
+    """Events a network runs on its float backends and emulator: the teacher is capped."""
+    return min(args.teacher_events, total) if name == "teacher" else total
 
 
 def _model_rows(net, pooled, truth, args, work, timing, physics, notes, gpu):
@@ -552,10 +610,14 @@ def _model_rows(net, pooled, truth, args, work, timing, physics, notes, gpu):
         _run_backend("gpu (ONNX Runtime)", net, pooled, truth, reference, args, timing, physics, n, lambda m: _gpu_backend(m, gpu[0]))
     quantized = net.name == "student_q4"
     if quantized and "qonnx" in args.backends:
+        started = time.perf_counter()
         _qonnx_rows(net, pooled, truth, reference, timing, physics, notes, work)
+        _stage(f"{net.name}: QONNX export, ONNX Runtime checks, qonnx executor on {min(_QONNX_EXEC_EVENTS, n)} events", started)
     if quantized:
+        started = time.perf_counter()
         rtl_events = min(args.rtl_events, n) if "rtl" in args.backends else 0
         _fpga_rows(net, rtl_events, pooled, work, args, timing, physics, reference, truth, notes)
+        _stage(f"{net.name}: da4ml trace" + (f", Verilator build and {rtl_events:,} events" if rtl_events else " (no Verilator run)"), started)
 
 
 def main(args) -> int:
@@ -565,14 +627,16 @@ def main(args) -> int:
     from l0emu.firmware import keras_env  # noqa: F401  (TF_USE_LEGACY_KERAS before tf2onnx imports TensorFlow)
     from l0emu.images import fragment_hits
 
-    if args.events < 1 or any(b < 1 for b in args.batch_sizes):
-        msg = f"--events and --batch-sizes must be >= 1, got {args.events} and {args.batch_sizes}"
+    if min(args.events, args.teacher_events, *args.batch_sizes) < 1:
+        msg = f"--events, --teacher-events and --batch-sizes must be >= 1, got {args.events}, {args.teacher_events} and {args.batch_sizes}"
         raise ConfigError(msg)
     work = Path(args.output)
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    _STAGES.clear()
     log = {}
     path, chunk = _sample(args, work)
+    _stage(f"sample: {len(chunk):,} events of {path.name} generated or read, and loaded", started)
     networks = _networks(args, work, log)
     timing, physics, notes = [], [], []
     gpu = _gpu_row() if "gpu" in args.backends else (None, None)
@@ -580,15 +644,17 @@ def main(args) -> int:
         for name in networks:
             timing.append({"model": name, "backend": "gpu", "note": gpu[1]})
     for name, (model_path, settings) in networks.items():
-        net = Network(name, model_path, settings, work, need_csim="csim" in args.backends and _csim_cap(name, args) > 0)
+        print(f"{name}: {_model_events(name, args, len(chunk)):,} events of {path.name}; backends {', '.join(args.backends)}", flush=True)
+        net = _network(name, model_path, settings, work, args)
         _, pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, net.stride)
-        print(f"{name}: {len(pooled):,} events of {path.name}; backends {', '.join(args.backends)}", flush=True)
+        pooled = pooled[:_model_events(name, args, len(pooled))]
         _model_rows(net, pooled, np.asarray(chunk.true_pt), args, work, timing, physics, notes, gpu)
     for model, backend, seconds, text in QUOTED:
         if model in networks:
             timing.append({"model": model, "backend": backend, "batch": 1, "latency_s": seconds, "events_per_s": 1.0 / seconds, "note": text})
     notes.insert(0, f"sample: {len(chunk):,} events of {path} (default scenario, seed {args.seed}); emulator, Keras and ONNX Runtime "
-                 f"run all of them, the C-simulation the first {args.csim_events:,} (teacher {args.csim_teacher_events:,}), "
+                 f"run all of them (the teacher the first {min(args.teacher_events, len(chunk)):,}), "
+                 f"the C-simulation the first {args.csim_events:,} (teacher {args.csim_teacher_events:,}), "
                  f"Verilator the first {min(args.rtl_events, len(chunk)):,}, qonnx's executor the first {_QONNX_EXEC_EVENTS}")
     notes += [f"{name}: {entry['source']}" + (f" ({entry['train_seconds']} s)" if "train_seconds" in entry else "") for name, entry in log.items()]
     if gpu[1]:
@@ -596,7 +662,9 @@ def main(args) -> int:
     document = {
         "machine": f"{platform.node() or 'this machine'}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
         "settings": {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))},
-        "timing": timing, "physics": physics, "notes": notes, "wall_seconds": time.perf_counter() - started,
+        "timing": timing, "physics": physics, "notes": notes,
+        "stages": [{"stage": what, "seconds": seconds} for what, seconds in _STAGES],
+        "wall_seconds": time.perf_counter() - started,
     }
     (work / "bench.json").write_text(json.dumps(_jsonable(document), indent=1) + "\n")
     _write_csv(work / "bench.csv", timing)
