@@ -682,10 +682,11 @@ def exact_limit(spec: dict) -> str | None:
     and weight, wider than 53 bits), or None when it is."""
     width = parse_type(spec["input"]["type"]).width
     for layer in spec["layers"]:
-        for field in ("weight_type", "scale_type", "bias_type", "accum_type", "result_type", "table_type", "param_type"):
+        for field in ("weight_type", "scale_type", "bias_type", "accum_type", "result_type", "table_type", "param_type",
+                      "threshold_type", "slope_type", "shift_type"):
             if field in layer and parse_type(layer[field]).width > EXACT_BITS:
                 return f"layer {layer['name']!r}: {field} {parse_type(layer[field])} is wider than float64's {EXACT_BITS} exact bits"
-        factor = next((f for f in ("weight_type", "scale_type", "param_type") if f in layer), None)
+        factor = next((f for f in ("weight_type", "scale_type", "param_type", "slope_type") if f in layer), None)
         if factor and width + parse_type(layer[factor]).width > EXACT_BITS:
             return f"layer {layer['name']!r}: its products need {width + parse_type(layer[factor]).width} bits, more than float64's {EXACT_BITS}"
         if layer["op"] != "flatten":

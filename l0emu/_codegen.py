@@ -532,17 +532,19 @@ class _Generator:
             # bias first, so they lie in [bias + negative terms, bias + positive terms].
             for o in range(n_out):
                 lo = hi = bias[o]
-                terms = 0  # bound of any partial sum of the coefficient terms alone
+                t_lo = t_hi = 0  # partial sums of the coefficient terms alone (the sum's chains)
                 for i in range(len(geometry.taps)):
                     c_, off = w[i * n_out + o] << up, offsets[i * n_out + o] << up
                     p_lo, p_hi = off + min(c_ * x.lo, c_ * x.hi), off + max(c_ * x.lo, c_ * x.hi)
                     lo += min(p_lo, 0)
                     hi += max(p_hi, 0)
                     prod_lo, prod_hi = min(prod_lo, p_lo), max(prod_hi, p_hi)
-                    terms += max(abs(c_ * x.lo), abs(c_ * x.hi))
+                    t_lo, t_hi = t_lo + min(p_lo - off, 0), t_hi + max(p_hi - off, 0)
                     start[o] += off
                 acc_lo, acc_hi = min(acc_lo, lo), max(acc_hi, hi)
-                span = max(span, hi - bias[o], bias[o] - lo, terms + abs(start[o]))
+                # every chain is a partial sum of the terms, the first one also holds the start
+                chains = max(t_hi, -t_lo) + (abs(start[o]) if start[o] != bias[o] else 0)
+                span = max(span, hi - bias[o], bias[o] - lo, chains)
             t_lo, t_hi = _target_range(acc_t)
             exact = t_lo <= min(acc_lo, prod_lo) and max(acc_hi, prod_hi) <= t_hi
         if exact:

@@ -75,3 +75,46 @@ def test_bench_inference_writes_its_four_outputs(tmp_path, capsys):
     if gpu:  # no GPU: a row that says so, never a failure
         assert gpu[0]["note"].startswith("no GPU here")
     assert "| student_q4 | emulator |" in (out / "bench.md").read_text()
+    stages = [s["stage"] for s in document["stages"]]
+    assert stages[0].startswith("sample: 3,000 events")
+    assert "student_q4: emulator (set-up, sweep, 3,000 events for the decisions)" in stages
+    assert "Where the wall time went" in (out / "bench.md").read_text()
+
+
+def test_decisions_in_chunks_equal_one_call():
+    from l0emu.validation.benchmarks.bench_inference import _fastest_batch, _run_chunked
+
+    spec = read_spec(default_spec_path())
+    emulator = Emulator.from_spec(spec)
+    rng = np.random.default_rng(7)
+    pooled = rng.choice([0, 1, 2], p=[0.8, 0.05, 0.15], size=(1000, 9, 16)).astype(np.uint8)
+
+    def run(x):
+        raw = emulator.predict_raw(x)
+        return emulator.to_physical(raw)["pt"], raw[:, 0]
+
+    whole = run(pooled)
+    chunked = _run_chunked(run, pooled, 64)  # 1000 = 15 x 64 + 40: a short last call
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_run_chunked(lambda x: x.sum(axis=(1, 2)), pooled, 300), pooled.sum(axis=(1, 2)))
+    points = [{"batch": 1, "events_per_s": 5.0}, {"batch": 64, "events_per_s": 9.0}, {"batch": 4096, "skipped": "slow"}]
+    assert _fastest_batch(points, 1000) == 64
+    assert _fastest_batch(points[2:], 1000) == 1000
+
+
+def test_teacher_events_cap_only_the_teacher(tmp_path):
+    import argparse
+
+    from l0emu.errors import ConfigError
+    from l0emu.validation.benchmarks.bench_inference import _model_events, add_arguments, main
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["-o", "x", "--teacher-events", "500"])
+    assert _model_events("teacher", args, 3000) == 500
+    assert _model_events("teacher", args, 200) == 200
+    assert _model_events("student_q4", args, 3000) == _model_events("student_float", args, 3000) == 3000
+    with pytest.raises(ConfigError, match="--teacher-events"):
+        main(parser.parse_args(["-o", str(tmp_path / "never"), "--teacher-events", "0"]))
+    assert not (tmp_path / "never").exists()

@@ -17,6 +17,7 @@ from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras  # noqa: E402
 from l0emu.aptypes import parse_type  # noqa: E402
 from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.validation.compare import full_range_inputs as full_range  # noqa: E402
 
 pytestmark = pytest.mark.hls4ml
 
@@ -29,14 +30,9 @@ def _kernel_cache(tmp_path_factory, monkeypatch):
 
 
 def full_range_inputs(spec, n, seed=0):
-    """``n`` inputs whose mantissas are uniform over the input type, plus all-zero, all-min
-    and all-max events, as float values of the input type."""
-    t = parse_type(spec["input"]["type"])
-    shape = tuple(spec["input"]["shape"])
-    rng = np.random.default_rng(seed)
-    mantissas = rng.integers(t.min_mantissa, t.max_mantissa + 1, (n, *shape))
-    edges = np.stack([np.full(shape, v) for v in (0, t.min_mantissa, t.max_mantissa)])
-    return t.to_float(np.concatenate([edges, mantissas]))
+    """``n`` inputs whose mantissas are uniform over the input type, after all-zero, all-min
+    and all-max events (``n + 3`` in all), as float values of the input type."""
+    return full_range(n + 3, spec, seed).astype(np.float64)
 
 
 def convert_and_compare(model, tmp_path, settings=None, x=None, n=N_RANDOM):

@@ -11,7 +11,7 @@ import hist
 import numpy as np
 import pytest
 from conftest import make_event, write_events
-from test_trigger import counting_spec, read_l0, sample_events
+from test_trigger import assert_same_l0, counting_spec, sample_events
 
 from l0emu.events import _leading, load_events, open_events, plan_ranges
 from l0emu.geometry import N_STRIPS
@@ -119,12 +119,7 @@ def test_work_units_end_on_basket_boundaries_and_give_the_same_output(tmp_path):
     assert len(whole) == 90
     run_job([str(events)], counting_spec(), tmp_path / "a.root", (5.0, 8.0), step_size=1000, progress=False)
     run_job([str(events)], counting_spec(), tmp_path / "b.root", (5.0, 8.0), step_size=15, progress=False)
-    a, ha = read_l0(tmp_path / "a.root")
-    b, hb = read_l0(tmp_path / "b.root")
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
-    for key in ha:
-        np.testing.assert_array_equal(ha[key], hb[key])
+    assert_same_l0(tmp_path / "a.root", tmp_path / "b.root")
 
 
 def test_rntuple_units_end_on_cluster_boundaries(tmp_path):

@@ -1,7 +1,7 @@
 """The same networks on every backend: how fast, and do they decide the same thing?
 
     l0emu bench inference -o DIR [--models teacher student_float student_q4] [--events N]
-        [--batch-sizes 1 16 256 4096 65536] [--teacher PATH] [--student-float PATH]
+        [--teacher-events N] [--batch-sizes 1 16 256 4096 65536] [--teacher PATH] [--student-float PATH]
 
 Models: the 9x16 teacher (float), the float student and the shipped 4-bit student
 (``l0emu/data/default_student``). The teacher and the float student are not shipped: without
@@ -14,11 +14,15 @@ Backends, all on the same fragmented events of one generated default sample:
 
 - ``keras``: (Q)Keras ``predict_on_batch``;
 - ``onnxruntime``: ONNX Runtime's CPU provider on a ``tf2onnx`` export (QKeras quantizers
-  export as float Round/Clip arithmetic, so the 4-bit student runs as fake-quantized floats);
+  export as float Round/Clip arithmetic, so the 4-bit student runs as fake-quantized floats),
+  on ``--onnx-threads`` threads (default one, like the emulator: on the shared 2-core machine
+  its default two threads ran the 4-bit student about 3x slower);
 - ``qonnx``: the quantized student as a QONNX graph (the ``qonnx`` package's ``Quant``
   nodes, built from the spec; qonnx 1.0 ships no QKeras converter): what ONNX Runtime can run
   of it, and qonnx's own executor on a few events;
 - ``emulator``: the numba fixed-point emulator of the spec (firmware-exact, one core);
+  the teacher (~620k multiply-adds per event) runs on every backend on the first
+  ``--teacher-events`` only, the students on all ``--events``;
 - ``csim``: hls4ml's C-simulation (on ``--csim-events``; the teacher only with ``--csim-teacher-events``);
 - ``rtl``: da4ml Verilog in Verilator (the quantized student, ``--rtl-events``);
 - ``gpu``: ONNX Runtime's CUDA/TensorRT providers or TensorFlow on a GPU, where present
@@ -29,7 +33,10 @@ Backends, all on the same fragmented events of one generated default sample:
 Timing: per backend, model and batch size, calls on that many events are repeated for at
 least ``--min-seconds`` (after one warm-up call); latency is the median call, throughput
 batch / latency. A batch size whose call would take longer than ``--max-call-seconds``
-(extrapolated from the previous one) is skipped and says so.
+(extrapolated from the previous one) is skipped and says so. The decisions are then computed
+in calls of the sweep's fastest batch size. Each stage's wall time (sample, trainings,
+conversion and C-simulation build per network, each backend, QONNX, da4ml and Verilator) is
+printed as it ends and written to bench.json and bench.md.
 
 Physics: per backend, on the events it ran, the decisions at each threshold (the emulator in
 fixed point as the trigger does, float backends as pT >= threshold), the turn-on plateau,
@@ -69,6 +76,8 @@ THRESHOLDS = (5.0, 10.0, 15.0, 20.0)
 _CLOCK_NS = 2.0
 _LATENCY_CUTOFF = 5.0
 _QONNX_EXEC_EVENTS = 200  # qonnx's executor runs node by node in Python
+_RTL_OFF = ("not run: --rtl-events 0 (the default: the Verilator build of this network alone took over 3 min on the "
+            "2-core machine, more than the rest of the default run); --rtl-events N builds it and runs N events")
 
 
 def add_arguments(parser) -> None:
@@ -87,7 +96,14 @@ def add_arguments(parser) -> None:
         "--teacher-events", type=int, default=100_000,
         help="events the teacher runs on every backend (default %(default)s: its emulator runs a few thousand events/s)",
     )
-    parser.add_argument("--rtl-events", type=int, default=100_000, help="Verilator events of the quantized student (default %(default)s)")
+    parser.add_argument(
+        "--rtl-events", type=int, default=0,
+        help="Verilator events of the quantized student (default 0: off; its Verilator build alone takes minutes on two cores)",
+    )
+    parser.add_argument(
+        "--onnx-threads", type=int, default=1,
+        help="ONNX Runtime CPU threads (default %(default)s, like the emulator; 0: ONNX Runtime's default, all cores)",
+    )
     parser.add_argument("--min-seconds", type=float, default=0.3, help="timing: repeat calls for at least this long (default %(default)s)")
     parser.add_argument("--max-call-seconds", type=float, default=10.0, help="timing: skip batch sizes whose call would take longer (default %(default)s)")
     parser.add_argument("--teacher", help="trained 9x16 teacher (model.h5 or its directory); default: train one quickly")
@@ -226,18 +242,18 @@ def _onnx_export(net):
     return onnx_model, time.perf_counter() - started
 
 
-def _onnxruntime_backend(net):
+def _onnxruntime_backend(net, threads):
     import onnxruntime as ort
 
     onnx_model, seconds = net.onnx()
-    session = _onnx_session(onnx_model)
+    session = _onnx_session(onnx_model, threads)
     ops = sorted({node.op_type for node in onnx_model.graph.node})
 
     def run(pooled):
         return net.pt_gev(session.run(None, {"x": _float(pooled)})[0])
 
     return run, {"export": f"tf2onnx {seconds:.1f} s, opset 13, ops: {', '.join(ops)}", "onnxruntime": ort.__version__,
-                 "threads": "ONNX Runtime default (all cores)"}
+                 "threads": f"{threads} (intra_op_num_threads)" if threads else "ONNX Runtime default (all cores)"}
 
 
 def _emulator_backend(net):
@@ -384,6 +400,8 @@ def _fpga_rows(net, rtl_events, pooled, work, args, timing, physics, reference, 
         "(fully pipelined, II = 1); estimate, no synthesis run here",
     })
     if rtl_events <= 0:
+        if "rtl" in args.backends:
+            timing.append({"model": net.name, "backend": "rtl (Verilator)", "note": _RTL_OFF})
         return
     x = _float(pooled[:rtl_events]).reshape((-1, *net.spec["input"]["shape"]))
     raw, compile_seconds, simulate_seconds = rtl.simulate(build, x, _LATENCY_CUTOFF, _CLOCK_NS)
@@ -601,7 +619,10 @@ def _model_rows(net, pooled, truth, args, work, timing, physics, notes, gpu):
     n = len(pooled)
     csim_cap = _csim_cap(net.name, args)
     reference = _run_backend("emulator", net, pooled, truth, None, args, timing, physics, n, _emulator_backend)
-    makers = {"keras": (_keras_backend, n), "onnxruntime": (_onnxruntime_backend, n), "csim": (_csim_backend, csim_cap)}
+    makers = {
+        "keras": (_keras_backend, n), "onnxruntime": (lambda m: _onnxruntime_backend(m, args.onnx_threads), n),
+        "csim": (_csim_backend, csim_cap),
+    }
     for backend in ("keras", "onnxruntime", "csim"):
         if backend in args.backends and (backend != "csim" or csim_cap > 0):
             maker, cap = makers[backend]
@@ -627,8 +648,9 @@ def main(args) -> int:
     from l0emu.firmware import keras_env  # noqa: F401  (TF_USE_LEGACY_KERAS before tf2onnx imports TensorFlow)
     from l0emu.images import fragment_hits
 
-    if min(args.events, args.teacher_events, *args.batch_sizes) < 1:
-        msg = f"--events, --teacher-events and --batch-sizes must be >= 1, got {args.events}, {args.teacher_events} and {args.batch_sizes}"
+    if min(args.events, args.teacher_events, *args.batch_sizes) < 1 or args.onnx_threads < 0:
+        msg = (f"--events, --teacher-events and --batch-sizes must be >= 1 and --onnx-threads >= 0, got {args.events}, "
+               f"{args.teacher_events}, {args.batch_sizes} and {args.onnx_threads}")
         raise ConfigError(msg)
     work = Path(args.output)
     work.mkdir(parents=True, exist_ok=True)
@@ -646,8 +668,10 @@ def main(args) -> int:
     for name, (model_path, settings) in networks.items():
         print(f"{name}: {_model_events(name, args, len(chunk)):,} events of {path.name}; backends {', '.join(args.backends)}", flush=True)
         net = _network(name, model_path, settings, work, args)
+        fragmented = time.perf_counter()
         _, pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, net.stride)
         pooled = pooled[:_model_events(name, args, len(pooled))]
+        _stage(f"{name}: fragmenting the sample (stride {net.stride})", fragmented)
         _model_rows(net, pooled, np.asarray(chunk.true_pt), args, work, timing, physics, notes, gpu)
     for model, backend, seconds, text in QUOTED:
         if model in networks:
