@@ -53,7 +53,7 @@ def test_bench_inference_writes_its_four_outputs(tmp_path, capsys):
     out = tmp_path / "bench"
     argv = [
         "bench", "inference", "-o", str(out), "--models", "student_q4", "--events", "3000",
-        "--backends", "keras", "onnxruntime", "qonnx", "emulator", "gpu",
+        "--backends", "keras", "onnxruntime", "qonnx", "emulator", "gpu", "rtl",
         "--batch-sizes", "1", "64", "100000", "--min-seconds", "0.01",
     ]
     assert cli.main(argv) == 0
@@ -63,6 +63,7 @@ def test_bench_inference_writes_its_four_outputs(tmp_path, capsys):
     sweep = {(p["backend"], p["batch"]): p for p in document["timing"] if p.get("sweep")}
     assert {b for b, _ in sweep} == {"emulator", "keras", "onnxruntime"}
     assert sweep[("emulator", 64)]["events_per_s"] > 0
+    assert sweep[("onnxruntime", 64)]["threads"] == "1 (intra_op_num_threads)"  # --onnx-threads default
     assert "skipped" in sweep[("emulator", 100000)]  # more than the sample holds
     backends = {p["backend"] for p in document["timing"]}
     assert {"FPGA da4ml estimate", "FPGA hls4ml, quoted", "FPGA VHDL, quoted", "qonnx (qonnx executor)"} <= backends
@@ -71,6 +72,8 @@ def test_bench_inference_writes_its_four_outputs(tmp_path, capsys):
     assert "differing_decisions" not in physics["emulator"]  # the reference
     for backend in ("keras", "onnxruntime", "qonnx (qonnx executor)"):
         assert 0 <= physics[backend]["differing_decisions"] <= physics[backend]["events"]
+    rtl = [p for p in document["timing"] if p["backend"] == "rtl (Verilator)"]
+    assert len(rtl) == 1 and rtl[0]["note"].startswith("not run: --rtl-events 0")  # off by default, and says so
     gpu = [p for p in document["timing"] if p["backend"] == "gpu"]
     if gpu:  # no GPU: a row that says so, never a failure
         assert gpu[0]["note"].startswith("no GPU here")

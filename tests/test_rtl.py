@@ -301,12 +301,14 @@ def test_simulate_with_csim_compares_rtl_emulator_and_c_simulation(tmp_path, cap
     from l0emu.firmware import hls4ml_bridge as bridge
     from l0emu.firmware.keras_env import keras, qkeras
 
-    inputs = keras.layers.Input((9, 16, 1), name="image")
+    # small and quantized throughout: Verilator's build time grows with the adder graph (an
+    # unquantized 196-input head took minutes)
+    inputs = keras.layers.Input((6, 8, 1), name="image")
     x = qkeras.QConv2D(2, (3, 3), kernel_quantizer="quantized_bits(4,0,alpha=1)",
                        bias_quantizer="quantized_bits(4,0,alpha=1)", name="conv")(inputs)
     x = qkeras.QActivation("quantized_relu(4,0)", name="relu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    outputs = keras.layers.Dense(2, name="out")(x)
+    outputs = qkeras.QDense(2, kernel_quantizer="quantized_bits(6,2,alpha=1)", bias_quantizer="quantized_bits(6,2,alpha=1)", name="out")(x)
     model = keras.Model(inputs, outputs)
     rng = np.random.default_rng(5)
     model.set_weights([rng.uniform(-1, 1, w.shape).astype("f4") for w in model.get_weights()])

@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("hls4ml")
 pytest.importorskip("da4ml")
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 
 from conftest import scaled  # noqa: E402
 from l0emu import cli  # noqa: E402
@@ -62,7 +62,13 @@ def full_range_inputs(spec, n, seed):
 def _convert(arch, directory):
     build_model(arch).save(str(directory / "model.h5"))
     # io type and the drawn accumulator/result types (rounding, saturation) per layer
-    _, spec = bridge.convert(directory / "model.h5", directory / "fw", conversion_config(arch), name="arch")
+    try:
+        _, spec = bridge.convert(directory / "model.h5", directory / "fw", conversion_config(arch), name="arch")
+    except SpecError as err:
+        # types hls4ml infers wider than the emulator computes are refused by layer name at
+        # convert (tests/test_random_architectures.py does the same): not an RTL case
+        assume("the emulator cannot hold" not in str(err))
+        raise
     return spec
 
 

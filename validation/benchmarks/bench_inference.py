@@ -76,8 +76,8 @@ THRESHOLDS = (5.0, 10.0, 15.0, 20.0)
 _CLOCK_NS = 2.0
 _LATENCY_CUTOFF = 5.0
 _QONNX_EXEC_EVENTS = 200  # qonnx's executor runs node by node in Python
-_RTL_OFF = ("not run: --rtl-events 0 (the default: the Verilator build of this network alone took over 3 min on the "
-            "2-core machine, more than the rest of the default run); --rtl-events N builds it and runs N events")
+_RTL_OFF = ("not run: --rtl-events 0 (the default: the Verilator build of this network alone took 247 s on the "
+            "2-core machine, about as long as the rest of the run without trainings); --rtl-events N builds it and runs N events")
 
 
 def add_arguments(parser) -> None:
