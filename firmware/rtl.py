@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast, type_bounds
-from l0emu.aptypes import ApType, parse_type
+from l0emu.aptypes import ApType, parse_type, xnor_cast_type
 from l0emu.atomic import atomic_path
 from l0emu.errors import ConfigError, L0emuError, SpecError
 from l0emu.spec import output_layout
@@ -339,16 +339,10 @@ def _weighted_sum(backend, x, x_type: ApType, layer, w2d, w_frac: int):
     if layer["product"] == "both_binary":
         # nnet_mult.h's cast for XNOR data and weights: ap_int<ceillog2(n_in) + 2>(acc * 2 - n_in),
         # truncating toward zero and wrapping, then the result type
-        bits = _ceillog2(w2d.shape[0]) + 2
-        xnor_t = ApType(bits, bits, True, "TRN_ZERO", "WRAP")
+        xnor_t = xnor_cast_type(w2d.shape[0])
         acc = backend.cast(acc * 2.0 - float(w2d.shape[0]), at.frac, xnor_t)
         return backend.cast(acc, 0, result), result
     return backend.cast(acc, at.frac, result), result
-
-
-def _ceillog2(n: int) -> int:
-    """nnet::ceillog2 (nnet_common.h): 1 for n <= 2, else 1 + ceillog2((n + 1) / 2)."""
-    return 1 if n <= 2 else 1 + _ceillog2((n + 1) // 2)
 
 
 def _xnor_offsets(layer, x_type: ApType, shape):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .aptypes import ApType, parse_type
+from .aptypes import ApType, parse_type, xnor_cast_type
 from .errors import SpecError
 from .fixed import cast_mantissa
 from .spec import output_layout
@@ -940,7 +940,6 @@ def _full(t: ApType):
     return min(t.min_mantissa, 0), max(t.max_mantissa, 0)
 
 
-
 def _exponential_scales(layer, x_t: ApType, where):
     """Signs, exponents and ``E + W`` (hls4ml's shift type ``r_T`` is ``ap_fixed<2*(E+W), E+W>``)
     of a weight_exponential scale layer.
@@ -1008,11 +1007,6 @@ def _xnor_data_products(product, w, wt: ApType, x_t: ApType, where):
     return [1 if v else -1 for v in w], [0 if v else 1 for v in w], 0
 
 
-def _ceillog2(n: int) -> int:
-    """nnet::ceillog2 (nnet_common.h): 1 for n <= 2, else 1 + ceillog2((n + 1) / 2)."""
-    return 1 if n <= 2 else 1 + _ceillog2((n + 1) // 2)
-
-
 def _xnor_result_steps(n_in: int, acc_t: ApType, where) -> list:
     """nnet_mult.h's cast for XNOR data and weights: ``ap_int<ceillog2(n_in) + 2>(acc * 2 - n_in)``,
     the ap_fixed -> ap_int conversion truncating toward zero and wrapping (ap_fixed_base::to_ap_int_base),
@@ -1020,8 +1014,7 @@ def _xnor_result_steps(n_in: int, acc_t: ApType, where) -> list:
     if acc_t.frac < 0:
         msg = f"{where}: an XNOR layer's accumulator {acc_t} has no unit bit for acc * 2 - n_in"
         raise SpecError(msg)
-    bits = _ceillog2(n_in) + 2
-    return [("xnor", n_in << acc_t.frac), ("cast", ApType(bits, bits, True, "TRN_ZERO", "WRAP"))]
+    return [("xnor", n_in << acc_t.frac), ("cast", xnor_cast_type(n_in))]
 
 
 def _table_bits(layer, field, index_t: ApType, where) -> int:

@@ -21,6 +21,7 @@ from .errors import SpecError
 
 __all__ = [
     "ApType",
+    "xnor_cast_type",
     "KERNEL_MAX_WIDTH",
     "MAX_WIDTH",
     "OVERFLOW_CODES",
@@ -182,3 +183,13 @@ def _check_width(width, text):
     if not 1 <= width <= MAX_WIDTH:
         msg = f"type {text!r}: width must be 1..{MAX_WIDTH}, got {width}"
         raise SpecError(msg)
+
+
+def xnor_cast_type(n_in: int) -> ApType:
+    """nnet_mult.h's cast of an XNOR sum over ``n_in`` products, ``ap_int<ceillog2(n_in) + 2>``
+    (nnet::ceillog2: 1 for n <= 2, else 1 + ceillog2((n + 1) / 2))."""
+    bits, n = 1, n_in
+    while n > 2:
+        bits, n = bits + 1, (n + 1) // 2
+    return parse_type(f"ap_int<{bits + 2}>")
+
