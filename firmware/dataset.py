@@ -7,7 +7,10 @@ teacher.
 Targets, two per event, in network units (``physical = offset + scale * y``):
 
 - ``pt``: leading muon pT / :data:`PT_SCALE` (20 GeV), so the [3, 20] GeV range maps to
-  [0.15, 1].
+  [0.15, 1]; muons above :data:`PT_TARGET_MAX` (30 GeV) are labelled 30 GeV. The trigger only
+  has to tell a muon above its highest threshold (20 GeV, plateau from 30 GeV) from one below
+  it, and a straight track's pT is poorly measured: unclipped, the squared errors of 40-50 GeV
+  muons would dominate the loss and take the small network's capacity from the 10 GeV turn-on.
 - ``eta``: the leading muon's eta as a strip coordinate relative to the chosen window's low
   edge, in window units: ``(eta_to_strip(eta) - window_low_strip(start)) / 32``. After
   fragmentation the network sees only the window, so only this local eta is learnable; the
@@ -38,6 +41,7 @@ from .options import DEFAULT_STRIDE  # defined without numba/TensorFlow imports,
 
 __all__ = [
     "PT_SCALE",
+    "PT_TARGET_MAX",
     "DEFAULT_STRIDE",
     "BACKGROUND_ETA",
     "FRAMES",
@@ -52,6 +56,7 @@ __all__ = [
 ]
 
 PT_SCALE = 20.0  # GeV per network unit
+PT_TARGET_MAX = 30.0  # GeV: higher muons are labelled with this pT (module docstring)
 BACKGROUND_ETA = 0.5  # eta label of background events, in the frame's units
 FRAMES = ("window", "sector")  # 9x16 networks learn eta in the window, the 9x384 teacher in the sector
 
@@ -98,9 +103,10 @@ class TrainingData:
 
 
 def pt_targets(true_pt, pt_scale: float = PT_SCALE) -> np.ndarray:
-    """The pT target: leading-muon pT / ``pt_scale``, 0 for background (no muon above 3 GeV)."""
+    """The pT target: leading-muon pT (at most :data:`PT_TARGET_MAX`) / ``pt_scale``, 0 for
+    background (no muon above 3 GeV)."""
     true_pt = np.asarray(true_pt, dtype=np.float64)
-    return np.where(true_pt >= SIGNAL_PT_MIN, true_pt / pt_scale, 0.0)
+    return np.where(true_pt >= SIGNAL_PT_MIN, np.minimum(true_pt, PT_TARGET_MAX) / pt_scale, 0.0)
 
 
 def make_targets(true_pt, true_eta, low_strip, frame: str) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ from .schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE
 
 __all__ = [
     "EventChunk",
+    "MuonTruth",
     "RangeReader",
     "expand_paths",
     "first_fragments",
@@ -39,6 +40,17 @@ __all__ = [
 ]
 
 _NEEDED = ("event_id", "n_muons", "muon_pt", "muon_eta", "hit_layer", "hit_strip")
+
+
+@dataclasses.dataclass
+class MuonTruth:
+    """Every muon of a chunk's events in the flat layout: event ``i`` holds muons
+    ``offsets[i]:offsets[i + 1]``, in the file's order (by falling pT, the generator sorts them)."""
+
+    offsets: np.ndarray  # int64 (n_events + 1,)
+    pt: np.ndarray  # float32, GeV
+    eta: np.ndarray  # float32
+    charge: np.ndarray  # int8, +1 or -1
 
 
 @dataclasses.dataclass
@@ -54,6 +66,7 @@ class EventChunk:
     hit_offsets: np.ndarray
     hit_layer: np.ndarray
     hit_strip: np.ndarray
+    muons: MuonTruth | None = None  # every muon, only when asked for (``muons=True``)
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -226,15 +239,39 @@ def _leading(path, entry_start, pt, eta):
     return lead_pt, lead_eta
 
 
-def read_range(path: str, entry_start: int, entry_stop: int, tree=None) -> EventChunk:
+def _muon_truth(path, entry_start, arrays) -> MuonTruth:
+    offsets, pt = _flat(arrays["muon_pt"])
+    for name in ("muon_eta", "muon_charge"):
+        other_offsets, _ = _flat(arrays[name])
+        if not np.array_equal(offsets, other_offsets):
+            entry = entry_start + int(np.nonzero(np.diff(offsets) != np.diff(other_offsets))[0][0])
+            msg = f"{path!r}:{EVENTS_TREE} entry {entry}: muon_pt and {name} have different lengths"
+            raise InputFileError(msg)
+    charge = _flat(arrays["muon_charge"])[1]
+    bad = np.nonzero(np.abs(charge) != 1)[0]
+    if len(bad):
+        entry = entry_start + int(np.searchsorted(offsets, bad[0], side="right") - 1)
+        msg = f"{path!r}:{EVENTS_TREE}/muon_charge entry {entry}: charge {int(charge[bad[0]])} is not +1 or -1"
+        raise InputFileError(msg)
+    eta = _flat(arrays["muon_eta"])[1]
+    return MuonTruth(offsets=offsets.astype(np.int64), pt=pt.astype(np.float32), eta=eta.astype(np.float32),
+                     charge=charge.astype(np.int8))  # fmt: skip
+
+
+def read_range(path: str, entry_start: int, entry_stop: int, tree=None, *, muons: bool = False) -> EventChunk:
     """Read one entry range of one file and check its hits.
 
     ``tree``: ``open_events(path)`` already done, reused across the ranges of one file by a
     single reading thread (opening and checking costs ~8 ms a range, issue 14).
+    ``muons``: also read every muon's truth (:class:`MuonTruth`, needs the ``muon_charge`` branch).
     """
     tree = open_events(path) if tree is None else tree
+    if muons and "muon_charge" not in tree.keys():
+        msg = f"{path!r}:{EVENTS_TREE} has no branch 'muon_charge', which per-muon truth needs{did_you_mean('muon_charge', tree.keys())}"
+        raise InputFileError(msg)
     try:
-        arrays = tree.arrays(list(_NEEDED), entry_start=entry_start, entry_stop=entry_stop, library="ak")
+        branches = list(_NEEDED) + (["muon_charge"] if muons else [])
+        arrays = tree.arrays(branches, entry_start=entry_start, entry_stop=entry_stop, library="ak")
     except Exception as err:
         msg = (
             f"{path!r}:{EVENTS_TREE} entries {entry_start}-{entry_stop} cannot be read; "
@@ -265,6 +302,7 @@ def read_range(path: str, entry_start: int, entry_stop: int, tree=None) -> Event
         hit_offsets=offsets,
         hit_layer=layer,
         hit_strip=strip,
+        muons=_muon_truth(path, entry_start, arrays) if muons else None,
     )
 
 
@@ -275,10 +313,10 @@ class RangeReader:
         self._path = None
         self._tree = None
 
-    def __call__(self, path: str, entry_start: int, entry_stop: int) -> EventChunk:
+    def __call__(self, path: str, entry_start: int, entry_stop: int, *, muons: bool = False) -> EventChunk:
         if path != self._path:
             self._path, self._tree = path, open_events(path)
-        return read_range(path, entry_start, entry_stop, self._tree)
+        return read_range(path, entry_start, entry_stop, self._tree, muons=muons)
 
 
 def iterate_events(paths, step_size: int = 500_000):
@@ -288,11 +326,11 @@ def iterate_events(paths, step_size: int = 500_000):
         yield read(path, start, stop)
 
 
-def load_events(path: str, entry_stop: int | None = None) -> EventChunk:
-    """All (or the first ``entry_stop``) events of one file as a single chunk."""
+def load_events(path: str, entry_stop: int | None = None, *, muons: bool = False) -> EventChunk:
+    """All (or the first ``entry_stop``) events of one file as a single chunk (``muons``: see :func:`read_range`)."""
     n = open_events(path).num_entries
     stop = n if entry_stop is None else min(int(entry_stop), n)
-    return read_range(path, 0, stop)
+    return read_range(path, 0, stop, muons=muons)
 
 
 def first_fragments(paths, n: int, stride: int) -> np.ndarray:

@@ -87,6 +87,14 @@ by side, in the order ``outputs`` first names them.
 ``outputs`` maps network output units to physical units: ``physical = offset + scale * y``.
 An output with ``"frame": "window"`` is relative to the fragmentation window's low edge
 (``unit`` "strip"): the trigger adds the window start in fixed point.
+
+Several muons per sector: ``"fragment": {..., "candidates": 3, "min_hits": 6}`` asks the
+trigger for the sector logic of :mod:`l0emu.sector` (up to ``candidates`` non-overlapping
+windows, a further one holding at least ``min_hits`` lit pixels; ``min_hits`` defaults to
+:data:`l0emu.sector.MIN_CANDIDATE_HITS`) and the network on each candidate. Such a network must
+have the outputs the sector logic reads, :data:`CANDIDATE_OUTPUTS`: ``pt``, ``charge`` (the
+candidate's charge is +1 where it is >= 0, else -1) and ``presence`` (a candidate counts as a
+muon where it is >= 0.5).
 """
 
 from __future__ import annotations
@@ -101,8 +109,9 @@ from .atomic import atomic_path
 from .errors import SpecError, did_you_mean
 from .geometry import N_LAYERS, N_STRIPS
 from .images import POOL, WINDOW_STRIPS
+from .sector import MAX_CANDIDATES
 
-__all__ = ["FORMAT", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "output_layout", "read_spec", "write_spec", "validate_spec"]
+__all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "output_layout", "read_spec", "write_spec", "validate_spec"]
 
 FORMAT = "l0emu-spec/1"
 
@@ -425,6 +434,7 @@ _LAYER_BASE = ("name", "op", "input_shape", "output_shape", "result_type")
 _INPUT = object()  # the key of the network input's shape, apart from every layer name
 _TOP = ("format", "name", "source", "input", "layers", "outputs")
 _TOP_OPTIONAL = ("preprocessing",)
+CANDIDATE_OUTPUTS = ("pt", "charge", "presence")  # what the sector logic reads (module docstring)
 
 
 def _check_layer(layer, i, previous_shape, where: _Where, shapes: dict, input_name) -> list:
@@ -525,16 +535,32 @@ def _check_preprocessing(spec, input_shape, where: _Where) -> None:
     if "fragment" in pre:
         frag_at = at / "fragment"
         fragment = _object(pre["fragment"], frag_at)
-        _fields(fragment, ("window", "pool", "stride"), (), frag_at)
+        _fields(fragment, ("window", "pool", "stride"), ("candidates", "min_hits"), frag_at)
         # the trigger fragments with these constants: a spec asking for others would be ignored
         if _int(fragment["window"], frag_at / "window", 1) != WINDOW_STRIPS:
             (frag_at / "window").fail(f"is {fragment['window']}; the trigger's fragmentation window is {WINDOW_STRIPS} strips")
         if _int(fragment["pool"], frag_at / "pool", 1) != POOL:
             (frag_at / "pool").fail(f"is {fragment['pool']}; the trigger pools {POOL} strips into one pixel")
         _int(fragment["stride"], frag_at / "stride", 1, N_STRIPS)
+        _check_candidates(spec, fragment, frag_at, where)
         expected = [N_LAYERS, WINDOW_STRIPS // POOL]
     if input_shape[:2] != expected:
         (where / "input" / "shape").fail(f"is {input_shape}, but preprocessing gives images of {expected}")
+
+
+def _check_candidates(spec, fragment, at: _Where, where: _Where) -> None:
+    if "candidates" not in fragment:
+        if "min_hits" in fragment:
+            (at / "min_hits").fail("is only read with 'candidates' (the sector logic's further windows)")
+        return
+    _int(fragment["candidates"], at / "candidates", 1, MAX_CANDIDATES)
+    if "min_hits" in fragment:
+        _int(fragment["min_hits"], at / "min_hits", 1, N_LAYERS * WINDOW_STRIPS)
+    names = [out["name"] for out in spec["outputs"]]
+    missing = [name for name in CANDIDATE_OUTPUTS if name not in names]
+    if missing:
+        (where / "outputs").fail(f"has no output named {missing[0]!r}, which the sector logic ('candidates') reads; "
+                                 f"it has {names}{did_you_mean(missing[0], names)}")
 
 
 def validate_spec(spec: dict, origin: str = "spec") -> dict:

@@ -23,6 +23,27 @@ def test_leading_muon_is_the_highest_pt_whatever_the_order(tmp_path):
     assert chunk.true_pt[0] == np.float32(9.0) and chunk.true_eta[0] == np.float32(-0.2)
 
 
+@pytest.mark.parametrize("fmt", ["ttree", "rntuple"])
+def test_every_muon_is_read_on_request(tmp_path, fmt):
+    events = [make_event(0, [(0, 1)], [(9.0, -0.2, -1), (5.0, 0.1, 1)]), make_event(1), make_event(2, [], [(4.0, 0.3, 1)])]
+    path = str(write_events(tmp_path / "m.root", events, fmt=fmt))
+    assert load_events(path).muons is None
+    muons = load_events(path, muons=True).muons
+    np.testing.assert_array_equal(muons.offsets, [0, 2, 2, 3])
+    np.testing.assert_array_equal(muons.pt, np.float32([9.0, 5.0, 4.0]))
+    np.testing.assert_array_equal(muons.eta, np.float32([-0.2, 0.1, 0.3]))
+    np.testing.assert_array_equal(muons.charge, [-1, 1, 1])
+    assert muons.charge.dtype == np.int8
+
+
+def test_a_charge_that_is_not_one_is_named(tmp_path):
+    event = make_event(0, [], [(9.0, 0.0, 1)])
+    event["muon_charge"] = [0]
+    path = str(write_events(tmp_path / "m.root", [make_event(1), event]))
+    with pytest.raises(InputFileError, match=r"muon_charge entry 1: charge 0 is not \+1 or -1"):
+        load_events(path, muons=True)
+
+
 def test_chunks_cover_every_entry_in_order(tiny_events):
     chunks = list(iterate_events([str(tiny_events)], step_size=2))
     assert [len(c) for c in chunks] == [2, 1]

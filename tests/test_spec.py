@@ -106,6 +106,9 @@ _DELETE = object()
         (("preprocessing", "fragment", "window"), 64, r"preprocessing\.fragment\.window: is 64; the trigger's fragmentation window is 32"),
         (("preprocessing", "fragment", "stride"), 0, r"preprocessing\.fragment\.stride: 0 is not in \[1, 384\]"),
         (("preprocessing", "fragment", "strid"), 8, r"unknown field 'strid' \(did you mean 'stride'\?\)"),
+        (("preprocessing", "fragment", "candidates"), 4, r"preprocessing\.fragment\.candidates: 4 is not in \[1, 3\]"),
+        (("preprocessing", "fragment", "min_hits"), 6, r"preprocessing\.fragment\.min_hits: is only read with 'candidates'"),
+        (("preprocessing", "fragment", "candidates"), 3, r"outputs: has no output named 'charge', which the sector logic"),
         (("outputs", 1, "index"), 2, r"outputs\[1\]\.index: output 'eta' has index 2, the network has 2 outputs"),
         (("outputs", 0, "scale"), 0, r"outputs\[0\]\.scale: a scale of 0"),
         (("outputs", 1, "frame"), "global", r"outputs\[1\]\.frame: frame 'global' is not one of 'window', 'sector'"),
@@ -125,6 +128,18 @@ def test_valid_specs_pass_unchanged():
     assert validate_spec(copy.deepcopy(STUDENT)) == STUDENT
     spec = small_spec()
     assert validate_spec(copy.deepcopy(spec)) == spec
+
+
+def test_candidate_spec_names_the_outputs_the_sector_logic_reads():
+    spec = copy.deepcopy(STUDENT)
+    spec["preprocessing"]["fragment"].update(candidates=3, min_hits=6)
+    # the last layer has two outputs: read the same columns under the sector logic's names
+    spec["outputs"] += [dict(spec["outputs"][0], name="charge", unit="e"), dict(spec["outputs"][1], name="presence")]
+    for out in spec["outputs"][2:]:
+        out.pop("frame", None)
+    assert validate_spec(copy.deepcopy(spec)) == spec
+    with pytest.raises(SpecError, match=r"min_hits: 0 is not in \[1, 288\]"):
+        validate_spec(_edit(spec, ("preprocessing", "fragment", "min_hits"), 0))
 
 
 def test_small_spec_runs_in_the_emulator():

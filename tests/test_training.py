@@ -17,7 +17,7 @@ from l0emu.errors import ConfigError, InputFileError
 from l0emu.geometry import LAYER_RADIUS_M, eta_to_strip
 
 pytest.importorskip("l0emu.firmware.keras_env")
-from l0emu.firmware.dataset import BACKGROUND_ETA, PT_SCALE, load_training_data, make_targets, output_specs  # noqa: E402
+from l0emu.firmware.dataset import BACKGROUND_ETA, PT_SCALE, PT_TARGET_MAX, load_training_data, make_targets, output_specs, pt_targets  # noqa: E402
 from l0emu.firmware.models import build_student  # noqa: E402
 from l0emu.firmware.distill import Distiller, squared_error  # noqa: E402
 from l0emu.firmware.train import constant_outputs, dead_network_check, event_weights, train_run  # noqa: E402
@@ -84,6 +84,13 @@ def test_targets_are_scaled_pt_and_window_local_eta():
     np.testing.assert_array_equal(targets[0], np.float32([10.0 / PT_SCALE, 0.5]))
     # a 2 GeV muon is below SIGNAL_PT_MIN: labelled background
     np.testing.assert_array_equal(targets[1:], np.float32([[0.0, BACKGROUND_ETA]] * 2))
+
+
+def test_pt_targets_stop_at_the_target_maximum():
+    # above the highest trigger threshold's plateau the label is the maximum, below it the pT itself
+    got = pt_targets([PT_TARGET_MAX - 1.0, PT_TARGET_MAX, PT_TARGET_MAX + 15.0, 1.0])
+    np.testing.assert_array_equal(got, [(PT_TARGET_MAX - 1.0) / PT_SCALE, PT_TARGET_MAX / PT_SCALE, PT_TARGET_MAX / PT_SCALE, 0.0])
+    assert PT_TARGET_MAX >= 1.5 * 20.0  # the 20 GeV threshold's plateau is labelled above 20 GeV
 
 
 def test_several_files_are_mixed_in_equal_parts(events):
