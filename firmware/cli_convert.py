@@ -47,6 +47,9 @@ def summary(spec, out_dir, compiled) -> str:
     total = sum(_count(layer) for layer in spec["layers"])
     out_type = parse_type(spec["layers"][-1]["result_type"])
     lines.append(f"parameters: {total}; output type {out_type} (lsb {out_type.lsb:g})")
+    fragment = (spec.get("preprocessing") or {}).get("fragment") or {}
+    sector_logic = f"; sector logic: up to {fragment['candidates']} candidate windows, min_hits {fragment.get('min_hits')}" if "candidates" in fragment else ""
+    lines.append("outputs: " + ", ".join(o["name"] for o in spec["outputs"]) + sector_logic)
     if source["renamed_layers"]:
         renamed = ", ".join(f"{old!r} -> {new!r}" for old, new in source["renamed_layers"].items())
         lines.append(f"renamed for hls4ml: {renamed}")

@@ -7,7 +7,7 @@ import argparse
 from l0emu.atomic import check_output
 from l0emu.errors import ConfigError
 
-from .options import ARCHITECTURE_NAMES, DEFAULT_GAMMAS, DEFAULT_STRIDE, PRESET_NAMES, SUPPORTED_NBITS
+from .options import ARCHITECTURE_NAMES, DEFAULT_GAMMAS, DEFAULT_STRIDE, OUTPUT_SETS, PRESET_NAMES, SUPPORTED_NBITS
 
 __all__ = ["DESCRIPTION", "add_arguments", "main"]
 
@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation", nargs="+", default=None, metavar="EVENTS", help="validation file(s) of other generator seeds: early stopping and the record's metrics use them, every training event trains (docs/protocol.md)")
     parser.add_argument("--soft-weight", type=float, default=0.0, metavar="A", help="with --kd, also fit the teacher's outputs with this weight (soft targets; default 0)")
     parser.add_argument("--init-from", default=None, metavar="MODEL", help="start from the weights of this network of the same architecture (e.g. QAT from a float-trained student)")
+    parser.add_argument(
+        "--outputs", choices=[",".join(s) for s in OUTPUT_SETS], default=",".join(OUTPUT_SETS[0]), metavar="NAMES",
+        help="network outputs: pt,eta (one window per event, default) or pt,eta,charge,presence (one example per "
+             "sector-logic candidate window, up to 3 per event: several muons per sector; 9x16 networks only)",
+    )  # fmt: skip
 
 
 def main(args) -> int:
@@ -48,6 +53,7 @@ def main(args) -> int:
         kd=kd, teacher_path=args.teacher, seed=args.seed, stride=args.stride, gammas=tuple(args.gammas),
         background_weight=args.background_weight, max_events=args.max_events, epochs=args.epochs,
         validation_events=args.validation, soft_weight=args.soft_weight, init_from=args.init_from,
+        outputs=args.outputs,
     )  # fmt: skip
     print(summary(record, args.output))
     return 0  # a dead network is a result (2-bit QAT often dies, seed 002), reported above
@@ -58,17 +64,20 @@ def summary(record: dict, output) -> str:
     config, metrics = record["config"], record["metrics"]
     bits = f"{config['nbits']}-bit" if config["nbits"] else "float"
     fake = metrics["fake_rate"]
+    examples = "windows" if "candidates" in metrics else "events"  # sector-logic candidates (--outputs)
     lines = [
         f"trained {record['model']['name']} ({config['architecture']}, {bits}, KD {'on' if config['kd'] else 'off'}, "
-        f"{record['model']['parameters']} parameters) on {record['data']['n_train']} events "
+        f"{record['model']['parameters']} parameters) on {record['data']['n_train']} {examples} "
         f"in {record['wall_time_s']:.0f} s",
-        f"{metrics.get('evaluated_on', 'test split')} ({metrics['n_test']} events, Keras), threshold {metrics['threshold_gev']:g} GeV:",
+        f"{metrics.get('evaluated_on', 'test split')} ({metrics['n_test']} {examples}, Keras), threshold {metrics['threshold_gev']:g} GeV:",
         f"  plateau efficiency (pT >= 15 GeV): {_fmt(metrics['plateau']['efficiency'])}",
         f"  50% point: {_fmt(metrics['half_efficiency_pt'])} GeV",
         f"  resolution around threshold (rms of dpT/pT): {_fmt(metrics['resolution']['overall_rms'])}",
         f"  fake rate: {_fmt(fake['rate'])} ({fake['fired']}/{fake['total']}, 95% upper {_fmt(fake['upper'])})",
         f"  eta rms: {_fmt(metrics['eta_rms_strips'])} strips",
     ]
+    if "candidates" in metrics:
+        lines += _candidate_lines(record, metrics)
     if record["teacher"]:
         lines.append(f"  teacher plateau efficiency: {_fmt(record['teacher']['metrics']['plateau']['efficiency'])}")
     dead = record["dead_network"]
@@ -76,6 +85,21 @@ def summary(record: dict, output) -> str:
         lines.append("DEAD NETWORK: " + "; ".join(dead["reasons"]) + " (try another --seed or more bits)")
     lines.append(f"wrote {output}: model.h5, record.json" + (", teacher/model.h5" if record["teacher"] and record["teacher"]["source"] == "trained in this run" else ""))
     return "\n".join(lines)
+
+
+def _candidate_lines(record, metrics) -> list[str]:
+    """The four-output figures: the pT ones above are per candidate window."""
+    candidates = metrics["candidates"]
+    charge = candidates["charge_correct"]
+    lines = [
+        f"  outputs {','.join(record['config']['outputs'])}: the figures above are per sector-logic candidate window "
+        f"({metrics['n_test']} windows of {candidates['count_confusion']['n_events']} events)",
+        f"  charge correct (window muon pT >= {candidates['charge_correct_pt_min_gev']:g} GeV): {_fmt(charge['fraction'])} ({charge['passed']}/{charge['total']})",
+        f"  presence >= 0.5: on windows with a muon {_fmt(candidates['presence_on_muon_windows']['fraction'])}, "
+        f"on windows without {_fmt(candidates['presence_on_empty_windows']['fraction'])}",
+        "  true muons (rows 0-3) vs windows found (columns 0-3), events:",
+    ]
+    return lines + [f"    {row}: " + " ".join(f"{n:>7}" for n in counts) for row, counts in enumerate(candidates["count_confusion"]["matrix"])]
 
 
 def _fmt(value) -> str:

@@ -74,6 +74,13 @@ class Distiller(keras.Model):
                 f"images; hints need a teacher of the student's input {STUDENT_INPUT_SHAPE}"
             )
             raise ConfigError(msg)
+        if tuple(teacher.output_shape[1:]) != tuple(student.output_shape[1:]):
+            # the hints apply where the teacher is closer to the same targets: same outputs only
+            msg = (
+                f"the distillation teacher {teacher.name!r} has {teacher.output_shape[-1]} outputs, the student "
+                f"{student.name!r} {student.output_shape[-1]}: train the teacher with the student's outputs"
+            )
+            raise ConfigError(msg)
         if len(gammas) != len(HINTS):
             msg = f"distillation needs {len(HINTS)} hint weights (gammas), got {len(gammas)}"
             raise ConfigError(msg)

@@ -1,11 +1,13 @@
 """The seed networks (seed 000 layer table): the VGG-like teacher and the small student.
 
-Both regress two outputs, ``(pt, eta)`` in the target units of :mod:`firmware.dataset`.
+Both regress two outputs, ``(pt, eta)`` in the target units of :mod:`firmware.dataset`, or,
+with ``n_outputs=4``, ``(pt, eta, charge, presence)`` of a sector-logic candidate window: the
+same network with four linear units in its output layer.
 Activations are separate layers (``conv1`` then ``relu1``, ...) so hls4ml and the spec see
 every cast. With ``nbits`` the networks are built for quantization-aware training (seed 002):
 QKeras ``QConv2D``/``QDense`` with ``quantized_bits(nbits, 0, alpha=1)`` kernels and biases,
 ``QActivation(quantized_relu(nbits, 0))`` activations, and an unquantized linear output
-layer (``Dense(2)``) as in the study.
+layer (``Dense(2)``, or ``Dense(4)``) as in the study.
 
 Parameter counts (the table's rows): teacher 9x384 73,215; teacher 9x16 10,655; student
 1,032 (the table's student total, 732, does not match its own rows).
@@ -83,9 +85,9 @@ class _Layers:
         return qkeras.QActivation(qkeras.quantized_relu(self.nbits, 0), name=name)
 
     @staticmethod
-    def output():
+    def output(n_outputs):
         # The output layer stays unquantized and linear in every variant (seed 002).
-        return keras.layers.Dense(N_OUTPUTS, activation="linear", name="output")
+        return keras.layers.Dense(n_outputs, activation="linear", name="output")
 
 
 def _chain(x, layers):
@@ -94,7 +96,14 @@ def _chain(x, layers):
     return x
 
 
-def build_teacher(input_shape=STUDENT_INPUT_SHAPE, nbits=None, name=None):
+def _check_n_outputs(n_outputs):
+    if n_outputs not in (2, 4) or isinstance(n_outputs, bool):
+        msg = f"the networks have 2 outputs (pt, eta) or 4 (pt, eta, charge, presence), not {n_outputs!r}"
+        raise ConfigError(msg)
+    return n_outputs
+
+
+def build_teacher(input_shape=STUDENT_INPUT_SHAPE, nbits=None, name=None, n_outputs=N_OUTPUTS):
     """The VGG-like teacher for ``(9, 384, 1)`` or ``(9, 16, 1)`` images (seed 000)."""
     make = _Layers(nbits)
     image = keras.Input(shape=tuple(input_shape), name="image")
@@ -109,13 +118,13 @@ def build_teacher(input_shape=STUDENT_INPUT_SHAPE, nbits=None, name=None):
         keras.layers.Flatten(name="flatten"),
         make.dense(10, "dense1"), make.relu("dense_relu1"),
         make.dense(10, "dense2"), make.relu("dense_relu2"),
-        make.output(),
+        make.output(_check_n_outputs(n_outputs)),
     ]  # fmt: skip
     default = f"teacher_{input_shape[0]}x{input_shape[1]}" + (f"_q{nbits}" if nbits else "")
     return keras.Model(image, _chain(image, layers), name=name or default)
 
 
-def build_student(nbits=None, name=None):
+def build_student(nbits=None, name=None, n_outputs=N_OUTPUTS):
     """The student for fragmented ``(9, 16, 1)`` images (seed 000), float or QKeras."""
     make = _Layers(nbits)
     image = keras.Input(shape=STUDENT_INPUT_SHAPE, name="image")
@@ -127,7 +136,7 @@ def build_student(nbits=None, name=None):
         keras.layers.Flatten(name="flatten"),
         make.dense(10, "dense1"), make.relu("dense_relu1"),
         make.dense(10, "dense2"), make.relu("dense_relu2"),
-        make.output(),
+        make.output(_check_n_outputs(n_outputs)),
     ]  # fmt: skip
     default = "student" + (f"_q{nbits}" if nbits else "")
     return keras.Model(image, _chain(image, layers), name=name or default)

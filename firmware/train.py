@@ -14,6 +14,12 @@ when they repeat a training file's scenario and seed) and the metrics are theirs
 the record lists the generator scenario and seed of every file, which later evaluations
 check against.
 
+``outputs`` picks the output set (:data:`firmware.dataset.OUTPUT_SETS`): ``pt,eta`` (one example
+per event, as always) or ``pt,eta,charge,presence`` (one example per sector-logic candidate
+window, :mod:`firmware.dataset`; 9x16 networks only). With candidates the split is by event
+(every window goes with its event) and the record adds per-window charge and presence figures
+and the per-event confusion of true vs found muon counts.
+
 Output directory::
 
     model.h5          the trained network (plain Keras/QKeras; no adaptation layers)
@@ -36,9 +42,14 @@ import numpy as np
 from l0emu.atomic import atomic_path
 from l0emu.errors import ConfigError
 from l0emu.metrics import physics_summary
+from l0emu.schema import SIGNAL_PT_MIN
+from l0emu.sector import MAX_CANDIDATES, MIN_CANDIDATE_HITS
 from l0emu.serialize import jsonable
 
-from .dataset import DEFAULT_STRIDE, PT_SCALE, BACKGROUND_ETA, eta_scale, load_training_data, output_specs, preprocessing_spec, split_indices
+from .dataset import (
+    BACKGROUND_ETA, DEFAULT_STRIDE, MULTI_OUTPUTS, PT_ETA, PT_SCALE, check_outputs, eta_scale, load_training_data,
+    output_specs, preprocessing_spec, split_examples,
+)  # fmt: skip
 from .distill import DEFAULT_GAMMAS, HINTS, Distiller, squared_error
 from .keras_env import keras, qkeras, tf
 from .models import build_student, build_teacher, check_nbits, load_model
@@ -53,17 +64,20 @@ __all__ = [
     "constant_outputs",
     "dead_network_check",
     "event_weights",
+    "candidate_metrics",
     "file_sha256",
     "train_run",
 ]
 
 RECORD_FORMAT = "l0emu-train-record/1"
-# architecture -> (builder taking nbits, eta frame of its targets)
+# architecture -> (builder taking nbits and the number of outputs, eta frame of its targets)
 ARCHITECTURES = {
-    "student": (lambda nbits: build_student(nbits=nbits), "window"),
-    "teacher": (lambda nbits: build_teacher((9, 16, 1), nbits=nbits), "window"),
-    "teacher-9x384": (lambda nbits: build_teacher((9, 384, 1), nbits=nbits), "sector"),
+    "student": (lambda nbits, n_outputs: build_student(nbits=nbits, n_outputs=n_outputs), "window"),
+    "teacher": (lambda nbits, n_outputs: build_teacher((9, 16, 1), nbits=nbits, n_outputs=n_outputs), "window"),
+    "teacher-9x384": (lambda nbits, n_outputs: build_teacher((9, 384, 1), nbits=nbits, n_outputs=n_outputs), "sector"),
 }
+# the charge-identification figure is taken on windows whose muon is at least this hard (issue 11)
+CHARGE_PT_MIN = 10.0
 # an output whose spread over the validation events is below this fraction of its target's
 # spread is constant: a collapsed network predicts (nearly) the mean whatever the event
 DEAD_RELATIVE_STD = 0.01
@@ -168,12 +182,44 @@ def _evaluate(model, x, y, data, test, frame, source: str) -> dict:
     summary["n_test"] = int(len(test))
     summary["evaluated_on"] = source
     summary["predictions"] = "Keras predict (QKeras quantizers for a quantized network), not the firmware-exact emulator"
+    if data.outputs == MULTI_OUTPUTS:
+        summary["candidates"] = candidate_metrics(prediction, data, test)
     return summary
+
+
+def _fraction(passed, total) -> dict:
+    return {"passed": int(passed), "total": int(total), "fraction": float(passed / total) if total else None}
+
+
+def candidate_metrics(prediction, data, examples) -> dict:
+    """Figures of a four-output network on candidate windows ``examples`` of ``data``: charge
+    identification (windows with a muon of at least CHARGE_PT_MIN), presence on windows with
+    and without a muon, and per event (every event of ``examples``) the confusion of true muon
+    count (above SIGNAL_PT_MIN, at most MAX_CANDIDATES) vs windows with presence >= 0.5."""
+    charge = np.where(prediction[:, 2] >= 0, 1, -1)  # the trigger's reading
+    found = prediction[:, 3] >= 0.5
+    signal = data.is_signal[examples]
+    hard = signal & (data.true_pt[examples] >= CHARGE_PT_MIN)
+    events = data.event_index[examples]
+    muon_event = np.repeat(np.arange(data.n_events), np.diff(data.muons.offsets))
+    true_count = np.bincount(muon_event[data.muons.pt >= SIGNAL_PT_MIN], minlength=data.n_events)
+    found_count = np.bincount(events, weights=found, minlength=data.n_events).astype(np.int64)
+    evaluated = np.unique(events)
+    confusion = np.zeros((MAX_CANDIDATES + 1, MAX_CANDIDATES + 1), np.int64)
+    np.add.at(confusion, (np.minimum(true_count[evaluated], MAX_CANDIDATES), found_count[evaluated]), 1)
+    return {
+        "charge_correct_pt_min_gev": CHARGE_PT_MIN,
+        "charge_correct": _fraction(np.sum(charge[hard] == data.true_charge[examples][hard]), hard.sum()),
+        "presence_on_muon_windows": _fraction(found[signal].sum(), signal.sum()),
+        "presence_on_empty_windows": _fraction(found[~signal].sum(), (~signal).sum()),
+        "count_confusion": {"rows": "true muons above 3 GeV (at most 3)", "columns": "windows with presence >= 0.5",
+                            "n_events": int(len(evaluated)), "matrix": confusion.tolist()},
+    }  # fmt: skip
 
 
 def _train_teacher(fit_data, validation_data, preset, seed, verbose):
     keras.utils.set_random_seed(seed + 1)
-    teacher = build_teacher((9, 16, 1))
+    teacher = build_teacher((9, 16, 1), n_outputs=fit_data[1].shape[1])
     _compile(teacher, preset)
     return teacher, _fit(teacher, fit_data, validation_data, preset, preset.teacher_epochs, verbose, "teacher 9x16 for distillation")
 
@@ -216,11 +262,13 @@ def train_run(
     background_weight: float = 1.0,
     max_events=None,
     epochs=None,
+    outputs=PT_ETA,
     verbose: bool = True,
 ) -> dict:
     """Train, evaluate and write ``output_dir`` (atomically); return the record."""
     started = time.time()
     check_nbits(nbits)
+    outputs = check_outputs(outputs)
     _check_background_weight(background_weight)
     if architecture not in ARCHITECTURES:
         msg = f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
@@ -231,6 +279,10 @@ def train_run(
     if kd and architecture != "student":
         msg = f"knowledge distillation trains a student; architecture {architecture!r} cannot be distilled"
         raise ConfigError(msg)
+    build, frame = ARCHITECTURES[architecture]
+    if outputs == MULTI_OUTPUTS and frame != "window":
+        msg = f"architecture {architecture!r} sees the whole sector, not candidate windows: outputs {','.join(outputs)} need a 9x16 network (student or teacher)"
+        raise ConfigError(msg)
     schedule = PRESETS[preset]
     n_events = schedule.n_events if max_events is None else min(int(max_events), schedule.n_events)
     student_epochs = schedule.epochs if epochs is None else int(epochs)
@@ -240,12 +292,13 @@ def train_run(
         msg = "soft targets (--soft-weight) come from a teacher: they need --kd"
         raise ConfigError(msg)
     teacher = load_model(teacher_path) if teacher_path is not None else None  # fail before the long part
+    if teacher is not None:
+        _check_teacher_outputs(teacher, teacher_path, outputs)
     events_paths = [str(p) for p in ([events_paths] if isinstance(events_paths, (str, Path)) else events_paths)]
     validation_events = [str(p) for p in ([validation_events] if isinstance(validation_events, (str, Path)) else validation_events or [])]
     check_disjoint(events_paths, validation_events)
 
-    build, frame = ARCHITECTURES[architecture]
-    data = load_training_data(events_paths, entry_stop=n_events, stride=stride, full_images=frame == "sector")
+    data = load_training_data(events_paths, entry_stop=n_events, stride=stride, full_images=frame == "sector", outputs=outputs)
     if len(data) < 10:
         msg = f"{', '.join(data.paths)} hold {len(data)} events; training needs at least 10"
         raise ConfigError(msg)
@@ -253,7 +306,8 @@ def train_run(
     weights = event_weights(data.is_signal, background_weight)
     if validation_events:
         # the protocol: train on every training event, stop early and measure on other seeds
-        val_data = load_training_data(validation_events, entry_stop=_validation_events(n_events, schedule), stride=stride, full_images=frame == "sector")
+        val_data = load_training_data(validation_events, entry_stop=_validation_events(n_events, schedule), stride=stride,
+                                      full_images=frame == "sector", outputs=outputs)  # fmt: skip
         val_x, val_y = (val_data.full_images, val_data.full_targets) if frame == "sector" else (val_data.images, val_data.targets)
         train, test = np.arange(len(data)), np.arange(len(val_data))
         fit_data = (x, y, weights)
@@ -261,7 +315,7 @@ def train_run(
         measured = (val_x, val_y, val_data, test, frame, "validation files " + ", ".join(validation_events))
         n_validation = len(val_data)
     else:
-        train, validation, test = split_indices(len(data), schedule.validation_fraction, schedule.test_fraction, seed)
+        train, validation, test = split_examples(data, schedule.validation_fraction, schedule.test_fraction, seed)
         fit_data = (x[train], y[train], weights[train])
         validation_data = (x[validation], y[validation], weights[validation])
         measured = (x, y, data, test, frame, "test split of the training files (their generator seeds)")
@@ -278,7 +332,7 @@ def train_run(
         record["teacher"]["metrics"] = _evaluate(teacher, *measured)
 
     keras.utils.set_random_seed(seed)
-    model = build(nbits)
+    model = build(nbits, len(outputs))
     init_sha = _initialise_from(model, init_from) if init_from is not None else None
     trainer = Distiller(model, teacher, gammas, soft_weight=soft_weight) if kd else model
     _compile(trainer, schedule)
@@ -292,16 +346,17 @@ def train_run(
             "split_seed": seed, "hints": [list(h) for h in HINTS] if kd else None, "gammas": list(gammas) if kd else None,
             "background_weight": float(background_weight), "soft_weight": float(soft_weight) if kd else None,
             "init_from": None if init_from is None else {"path": str(init_from), "sha256": init_sha},
-            "loss": "sum of squared errors over (pt, eta) per event, times the event weight (background_weight on background)",
+            "loss": _LOSS[outputs], "outputs": list(outputs),
         },
         data={
             "paths": data.paths, "sha256": [file_sha256(p) for p in data.paths], "n_events": len(data),
             "samples": describe_samples(data.paths), "validation_samples": describe_samples(validation_events),
             "n_train": len(train), "n_validation": n_validation, "n_test": len(test),
-            "n_signal": int(data.is_signal.sum()), "stride": data.stride,
+            "n_signal": int(data.is_signal.sum()), "stride": data.stride, **_example_fields(data),
         },
         targets={
-            "outputs": output_specs(frame), "preprocessing": preprocessing_spec(frame, data.stride), "background": {"pt": 0.0, "eta": BACKGROUND_ETA},
+            "outputs": output_specs(frame, outputs), "preprocessing": preprocessing_spec(frame, data.stride, outputs),
+            "background": {"pt": 0.0, "eta": BACKGROUND_ETA, **({"charge": 0.0, "presence": 0.0} if outputs == MULTI_OUTPUTS else {})},
             "pt_scale_gev": PT_SCALE, "eta_scale_strips": eta_scale(frame), "eta_frame": frame,
         },
         model={"name": model.name, "file": "model.h5", "parameters": int(model.count_params())},
@@ -314,6 +369,38 @@ def train_run(
     record = jsonable(record)
     _write(Path(output_dir), model, teacher if record["teacher"] and teacher_path is None else None, record)
     return record
+
+
+_LOSS = {
+    PT_ETA: "sum of squared errors over (pt, eta) per event, times the event weight (background_weight on background)",
+    MULTI_OUTPUTS: "sum of squared errors over (pt, eta, charge, presence) per candidate window, times its weight "
+                   "(background_weight on windows without a muon above 3 GeV)",
+}  # fmt: skip
+
+
+def _example_fields(data) -> dict:
+    """The record's description of candidate-window examples (none for event examples)."""
+    if data.outputs != MULTI_OUTPUTS:
+        return {}
+    return {
+        "n_events": data.n_events, "n_examples": len(data),
+        "examples": f"sector-logic candidate windows (l0emu.sector: at most {MAX_CANDIDATES}, min_hits {MIN_CANDIDATE_HITS}); "
+                    "n_train/n_validation/n_test/n_signal count windows, split by event",
+    }  # fmt: skip
+
+
+def _check_teacher_outputs(teacher, teacher_path, outputs) -> None:
+    """A distillation teacher must have the student's outputs: the names its ``record.json``
+    gives, and without one at least their number."""
+    record_path = _model_file(teacher_path).parent / "record.json"
+    names = None
+    if record_path.is_file():
+        names = [o["name"] for o in json.loads(record_path.read_text()).get("targets", {}).get("outputs", [])] or None
+    if (names is not None and names != list(outputs)) or teacher.output_shape[-1] != len(outputs):
+        have = ",".join(names) if names else f"{teacher.output_shape[-1]} (no record.json names them)"
+        msg = (f"--teacher {str(teacher_path)!r} has outputs {have}; the student is trained with outputs {','.join(outputs)}: "
+               f"distil from a teacher trained with '--outputs {','.join(outputs)}'")
+        raise ConfigError(msg)
 
 
 def _validation_events(n_events: int, schedule: Preset) -> int:
