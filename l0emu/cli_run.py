@@ -11,7 +11,7 @@ from pathlib import Path
 from .aptypes import parse_type
 from .atomic import check_output
 from .errors import ConfigError, SpecError
-from .output import OUTPUT_FORMATS, format_table
+from .output import OUTPUT_FORMATS, format_multi_tables, format_table
 from .rates import RateAssumptions
 from .schema import DEFAULT_THRESHOLDS, threshold_branch
 
@@ -185,6 +185,10 @@ def main(args) -> int:
         f"({rate:,.0f} events/s, {result.cpu_seconds:.2f} s of CPU; emulator built in {result.compile_seconds:.1f} s)"
     )
     print(format_table(result.rows))
+    if result.multi is not None:
+        from .multi_rates import multi_tables
+
+        print(format_multi_tables(multi_tables(result.multi)))
     print(assumptions.describe())
     for kind, path in result.outputs.items():
         print(f"  {kind:12s} {path}")

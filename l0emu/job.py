@@ -24,7 +24,9 @@ from tqdm import tqdm
 from .atomic import OutputSet
 from .errors import ConfigError
 from .events import RangeReader, expand_paths, plan_ranges, read_range
-from .output import OUTPUT_FORMATS, make_l0_writer, plot_turn_on, write_csv, write_histograms, write_json
+from .multi_rates import MultiCounts, is_count_column, is_multi_spec, multi_tables, two_muon_rows
+from .output import (OUTPUT_FORMATS, make_l0_writer, plot_charge_identification, plot_muon_count, plot_turn_on,
+                     plot_two_muon_separation, write_csv, write_histograms, write_json)
 from .rates import RateAssumptions, TriggerCounts, rate_table
 from .trigger import Trigger
 
@@ -40,22 +42,35 @@ class JobResult:
     rows: list
     counts: TriggerCounts
     outputs: dict
+    multi: MultiCounts | None = None  # a multi-candidate spec's two-muon, charge and count figures
 
 
-def side_outputs(output) -> dict:
-    """Paths written beside the ROOT file: l0.root -> l0_rates.csv, l0_rates.json, l0_turn_on.png."""
+def side_outputs(output, multi: bool = False) -> dict:
+    """Paths written beside the ROOT file: l0.root -> l0_rates.csv, l0_rates.json, l0_turn_on.png;
+    with ``multi`` (a multi-candidate spec) also l0_turn_on_2mu.png, l0_charge_id.png,
+    l0_muon_count.png and l0_two_muon_separation.png."""
     output = Path(output)
     stem = output.with_suffix("")
-    return {
+    paths = {
         "root": output,
         "csv": Path(f"{stem}_rates.csv"),
         "json": Path(f"{stem}_rates.json"),
         "turn_on_png": Path(f"{stem}_turn_on.png"),
     }
+    if multi:
+        paths.update({
+            "turn_on_2mu_png": Path(f"{stem}_turn_on_2mu.png"),
+            "charge_png": Path(f"{stem}_charge_id.png"),
+            "muon_count_png": Path(f"{stem}_muon_count.png"),
+            "separation_png": Path(f"{stem}_two_muon_separation.png"),
+        })
+    return paths
 
 
 # how the CLI names each output in messages
-_OUTPUT_OPTION = {"root": "-o", "csv": "rates table", "json": "rates table", "turn_on_png": "turn-on plot"}
+_OUTPUT_OPTION = {"root": "-o", "csv": "rates table", "json": "rates table", "turn_on_png": "turn-on plot",
+                  "turn_on_2mu_png": "two-muon turn-on plot", "charge_png": "charge-identification plot",
+                  "muon_count_png": "muon-count plot", "separation_png": "two-muon separation plot"}
 
 # Triggers built in this process (a dask worker keeps its own), least recently used last:
 # a long-lived worker serving many specs keeps at most this many compiled networks.
@@ -102,7 +117,7 @@ def _worker_trigger(spec_text: str, thresholds, threads: int = 1) -> Trigger:
 def process_range(unit, spec_text: str, thresholds):
     """Decide one (path, start, stop) unit; returns the ``l0`` columns. Runs on workers too."""
     trigger = _worker_trigger(spec_text, thresholds)
-    return trigger.decide(read_range(*unit))
+    return trigger.decide(read_range(*unit, muons=trigger.multi))
 
 
 def _local(units, trigger: Trigger):
@@ -114,39 +129,59 @@ def _local(units, trigger: Trigger):
     """
     read = RangeReader()  # used by the one reader thread only
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="l0emu-reader") as reader:
-        pending = collections.deque(reader.submit(read, *unit) for unit in units[:_READ_AHEAD])
+        muons = trigger.multi  # a multi spec's truth columns need every muon
+        pending = collections.deque(reader.submit(read, *unit, muons=muons) for unit in units[:_READ_AHEAD])
         following = iter(units[_READ_AHEAD:])
         try:
             while pending:
                 chunk = pending.popleft().result()
                 unit = next(following, None)
                 if unit is not None:
-                    pending.append(reader.submit(read, *unit))
+                    pending.append(reader.submit(read, *unit, muons=muons))
                 yield trigger.decide(chunk)
         finally:
             for future in pending:
                 future.cancel()
 
 
-def _extend(tree, columns, thresholds) -> TriggerCounts:
+def _extend(tree, columns, thresholds) -> tuple:
     tree.extend(columns)
-    return TriggerCounts.from_columns(columns, thresholds)
+    return TriggerCounts.from_columns(columns, thresholds), None
 
 
-def _write_l0(file, results, thresholds, on_chunk, output_format: str = "ttree") -> TriggerCounts:
-    """Write the ``l0`` tree from ``results`` on a writer thread, one chunk in flight, in order."""
+def _extend_multi(tree, columns, thresholds) -> tuple:
+    tree.extend({key: value for key, value in columns.items() if not is_count_column(key)})
+    return TriggerCounts.from_columns(columns, thresholds), MultiCounts.from_columns(columns, thresholds)
+
+
+def _write_l0(file, results, thresholds, on_chunk, output_format: str = "ttree", multi: bool = False) -> tuple:
+    """Write the ``l0`` tree from ``results`` on a writer thread, one chunk in flight, in order.
+
+    Returns ``(TriggerCounts, MultiCounts)``; the second is None unless ``multi`` (a multi-candidate spec).
+    """
     counts = TriggerCounts.empty(thresholds)
-    tree = make_l0_writer(file, counts.branches, output_format)  # TTree or RNTuple
+    multi_counts = MultiCounts.empty(thresholds) if multi else None
+    two_muon = multi_counts.pairs.branches if multi else ()
+    tree = make_l0_writer(file, counts.branches, output_format, two_muon)  # TTree or RNTuple
+    extend = _extend_multi if multi else _extend
+
+    def merge(done):
+        nonlocal counts, multi_counts
+        part, multi_part = done.result()
+        counts = counts + part
+        if multi:
+            multi_counts = multi_counts + multi_part
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="l0emu-writer") as writer:
         in_flight = None
         for columns in results:
             if in_flight is not None:
-                counts = counts + in_flight.result()
-            in_flight = writer.submit(_extend, tree, columns, thresholds)
+                merge(in_flight)
+            in_flight = writer.submit(extend, tree, columns, thresholds)
             on_chunk(len(columns["event_id"]))
         if in_flight is not None:
-            counts = counts + in_flight.result()
-    return counts
+            merge(in_flight)
+    return counts, multi_counts
 
 
 def _distributed(units, spec_text, thresholds, client, in_flight):
@@ -211,7 +246,8 @@ def run_job(
         raise ConfigError(msg)
     thresholds = tuple(float(t) for t in thresholds)
     paths = expand_paths(inputs)
-    outputs = side_outputs(output)
+    multi = is_multi_spec(spec)
+    outputs = side_outputs(output, multi)
     # every output checked before any work starts, written under temporary names and
     # renamed together at the end (or none of them)
     output_set = OutputSet(inputs=paths)
@@ -247,14 +283,29 @@ def run_job(
         )
         algorithm, level = _COMPRESSION
         with uproot.recreate(tmp["root"], compression=getattr(uproot, algorithm)(level)) as file:
-            counts = _write_l0(file, results, thresholds, on_chunk, output_format)
-            write_histograms(file, counts)
+            counts, multi_counts = _write_l0(file, results, thresholds, on_chunk, output_format, multi)
+            write_histograms(file, counts, multi_counts)
         bar.close()
         seconds = time.perf_counter() - t0
         cpu_seconds = time.process_time() - cpu0
         rows = rate_table(counts, thresholds, assumptions)
         metadata = {"spec": spec.get("name"), "inputs": paths, "events": n_events}
-        write_csv(tmp["csv"], rows, assumptions)
+        tables = None
+        if multi:
+            rows += two_muon_rows(multi_counts, assumptions)
+            tables = multi_tables(multi_counts)
+            metadata["multi"] = tables
+        write_csv(tmp["csv"], rows, assumptions, tables)
         write_json(tmp["json"], rows, assumptions, metadata)
         plot_turn_on(tmp["turn_on_png"], counts, thresholds, f"{spec.get('name')}: L0 turn-on")
-    return JobResult(n_events, seconds, compile_seconds, cpu_seconds, rows, counts, outputs)
+        if multi:
+            _plot_multi(tmp, multi_counts, tables, spec.get("name"))
+    return JobResult(n_events, seconds, compile_seconds, cpu_seconds, rows, counts, outputs, multi_counts)
+
+
+def _plot_multi(tmp, counts: MultiCounts, tables: dict, name) -> None:
+    plot_turn_on(tmp["turn_on_2mu_png"], counts.pairs, counts.thresholds, f"{name}: two-muon turn-on",
+                 xlabel="second muon true $p_T$ [GeV]", item=r"L0 2$\mu$, $p_T$")
+    plot_charge_identification(tmp["charge_png"], tables, f"{name}: one muon, ≥ 1 L0 candidate")
+    plot_muon_count(tmp["muon_count_png"], tables, f"{name}: true vs L0 muon count")
+    plot_two_muon_separation(tmp["separation_png"], tables, f"{name}: two-muon efficiency")

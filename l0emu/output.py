@@ -11,7 +11,7 @@ import numpy as np
 from .errors import ConfigError
 from .plotting import errorbar_hist, label, new_figure, save_figure, styled
 from .rates import PT_BINS, RateAssumptions, TriggerCounts, pt_histogram
-from .schema import L0_TREE
+from .schema import L0_TREE, MULTI_BRANCHES, MULTI_TRUTH_BRANCHES
 from .serialize import jsonable
 
 __all__ = [
@@ -23,7 +23,11 @@ __all__ = [
     "write_csv",
     "write_json",
     "plot_turn_on",
+    "plot_charge_identification",
+    "plot_muon_count",
+    "plot_two_muon_separation",
     "format_table",
+    "format_multi_tables",
 ]
 
 # how the ``l0`` table is stored: a TTree (the default, what every ROOT version reads) or an
@@ -41,8 +45,9 @@ _TABLE_COLUMNS = (
 )
 
 
-def l0_branch_types(branches) -> dict:
-    """Branch name -> dtype of the ``l0`` tree (docs/design.md)."""
+def l0_branch_types(branches, two_muon_branches=()) -> dict:
+    """Branch name -> dtype of the ``l0`` tree (docs/design.md); a multi-candidate spec adds
+    ``two_muon_branches`` (``l0_2mu_pt<T>``) and the branches of docs/multi_muon.md."""
     types = {
         "event_id": np.uint64,
         "pt": np.float32,
@@ -51,20 +56,26 @@ def l0_branch_types(branches) -> dict:
         "eta_raw": np.int64,
     }
     types.update({b: np.bool_ for b in branches})
+    if two_muon_branches:
+        types.update({b: np.bool_ for b in two_muon_branches})
+        types.update(MULTI_BRANCHES)
     types.update({"n_muons": np.uint8, "true_pt": np.float32, "true_eta": np.float32})
+    if two_muon_branches:
+        types.update(MULTI_TRUTH_BRANCHES)
     return types
 
 
-def make_l0_writer(file, branches, output_format: str = "ttree"):
+def make_l0_writer(file, branches, output_format: str = "ttree", two_muon_branches=()):
     """The empty ``l0`` TTree or RNTuple in ``file`` (an uproot writable file); both take ``extend``."""
     if output_format not in OUTPUT_FORMATS:
         msg = f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}"
         raise ConfigError(msg)
     make = file.mkrntuple if output_format == "rntuple" else file.mktree
-    return make(L0_TREE, l0_branch_types(branches))
+    return make(L0_TREE, l0_branch_types(branches, two_muon_branches))
 
 
-def turn_on_histograms(counts: TriggerCounts) -> dict:
+def turn_on_histograms(counts: TriggerCounts, denominator: str = "h_true_pt_denominator",
+                       events: str = "signal events", variable: str = "true muon pT") -> dict:
     """ROOT name -> :class:`hist.Hist` vs true pT: the shared denominator and one numerator per threshold."""
     import hist
 
@@ -73,15 +84,24 @@ def turn_on_histograms(counts: TriggerCounts) -> dict:
         h.view()[:] = values
         return h
 
-    histograms = {"h_true_pt_denominator": filled(counts.denominator, "signal events vs true muon pT")}
+    histograms = {denominator: filled(counts.denominator, f"{events} vs {variable}")}
     for b in counts.branches:
-        histograms[f"h_{b}_numerator"] = filled(counts.numerator[b], f"signal events with {b} vs true muon pT")
+        histograms[f"h_{b}_numerator"] = filled(counts.numerator[b], f"{events} with {b} vs {variable}")
     return histograms
 
 
-def write_histograms(file, counts: TriggerCounts) -> None:
-    """Numerator per threshold and the shared denominator, written as TH1D by uproot from hist objects."""
-    for name, h in turn_on_histograms(counts).items():
+def write_histograms(file, counts: TriggerCounts, multi=None) -> None:
+    """Numerator per threshold and the shared denominator, written as TH1D by uproot from hist objects.
+
+    A multi spec's two-muon turn-ons (``multi``, :class:`l0emu.multi_rates.MultiCounts`) add
+    ``h_true_pt2_denominator`` (crossings with two signal muons vs the second muon's pT) and
+    ``h_l0_2mu_pt<T>_numerator``.
+    """
+    histograms = turn_on_histograms(counts)
+    if multi is not None:
+        histograms.update(turn_on_histograms(multi.pairs, "h_true_pt2_denominator", "events with two signal muons",
+                                             "second muon true pT"))
+    for name, h in histograms.items():
         file[name] = h
 
 
@@ -92,23 +112,78 @@ def _cell(value, fmt):
 
 
 def format_table(rows) -> str:
-    """The rate/efficiency table as fixed-width text for the terminal."""
-    header = [title for _, title, _ in _TABLE_COLUMNS]
-    lines = [[_cell(row[key], fmt) for key, _, fmt in _TABLE_COLUMNS] for row in rows]
+    """The rate/efficiency table as fixed-width text for the terminal; with a multi spec's
+    two-muon rows, an item column first (``pt10``, ``2mu_pt10``)."""
+    columns = _TABLE_COLUMNS
+    if any(row.get("branch", "").startswith("l0_2mu_") for row in rows):
+        columns = (("branch", "item", "{}"), *_TABLE_COLUMNS)
+    header = [title for _, title, _ in columns]
+    lines = [[_cell(row[key], fmt) for key, _, fmt in columns] for row in rows]
+    if columns is not _TABLE_COLUMNS:
+        lines = [[line[0].removeprefix("l0_"), *line[1:]] for line in lines]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     out = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     out += ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
     # why a cell is n/a (e.g. a threshold beyond the sample's pT range), under the table
-    out += [f"  {row['threshold_gev']:g} GeV: {row['note']}" for row in rows if row.get("note")]
+    def item(row):
+        return row["branch"].removeprefix("l0_") if columns is not _TABLE_COLUMNS else f"{row['threshold_gev']:g} GeV"
+
+    out += [f"  {item(row)}: {row['note']}" for row in rows if row.get("note")]
     return "\n".join(out)
 
 
-def write_csv(path, rows, assumptions: RateAssumptions) -> None:
+def format_multi_tables(tables: dict) -> str:
+    """A multi spec's charge-identification figure and muon-count matrix, for the terminal."""
+    charge = tables["charge_identification"]
+    above = charge["above_pt_min"]
+    lines = [tables["two_muon_rate"],
+             f"charge identification ({charge['selection']}), true pT >= {charge['above_pt_min_gev']:g} GeV: "
+             f"{above['k']:,} / {above['n']:,} = {_cell(above['value'], '{:.4f}')}"]
+    count = tables["muon_count"]
+    lines.append(f"muon count, rows {count['rows']}; columns {count['columns']}:")
+    lines += ["  " + "  ".join(f"{n:>9,}" for n in row) for row in count["events"]]
+    return "\n".join(lines)
+
+
+def write_csv(path, rows, assumptions: RateAssumptions, tables: dict | None = None) -> None:
+    """The rate table; a multi spec's two-muon rows add columns (blank in the single-muon rows),
+    and its ``tables`` (:func:`l0emu.multi_rates.multi_tables`) follow as sections, each after a
+    blank line and a ``#`` line naming it."""
     with open(path, "w", newline="") as f:
         f.write(f"# {assumptions.describe()}\n")
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["threshold_gev"])
+        if tables is not None:
+            f.write(f"# {tables['two_muon_rate']}\n")
+        fieldnames = list(dict.fromkeys(key for row in rows for key in row)) or ["threshold_gev"]
+        writer = csv.DictWriter(f, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(rows)
+        if tables is not None:
+            _write_multi_sections(f, tables)
+
+
+def _write_multi_sections(f, tables: dict) -> None:
+    charge, count, separation = (tables[k] for k in ("charge_identification", "muon_count", "two_muon_separation"))
+    sections = [
+        (f"charge identification vs true pT: {charge['selection']}",
+         ["pt_low_gev", "pt_high_gev", "events", "passed", "efficiency", "low68", "high68"],
+         [[lo, hi, n, k, v, a, b] for lo, hi, n, k, v, a, b in zip(
+             charge["pt_edges_gev"][:-1], charge["pt_edges_gev"][1:], charge["n"], charge["k"], charge["value"],
+             charge["low"], charge["high"]) if n]),
+        (f"muon count: rows {count['rows']}; columns {count['columns']}",
+         ["true_muons", *(f"l0_n_mu_{j}" for j in range(len(count["events"])))],
+         [[i, *row] for i, row in enumerate(count["events"])]),
+        (f"two-muon efficiency vs separation: {separation['selection']}",
+         ["branch", "pair_min_pt_gev", "separation_low", "separation_high", "events", "fired", "efficiency", "low68", "high68"],
+         [[b, t["pair_min_pt_gev"], lo, hi, n, k, v, a, c]
+          for b, t in separation["by_branch"].items()
+          for lo, hi, n, k, v, a, c in zip(separation["edges_strips"][:-1], separation["edges_strips"][1:], t["n"], t["k"],
+                                           t["value"], t["low"], t["high"])]),
+    ]
+    writer = csv.writer(f)
+    for title, header, lines in sections:
+        f.write(f"\n# {title}\n")
+        writer.writerow(header)
+        writer.writerows(lines)
 
 
 def write_json(path, rows, assumptions: RateAssumptions, metadata: dict) -> None:
@@ -123,14 +198,15 @@ def write_json(path, rows, assumptions: RateAssumptions, metadata: dict) -> None
 
 
 @styled
-def plot_turn_on(path, counts: TriggerCounts, thresholds, title: str) -> None:
+def plot_turn_on(path, counts: TriggerCounts, thresholds, title: str, *, xlabel: str = "true muon $p_T$ [GeV]",
+                 item: str = "L0 $p_T$") -> None:
     """Efficiency vs true pT per threshold, 68 % Clopper-Pearson error bars (mplhep, no pyplot)."""
     fig, ax = new_figure(figsize=(8, 6))
     for t, b in zip(thresholds, counts.branches):
         curve = counts.turn_on(b)
-        errorbar_hist(ax, curve.efficiency, curve.edges, curve.low, curve.high, label=f"L0 $p_T$ ≥ {t:g} GeV")
+        errorbar_hist(ax, curve.efficiency, curve.edges, curve.low, curve.high, label=f"{item} ≥ {t:g} GeV")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("true muon $p_T$ [GeV]")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("L0 efficiency")
     populated = np.flatnonzero(counts.denominator)
     upper = PT_BINS[populated[-1] + 1] if len(populated) else PT_BINS[-1]
@@ -138,4 +214,66 @@ def plot_turn_on(path, counts: TriggerCounts, thresholds, title: str) -> None:
     ax.set_ylim(0.0, 1.45)  # room for the label and the legend above the plateau
     label(ax)
     ax.legend(loc="upper left", ncols=2, fontsize="x-small", title=title, title_fontsize="x-small")
+    save_figure(fig, path)
+
+
+@styled
+def plot_charge_identification(path, tables: dict, title: str) -> None:
+    """Charge-identification efficiency vs true pT (single-muon crossings with a counted candidate)."""
+    charge = tables["charge_identification"]
+    fig, ax = new_figure(figsize=(8, 6))
+    errorbar_hist(ax, charge["value"], charge["pt_edges_gev"], charge["low"], charge["high"],
+                  label="$q_{L0} = q_{true}$")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    populated = np.flatnonzero(charge["n"])
+    upper = charge["pt_edges_gev"][populated[-1] + 1] if len(populated) else charge["pt_edges_gev"][-1]
+    ax.set_xlim(charge["pt_edges_gev"][0], upper + 2.0)
+    ax.set_ylim(0.0, 1.45)  # room for the label and the legend above the plateau
+    ax.set_xlabel("true muon $p_T$ [GeV]")
+    ax.set_ylabel("charge identification efficiency")
+    label(ax)
+    ax.legend(loc="upper left", fontsize="x-small", title=title, title_fontsize="x-small")
+    save_figure(fig, path)
+
+
+@styled
+def plot_muon_count(path, tables: dict, title: str) -> None:
+    """The muon-count matrix: fraction of each true count's crossings per ``l0_n_mu``, with the counts."""
+    count = tables["muon_count"]
+    events = np.asarray(count["events"])
+    fraction = np.asarray(count["fraction_of_row"], dtype=np.float64)
+    fig, ax = new_figure(figsize=(8, 6.5))
+    image = ax.imshow(np.nan_to_num(fraction), origin="lower", cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="fraction of the row")
+    last = len(events) - 1
+    ticks = [str(i) for i in range(last)] + [f"≥{last}"]
+    ax.set_xticks(range(len(events)), ticks)
+    ax.set_yticks(range(len(events)), ticks)
+    for (i, j), n in np.ndenumerate(events):
+        if events[i].sum():
+            ax.text(j, i, f"{fraction[i, j]:.3f}\n({n:,})", ha="center", va="center", fontsize="x-small",
+                    color="white" if fraction[i, j] > 0.6 else "black")
+    ax.set_xlabel("L0 muon candidates ($l0\\_n\\_mu$)")
+    ax.set_ylabel("true muons ($p_T$ ≥ 3 GeV)")
+    ax.set_title(title, fontsize="x-small", loc="left")
+    save_figure(fig, path)
+
+
+@styled
+def plot_two_muon_separation(path, tables: dict, title: str) -> None:
+    """Two-muon efficiency vs the two leading muons' separation in strips, per two-muon threshold."""
+    separation = tables["two_muon_separation"]
+    fig, ax = new_figure(figsize=(8, 6))
+    for b, t in separation["by_branch"].items():
+        if sum(t["n"]):
+            errorbar_hist(ax, t["value"], separation["edges_strips"], t["low"], t["high"],
+                          label=f"{b}, both muons ≥ {t['pair_min_pt_gev']:g} GeV")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.axvline(32.0, color="grey", lw=0.8, ls=":")  # one window
+    ax.set_xlim(separation["edges_strips"][0], separation["edges_strips"][-1])
+    ax.set_ylim(0.0, 1.35)
+    ax.set_xlabel("separation of the two leading muons [strips]")
+    ax.set_ylabel("two-muon efficiency")
+    label(ax)
+    ax.legend(loc="upper left", fontsize="x-small", title=title, title_fontsize="x-small")
     save_figure(fig, path)

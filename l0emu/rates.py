@@ -88,8 +88,9 @@ class TriggerCounts:
     max_signal_pt: float = 0.0  # highest true pT of a signal event (GeV), 0 without any
 
     @classmethod
-    def empty(cls, thresholds) -> TriggerCounts:
-        branches = tuple(threshold_branch(t) for t in thresholds)
+    def empty(cls, thresholds, branch=threshold_branch) -> TriggerCounts:
+        """Zero counts; ``branch`` names each threshold's decision (two-muon items: ``two_muon_branch``)."""
+        branches = tuple(branch(t) for t in thresholds)
         zeros = np.zeros(len(PT_BINS) - 1, np.int64)
         return cls(
             branches=branches,
@@ -101,10 +102,10 @@ class TriggerCounts:
         )
 
     @classmethod
-    def from_columns(cls, columns: dict, thresholds) -> TriggerCounts:
+    def from_columns(cls, columns: dict, thresholds, branch=threshold_branch) -> TriggerCounts:
         from .counting import count_chunk  # numba: not imported for --help
 
-        counts = cls.empty(thresholds)
+        counts = cls.empty(thresholds, branch)
         true_pt = np.asarray(columns["true_pt"])
         fired = np.zeros((len(counts.branches), len(true_pt)), bool)
         for i, b in enumerate(counts.branches):

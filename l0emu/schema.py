@@ -19,6 +19,9 @@ __all__ = [
     "SIGNAL_PT_MIN",
     "DEFAULT_THRESHOLDS",
     "threshold_branch",
+    "two_muon_branch",
+    "MULTI_BRANCHES",
+    "MULTI_TRUTH_BRANCHES",
 ]
 
 EVENTS_TREE = "events"
@@ -44,6 +47,11 @@ SIGNAL_PT_MIN = 3.0
 # GeV: the pT thresholds of `l0emu run` without --thresholds (here, not in trigger.py, so
 # that `l0emu run --help` shows them without importing numba)
 DEFAULT_THRESHOLDS = (5.0, 10.0, 15.0, 20.0)
+# l0 branches a multi-candidate spec adds (docs/multi_muon.md), besides l0_2mu_pt<T> per threshold:
+# candidates counted as muons, the leading candidate's charge (0: none), the leading muon's
+# true charge (0: none) and the second muon's true pT (0: none)
+MULTI_BRANCHES = {"l0_n_mu": np.dtype(np.uint8), "l0_charge": np.dtype(np.int8)}
+MULTI_TRUTH_BRANCHES = {"true_charge": np.dtype(np.int8), "true_pt2": np.dtype(np.float32)}
 
 
 def threshold_branch(threshold_gev: float) -> str:
@@ -53,3 +61,8 @@ def threshold_branch(threshold_gev: float) -> str:
         msg = f"pT threshold must be a positive number of GeV, got {threshold_gev!r}"
         raise ValueError(msg)
     return "l0_pt" + text.replace(".", "p")
+
+
+def two_muon_branch(threshold_gev: float) -> str:
+    """Two-muon decision branch name: 10 -> 'l0_2mu_pt10' (at least two candidates >= 10 GeV)."""
+    return "l0_2mu_" + threshold_branch(threshold_gev).removeprefix("l0_")

@@ -15,10 +15,13 @@ import numpy as np
 
 from .emulator import Emulator
 from .errors import ConfigError, SpecError
-from .events import EventChunk
+from .events import EventChunk, MuonTruth
 from .geometry import strip_to_eta
 from .images import fragment_hits
-from .schema import DEFAULT_THRESHOLDS, threshold_branch
+from .multi import candidate_decisions, two_muon_truth
+from .multi_rates import N_SIGNAL, SEPARATION
+from .schema import DEFAULT_THRESHOLDS, SIGNAL_PT_MIN, threshold_branch, two_muon_branch
+from .sector import MIN_CANDIDATE_HITS, predict_candidates, sector_candidates
 
 __all__ = ["Trigger", "DEFAULT_THRESHOLDS"]
 
@@ -51,6 +54,10 @@ class Trigger:
     :meth:`compile`. ``threads`` > 1 splits each chunk into that many event blocks and runs
     fragmentation and the network on them concurrently (the kernels release the GIL);
     decisions do not depend on it.
+
+    A spec whose ``preprocessing.fragment`` has ``candidates`` (a multi network) runs the
+    sector logic of :mod:`l0emu.sector` and the network on every present candidate window;
+    its decisions and extra branches are :mod:`l0emu.multi`'s. :attr:`multi` says which.
     """
 
     def __init__(self, spec: dict, thresholds=DEFAULT_THRESHOLDS, *, threads: int = 1):
@@ -73,7 +80,21 @@ class Trigger:
         self.threshold_raw = {
             threshold_branch(t): self.emulator.threshold_mantissa("pt", t) for t in self.thresholds
         }
+        self.candidates = int(fragment.get("candidates", 0))
+        self.multi = self.candidates > 0  # decide() then needs every muon's truth (read_range(..., muons=True))
+        if self.multi:
+            self._init_multi(fragment)
         self._pool = None
+
+    def _init_multi(self, fragment) -> None:
+        self.min_hits = int(fragment.get("min_hits", MIN_CANDIDATE_HITS))
+        for name in ("charge", "presence"):
+            _output(self.spec, name)
+        self.multi_columns = {name: self.emulator.column(name) for name in ("pt", "charge", "presence")}
+        # the firmware's comparisons: presence >= 0.5 counts a candidate, charge >= 0 is +1
+        self.presence_raw = self.emulator.threshold_mantissa("presence", 0.5)
+        self.charge_raw = self.emulator.threshold_mantissa("charge", 0.0)
+        self.two_muon_branches = {threshold_branch(t): two_muon_branch(t) for t in self.thresholds}
 
     def __repr__(self) -> str:
         return f"Trigger({self.spec.get('name')!r}, thresholds={self.thresholds}, stride={self.stride}, threads={self.threads})"
@@ -84,6 +105,11 @@ class Trigger:
         offsets = np.zeros(2, np.int64)
         _, pooled = fragment_hits(offsets, np.zeros(0, np.uint8), np.zeros(0, np.int16), self.stride)
         self.emulator.predict_raw(pooled)
+        if self.multi:
+            starts, raw = self._candidates_raw(offsets, np.zeros(0, np.uint8), np.zeros(0, np.int16))
+            candidate_decisions(starts, raw, self.multi_columns, self.presence_raw, self.charge_raw, self.threshold_raw)
+            no_muons = MuonTruth(offsets[:1], np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int8))
+            two_muon_truth(no_muons, np.zeros(0, np.float32), SIGNAL_PT_MIN)
         return time.perf_counter() - started
 
     def close(self) -> None:
@@ -92,12 +118,21 @@ class Trigger:
             self._pool.shutdown()
             self._pool = None
 
+    def _candidates_raw(self, offsets, layer, strip):
+        """Candidate starts (int16, (n, candidates), -1: absent) and raw outputs (int64, (n, candidates, n_outputs))."""
+        starts, pooled, found = sector_candidates(offsets, layer, strip, self.stride, max_candidates=self.candidates,
+                                                  min_hits=self.min_hits)
+        return starts, predict_candidates(self.emulator, pooled, found)
+
     def network_raw(self, chunk: EventChunk):
-        """Window starts (int16, (n,)) and raw network outputs (int64, (n, n_outputs))."""
+        """Window starts (int16, (n,)) and raw network outputs (int64, (n, n_outputs)); for a
+        multi spec, per candidate: (n, candidates) starts (-1: absent) and (n, candidates, n_outputs)."""
         offsets = np.ascontiguousarray(chunk.hit_offsets, dtype=np.int64)
         n = len(offsets) - 1
         blocks = min(self.threads, max(1, n // _MIN_BLOCK_EVENTS))
         if blocks == 1:
+            if self.multi:
+                return self._candidates_raw(offsets, chunk.hit_layer, chunk.hit_strip)
             starts, pooled = fragment_hits(offsets, chunk.hit_layer, chunk.hit_strip, self.stride)
             return starts, self.emulator.predict_raw(pooled)
         edges = np.linspace(0, n, blocks + 1).astype(np.int64)
@@ -106,6 +141,8 @@ class Trigger:
 
         def block(a, b):
             # offsets keep their absolute values: the kernel indexes the whole hit arrays
+            if self.multi:
+                return self._candidates_raw(offsets[a : b + 1], chunk.hit_layer, chunk.hit_strip)
             starts, pooled = fragment_hits(offsets[a : b + 1], chunk.hit_layer, chunk.hit_strip, self.stride)
             return starts, self.emulator.predict_raw(pooled)
 
@@ -118,6 +155,12 @@ class Trigger:
 
     def columns(self, chunk: EventChunk, starts, raw) -> dict:
         """The ``l0`` columns from :meth:`network_raw`'s window starts and raw outputs."""
+        if self.multi:
+            return self._multi_columns(chunk, starts, raw)
+        return self._window_columns(chunk, starts, raw)
+
+    def _window_columns(self, chunk: EventChunk, starts, raw) -> dict:
+        """The columns of one window per event (``starts`` (n,), ``raw`` (n, n_outputs))."""
         pt_raw = raw[:, self.emulator.column("pt")]
         local_raw = raw[:, self.emulator.column("eta")]
         # global eta in strip units with `frac` fractional bits: start << frac + local << log2(scale)
@@ -135,4 +178,35 @@ class Trigger:
         columns["n_muons"] = chunk.n_muons
         columns["true_pt"] = chunk.true_pt
         columns["true_eta"] = chunk.true_eta
+        return columns
+
+    def _multi_columns(self, chunk: EventChunk, starts, raw) -> dict:
+        """The columns of a multi spec: the leading counted candidate's pT and eta (0 if none),
+        the single- and two-muon decisions, the candidate count and charge, two muons' truth;
+        and the :mod:`l0emu.multi` columns the counts read (not written)."""
+        if chunk.muons is None:
+            msg = f"{chunk.path!r}: the multi-candidate spec {self.spec.get('name')!r} needs every muon's truth; read with muons=True"
+            raise ConfigError(msg)
+        decided = candidate_decisions(starts, raw, self.multi_columns, self.presence_raw, self.charge_raw,
+                                      self.threshold_raw)
+        rows = np.arange(len(decided["lead"]))
+        found = decided["found"]
+        # the leading candidate's outputs through the single-window code, then 0 where none counted
+        lead = self._window_columns(chunk, starts[rows, decided["lead"]], raw[rows, decided["lead"]])
+        for key in ("pt", "eta", "pt_raw", "eta_raw"):
+            lead[key] = np.where(found, lead[key], 0).astype(lead[key].dtype)
+        truth = two_muon_truth(chunk.muons, chunk.true_eta, SIGNAL_PT_MIN)
+        columns = {key: lead[key] for key in ("event_id", "pt", "eta", "pt_raw", "eta_raw")}
+        for branch in self.threshold_raw:
+            columns[branch] = decided["above"][branch] >= 1
+        for branch, two in self.two_muon_branches.items():
+            columns[two] = decided["above"][branch] >= 2
+        columns["l0_n_mu"] = decided["n_mu"]
+        columns["l0_charge"] = decided["charge"]
+        for key in ("n_muons", "true_pt", "true_eta"):
+            columns[key] = lead[key]
+        columns["true_charge"] = truth["true_charge"]
+        columns["true_pt2"] = truth["true_pt2"]
+        columns[N_SIGNAL] = truth["n_signal"]
+        columns[SEPARATION] = truth["separation"]
         return columns
