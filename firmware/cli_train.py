@@ -6,6 +6,7 @@ import argparse
 
 from l0emu.atomic import check_output
 from l0emu.errors import ConfigError
+from l0emu.geometry import LAYER_SETS, layer_set
 
 from .options import ARCHITECTURE_NAMES, DEFAULT_GAMMAS, DEFAULT_STRIDE, OUTPUT_SETS, PRESET_NAMES, SUPPORTED_NBITS
 
@@ -36,9 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="network outputs: pt,eta (one window per event, default) or pt,eta,charge,presence (one example per "
              "sector-logic candidate window, up to 3 per event: several muons per sector; 9x16 networks only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--layers", default="all", metavar="SET",
+        help=f"RPC layers whose rows form the images: {' or '.join(LAYER_SETS)} (layers "
+             f"{','.join(map(str, LAYER_SETS['middle']))}: the middle station's 4x16 windows), or indices such as 3,4,5,6 (default all)",
+    )  # fmt: skip
 
 
 def main(args) -> int:
+    layers = layer_set(args.layers)  # a bad --layers fails before anything is written or loaded
     # the output is checked before TensorFlow loads and hours of training start
     inputs = [*args.events, *(args.validation or ()), *(p for p in (args.teacher, args.init_from) if p)]
     check_output(args.output, directory=True, parents=True, inputs=inputs, option="-o")
@@ -53,7 +60,7 @@ def main(args) -> int:
         kd=kd, teacher_path=args.teacher, seed=args.seed, stride=args.stride, gammas=tuple(args.gammas),
         background_weight=args.background_weight, max_events=args.max_events, epochs=args.epochs,
         validation_events=args.validation, soft_weight=args.soft_weight, init_from=args.init_from,
-        outputs=args.outputs,
+        outputs=args.outputs, layers=layers,
     )  # fmt: skip
     print(summary(record, args.output))
     return 0  # a dead network is a result (2-bit QAT often dies, seed 002), reported above

@@ -34,9 +34,14 @@ window); a window without one is labelled ``pt = 0``, ``eta = 0.5``, ``charge = 
 (though a muon outside that window now labels it background instead of giving an eta outside
 [0, 1)).
 
+A layer set (``layers``, :data:`l0emu.geometry.LAYER_SETS`, e.g. the middle station's
+``(3, 4, 5, 6)``): inputs are made of those RPC layers' rows only, hits on the other layers
+dropped before the window is chosen (:func:`l0emu.images.select_layers`), exactly as the
+trigger does with the spec's ``preprocessing.layers``; the targets are unchanged.
+
 :func:`output_specs` gives the same scales as the spec's ``outputs`` entries, and
 :func:`preprocessing_spec` the fragmentation (with the sector logic's ``candidates`` and
-``min_hits`` for the four-output set).
+``min_hits`` for the four-output set, and ``layers`` for a layer set other than all nine).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import numpy as np
 
 from l0emu.errors import ConfigError
 from l0emu.events import EventChunk, MuonTruth, load_events
-from l0emu.geometry import N_LAYERS, N_STRIPS, eta_to_strip
+from l0emu.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS, check_layers, eta_to_strip
 from l0emu.images import POOL, WINDOW_STRIPS, fragment_hits, hits_to_images, pooled_to_float, window_low_strip
 from l0emu.schema import SIGNAL_PT_MIN
 from l0emu.sector import MAX_CANDIDATES, MIN_CANDIDATE_HITS, sector_candidates
@@ -126,10 +131,13 @@ def output_specs(frame: str = "window", outputs=PT_ETA) -> list[dict]:
     return specs
 
 
-def preprocessing_spec(frame: str, stride: int, outputs=PT_ETA) -> dict:
+def preprocessing_spec(frame: str, stride: int, outputs=PT_ETA, layers=ALL_LAYERS) -> dict:
     """The spec's ``preprocessing`` entry: how the trigger turns hits into this network's input
-    (for the four-output set, the sector logic's candidate windows)."""
+    (for the four-output set, the sector logic's candidate windows; ``layers`` is written
+    only when it is not all nine, so 9-layer specs stay as they were)."""
     image = {"image": [N_LAYERS, N_STRIPS]}
+    if check_layers(layers) != ALL_LAYERS:
+        image["layers"] = list(check_layers(layers))
     multi = _check_multi_frame(frame, outputs)
     if frame == "sector":
         return image
@@ -154,9 +162,9 @@ class TrainingData:
     true_eta: np.ndarray
     is_signal: np.ndarray  # that muon is above SIGNAL_PT_MIN (the candidate's presence target)
     window_start: np.ndarray  # int16: strip of the window's low edge
-    images: np.ndarray  # float32 (n, 9, 16, 1): lit-pixel count / 2
+    images: np.ndarray  # float32 (n, rows, 16, 1): lit-pixel count / 2; rows = len(layers)
     targets: np.ndarray  # float32 (n, 2) or (n, 4): window frame
-    full_images: np.ndarray | None = None  # uint8 (n, 9, 384, 1), binary, for the 9x384 teacher
+    full_images: np.ndarray | None = None  # uint8 (n, rows, 384, 1), binary, for the 9x384 teacher
     full_targets: np.ndarray | None = None  # float32 (n, 2): sector frame
     outputs: tuple = PT_ETA
     event_index: np.ndarray | None = None  # int64: the example's event, 0..n_events-1 in file order
@@ -164,6 +172,7 @@ class TrainingData:
     true_charge: np.ndarray | None = None  # int8: that muon's charge, 0 without (candidates only)
     muons: MuonTruth | None = None  # every muon of every event (candidates only)
     n_candidates: np.ndarray | None = None  # uint8 per event (candidates only)
+    layers: tuple = ALL_LAYERS  # the RPC layers whose rows form the images
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -253,9 +262,9 @@ def _concatenate_muons(parts) -> MuonTruth:
     return MuonTruth(offsets=np.concatenate(offsets), **joined)
 
 
-def _candidate_data(paths, chunk: EventChunk, stride: int) -> TrainingData:
+def _candidate_data(paths, chunk: EventChunk, stride: int, layers=ALL_LAYERS) -> TrainingData:
     """One example per present sector-logic candidate of every event of ``chunk``."""
-    starts, pooled, n_found = sector_candidates(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride)
+    starts, pooled, n_found = sector_candidates(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride, layers=layers)
     event_index, candidate, targets, muon = candidate_targets(starts, n_found, chunk.muons)
     has = muon >= 0
     true_pt, true_eta, true_charge = np.zeros(len(muon), np.float32), np.zeros(len(muon), np.float32), np.zeros(len(muon), np.int8)
@@ -264,18 +273,21 @@ def _candidate_data(paths, chunk: EventChunk, stride: int) -> TrainingData:
         paths=paths, stride=int(stride), event_id=chunk.event_id[event_index], true_pt=true_pt, true_eta=true_eta,
         is_signal=has, window_start=starts[event_index, candidate], images=pooled_to_float(pooled[event_index, candidate]),
         targets=targets, outputs=MULTI_OUTPUTS, event_index=event_index, candidate=candidate, true_charge=true_charge,
-        muons=chunk.muons, n_candidates=n_found,
+        muons=chunk.muons, n_candidates=n_found, layers=tuple(layers),
     )  # fmt: skip
 
 
-def load_training_data(paths, entry_stop=None, stride: int = DEFAULT_STRIDE, full_images: bool = False, outputs=PT_ETA) -> TrainingData:
+def load_training_data(paths, entry_stop=None, stride: int = DEFAULT_STRIDE, full_images: bool = False, outputs=PT_ETA,
+                       layers=ALL_LAYERS) -> TrainingData:
     """Read events files (checked by :func:`l0emu.events.load_events`) and build inputs and targets.
 
     Several files are mixed in equal parts (e.g. the default and the hard scenario);
     ``entry_stop`` caps the total of events. ``outputs`` (:data:`OUTPUT_SETS`): the four-output
-    set makes one example per sector-logic candidate window (module docstring).
+    set makes one example per sector-logic candidate window (module docstring). ``layers``:
+    the RPC layers whose rows form the images (module docstring).
     """
     multi = check_outputs(outputs) == MULTI_OUTPUTS
+    layers = check_layers(layers)
     if multi and full_images:
         msg = f"outputs {','.join(MULTI_OUTPUTS)} are per candidate window: no 9x384 images for them"
         raise ConfigError(msg)
@@ -283,8 +295,8 @@ def load_training_data(paths, entry_stop=None, stride: int = DEFAULT_STRIDE, ful
     per_file = None if entry_stop is None else -(-int(entry_stop) // len(paths))
     chunk = _concatenate_chunks([load_events(p, entry_stop=per_file, muons=multi) for p in paths])
     if multi:
-        return _candidate_data(paths, chunk, stride)
-    start, pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride)
+        return _candidate_data(paths, chunk, stride, layers)
+    start, pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride, layers)
     targets, is_signal = make_targets(chunk.true_pt, chunk.true_eta, window_low_strip(start), "window")
     data = TrainingData(
         paths=paths,
@@ -297,9 +309,10 @@ def load_training_data(paths, entry_stop=None, stride: int = DEFAULT_STRIDE, ful
         images=pooled_to_float(pooled),
         targets=targets,
         event_index=np.arange(len(start), dtype=np.int64),
+        layers=layers,
     )
     if full_images:
-        data.full_images = hits_to_images(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip)[..., np.newaxis]
+        data.full_images = hits_to_images(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, layers)[..., np.newaxis]
         data.full_targets, _ = make_targets(chunk.true_pt, chunk.true_eta, np.zeros(len(start)), "sector")
     return data
 

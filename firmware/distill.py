@@ -29,7 +29,6 @@ from __future__ import annotations
 from l0emu.errors import ConfigError
 
 from .keras_env import keras, tf
-from .models import STUDENT_INPUT_SHAPE
 from .options import DEFAULT_GAMMAS  # defined without TensorFlow, for the CLI's --help
 
 __all__ = ["HINTS", "DEFAULT_GAMMAS", "Distiller", "squared_error"]
@@ -68,10 +67,11 @@ class Distiller(keras.Model):
         if not (isinstance(soft_weight, (int, float)) and 0.0 <= soft_weight < float("inf")):
             msg = f"soft-target weight must be a number >= 0, got {soft_weight!r}"
             raise ConfigError(msg)
-        if tuple(teacher.input_shape[1:]) != STUDENT_INPUT_SHAPE:
+        # the student's input: 9x16, or fewer rows for a layer set (firmware.models)
+        if tuple(teacher.input_shape[1:]) != tuple(student.input_shape[1:]):
             msg = (
                 f"the distillation teacher {teacher.name!r} takes {tuple(teacher.input_shape[1:])} "
-                f"images; hints need a teacher of the student's input {STUDENT_INPUT_SHAPE}"
+                f"images; hints need a teacher of the student's input {tuple(student.input_shape[1:])}"
             )
             raise ConfigError(msg)
         if tuple(teacher.output_shape[1:]) != tuple(student.output_shape[1:]):

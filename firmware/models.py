@@ -12,6 +12,13 @@ layer (``Dense(2)``, or ``Dense(4)``) as in the study.
 Parameter counts (the table's rows): teacher 9x384 73,215; teacher 9x16 10,655; student
 1,032 (the table's student total, 732, does not match its own rows).
 
+Fewer rows (a layer set, e.g. the middle station's 4x16 windows, issue 11): the teacher's
+"same" convolutions take any height. The student's four "valid" 3x3 convolutions take 9 rows
+down to 1 (9-7-5-3-1); for ``rows`` < 9 each convolution's kernel height is clipped to the
+rows it gets, ``min(3, height)``, so the last one still ends at one row and the dense part
+(48 inputs: 6 filters x 1 row x 8 columns) is the same. For 4 rows the kernels are 3x3, 2x3,
+1x3, 1x3 (4-2-1-1-1 rows); the widths (16-14-12-10-8) do not change. 9 rows: unchanged.
+
 Layer names (stable: the distillation hints and the hls4ml bridge refer to them):
 
 - teacher: ``conv1 relu1 conv2 relu2 pool1 conv3 relu3 conv4 relu4 conv5 relu5 pool2
@@ -40,6 +47,7 @@ __all__ = [
     "check_nbits",
     "build_teacher",
     "build_student",
+    "student_kernel_heights",
     "custom_objects",
     "load_model",
 ]
@@ -69,10 +77,10 @@ class _Layers:
             "bias_quantizer": qkeras.quantized_bits(self.nbits, 0, alpha=1),
         }
 
-    def conv(self, filters, padding, name):
+    def conv(self, filters, padding, name, kernel=(3, 3)):
         if self.nbits is None:
-            return keras.layers.Conv2D(filters, (3, 3), padding=padding, name=name)
-        return qkeras.QConv2D(filters, (3, 3), padding=padding, name=name, **self._quantizers())
+            return keras.layers.Conv2D(filters, kernel, padding=padding, name=name)
+        return qkeras.QConv2D(filters, kernel, padding=padding, name=name, **self._quantizers())
 
     def dense(self, units, name):
         if self.nbits is None:
@@ -124,21 +132,35 @@ def build_teacher(input_shape=STUDENT_INPUT_SHAPE, nbits=None, name=None, n_outp
     return keras.Model(image, _chain(image, layers), name=name or default)
 
 
-def build_student(nbits=None, name=None, n_outputs=N_OUTPUTS):
-    """The student for fragmented ``(9, 16, 1)`` images (seed 000), float or QKeras."""
+def student_kernel_heights(rows: int = N_LAYERS) -> tuple:
+    """Kernel heights of the student's four valid convolutions for ``rows``-row windows:
+    3 each for 9 rows, clipped to the height each one gets (module docstring)."""
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= N_LAYERS:
+        msg = f"the student takes windows of 1 to {N_LAYERS} rows (RPC layers), not {rows!r}"
+        raise ConfigError(msg)
+    heights = []
+    for _ in range(4):
+        heights.append(min(3, rows))
+        rows -= heights[-1] - 1
+    return tuple(heights)
+
+
+def build_student(nbits=None, name=None, n_outputs=N_OUTPUTS, rows: int = N_LAYERS):
+    """The student for fragmented ``(rows, 16, 1)`` images (seed 000: 9 rows), float or QKeras."""
     make = _Layers(nbits)
-    image = keras.Input(shape=STUDENT_INPUT_SHAPE, name="image")
+    kh = student_kernel_heights(rows)
+    image = keras.Input(shape=(rows, *STUDENT_INPUT_SHAPE[1:]), name="image")
     layers = [
-        make.conv(1, "valid", "conv1"), make.relu("relu1"),
-        make.conv(1, "valid", "conv2"), make.relu("relu2"),
-        make.conv(6, "valid", "conv3"), make.relu("relu3"),
-        make.conv(6, "valid", "conv4"), make.relu("relu4"),
+        make.conv(1, "valid", "conv1", (kh[0], 3)), make.relu("relu1"),
+        make.conv(1, "valid", "conv2", (kh[1], 3)), make.relu("relu2"),
+        make.conv(6, "valid", "conv3", (kh[2], 3)), make.relu("relu3"),
+        make.conv(6, "valid", "conv4", (kh[3], 3)), make.relu("relu4"),
         keras.layers.Flatten(name="flatten"),
         make.dense(10, "dense1"), make.relu("dense_relu1"),
         make.dense(10, "dense2"), make.relu("dense_relu2"),
         make.output(_check_n_outputs(n_outputs)),
     ]  # fmt: skip
-    default = "student" + (f"_q{nbits}" if nbits else "")
+    default = "student" + (f"_{rows}x{STUDENT_INPUT_SHAPE[1]}" if rows != N_LAYERS else "") + (f"_q{nbits}" if nbits else "")
     return keras.Model(image, _chain(image, layers), name=name or default)
 
 

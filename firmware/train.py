@@ -20,6 +20,12 @@ window, :mod:`firmware.dataset`; 9x16 networks only). With candidates the split 
 (every window goes with its event) and the record adds per-window charge and presence figures
 and the per-event confusion of true vs found muon counts.
 
+``layers`` picks the RPC layers whose rows form the images (:data:`l0emu.geometry.LAYER_SETS`,
+e.g. the middle station's 4x16 windows): the data, every network's input (the student's kernels
+as :mod:`firmware.models` adapts them) and the teacher trained for distillation follow; the
+record's ``data.layers`` and ``targets.preprocessing.layers`` (which ``l0emu convert`` writes
+into the spec) keep it.
+
 Output directory::
 
     model.h5          the trained network (plain Keras/QKeras; no adaptation layers)
@@ -41,6 +47,7 @@ import numpy as np
 
 from l0emu.atomic import atomic_path
 from l0emu.errors import ConfigError
+from l0emu.geometry import ALL_LAYERS, check_layers
 from l0emu.metrics import physics_summary
 from l0emu.schema import SIGNAL_PT_MIN
 from l0emu.sector import MAX_CANDIDATES, MIN_CANDIDATE_HITS
@@ -70,11 +77,11 @@ __all__ = [
 ]
 
 RECORD_FORMAT = "l0emu-train-record/1"
-# architecture -> (builder taking nbits and the number of outputs, eta frame of its targets)
+# architecture -> (builder taking nbits, the number of outputs and of image rows (layers), eta frame of its targets)
 ARCHITECTURES = {
-    "student": (lambda nbits, n_outputs: build_student(nbits=nbits, n_outputs=n_outputs), "window"),
-    "teacher": (lambda nbits, n_outputs: build_teacher((9, 16, 1), nbits=nbits, n_outputs=n_outputs), "window"),
-    "teacher-9x384": (lambda nbits, n_outputs: build_teacher((9, 384, 1), nbits=nbits, n_outputs=n_outputs), "sector"),
+    "student": (lambda nbits, n_outputs, rows=9: build_student(nbits=nbits, n_outputs=n_outputs, rows=rows), "window"),
+    "teacher": (lambda nbits, n_outputs, rows=9: build_teacher((rows, 16, 1), nbits=nbits, n_outputs=n_outputs), "window"),
+    "teacher-9x384": (lambda nbits, n_outputs, rows=9: build_teacher((rows, 384, 1), nbits=nbits, n_outputs=n_outputs), "sector"),
 }
 # the charge-identification figure is taken on windows whose muon is at least this hard (issue 11)
 CHARGE_PT_MIN = 10.0
@@ -219,9 +226,11 @@ def candidate_metrics(prediction, data, examples) -> dict:
 
 def _train_teacher(fit_data, validation_data, preset, seed, verbose):
     keras.utils.set_random_seed(seed + 1)
-    teacher = build_teacher((9, 16, 1), n_outputs=fit_data[1].shape[1])
+    shape = fit_data[0].shape[1:]  # the student's input: 9x16, or fewer rows for a layer set
+    teacher = build_teacher(shape, n_outputs=fit_data[1].shape[1])
     _compile(teacher, preset)
-    return teacher, _fit(teacher, fit_data, validation_data, preset, preset.teacher_epochs, verbose, "teacher 9x16 for distillation")
+    label = f"teacher {shape[0]}x{shape[1]} for distillation"
+    return teacher, _fit(teacher, fit_data, validation_data, preset, preset.teacher_epochs, verbose, label)
 
 
 def _initialise_from(model, path) -> str:
@@ -263,12 +272,14 @@ def train_run(
     max_events=None,
     epochs=None,
     outputs=PT_ETA,
+    layers=ALL_LAYERS,
     verbose: bool = True,
 ) -> dict:
     """Train, evaluate and write ``output_dir`` (atomically); return the record."""
     started = time.time()
     check_nbits(nbits)
     outputs = check_outputs(outputs)
+    layers = check_layers(layers)
     _check_background_weight(background_weight)
     if architecture not in ARCHITECTURES:
         msg = f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
@@ -298,7 +309,8 @@ def train_run(
     validation_events = [str(p) for p in ([validation_events] if isinstance(validation_events, (str, Path)) else validation_events or [])]
     check_disjoint(events_paths, validation_events)
 
-    data = load_training_data(events_paths, entry_stop=n_events, stride=stride, full_images=frame == "sector", outputs=outputs)
+    data = load_training_data(events_paths, entry_stop=n_events, stride=stride, full_images=frame == "sector", outputs=outputs,
+                              layers=layers)
     if len(data) < 10:
         msg = f"{', '.join(data.paths)} hold {len(data)} events; training needs at least 10"
         raise ConfigError(msg)
@@ -307,7 +319,7 @@ def train_run(
     if validation_events:
         # the protocol: train on every training event, stop early and measure on other seeds
         val_data = load_training_data(validation_events, entry_stop=_validation_events(n_events, schedule), stride=stride,
-                                      full_images=frame == "sector", outputs=outputs)  # fmt: skip
+                                      full_images=frame == "sector", outputs=outputs, layers=layers)  # fmt: skip
         val_x, val_y = (val_data.full_images, val_data.full_targets) if frame == "sector" else (val_data.images, val_data.targets)
         train, test = np.arange(len(data)), np.arange(len(val_data))
         fit_data = (x, y, weights)
@@ -332,7 +344,7 @@ def train_run(
         record["teacher"]["metrics"] = _evaluate(teacher, *measured)
 
     keras.utils.set_random_seed(seed)
-    model = build(nbits, len(outputs))
+    model = build(nbits, len(outputs), len(layers))
     init_sha = _initialise_from(model, init_from) if init_from is not None else None
     trainer = Distiller(model, teacher, gammas, soft_weight=soft_weight) if kd else model
     _compile(trainer, schedule)
@@ -352,10 +364,10 @@ def train_run(
             "paths": data.paths, "sha256": [file_sha256(p) for p in data.paths], "n_events": len(data),
             "samples": describe_samples(data.paths), "validation_samples": describe_samples(validation_events),
             "n_train": len(train), "n_validation": n_validation, "n_test": len(test),
-            "n_signal": int(data.is_signal.sum()), "stride": data.stride, **_example_fields(data),
+            "n_signal": int(data.is_signal.sum()), "stride": data.stride, "layers": list(layers), **_example_fields(data),
         },
         targets={
-            "outputs": output_specs(frame, outputs), "preprocessing": preprocessing_spec(frame, data.stride, outputs),
+            "outputs": output_specs(frame, outputs), "preprocessing": preprocessing_spec(frame, data.stride, outputs, layers),
             "background": {"pt": 0.0, "eta": BACKGROUND_ETA, **({"charge": 0.0, "presence": 0.0} if outputs == MULTI_OUTPUTS else {})},
             "pt_scale_gev": PT_SCALE, "eta_scale_strips": eta_scale(frame), "eta_frame": frame,
         },

@@ -13,6 +13,13 @@ with at least one fractional bit. :func:`pooled_to_float` gives the float view.
 The kernels take jagged hits in awkward's flat layout: ``offsets`` (n_events + 1) and
 flat ``layer`` / ``strip`` contents. They assume indices are in range; readers check
 that first with :func:`first_out_of_range` and report the entry at fault.
+
+A layer set (``layers``, spec ``preprocessing.layers``, :data:`l0emu.geometry.LAYER_SETS`)
+makes images of those RPC layers' rows only, e.g. 4x384 / 4x16 for the middle station:
+:func:`select_layers` drops the other layers' hits and renumbers the kept ones *before*
+window counting and pooling, as a firmware wired to those layers alone would, so the
+chosen window is the one the network's rows light up. The kernels take the row count
+from their output arrays; all nine layers (``layers=None``) pass the hits through untouched.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import numba
 import numpy as np
 
 from .errors import ConfigError
-from .geometry import N_LAYERS, N_STRIPS
+from .geometry import ALL_LAYERS, N_LAYERS, N_STRIPS, check_layers
 
 __all__ = [
     "WINDOW_STRIPS",
@@ -35,6 +42,7 @@ __all__ = [
     "first_out_of_range",
     "window_low_strip",
     "window_ranges",
+    "select_layers",
 ]
 
 WINDOW_STRIPS = 32
@@ -156,7 +164,7 @@ def count_window_hits(layer, strip, a, b, first_window, end_window, image, windo
 def _fragment_hits(offsets, layer, strip, starts, first_window, end_window, chosen, pooled):
     # Work from the hits alone (about ten per event), never scanning the 9x384 image:
     # each newly lit pixel counts once in each window containing it.
-    image = np.zeros((9, 384), np.uint8)  # scratch: marks lit pixels, cleared per event
+    image = np.zeros((pooled.shape[1], 384), np.uint8)  # scratch: marks lit pixels, cleared per event
     window_hits = np.zeros(starts.shape[0], np.int32)
     for event in range(offsets.shape[0] - 1):
         a, b = offsets[event], offsets[event + 1]
@@ -182,6 +190,45 @@ def _first_out_of_range(layer, strip, n_layers, n_strips):
     return -1
 
 
+@numba.njit(cache=True, nogil=True)
+def _select_layers(offsets, layer, strip, row_of_layer, new_offsets, new_layer, new_strip):
+    # offsets may start anywhere in the hit arrays (a trigger block): the output starts at 0
+    n = 0
+    for event in range(offsets.shape[0] - 1):
+        new_offsets[event] = n
+        for k in range(offsets[event], offsets[event + 1]):
+            row = row_of_layer[layer[k]]
+            if row >= 0:
+                new_layer[n] = row
+                new_strip[n] = strip[k]
+                n += 1
+    new_offsets[offsets.shape[0] - 1] = n
+    return n
+
+
+def _rows(layers) -> int:
+    return N_LAYERS if layers is None else len(check_layers(layers))
+
+
+def select_layers(offsets, layer, strip, layers=None):
+    """Hits of the RPC layers ``layers`` only, renumbered to image rows ``0..len(layers)-1``.
+
+    Returns flat ``(offsets int64, layer, strip)`` as the kernels take them. ``layers`` None
+    or all nine returns the inputs (made contiguous) unchanged: the 9-layer path copies nothing.
+    """
+    offsets, layer, strip = _flat(offsets, layer, strip)
+    layers = ALL_LAYERS if layers is None else check_layers(layers)
+    if layers == ALL_LAYERS:
+        return offsets, layer, strip
+    row_of_layer = np.full(N_LAYERS, -1, np.int64)  # image row of each RPC layer, -1: dropped
+    row_of_layer[list(layers)] = np.arange(len(layers))
+    span = int(offsets[-1] - offsets[0])  # the hits of these events: at most this many are kept
+    new_offsets = np.empty(len(offsets), np.int64)
+    new_layer, new_strip = np.empty(span, layer.dtype), np.empty(span, strip.dtype)
+    n = _select_layers(offsets, layer, strip, row_of_layer, new_offsets, new_layer, new_strip)
+    return new_offsets, new_layer[:n], new_strip[:n]
+
+
 def _flat(offsets, layer, strip):
     # layer and strip keep their integer dtype (uint8 / int16 from files): no copies
     return (
@@ -191,31 +238,32 @@ def _flat(offsets, layer, strip):
     )
 
 
-def hits_to_images(offsets, layer, strip) -> np.ndarray:
-    """Binary 9x384 occupancy images, shape ``(n_events, 9, 384)``, dtype uint8."""
-    offsets, layer, strip = _flat(offsets, layer, strip)
-    images = np.zeros((len(offsets) - 1, N_LAYERS, N_STRIPS), np.uint8)
+def hits_to_images(offsets, layer, strip, layers=None) -> np.ndarray:
+    """Binary occupancy images of ``layers`` (None: all nine), shape ``(n_events, len(layers), 384)``, dtype uint8."""
+    offsets, layer, strip = select_layers(offsets, layer, strip, layers)
+    images = np.zeros((len(offsets) - 1, _rows(layers), N_STRIPS), np.uint8)
     _hits_to_images(offsets, layer, strip, images)
     return images
 
 
 def fragment_images(images, stride: int):
-    """Fragment ``(n, 9, 384)`` images: returns ``(starts int16 (n,), pooled uint8 (n, 9, 16))``."""
+    """Fragment ``(n, rows, 384)`` images: returns ``(starts int16 (n,), pooled uint8 (n, rows, 16))``."""
     starts = window_starts(stride)
     images = np.ascontiguousarray(images, dtype=np.uint8)
     chosen = np.empty(len(images), np.int16)
-    pooled = np.empty((len(images), N_LAYERS, FRAGMENT_STRIPS), np.uint8)
+    pooled = np.empty((len(images), images.shape[1], FRAGMENT_STRIPS), np.uint8)
     _fragment_images(images, starts, chosen, pooled)
     return chosen, pooled
 
 
-def fragment_hits(offsets, layer, strip, stride: int):
-    """Same as ``fragment_images(hits_to_images(...))`` without materialising 9x384 images."""
+def fragment_hits(offsets, layer, strip, stride: int, layers=None):
+    """Same as ``fragment_images(hits_to_images(..., layers))`` without materialising the images:
+    ``(starts int16 (n,), pooled uint8 (n, len(layers), 16))``, all nine layers for ``layers=None``."""
     starts = window_starts(stride)
-    offsets, layer, strip = _flat(offsets, layer, strip)
+    offsets, layer, strip = select_layers(offsets, layer, strip, layers)
     n = len(offsets) - 1
     chosen = np.empty(n, np.int16)
-    pooled = np.empty((n, N_LAYERS, FRAGMENT_STRIPS), np.uint8)
+    pooled = np.empty((n, _rows(layers), FRAGMENT_STRIPS), np.uint8)
     _fragment_hits(offsets, layer, strip, starts, *window_ranges(starts), chosen, pooled)
     return chosen, pooled
 

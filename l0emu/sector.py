@@ -25,7 +25,9 @@ import numpy as np
 
 from .errors import ConfigError
 from .geometry import N_LAYERS, N_STRIPS
-from .images import FRAGMENT_STRIPS, WINDOW_STRIPS, choose_window, count_window_hits, window_ranges, window_starts
+from .images import (
+    FRAGMENT_STRIPS, WINDOW_STRIPS, choose_window, count_window_hits, select_layers, window_ranges, window_starts,
+)  # fmt: skip
 
 __all__ = ["MAX_CANDIDATES", "MIN_CANDIDATE_HITS", "NO_CANDIDATE", "choose_candidates", "sector_candidates",
            "predict_candidates"]
@@ -65,7 +67,7 @@ def _choose_candidates(window_hits, starts, min_hits, masked, chosen):
 def _sector_candidates(offsets, layer, strip, starts, first_window, end_window, min_hits, chosen, pooled, n_found):
     # From the hits alone, as images._fragment_hits: each newly lit pixel counts once in each
     # window containing it (about four at stride 8), never summing the 384 strips
-    image = np.zeros((9, 384), np.uint8)  # scratch: lit pixels, cleared per event
+    image = np.zeros((pooled.shape[2], 384), np.uint8)  # scratch: lit pixels, cleared per event
     window_hits = np.zeros(starts.shape[0], np.int32)
     masked = np.zeros(starts.shape[0], np.int32)
     for event in range(offsets.shape[0] - 1):
@@ -113,23 +115,24 @@ def choose_candidates(window_hits, stride: int, *, max_candidates: int = MAX_CAN
 
 
 def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int = MAX_CANDIDATES,
-                      min_hits: int = MIN_CANDIDATE_HITS):
+                      min_hits: int = MIN_CANDIDATE_HITS, layers=None):
     """Up to ``max_candidates`` non-overlapping windows per event, from jagged hits (awkward's flat layout).
 
-    Returns ``(starts int16 (n, max_candidates), pooled uint8 (n, max_candidates, 9, 16),
+    Returns ``(starts int16 (n, max_candidates), pooled uint8 (n, max_candidates, rows, 16),
     n_candidates uint8 (n,))``; absent candidates have start :data:`NO_CANDIDATE` and an
     all-zero image. ``starts[:, 0]`` and ``pooled[:, 0]`` equal :func:`l0emu.images.fragment_hits`.
-    Hit indices must be in range (:func:`l0emu.images.first_out_of_range`).
+    ``layers``: the RPC layers whose hits count and form the ``rows`` (None: all nine;
+    :func:`l0emu.images.select_layers`). Hit indices must be in range (:func:`l0emu.images.first_out_of_range`).
     """
     _check_candidates(max_candidates, min_hits)
     starts = window_starts(stride)
-    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    offsets, layer, strip = select_layers(offsets, layer, strip, layers)
     n = len(offsets) - 1
+    rows = N_LAYERS if layers is None else len(layers)
     chosen = np.empty((n, max_candidates), np.int16)
-    pooled = np.empty((n, max_candidates, N_LAYERS, FRAGMENT_STRIPS), np.uint8)
+    pooled = np.empty((n, max_candidates, rows, FRAGMENT_STRIPS), np.uint8)
     n_found = np.empty(n, np.uint8)
-    _sector_candidates(offsets, np.ascontiguousarray(layer), np.ascontiguousarray(strip), starts,
-                       *window_ranges(starts), int(min_hits), chosen, pooled, n_found)
+    _sector_candidates(offsets, layer, strip, starts, *window_ranges(starts), int(min_hits), chosen, pooled, n_found)
     return chosen, pooled, n_found
 
 

@@ -95,6 +95,12 @@ windows, a further one holding at least ``min_hits`` lit pixels; ``min_hits`` de
 have the outputs the sector logic reads, :data:`CANDIDATE_OUTPUTS`: ``pt``, ``charge`` (the
 candidate's charge is +1 where it is >= 0, else -1) and ``presence`` (a candidate counts as a
 muon where it is >= 0.5).
+
+A layer set: ``"preprocessing": {..., "layers": [3, 4, 5, 6]}`` builds the images from those
+RPC layers' rows only (strictly increasing indices in 0..8, at least one; absent: all nine),
+hits on the other layers being dropped before the window is chosen (:func:`l0emu.images.select_layers`);
+``input.shape`` is then ``[len(layers), 16, 1]`` (``[len(layers), 384, 1]`` unfragmented).
+:func:`preprocessing_layers` reads it.
 """
 
 from __future__ import annotations
@@ -107,11 +113,11 @@ from pathlib import Path
 from .aptypes import parse_type
 from .atomic import atomic_path
 from .errors import SpecError, did_you_mean
-from .geometry import N_LAYERS, N_STRIPS
+from .geometry import ALL_LAYERS, N_LAYERS, N_STRIPS
 from .images import POOL, WINDOW_STRIPS
 from .sector import MAX_CANDIDATES
 
-__all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "output_layout", "read_spec", "write_spec", "validate_spec"]
+__all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "output_layout", "preprocessing_layers", "read_spec", "write_spec", "validate_spec"]
 
 FORMAT = "l0emu-spec/1"
 
@@ -527,11 +533,12 @@ def _check_outputs(spec, shapes: dict, last: str, where: _Where) -> None:
 def _check_preprocessing(spec, input_shape, where: _Where) -> None:
     at = where / "preprocessing"
     pre = _object(spec["preprocessing"], at)
-    _fields(pre, ("image",), ("fragment",), at)
+    _fields(pre, ("image",), ("fragment", "layers"), at)
     image = _ints(pre["image"], at / "image", 2, low=1)
     if image != [N_LAYERS, N_STRIPS]:
         (at / "image").fail(f"is {image}; the sector image is [{N_LAYERS}, {N_STRIPS}] (layers x strips)")
-    expected = image
+    rows = len(_check_layers(pre["layers"], at / "layers")) if "layers" in pre else N_LAYERS
+    expected = [rows, N_STRIPS]
     if "fragment" in pre:
         frag_at = at / "fragment"
         fragment = _object(pre["fragment"], frag_at)
@@ -543,9 +550,27 @@ def _check_preprocessing(spec, input_shape, where: _Where) -> None:
             (frag_at / "pool").fail(f"is {fragment['pool']}; the trigger pools {POOL} strips into one pixel")
         _int(fragment["stride"], frag_at / "stride", 1, N_STRIPS)
         _check_candidates(spec, fragment, frag_at, where)
-        expected = [N_LAYERS, WINDOW_STRIPS // POOL]
+        expected = [rows, WINDOW_STRIPS // POOL]
     if input_shape[:2] != expected:
-        (where / "input" / "shape").fail(f"is {input_shape}, but preprocessing gives images of {expected}")
+        layers = f" of layers {pre['layers']}" if "layers" in pre else ""
+        (where / "input" / "shape").fail(f"is {input_shape}, but preprocessing gives images{layers} of {expected}")
+
+
+def _check_layers(value, at: _Where) -> tuple:
+    """``preprocessing.layers``: RPC layer indices, strictly increasing (the rule of :func:`l0emu.geometry.check_layers`)."""
+    if not isinstance(value, list) or not value:
+        at.fail(f"expected a non-empty list of RPC layer indices in [0, {N_LAYERS - 1}], got {_describe(value)}")
+    for i, k in enumerate(value):
+        _int(k, at / i, 0, N_LAYERS - 1)
+        if i and k <= value[i - 1]:
+            (at / i).fail(f"{k} follows {value[i - 1]}; layers must be strictly increasing (image rows in layer order)")
+    return tuple(value)
+
+
+def preprocessing_layers(spec: dict) -> tuple:
+    """The RPC layers (tuple of indices) the validated ``spec``'s images are made of; all nine without ``layers``."""
+    layers = (spec.get("preprocessing") or {}).get("layers")
+    return ALL_LAYERS if layers is None else tuple(layers)
 
 
 def _check_candidates(spec, fragment, at: _Where, where: _Where) -> None:

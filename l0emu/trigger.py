@@ -16,12 +16,13 @@ import numpy as np
 from .emulator import Emulator
 from .errors import ConfigError, SpecError
 from .events import EventChunk, MuonTruth
-from .geometry import strip_to_eta
+from .geometry import N_LAYERS, strip_to_eta
 from .images import fragment_hits
 from .multi import candidate_decisions, two_muon_truth
 from .multi_rates import N_SIGNAL, SEPARATION
 from .schema import DEFAULT_THRESHOLDS, SIGNAL_PT_MIN, threshold_branch, two_muon_branch
 from .sector import MIN_CANDIDATE_HITS, predict_candidates, sector_candidates
+from .spec import preprocessing_layers
 
 __all__ = ["Trigger", "DEFAULT_THRESHOLDS"]
 
@@ -58,6 +59,8 @@ class Trigger:
     A spec whose ``preprocessing.fragment`` has ``candidates`` (a multi network) runs the
     sector logic of :mod:`l0emu.sector` and the network on every present candidate window;
     its decisions and extra branches are :mod:`l0emu.multi`'s. :attr:`multi` says which.
+    A spec with ``preprocessing.layers`` builds windows and images from those RPC layers
+    alone (:attr:`layers`; None: all nine).
     """
 
     def __init__(self, spec: dict, thresholds=DEFAULT_THRESHOLDS, *, threads: int = 1):
@@ -73,6 +76,8 @@ class Trigger:
             msg = f"spec {spec.get('name')!r} has no preprocessing.fragment: the trigger runs 9x16 networks"
             raise SpecError(msg)
         self.stride = int(fragment["stride"])
+        layers = preprocessing_layers(spec)
+        self.layers = None if len(layers) == N_LAYERS else layers  # None: the 9-layer path, no hit copies
         self.pt_out = _output(spec, "pt")
         self.eta_out = _output(spec, "eta")
         self.frac = self.emulator.output_type_of("eta").frac
@@ -103,7 +108,7 @@ class Trigger:
         """Compile (or load from numba's cache) every kernel now; returns the seconds it took."""
         started = time.perf_counter()
         offsets = np.zeros(2, np.int64)
-        _, pooled = fragment_hits(offsets, np.zeros(0, np.uint8), np.zeros(0, np.int16), self.stride)
+        _, pooled = fragment_hits(offsets, np.zeros(0, np.uint8), np.zeros(0, np.int16), self.stride, self.layers)
         self.emulator.predict_raw(pooled)
         if self.multi:
             starts, raw = self._candidates_raw(offsets, np.zeros(0, np.uint8), np.zeros(0, np.int16))
@@ -121,7 +126,7 @@ class Trigger:
     def _candidates_raw(self, offsets, layer, strip):
         """Candidate starts (int16, (n, candidates), -1: absent) and raw outputs (int64, (n, candidates, n_outputs))."""
         starts, pooled, found = sector_candidates(offsets, layer, strip, self.stride, max_candidates=self.candidates,
-                                                  min_hits=self.min_hits)
+                                                  min_hits=self.min_hits, layers=self.layers)
         return starts, predict_candidates(self.emulator, pooled, found)
 
     def network_raw(self, chunk: EventChunk):
@@ -133,7 +138,7 @@ class Trigger:
         if blocks == 1:
             if self.multi:
                 return self._candidates_raw(offsets, chunk.hit_layer, chunk.hit_strip)
-            starts, pooled = fragment_hits(offsets, chunk.hit_layer, chunk.hit_strip, self.stride)
+            starts, pooled = fragment_hits(offsets, chunk.hit_layer, chunk.hit_strip, self.stride, self.layers)
             return starts, self.emulator.predict_raw(pooled)
         edges = np.linspace(0, n, blocks + 1).astype(np.int64)
         if self._pool is None:
@@ -143,7 +148,7 @@ class Trigger:
             # offsets keep their absolute values: the kernel indexes the whole hit arrays
             if self.multi:
                 return self._candidates_raw(offsets[a : b + 1], chunk.hit_layer, chunk.hit_strip)
-            starts, pooled = fragment_hits(offsets[a : b + 1], chunk.hit_layer, chunk.hit_strip, self.stride)
+            starts, pooled = fragment_hits(offsets[a : b + 1], chunk.hit_layer, chunk.hit_strip, self.stride, self.layers)
             return starts, self.emulator.predict_raw(pooled)
 
         parts = list(self._pool.map(block, edges[:-1], edges[1:]))
