@@ -884,12 +884,13 @@ def event_inputs(spec: dict, paths, n: int) -> np.ndarray:
     as input values (the trigger's own inputs)."""
     from l0emu.events import first_fragments
     from l0emu.images import pooled_to_float
+    from l0emu.spec import preprocessing_layers
 
     fragment = (spec.get("preprocessing") or {}).get("fragment")
     if not fragment:
         msg = f"spec {spec['name']!r} has no preprocessing.fragment stride; --events needs one (use random inputs instead)"
         raise SpecError(msg)
-    pooled = first_fragments(paths, n, int(fragment["stride"]))
+    pooled = first_fragments(paths, n, int(fragment["stride"]), layers=preprocessing_layers(spec))
     return pooled_to_float(pooled).reshape((len(pooled),) + tuple(spec["input"]["shape"]))
 
 

@@ -333,12 +333,14 @@ def load_events(path: str, entry_stop: int | None = None, *, muons: bool = False
     return read_range(path, 0, stop, muons=muons)
 
 
-def first_fragments(paths, n: int, stride: int) -> np.ndarray:
+def first_fragments(paths, n: int, stride: int, layers=None) -> np.ndarray:
     """Fragmented images of the first ``n`` events of ``paths`` at ``stride``, as uint8
-    lit-pixel counts (shape (n, 9, 16); fewer rows if the files hold fewer events)."""
+    lit-pixel counts (shape (n, rows, 16), rows = the RPC ``layers`` used, all nine by default;
+    fewer events if the files hold fewer)."""
     pooled = []
     for chunk in iterate_events(paths, step_size=max(n, 1)):
-        pooled.append(fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride)[1])
+        pooled.append(fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride, layers=layers)[1])
         if sum(len(p) for p in pooled) >= n:
             break
-    return np.concatenate(pooled)[:n] if pooled else np.zeros((0, N_LAYERS, FRAGMENT_STRIPS), np.uint8)
+    rows = N_LAYERS if layers is None else len(layers)
+    return np.concatenate(pooled)[:n] if pooled else np.zeros((0, rows, FRAGMENT_STRIPS), np.uint8)

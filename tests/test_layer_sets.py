@@ -15,7 +15,7 @@ from conftest import make_event, write_events
 
 from l0emu import cli
 from l0emu.errors import ConfigError, SpecError
-from l0emu.events import load_events
+from l0emu.events import first_fragments, load_events
 from l0emu.geometry import ALL_LAYERS, LAYER_SETS, N_LAYERS, check_layers, layer_set
 from l0emu.images import fragment_hits, fragment_images, hits_to_images, select_layers
 from l0emu.schema import L0_TREE
@@ -335,3 +335,15 @@ def test_nine_layer_spec_is_unchanged_by_the_layer_field():
     assert preprocessing_spec("sector", 8, layers=MIDDLE) == {"image": [9, 384], "layers": [3, 4, 5, 6]}
     shipped = json.loads((importlib.resources.files("l0emu") / "data" / "default_student" / "spec.json").read_text())
     assert "layers" not in shipped["preprocessing"] and preprocessing_layers(validate_spec(shipped)) == ALL_LAYERS
+
+
+def test_first_fragments_follow_the_layer_set(tmp_path):
+    # the inputs of `l0emu validate --events`, `run --check-firmware` and the RTL checks
+    events = [make_event(i, [(layer, 40 * i + layer) for layer in range(9)] + [(0, 300), (1, 301), (2, 302)]) for i in range(5)]
+    path = str(write_events(tmp_path / "e.root", events))
+    chunk = load_events(path)
+    middle = first_fragments([path], 4, 8, layers=(3, 4, 5, 6))
+    assert middle.shape == (4, 4, 16)
+    expected = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, 8, layers=(3, 4, 5, 6))[1][:4]
+    np.testing.assert_array_equal(middle, expected)
+    np.testing.assert_array_equal(first_fragments([path], 4, 8), fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, 8)[1][:4])

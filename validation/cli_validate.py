@@ -47,8 +47,9 @@ def main(args) -> int:
             msg = "--full-range draws random inputs: use it with --random N, not with --events"
             raise ConfigError(msg)
         from l0emu.events import first_fragments
+        from l0emu.spec import preprocessing_layers, read_spec
 
-        counts = first_fragments([args.events], args.max_events, args.stride)
+        counts = first_fragments([args.events], args.max_events, args.stride, layers=preprocessing_layers(read_spec(args.project)))
     result = compare(args.project, counts)
     print(result.summary())
     if args.write_testbench:

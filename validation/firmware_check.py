@@ -51,7 +51,7 @@ def check_firmware(spec_path, inputs, n: int, thresholds) -> int:
     spec_path = Path(spec_path)
     spec = read_spec(spec_path)
     trigger = Trigger(spec, tuple(thresholds))
-    pooled = first_fragments(inputs, n, trigger.stride)
+    pooled = first_fragments(inputs, n, trigger.stride, layers=trigger.layers)
     with tempfile.TemporaryDirectory(prefix="l0emu-check-") as tmp:
         hls_model = _rebuilt_firmware(spec_path, spec, Path(tmp) / "project")
         firmware = csim_raw(hls_model, pooled_to_float(pooled), spec)
