@@ -22,8 +22,8 @@ import dataclasses
 
 import numpy as np
 
-from .metrics import half_efficiency_point, plateau_min_pt
-from .rates import PT_BINS, RateAssumptions, TriggerCounts, _muon_efficiency
+from .metrics import plateau_min_pt
+from .rates import PT_BINS, RateAssumptions, TriggerCounts, _muon_efficiency, l0_rate_khz, rate_row
 from .schema import SIGNAL_PT_MIN, two_muon_branch
 from .stats import clopper_pearson, upper_limit
 
@@ -160,28 +160,17 @@ def two_muon_rows(counts: MultiCounts, assumptions: RateAssumptions) -> list[dic
         one_plateau_n = counts.one_muon.plateau_total[b]
         one_plateau = counts.one_muon.plateau_passed[b] / one_plateau_n if one_plateau_n else float("nan")
         one_eff = _muon_efficiency(counts.one_muon.turn_on(b).efficiency, assumptions.spectrum_index, one_plateau)
-        f_mu = assumptions.muon_fraction
-        rate = assumptions.bunch_crossing_mhz * 1e3 * ((1.0 - f_mu) * fake + f_mu * one_eff)
+        rate = l0_rate_khz(assumptions, fake, one_eff)
         notes = []
         if n == 0:
             notes.append(f"no crossing with two muons of pT >= {plateau_min_pt(t):g} GeV: no plateau")
         if one_plateau_n == 0:
             notes.append(f"no one-muon crossing with pT >= {plateau_min_pt(t):g} GeV: no rate")
         note = "; ".join(notes)
+        row = rate_row(t, b, curve, passed=k, total=n, signal_events=int(counts.pairs.denominator.sum()), fired=fired,
+                       background=n_bkg, rate=rate, note=note)
         rows.append({
-            "threshold_gev": float(t),
-            "branch": b,
-            "plateau_from_gev": plateau_min_pt(t),
-            "plateau_efficiency": k / n if n else float("nan"),
-            "plateau_events": n,
-            "half_efficiency_gev": half_efficiency_point(curve),
-            "signal_events": int(counts.pairs.denominator.sum()),
-            "background_events": n_bkg,
-            "background_fired": fired,
-            "fake_rate": fake,
-            "fake_rate_ul95": upper_limit(fired, n_bkg) if n_bkg else float("nan"),
-            "l0_rate_khz": rate,
-            "note": note,
+            **row,
             "one_muon_events": one_n,
             "one_muon_fired": one_k,
             "one_muon_fire_rate": one_k / one_n if one_n else float("nan"),

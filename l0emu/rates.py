@@ -20,7 +20,7 @@ from .schema import SIGNAL_PT_MIN, threshold_branch
 from .metrics import TurnOn, half_efficiency_point, plateau_min_pt
 from .stats import clopper_pearson, upper_limit
 
-__all__ = ["PT_BINS", "RateAssumptions", "TriggerCounts", "pt_histogram", "rate_table"]
+__all__ = ["PT_BINS", "RateAssumptions", "TriggerCounts", "l0_rate_khz", "pt_histogram", "rate_row", "rate_table"]
 
 # true-pT binning (GeV) of the turn-on histograms written by the trigger job: 1 GeV bins up
 # to 60 GeV, past the 50 GeV end of the falling spectrum used for rates (simulation.settings)
@@ -167,42 +167,48 @@ def _muon_efficiency(eff, index, plateau: float):
     return float(np.sum(weights * filled) + tail * fill)
 
 
+def l0_rate_khz(assumptions: RateAssumptions, fake: float, muon_efficiency: float) -> float:
+    """40 MHz x [(1 - f_mu) x fake rate + f_mu x efficiency over the rate spectrum], in kHz."""
+    f_mu = assumptions.muon_fraction
+    return assumptions.bunch_crossing_mhz * 1e3 * ((1.0 - f_mu) * fake + f_mu * muon_efficiency)
+
+
+def rate_row(threshold, branch, curve, *, passed, total, signal_events, fired, background, rate, note) -> dict:
+    """A rate-table row: the keys every table of the trigger job shares (one place for their names)."""
+    return {
+        "threshold_gev": float(threshold),
+        "branch": branch,
+        "plateau_from_gev": plateau_min_pt(threshold),
+        "plateau_efficiency": passed / total if total else float("nan"),
+        "plateau_events": total,
+        "half_efficiency_gev": half_efficiency_point(curve),
+        "signal_events": signal_events,
+        "background_events": background,
+        "background_fired": fired,
+        "fake_rate": fired / background if background else float("nan"),
+        "fake_rate_ul95": upper_limit(fired, background) if background else float("nan"),
+        "l0_rate_khz": rate,
+        "note": note,
+    }
+
+
 def rate_table(counts: TriggerCounts, thresholds, assumptions: RateAssumptions) -> list[dict]:
     """One row per threshold: plateau, 50 % point, fake rate (+95 % UL), L0 rate in kHz."""
     rows = []
     for t, b in zip(thresholds, counts.branches):
         curve = counts.turn_on(b)
-        plateau_from = plateau_min_pt(t)
         k, n = counts.plateau_passed[b], counts.plateau_total[b]
-        plateau = k / n if n else float("nan")
         fired, n_bkg = counts.background_fired[b], counts.background
         fake = fired / n_bkg if n_bkg else float("nan")
-        f_mu = assumptions.muon_fraction
-        muon_eff = _muon_efficiency(curve.efficiency, assumptions.spectrum_index, plateau)
-        rate = assumptions.bunch_crossing_mhz * 1e3 * ((1.0 - f_mu) * fake + f_mu * muon_eff)
+        muon_eff = _muon_efficiency(curve.efficiency, assumptions.spectrum_index, k / n if n else float("nan"))
         note = ""
         if n and k == 0 and fired == 0:
             note = f"no event fired: the network's pT output never reached {float(t):g} GeV on this sample"
         if n == 0:
             note = (
-                f"threshold outside the sample's pT range: no muon with true pT >= {plateau_from:g} GeV "
+                f"threshold outside the sample's pT range: no muon with true pT >= {plateau_min_pt(t):g} GeV "
                 f"(highest {counts.max_signal_pt:.1f} GeV); no plateau, no rate"
             )
-        rows.append(
-            {
-                "threshold_gev": float(t),
-                "branch": b,
-                "plateau_from_gev": plateau_from,
-                "plateau_efficiency": plateau,
-                "plateau_events": n,
-                "half_efficiency_gev": half_efficiency_point(curve),
-                "signal_events": int(counts.denominator.sum()),
-                "background_events": n_bkg,
-                "background_fired": fired,
-                "fake_rate": fake,
-                "fake_rate_ul95": upper_limit(fired, n_bkg) if n_bkg else float("nan"),
-                "l0_rate_khz": rate,
-                "note": note,
-            }
-        )
+        rows.append(rate_row(t, b, curve, passed=k, total=n, signal_events=int(counts.denominator.sum()), fired=fired,
+                             background=n_bkg, rate=l0_rate_khz(assumptions, fake, muon_eff), note=note))
     return rows
