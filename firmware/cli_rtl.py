@@ -27,7 +27,7 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--events", nargs="+", metavar="FILE.root",
-        help="with --simulate: the first N events of these files, fragmented at the spec's stride (default: random inputs)",
+        help="with --simulate: the first N events of these files, made into network inputs as the trigger job makes them (default: random inputs)",
     )
     parser.add_argument("--csim", action="store_true", help="with --simulate: also compare with hls4ml's C-simulation")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random input events (default 0)")
@@ -75,7 +75,7 @@ def main(args) -> int:
 
     if args.events:
         inputs = rtl.event_inputs(spec, args.events, args.simulate)
-        source = f"the first {len(inputs)} events of {', '.join(args.events)} (fragmented)"
+        source = f"{len(inputs)} network inputs from the first {args.simulate} events of {', '.join(args.events)}"
     else:
         inputs = rtl.random_inputs(spec, args.simulate, seed=args.seed)
         source = f"{len(inputs)} random events (seed {args.seed})"

@@ -24,7 +24,7 @@ that costs the least when the network is unsure.
 
 Several muons per sector (issue 11, ``outputs = pt,eta,charge,presence``): the examples are
 the sector logic's candidate windows (:func:`l0emu.sector.sector_candidates`, up to three per
-event, ``min_hits`` = :data:`l0emu.sector.MIN_CANDIDATE_HITS`), not events. A true muon belongs
+event, ``min_hits`` = :func:`l0emu.sector.min_candidate_hits` of the rows), not events. A true muon belongs
 to the candidate whose 32-strip window ``[low, low + 32)`` holds its strip coordinate
 ``eta_to_strip(eta)``; where several do, the highest-pT one gives the targets
 (:func:`window_muons`). Per window, four targets: ``pt`` and ``eta`` as above for that muon,
@@ -56,7 +56,7 @@ from l0emu.events import EventChunk, MuonTruth, load_events
 from l0emu.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS, check_layers, eta_to_strip
 from l0emu.images import POOL, WINDOW_STRIPS, fragment_hits, hits_to_images, pooled_to_float, window_low_strip
 from l0emu.schema import SIGNAL_PT_MIN
-from l0emu.sector import MAX_CANDIDATES, MIN_CANDIDATE_HITS, sector_candidates
+from l0emu.sector import MAX_CANDIDATES, min_candidate_hits, sector_candidates
 
 from .options import DEFAULT_STRIDE, OUTPUT_SETS  # defined without numba/TensorFlow imports, for the CLI's --help
 
@@ -143,7 +143,7 @@ def preprocessing_spec(frame: str, stride: int, outputs=PT_ETA, layers=ALL_LAYER
         return image
     fragment = {"window": WINDOW_STRIPS, "pool": POOL, "stride": int(stride)}
     if multi:
-        fragment.update(candidates=MAX_CANDIDATES, min_hits=MIN_CANDIDATE_HITS)
+        fragment.update(candidates=MAX_CANDIDATES, min_hits=min_candidate_hits(len(check_layers(layers))))
     return {**image, "fragment": fragment}
 
 

@@ -880,17 +880,13 @@ def random_inputs(spec: dict, n: int, seed: int = 0) -> np.ndarray:
 
 
 def event_inputs(spec: dict, paths, n: int) -> np.ndarray:
-    """The first ``n`` events of the ROOT files ``paths`` fragmented at the spec's stride,
-    as input values (the trigger's own inputs)."""
-    from l0emu.events import first_fragments
+    """The network inputs of the first ``n`` events of the ROOT files ``paths``, as the
+    trigger job makes them (one fragment per event; a multi network's candidate windows),
+    as input values."""
+    from l0emu.events import first_network_images
     from l0emu.images import pooled_to_float
-    from l0emu.spec import preprocessing_layers
 
-    fragment = (spec.get("preprocessing") or {}).get("fragment")
-    if not fragment:
-        msg = f"spec {spec['name']!r} has no preprocessing.fragment stride; --events needs one (use random inputs instead)"
-        raise SpecError(msg)
-    pooled = first_fragments(paths, n, int(fragment["stride"]), layers=preprocessing_layers(spec))
+    pooled, _ = first_network_images(paths, n, spec)
     return pooled_to_float(pooled).reshape((len(pooled),) + tuple(spec["input"]["shape"]))
 
 

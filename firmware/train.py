@@ -50,7 +50,7 @@ from l0emu.errors import ConfigError
 from l0emu.geometry import ALL_LAYERS, check_layers
 from l0emu.metrics import physics_summary
 from l0emu.schema import SIGNAL_PT_MIN
-from l0emu.sector import MAX_CANDIDATES, MIN_CANDIDATE_HITS
+from l0emu.sector import MAX_CANDIDATES, min_candidate_hits
 from l0emu.serialize import jsonable
 
 from .dataset import (
@@ -364,7 +364,7 @@ def train_run(
             "paths": data.paths, "sha256": [file_sha256(p) for p in data.paths], "n_events": len(data),
             "samples": describe_samples(data.paths), "validation_samples": describe_samples(validation_events),
             "n_train": len(train), "n_validation": n_validation, "n_test": len(test),
-            "n_signal": int(data.is_signal.sum()), "stride": data.stride, "layers": list(layers), **_example_fields(data),
+            "n_signal": int(data.is_signal.sum()), "stride": data.stride, "layers": list(layers), **_example_fields(data, layers),
         },
         targets={
             "outputs": output_specs(frame, outputs), "preprocessing": preprocessing_spec(frame, data.stride, outputs, layers),
@@ -390,13 +390,13 @@ _LOSS = {
 }  # fmt: skip
 
 
-def _example_fields(data) -> dict:
+def _example_fields(data, layers) -> dict:
     """The record's description of candidate-window examples (none for event examples)."""
     if data.outputs != MULTI_OUTPUTS:
         return {}
     return {
         "n_events": data.n_events, "n_examples": len(data),
-        "examples": f"sector-logic candidate windows (l0emu.sector: at most {MAX_CANDIDATES}, min_hits {MIN_CANDIDATE_HITS}); "
+        "examples": f"sector-logic candidate windows (l0emu.sector: at most {MAX_CANDIDATES}, min_hits {min_candidate_hits(len(layers))}); "
                     "n_train/n_validation/n_test/n_signal count windows, split by event",
     }  # fmt: skip
 

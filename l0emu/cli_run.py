@@ -10,25 +10,38 @@ from pathlib import Path
 
 from .aptypes import parse_type
 from .atomic import check_output
-from .errors import ConfigError, SpecError
+from .errors import ConfigError, SpecError, did_you_mean
 from .output import OUTPUT_FORMATS, format_multi_tables, format_table
 from .rates import RateAssumptions
 from .schema import DEFAULT_THRESHOLDS, threshold_branch
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "default_spec_path", "check_thresholds", "check_scheduler"]
+__all__ = ["DESCRIPTION", "SHIPPED_MODELS", "add_arguments", "main", "default_spec_path", "shipped_spec_path",
+           "check_thresholds", "check_scheduler"]
 
 DESCRIPTION = "the trigger job: events.root -> L0 decisions, l0.root, tables"
 
-DEFAULT_MODEL = "default_student"
+# --model NAME -> the network's directory in l0emu/data/ (each with PROVENANCE.md)
+SHIPPED_MODELS = {
+    "default": "default_student",  # one muon per sector: pT and eta of the busiest window
+    "multi": "multi_student",  # up to three candidate windows: pT, eta, charge, presence
+}
+
+
+def shipped_spec_path(name: str = "default"):
+    """The spec of the network shipped inside the package under ``--model name``."""
+    if name not in SHIPPED_MODELS:
+        msg = f"--model {name!r} is not a shipped network{did_you_mean(name, SHIPPED_MODELS)}"
+        raise ConfigError(msg)
+    path = importlib.resources.files("l0emu") / "data" / SHIPPED_MODELS[name] / "spec.json"
+    if not path.is_file():
+        msg = f"the shipped network {name!r} is missing ({path}); pass --spec"
+        raise SpecError(msg)
+    return path
 
 
 def default_spec_path():
-    """The spec of the student shipped inside the package."""
-    path = importlib.resources.files("l0emu") / "data" / DEFAULT_MODEL / "spec.json"
-    if not path.is_file():
-        msg = f"the shipped default student is missing ({path}); pass --spec"
-        raise SpecError(msg)
-    return path
+    """The spec of the default student shipped inside the package."""
+    return shipped_spec_path("default")
 
 
 def _thresholds(text: str):
@@ -130,7 +143,12 @@ def add_arguments(parser) -> None:
         "--output-format", choices=OUTPUT_FORMATS, default="ttree",
         help="store the l0 table as a TTree or an RNTuple; histograms are TH1D either way (default: %(default)s)",
     )
-    parser.add_argument("--spec", help="network spec.json or converted project dir (default: shipped student)")
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument("--spec", help="network spec.json or converted project dir (default: --model default)")
+    network.add_argument(
+        "--model", default="default", metavar="NAME",
+        help=f"a network shipped in the package: {', '.join(SHIPPED_MODELS)} (default: %(default)s)",
+    )
     parser.add_argument(
         "--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS),
         help="pT thresholds in GeV (default: %(default)s)",
@@ -158,7 +176,7 @@ def main(args) -> int:
     # every argument and every output is checked before any work starts
     thresholds = _thresholds(args.thresholds)
     _check_numbers(args)
-    spec_path = args.spec or default_spec_path()
+    spec_path = args.spec or shipped_spec_path(args.model)
     from .events import expand_paths  # uproot and numba: not for --help
     from .job import run_job, side_outputs
     from .spec import read_spec

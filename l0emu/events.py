@@ -22,7 +22,7 @@ import numpy as np
 import uproot
 from uproot.behaviors.RNTuple import RNTuple
 
-from .errors import InputFileError, did_you_mean
+from .errors import InputFileError, SpecError, did_you_mean
 from .geometry import N_LAYERS
 from .images import FRAGMENT_STRIPS, first_out_of_range, fragment_hits
 from .schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE
@@ -33,6 +33,7 @@ __all__ = [
     "RangeReader",
     "expand_paths",
     "first_fragments",
+    "first_network_images",
     "open_events",
     "iterate_events",
     "load_events",
@@ -331,6 +332,37 @@ def load_events(path: str, entry_stop: int | None = None, *, muons: bool = False
     n = open_events(path).num_entries
     stop = n if entry_stop is None else min(int(entry_stop), n)
     return read_range(path, 0, stop, muons=muons)
+
+
+def first_network_images(paths, n: int, spec: dict) -> tuple[np.ndarray, int]:
+    """The images the trigger job runs ``spec``'s network on, for the first ``n`` events of
+    ``paths``: one fragment per event, or, for a multi network (``preprocessing.fragment``
+    with ``candidates``), every present sector-logic candidate window (event order, candidate
+    0 first). Returns ``(images uint8 (m, rows, 16), events read)``.
+    """
+    from .sector import min_candidate_hits, sector_candidates
+    from .spec import preprocessing_layers
+
+    fragment = (spec.get("preprocessing") or {}).get("fragment")
+    if not fragment:
+        msg = f"spec {spec.get('name')!r} has no preprocessing.fragment: events cannot be made into its input images"
+        raise SpecError(msg)
+    stride, layers = int(fragment["stride"]), preprocessing_layers(spec)
+    candidates = int(fragment.get("candidates", 0))
+    if not candidates:
+        pooled = first_fragments(paths, n, stride, layers=layers)
+        return pooled, len(pooled)
+    images, read = [], 0
+    for chunk in iterate_events(paths, step_size=max(n, 1)):
+        offsets = chunk.hit_offsets[: min(n - read, len(chunk)) + 1]
+        _, pooled, found = sector_candidates(offsets, chunk.hit_layer, chunk.hit_strip, stride, max_candidates=candidates,
+                                             min_hits=int(fragment.get("min_hits", min_candidate_hits(len(layers)))), layers=layers)
+        images.append(pooled[np.arange(candidates)[None, :] < found[:, None]])
+        read += len(found)
+        if read >= n:
+            break
+    rows = len(layers)
+    return (np.concatenate(images) if images else np.zeros((0, rows, FRAGMENT_STRIPS), np.uint8)), read
 
 
 def first_fragments(paths, n: int, stride: int, layers=None) -> np.ndarray:

@@ -73,9 +73,9 @@ def _fill_image(image, offsets, layer, strip, event):
         image[layer[k], strip[k]] = 1
 
 
-@numba.njit(cache=True, nogil=True)
-def choose_window(window_hits, starts):
-    """Start of the window with the most lit pixels.
+@numba.njit(cache=True, nogil=True, inline="always")
+def best_window(window_hits):
+    """``(index, lit pixels)`` of the window with the most lit pixels.
 
     Ties are the rule (every window holding the whole track ties): take the middle of
     the first run of tied windows, so the track sits near the window centre.
@@ -84,7 +84,7 @@ def choose_window(window_hits, starts):
     first = 0
     last = 0
     in_run = False
-    for w in range(starts.shape[0]):
+    for w in range(window_hits.shape[0]):
         hits = window_hits[w]
         if hits > best_hits:
             best_hits = hits
@@ -95,7 +95,13 @@ def choose_window(window_hits, starts):
             last = w
         else:
             in_run = False
-    return starts[(first + last) // 2]
+    return (first + last) // 2, best_hits
+
+
+@numba.njit(cache=True, nogil=True)
+def choose_window(window_hits, starts):
+    """Start of the window with the most lit pixels (the rule of :func:`best_window`)."""
+    return starts[best_window(window_hits)[0]]
 
 
 @numba.njit(cache=True, nogil=True)

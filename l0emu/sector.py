@@ -26,24 +26,24 @@ import numpy as np
 from .errors import ConfigError
 from .geometry import N_LAYERS, N_STRIPS
 from .images import (
-    FRAGMENT_STRIPS, WINDOW_STRIPS, choose_window, count_window_hits, select_layers, window_ranges, window_starts,
+    FRAGMENT_STRIPS, WINDOW_STRIPS, best_window, count_window_hits, select_layers, window_ranges, window_starts,
 )  # fmt: skip
 
-__all__ = ["MAX_CANDIDATES", "MIN_CANDIDATE_HITS", "NO_CANDIDATE", "choose_candidates", "sector_candidates",
-           "predict_candidates"]
+__all__ = ["MAX_CANDIDATES", "MIN_CANDIDATE_HITS", "NO_CANDIDATE", "choose_candidates", "min_candidate_hits",
+           "sector_candidates", "predict_candidates"]
 
 MAX_CANDIDATES = 3
-# a further candidate needs this many lit pixels (docs/multi_muon.md: chosen on the multi study)
+# a further candidate needs this many lit pixels of the nine layers (docs/multi_muon.md: chosen on the multi study)
 MIN_CANDIDATE_HITS = 6
 # window start of an absent candidate
 NO_CANDIDATE = -1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _choose_candidates(window_hits, starts, min_hits, masked, chosen):
     """Fill ``chosen`` with up to ``len(chosen)`` window starts; return how many were found.
 
-    Each candidate is the single-window choice (:func:`l0emu.images.choose_window`) among
+    Each candidate is the single-window choice (:func:`l0emu.images.best_window`) among
     the windows not overlapping an earlier one; excluded windows count -1 lit pixels, which
     breaks a run of ties exactly as a window with fewer pixels does.
     """
@@ -51,15 +51,21 @@ def _choose_candidates(window_hits, starts, min_hits, masked, chosen):
     chosen[:] = -1
     found = 0
     for k in range(chosen.shape[0]):
-        best_hits = masked.max()
+        best, best_hits = best_window(masked)
         if best_hits < 0 or (k > 0 and best_hits < min_hits):
             break
-        start = choose_window(masked, starts)
+        start = starts[best]
         chosen[k] = start
         found += 1
-        for w in range(starts.shape[0]):
-            if starts[w] < start + 32 and starts[w] + 32 > start:
-                masked[w] = -1
+        # starts increase: the windows sharing a strip with this one are a run around it
+        w = best
+        while w >= 0 and starts[w] + 32 > start:
+            masked[w] = -1
+            w -= 1
+        w = best + 1
+        while w < starts.shape[0] and starts[w] < start + 32:
+            masked[w] = -1
+            w += 1
     return found
 
 
@@ -85,6 +91,12 @@ def _sector_candidates(offsets, layer, strip, starts, first_window, end_window, 
                     if start <= s < start + 32:
                         pooled[event, c, row, (s - start) // 2] += 1
         window_hits[:] = 0
+
+
+def min_candidate_hits(rows: int = N_LAYERS) -> int:
+    """The default ``min_hits`` for images of ``rows`` RPC layers: :data:`MIN_CANDIDATE_HITS`
+    for all nine, in proportion for fewer (a muon lights about one pixel per layer; 3 for four)."""
+    return max(1, round(MIN_CANDIDATE_HITS * int(rows) / N_LAYERS))
 
 
 def _check_candidates(max_candidates, min_hits):
@@ -115,25 +127,46 @@ def choose_candidates(window_hits, stride: int, *, max_candidates: int = MAX_CAN
 
 
 def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int = MAX_CANDIDATES,
-                      min_hits: int = MIN_CANDIDATE_HITS, layers=None):
+                      min_hits: int | None = None, layers=None):
     """Up to ``max_candidates`` non-overlapping windows per event, from jagged hits (awkward's flat layout).
 
     Returns ``(starts int16 (n, max_candidates), pooled uint8 (n, max_candidates, rows, 16),
     n_candidates uint8 (n,))``; absent candidates have start :data:`NO_CANDIDATE` and an
     all-zero image. ``starts[:, 0]`` and ``pooled[:, 0]`` equal :func:`l0emu.images.fragment_hits`.
     ``layers``: the RPC layers whose hits count and form the ``rows`` (None: all nine;
-    :func:`l0emu.images.select_layers`). Hit indices must be in range (:func:`l0emu.images.first_out_of_range`).
+    :func:`l0emu.images.select_layers`). ``min_hits``: None takes :func:`min_candidate_hits` of
+    the rows. Hit indices must be in range (:func:`l0emu.images.first_out_of_range`).
     """
+    rows = N_LAYERS if layers is None else len(layers)
+    min_hits = min_candidate_hits(rows) if min_hits is None else min_hits
     _check_candidates(max_candidates, min_hits)
     starts = window_starts(stride)
     offsets, layer, strip = select_layers(offsets, layer, strip, layers)
     n = len(offsets) - 1
-    rows = N_LAYERS if layers is None else len(layers)
     chosen = np.empty((n, max_candidates), np.int16)
     pooled = np.empty((n, max_candidates, rows, FRAGMENT_STRIPS), np.uint8)
     n_found = np.empty(n, np.uint8)
     _sector_candidates(offsets, layer, strip, starts, *window_ranges(starts), int(min_hits), chosen, pooled, n_found)
     return chosen, pooled, n_found
+
+
+@numba.njit(cache=True, nogil=True)
+def _present_images(pooled, n_candidates, images):
+    # the present candidates in event order; numpy's boolean-mask gather/scatter cost more than the network
+    i = 0
+    for event in range(pooled.shape[0]):
+        for k in range(n_candidates[event]):
+            images[i] = pooled[event, k]
+            i += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_outputs(raw, n_candidates, out):
+    i = 0
+    for event in range(out.shape[0]):
+        for k in range(n_candidates[event]):
+            out[event, k] = raw[i]
+            i += 1
 
 
 def predict_candidates(emulator, pooled, n_candidates) -> np.ndarray:
@@ -143,9 +176,10 @@ def predict_candidates(emulator, pooled, n_candidates) -> np.ndarray:
     parallel; absent ones are ignored); rows of absent candidates are 0.
     """
     pooled = np.asarray(pooled)
-    n, max_candidates = pooled.shape[:2]
-    present = np.arange(max_candidates)[None, :] < np.asarray(n_candidates)[:, None]
-    raw = emulator.predict_raw(np.ascontiguousarray(pooled[present]))
-    out = np.zeros((n, max_candidates, raw.shape[1]), np.int64)
-    out[present] = raw
+    n_candidates = np.ascontiguousarray(n_candidates, dtype=np.uint8)
+    images = np.empty((int(n_candidates.sum(dtype=np.int64)),) + pooled.shape[2:], pooled.dtype)
+    _present_images(pooled, n_candidates, images)
+    raw = emulator.predict_raw(images)
+    out = np.zeros((len(pooled), pooled.shape[1], raw.shape[1]), np.int64)
+    _scatter_outputs(raw, n_candidates, out)
     return out

@@ -91,7 +91,7 @@ An output with ``"frame": "window"`` is relative to the fragmentation window's l
 Several muons per sector: ``"fragment": {..., "candidates": 3, "min_hits": 6}`` asks the
 trigger for the sector logic of :mod:`l0emu.sector` (up to ``candidates`` non-overlapping
 windows, a further one holding at least ``min_hits`` lit pixels; ``min_hits`` defaults to
-:data:`l0emu.sector.MIN_CANDIDATE_HITS`) and the network on each candidate. Such a network must
+:func:`l0emu.sector.min_candidate_hits` of the image rows: 6 for nine layers) and the network on each candidate. Such a network must
 have the outputs the sector logic reads, :data:`CANDIDATE_OUTPUTS`: ``pt``, ``charge`` (the
 candidate's charge is +1 where it is >= 0, else -1) and ``presence`` (a candidate counts as a
 muon where it is >= 0.5).

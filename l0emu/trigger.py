@@ -21,7 +21,7 @@ from .images import fragment_hits
 from .multi import candidate_decisions, two_muon_truth
 from .multi_rates import N_SIGNAL, SEPARATION
 from .schema import DEFAULT_THRESHOLDS, SIGNAL_PT_MIN, threshold_branch, two_muon_branch
-from .sector import MIN_CANDIDATE_HITS, predict_candidates, sector_candidates
+from .sector import min_candidate_hits, predict_candidates, sector_candidates
 from .spec import preprocessing_layers
 
 __all__ = ["Trigger", "DEFAULT_THRESHOLDS"]
@@ -92,7 +92,7 @@ class Trigger:
         self._pool = None
 
     def _init_multi(self, fragment) -> None:
-        self.min_hits = int(fragment.get("min_hits", MIN_CANDIDATE_HITS))
+        self.min_hits = int(fragment.get("min_hits", min_candidate_hits(len(preprocessing_layers(self.spec)))))
         for name in ("charge", "presence"):
             _output(self.spec, name)
         self.multi_columns = {name: self.emulator.column(name) for name in ("pt", "charge", "presence")}

@@ -87,6 +87,41 @@ def test_full_images_are_built_batch_by_batch_from_the_right_hits(tmp_path, monk
     np.testing.assert_array_equal(got, expected)
 
 
+def test_four_layer_networks_get_images_of_their_layers(tmp_path):
+    # a 4x16 student and a 4x384 network must see their own rows, not the nine layers
+    rng = np.random.default_rng(2)
+    events = [make_event(i, [(int(rng.integers(9)), int(rng.integers(384))) for _ in range(rng.integers(0, 30))]) for i in range(40)]
+    path = write_events(tmp_path / "e.root", events)
+    chunk = load_events(str(path))
+    middle = (3, 4, 5, 6)
+    got = grid._predict_full_images(_PixelProbe(), chunk, middle)
+    expected = _PixelProbe().predict(hits_to_images(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, middle)[..., None], 0, 0)
+    np.testing.assert_array_equal(got, expected)
+    record = {"targets": {"preprocessing": {"image": [9, 384], "layers": list(middle), "fragment": {"window": 32, "pool": 2, "stride": 8}},
+                          "eta_frame": "window"}, "config": {"nbits": None}}
+    nine = {"targets": {"preprocessing": {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": 8}}, "eta_frame": "window"},
+            "config": {"nbits": None}}
+    models = [grid.GridModel("four", tmp_path, record), grid.GridModel("nine", tmp_path, nine)]
+    _, outputs = grid.predict_sample(models, {"four": _PixelProbe(), "nine": _PixelProbe()}, path)
+    for model, layers in zip(models, (middle, None)):
+        pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, 8, layers)[1]
+        np.testing.assert_array_equal(outputs[model.name], _PixelProbe().predict(pooled_to_float(pooled), 0, 0))
+
+
+def test_a_multi_network_record_is_refused_by_the_grid(tmp_path, capsys):
+    events = write_events(tmp_path / "e.root", [make_event(0)])
+    (tmp_path / "models" / "multi").mkdir(parents=True)
+    record = {section: {} for section, _ in grid.RECORD_FIELDS}
+    for section, field in grid.RECORD_FIELDS:
+        record[section][field] = None
+    record["config"]["outputs"] = ["pt", "eta", "charge", "presence"]
+    (tmp_path / "models" / "multi" / "record.json").write_text(json.dumps(record))
+    rc = l0emu_main(["grid", "evaluate", "--models-dir", str(tmp_path / "models"), "--events", str(events), "-o", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "per sector-logic candidate window" in err and "multi" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_missing_models_dir_is_a_clear_error(tmp_path, capsys):
     events = write_events(tmp_path / "e.root", [make_event(0)])
     rc = l0emu_main(["grid", "evaluate", "--models-dir", str(tmp_path / "nowhere"), "--events", str(events), "-o", str(tmp_path / "r")])

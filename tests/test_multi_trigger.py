@@ -306,3 +306,64 @@ def test_student_multi_spec_on_a_simulated_multi_sample_equals_the_reference(tmp
         assert (row["plateau_events"], round(row["plateau_efficiency"] * row["plateau_events"])) == (
             int(on_plateau.sum()), int((on_plateau & ref[b]).sum()))
     assert sum(by["n"]) > 100  # the sample holds pairs above 15 GeV
+
+
+def test_network_images_of_a_multi_spec_are_its_present_candidates(tmp_path, edge_file):
+    # what validate, run --check-firmware and rtl --events feed the C-simulation and the RTL
+    from l0emu.events import first_fragments, first_network_images
+
+    spec = counting_multi_spec()
+    chunk = load_events(str(edge_file))
+    _, pooled, found = sector_candidates(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, 8)
+    n = len(found) - 1  # stops one event short: the last event's candidates are left out
+    images, read = first_network_images([str(edge_file)], n, spec)
+    assert read == n and len(images) == int(found[:n].sum()) > n
+    np.testing.assert_array_equal(images, np.concatenate([pooled[e, : found[e]] for e in range(n)]))
+    del spec["preprocessing"]["fragment"]["candidates"], spec["preprocessing"]["fragment"]["min_hits"]
+    images, read = first_network_images([str(edge_file)], n, spec)
+    np.testing.assert_array_equal(images, first_fragments([str(edge_file)], n, 8))
+    assert read == n
+
+
+# ------------------------------------------------------------------ the shipped multi network
+
+
+@pytest.fixture(scope="module")
+def multi_sample(tmp_path_factory):
+    path = tmp_path_factory.mktemp("multi") / "multi.root"
+    assert cli.main(["simulate", "-n", "3000", "--seed", "78", "--scenario", "multi", "-o", str(path)]) == 0
+    return path
+
+
+def test_model_multi_runs_the_shipped_multi_network(tmp_path, multi_sample):
+    out = tmp_path / "l0.root"
+    assert cli.main(["run", str(multi_sample), "--model", "multi", "-o", str(out), "--no-progress"]) == 0
+    table = json.loads(side_outputs(out)["json"].read_text())
+    assert table["spec"] == "multi_student"
+    arrays, _ = read_l0(out)
+    assert set(arrays["l0_n_mu"]) <= {0, 1, 2, 3} and "l0_2mu_pt10" in arrays
+    # a trained network, not plumbing: it finds the charge of nearly every lone muon above 10 GeV
+    above = table["multi"]["charge_identification"]["above_pt_min"]
+    assert above["n"] > 300 and above["k"] / above["n"] > 0.97
+
+
+def test_an_unknown_model_and_model_with_spec_are_refused(tmp_path, multi_sample, capsys):
+    out = tmp_path / "l0.root"
+    assert cli.main(["run", str(multi_sample), "--model", "mult", "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--model 'mult' is not a shipped network" in err and "did you mean 'multi'" in err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: --spec and --model exclude each other
+        cli.main(["run", str(multi_sample), "--model", "multi", "--spec", "x.json", "-o", str(out)])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.hls4ml
+def test_check_firmware_of_the_shipped_multi_network_on_its_candidate_windows(tmp_path, multi_sample, capsys):
+    pytest.importorskip("hls4ml")
+    rc = cli.main(["run", str(multi_sample), "--model", "multi", "-o", str(tmp_path / "l0.root"), "--no-progress",
+                   "--check-firmware", "400"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "firmware check: 400 events (" in out and "candidate windows)" in out
+    assert "network inputs with any differing output bit: 0" in out

@@ -245,6 +245,15 @@ def test_event_inputs_are_the_triggers_fragments(tiny_events):
     assert len(rtl.event_inputs(_window_spec(), [str(tiny_events)], 2)) == 2
 
 
+def test_event_inputs_of_a_multi_network_are_its_candidate_windows(tiny_events):
+    """With the sector logic (candidates 3, min_hits 1) the far-apart noise hits are two candidates."""
+    spec = _window_spec()
+    spec["preprocessing"]["fragment"].update(candidates=3, min_hits=1)
+    inputs = rtl.event_inputs(spec, [str(tiny_events)], 10)
+    assert inputs.shape == (4, 9, 16, 1)
+    assert inputs.reshape(4, -1).sum(axis=1).tolist() == [4.5, 0.5, 0.5, 0.0]
+
+
 def test_event_inputs_need_a_fragment_stride(tiny_events):
     with pytest.raises(SpecError, match="'rtl_test' has no preprocessing.fragment"):
         rtl.event_inputs(tiny_spec(), [str(tiny_events)], 3)

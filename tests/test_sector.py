@@ -9,7 +9,7 @@ import pytest
 
 from l0emu.errors import ConfigError
 from l0emu.images import fragment_hits, hits_to_images, window_starts
-from l0emu.sector import NO_CANDIDATE, choose_candidates, predict_candidates, sector_candidates
+from l0emu.sector import NO_CANDIDATE, choose_candidates, min_candidate_hits, predict_candidates, sector_candidates
 from l0emu.simulation.generator import generate
 from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
 
@@ -48,6 +48,49 @@ def test_the_first_candidate_always_exists_further_ones_need_min_hits():
     # all windows tie at 0: the middle one, as the single-window fragmentation does
     assert choose_candidates(empty, STRIDE).tolist() == [176, NO_CANDIDATE, NO_CANDIDATE]
     assert choose_candidates(empty, STRIDE, min_hits=0).tolist()[1] != NO_CANDIDATE
+
+
+def _reference_candidates(counts, starts, max_candidates, min_hits):
+    """The rule in plain Python: best window (middle of the first tied run) among those not
+    sharing a strip with an earlier candidate, checking every window for overlap."""
+    counts, chosen = [int(c) for c in counts], []
+    for k in range(max_candidates):
+        best = max(counts)
+        if best < 0 or (k and best < min_hits):
+            break
+        first = counts.index(best)
+        last = first
+        while last + 1 < len(counts) and counts[last + 1] == best:
+            last += 1
+        start = int(starts[(first + last) // 2])
+        chosen.append(start)
+        counts = [-1 if s < start + 32 and s + 32 > start else c for s, c in zip(starts, counts)]
+    return chosen + [NO_CANDIDATE] * (max_candidates - len(chosen))
+
+
+@pytest.mark.parametrize("stride", [1, 5, 8, 12, 16, 32, 100])
+def test_candidates_equal_the_plain_rule_on_random_counts(stride):
+    # the exclusion walks only the run of windows around each candidate: checked against a scan
+    # of all windows, with strides whose last window is the right-edge one (12, 100) and with ties
+    starts = window_starts(stride)
+    rng = np.random.default_rng(stride)
+    for _ in range(300):
+        counts = rng.integers(0, rng.choice([3, 12, 40]), len(starts)).astype(np.int32)
+        for max_candidates, min_hits in ((3, 6), (4, 0), (12, 1)):
+            got = choose_candidates(counts, stride, max_candidates=max_candidates, min_hits=min_hits).tolist()
+            assert got == _reference_candidates(counts, starts, max_candidates, min_hits), (counts.tolist(), max_candidates)
+
+
+def test_min_hits_default_follows_the_image_rows():
+    assert (min_candidate_hits(), min_candidate_hits(9), min_candidate_hits(4), min_candidate_hits(1)) == (6, 6, 3, 1)
+    # two straight tracks in the middle station (layers 3-6), four pixels each, 100 strips apart
+    layer = np.array([3, 4, 5, 6, 3, 4, 5, 6], np.uint8)
+    strip = np.array([50, 50, 50, 50, 150, 150, 150, 150], np.int16)
+    offsets = np.array([0, 8], np.int64)
+    middle = (3, 4, 5, 6)
+    assert sector_candidates(offsets, layer, strip, STRIDE, layers=middle)[2].tolist() == [2]  # min_hits 3
+    assert sector_candidates(offsets, layer, strip, STRIDE, layers=middle, min_hits=6)[2].tolist() == [1]
+    assert sector_candidates(offsets, layer, strip, STRIDE)[2].tolist() == [1]  # nine layers: 6
 
 
 @pytest.mark.parametrize(("kwargs", "named"), [

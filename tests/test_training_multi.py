@@ -109,6 +109,8 @@ def test_spec_entries_of_the_four_outputs():
     assert output_specs("window", MULTI_OUTPUTS)[:2] == output_specs("window")
     assert preprocessing_spec("window", 8, MULTI_OUTPUTS)["fragment"] == {"window": 32, "pool": 2, "stride": 8, "candidates": 3, "min_hits": MIN_CANDIDATE_HITS}
     assert preprocessing_spec("window", 8) == {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": 8}}
+    # four rows: a muon lights about four pixels, so a further candidate needs 3 (l0emu.sector.min_candidate_hits)
+    assert preprocessing_spec("window", 8, MULTI_OUTPUTS, (3, 4, 5, 6))["fragment"]["min_hits"] == 3
     with pytest.raises(ConfigError, match="frame 'window'"):
         output_specs("sector", MULTI_OUTPUTS)
     with pytest.raises(ConfigError, match="allowed output sets are 'pt,eta' or 'pt,eta,charge,presence'"):

@@ -260,7 +260,7 @@ def test_check_firmware_agrees_with_the_c_simulation_of_the_shipped_student(tmp_
     rc = cli.main(["run", str(events), "-o", str(tmp_path / "l0.root"), "--no-progress", "--check-firmware", "100"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "100 events" in out and "events with any differing output bit: 0" in out
+    assert "100 events" in out and "network inputs with any differing output bit: 0" in out
 
 
 def test_threaded_blocks_and_pipeline_give_the_same_decisions(tmp_path, monkeypatch):

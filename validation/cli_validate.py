@@ -16,8 +16,10 @@ def add_arguments(parser):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--random", type=int, metavar="N", help="N random sparse inputs of the network's input shape (pixel values 0, 0.5, 1)")
     source.add_argument("--events", type=Path, metavar="FILE.root", help="fragmented events from an event file")
-    parser.add_argument("--max-events", type=int, default=100_000, help="events read from --events (default 100000)")
-    parser.add_argument("--stride", type=int, default=8, help="fragmentation window stride for --events (default 8)")
+    parser.add_argument(
+        "--max-events", type=int, default=100_000,
+        help="events read from --events (default 100000); a multi network runs on each of their candidate windows",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of --random inputs")
     parser.add_argument(
         "--full-range",
@@ -46,10 +48,12 @@ def main(args) -> int:
         if args.full_range:
             msg = "--full-range draws random inputs: use it with --random N, not with --events"
             raise ConfigError(msg)
-        from l0emu.events import first_fragments
-        from l0emu.spec import preprocessing_layers, read_spec
+        from l0emu.events import first_network_images
+        from l0emu.spec import read_spec
 
-        counts = first_fragments([args.events], args.max_events, args.stride, layers=preprocessing_layers(read_spec(args.project)))
+        # the trigger job's own images: the spec's stride, layers and (multi networks) candidate windows
+        counts, n_events = first_network_images([args.events], args.max_events, read_spec(args.project))
+        print(f"{len(counts):,} network inputs from the first {n_events:,} events of {str(args.events)!r}")
     result = compare(args.project, counts)
     print(result.summary())
     if args.write_testbench:

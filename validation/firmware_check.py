@@ -15,7 +15,7 @@ import numpy as np
 
 from l0emu.firmware.hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, convert, csim_raw
 from l0emu.errors import InputFileError, SpecError
-from l0emu.events import first_fragments
+from l0emu.events import first_network_images
 from l0emu.images import pooled_to_float
 from l0emu.spec import read_spec
 from l0emu.trigger import Trigger
@@ -51,7 +51,7 @@ def check_firmware(spec_path, inputs, n: int, thresholds) -> int:
     spec_path = Path(spec_path)
     spec = read_spec(spec_path)
     trigger = Trigger(spec, tuple(thresholds))
-    pooled = first_fragments(inputs, n, trigger.stride, layers=trigger.layers)
+    pooled, n_events = first_network_images(inputs, n, spec)
     with tempfile.TemporaryDirectory(prefix="l0emu-check-") as tmp:
         hls_model = _rebuilt_firmware(spec_path, spec, Path(tmp) / "project")
         firmware = csim_raw(hls_model, pooled_to_float(pooled), spec)
@@ -62,11 +62,12 @@ def check_firmware(spec_path, inputs, n: int, thresholds) -> int:
         branch: int(((firmware[:, pt] >= t_raw) != (emulated[:, pt] >= t_raw)).sum())
         for branch, t_raw in trigger.threshold_raw.items()
     }
-    print(f"firmware check: {len(pooled):,} events, emulator vs hls4ml C-simulation of {spec['name']!r}")
-    print(f"  events with any differing output bit: {len(differing_events)}")
+    images = f" ({len(pooled):,} candidate windows)" if trigger.multi else ""
+    print(f"firmware check: {n_events:,} events{images}, emulator vs hls4ml C-simulation of {spec['name']!r}")
+    print(f"  network inputs with any differing output bit: {len(differing_events)}")
     print("  differing decisions: " + ", ".join(f"{b} {k}" for b, k in differing_decisions.items()))
     if len(differing_events):
         first = int(differing_events[0])
-        print(f"  first differing event: #{first}: emulator {emulated[first].tolist()} firmware {firmware[first].tolist()}")
+        print(f"  first differing input: #{first}: emulator {emulated[first].tolist()} firmware {firmware[first].tolist()}")
         return 1
     return 0

@@ -181,6 +181,12 @@ class GridModel:
         return None if fragment is None else int(fragment["stride"])
 
     @property
+    def layers(self) -> tuple | None:
+        """The RPC layers its images are made of; None: all nine (records before layer sets have no entry)."""
+        layers = self.record["targets"]["preprocessing"].get("layers")
+        return None if layers is None else tuple(layers)
+
+    @property
     def quantized(self) -> bool:
         return self.config["nbits"] is not None
 
@@ -211,6 +217,11 @@ def find_models(models_dir) -> list[GridModel]:
             if not isinstance(record, dict) or field not in (record.get(section) or {}):
                 msg = f"{str(record_path)!r} lacks {section}.{field}: not a training record of 'l0emu train'"
                 raise InputFileError(msg)
+        outputs = record["config"].get("outputs", ["pt", "eta"])
+        if list(outputs) != ["pt", "eta"]:
+            msg = (f"{str(record_path)!r}: outputs {','.join(outputs)} are per sector-logic candidate window; the grid "
+                   "compares one-window pT networks (run a multi network with 'l0emu run --spec')")
+            raise InputFileError(msg)
         models.append(GridModel(record_path.parent.name, record_path.parent, record))
     if not models:
         msg = f"models directory {str(models_dir)!r} holds no trained network (no */record.json)"
@@ -250,14 +261,15 @@ def load_networks(models, work_dir) -> dict:
     return {m.name: _firmware(m, work_dir) if m.quantized else load_model(m.path) for m in tqdm(models, desc="loading networks", unit="net")}
 
 
-def _predict_full_images(network, chunk) -> np.ndarray:
-    """Predictions on 9x384 images, built batch by batch from the hits (never the whole chunk)."""
+def _predict_full_images(network, chunk, layers=None) -> np.ndarray:
+    """Predictions on whole-sector images of ``layers`` (None: 9x384), built batch by batch
+    from the hits (never the whole chunk)."""
     outputs = []
     offsets = chunk.hit_offsets
     for start in range(0, len(chunk), FULL_IMAGE_BATCH):
         stop = min(start + FULL_IMAGE_BATCH, len(chunk))
         lo, hi = offsets[start], offsets[stop]
-        images = hits_to_images(offsets[start : stop + 1] - lo, chunk.hit_layer[lo:hi], chunk.hit_strip[lo:hi])
+        images = hits_to_images(offsets[start : stop + 1] - lo, chunk.hit_layer[lo:hi], chunk.hit_strip[lo:hi], layers)
         outputs.append(network.predict(images[..., np.newaxis], batch_size=FULL_IMAGE_PREDICT_BATCH, verbose=0))
     return np.concatenate(outputs)
 
@@ -272,11 +284,12 @@ def predict_sample(models, networks, path) -> tuple[np.ndarray, dict]:
             fragments = {}
             for model in models:
                 if model.full_image:
-                    outputs[model.name].append(_predict_full_images(networks[model.name], chunk))
+                    outputs[model.name].append(_predict_full_images(networks[model.name], chunk, model.layers))
                 else:
-                    if model.stride not in fragments:
-                        fragments[model.stride] = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, model.stride)[1]
-                    pooled = fragments[model.stride]
+                    key = (model.stride, model.layers)
+                    if key not in fragments:
+                        fragments[key] = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, model.stride, model.layers)[1]
+                    pooled = fragments[key]
                     network = networks[model.name]
                     if isinstance(network, Emulator):  # the firmware's outputs, in network units
                         outputs[model.name].append(network.to_float(network.predict_raw(pooled)))

@@ -35,12 +35,12 @@ import numpy as np
 from l0emu.atomic import atomic_path
 from l0emu.cli_run import default_spec_path
 from l0emu.emulator import Emulator
-from l0emu.geometry import eta_to_strip
+from l0emu.geometry import ALL_LAYERS, eta_to_strip
 from l0emu.images import fragment_hits
 from l0emu.sector import MIN_CANDIDATE_HITS, predict_candidates, sector_candidates
 from l0emu.simulation.generator import generate
 from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
-from l0emu.spec import read_spec
+from l0emu.spec import preprocessing_layers, read_spec
 from l0emu.stats import clopper_pearson, upper_limit
 
 __all__ = ["SEPARATION_EDGES", "evaluate", "plot_two_muon_efficiency", "run_study"]
@@ -77,16 +77,19 @@ def _inside(strip, starts):
 
 
 def evaluate(block, emulator, stride: int, *, min_hits: int = MIN_CANDIDATE_HITS, pt_min: float) -> dict:
-    """Every figure of the study on one sample (see the module docstring)."""
+    """Every figure of the study on one sample (see the module docstring); the images are
+    made of the RPC layers of the emulator's spec."""
     offsets, layer, strip = block.hit_offsets, block.hit_layer, block.hit_strip
-    starts, pooled, n_found = sector_candidates(offsets, layer, strip, stride, min_hits=min_hits)
+    layers = preprocessing_layers(emulator.spec)
+    layers = None if layers == ALL_LAYERS else layers
+    starts, pooled, n_found = sector_candidates(offsets, layer, strip, stride, min_hits=min_hits, layers=layers)
     raw = predict_candidates(emulator, pooled, n_found)
     t_raw = emulator.threshold_mantissa("pt", THRESHOLD)
     pt_index = emulator.column("pt")
     present = np.arange(starts.shape[1])[None, :] < n_found[:, None]
     fires = present & (raw[:, :, pt_index] >= t_raw)
     n_fire = fires.sum(axis=1)
-    single_start, single_pooled = fragment_hits(offsets, layer, strip, stride)
+    single_start, single_pooled = fragment_hits(offsets, layer, strip, stride, layers)
     single_fires = emulator.predict_raw(single_pooled)[:, pt_index] >= t_raw
     if not np.array_equal(single_fires, fires[:, 0]) or not np.array_equal(single_start, starts[:, 0]):
         msg = "sector logic: candidate 0 differs from the single-window fragmentation"

@@ -5,9 +5,12 @@ and 2 workers, each as a separate ``l0emu run`` process on the same generated sa
 each, uproot's read-only rate of the branches the trigger reads (awkward arrays, measured just
 before and after the run) and their ratio, the same in CPU time (what a loaded machine still
 measures), the shipped student's emulator rate on one core, and the CPU seconds of each stage
-of the single-process loop (issue 14).
+of the single-process loop (issue 14). ``--model multi --scenario multi`` times the multi
+network's job (sector logic, up to three candidates per crossing) on a ``multi`` sample; the
+one-core emulator rate and the stage profile are the single-window loop's and are skipped there.
 
     l0emu bench trigger --events 5000000 --modes single
+    l0emu bench trigger --events 1000000 --modes single --model multi --scenario multi
 """
 
 from __future__ import annotations
@@ -191,6 +194,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--events", type=int, default=5_000_000, help="events of the generated sample (default %(default)s)")
     parser.add_argument("--step-size", type=int, default=500_000, help="l0emu run --step-size (default %(default)s)")
     parser.add_argument("--keep", help="directory to keep the sample and outputs in")
+    parser.add_argument("--model", default="default", help="l0emu run --model: the shipped network to run (default %(default)s)")
+    parser.add_argument("--scenario", default="default", help="l0emu simulate --scenario of the sample (default %(default)s)")
     parser.add_argument(
         "--modes", nargs="+", choices=sorted(_MODES), default=["single", "dask1", "dask2"],
         help="what to run: single process and/or local dask clusters of 1 and 2 workers (default: all)",
@@ -208,15 +213,16 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     work = Path(args.keep or tempfile.mkdtemp(prefix="l0emu-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    events = work / "events.root"
+    events = work / ("events.root" if args.scenario == "default" else f"events_{args.scenario}.root")
     if not events.exists():
-        _run(["simulate", "-n", str(args.events), "--seed", "7", "-o", str(events)], "simulate")
-    print(f"sample: {args.events:,} events, {events.stat().st_size / 1e6:.0f} MB ({events})")
+        _run(["simulate", "-n", str(args.events), "--seed", "7", "--scenario", args.scenario, "-o", str(events)], "simulate")
+    print(f"sample: {args.events:,} {args.scenario!r} events, {events.stat().st_size / 1e6:.0f} MB ({events}); network --model {args.model}")
+    single_window = args.model == "default"  # the emulator rate and stage profile run the default student's loop
     results = {}
     for mode in args.modes:
         label, extra = _MODES[mode]
         out = work / f"l0_{label.replace(' ', '_')}.root"
-        cmd = ["run", str(events), "-o", str(out), "--step-size", str(args.step_size), "--no-progress"] + extra
+        cmd = ["run", str(events), "-o", str(out), "--model", args.model, "--step-size", str(args.step_size), "--no-progress"] + extra
         # uproot's read-only rate of the same branches just before and after each run, so
         # the ratio compares like with like on a machine whose load changes
         load = os.getloadavg()[0]
@@ -249,12 +255,14 @@ def main(args) -> int:
     if "dask 1 worker" in results and "dask 2 workers" in results:
         one, two = results["dask 1 worker"]["loop_events_per_s"], results["dask 2 workers"]["loop_events_per_s"]
         print(f"scaling 1 -> 2 workers: x{two / one:.2f}")
-    if args.emulator_events > 0:
+    if not single_window and (args.emulator_events > 0 or not args.no_profile):
+        print(f"one-core emulator rate and stage profile skipped: they time the default student's single-window loop, not --model {args.model}")
+    if args.emulator_events > 0 and single_window:
         rate = _python_rates(_EMULATOR_ONE_CORE, events, args.emulator_events)[0]
         results["emulator one core"] = {"events_per_s": rate, "events": args.emulator_events}
         print(f"shipped student's emulator, one core, uint8 fragments of the sample: {rate:,.0f} events/s")
-    if not args.no_profile:
+    if not args.no_profile and single_window:
         results["stages"] = _print_stages(events, args.step_size, work / "l0_stages.root", results)
-    print(json.dumps({"events": args.events, "cpus": os.cpu_count(), "results": results}))
+    print(json.dumps({"events": args.events, "scenario": args.scenario, "model": args.model, "cpus": os.cpu_count(), "results": results}))
     return 0
 
