@@ -340,7 +340,7 @@ def first_network_images(paths, n: int, spec: dict) -> tuple[np.ndarray, int]:
     with ``candidates``), every present sector-logic candidate window (event order, candidate
     0 first). Returns ``(images uint8 (m, rows, 16), events read)``.
     """
-    from .sector import min_candidate_hits, sector_candidates
+    from .sector import candidate_images, min_candidate_hits
     from .spec import preprocessing_layers
 
     fragment = (spec.get("preprocessing") or {}).get("fragment")
@@ -355,9 +355,9 @@ def first_network_images(paths, n: int, spec: dict) -> tuple[np.ndarray, int]:
     images, read = [], 0
     for chunk in iterate_events(paths, step_size=max(n, 1)):
         offsets = chunk.hit_offsets[: min(n - read, len(chunk)) + 1]
-        _, pooled, found = sector_candidates(offsets, chunk.hit_layer, chunk.hit_strip, stride, max_candidates=candidates,
+        _, present, found = candidate_images(offsets, chunk.hit_layer, chunk.hit_strip, stride, max_candidates=candidates,
                                              min_hits=int(fragment.get("min_hits", min_candidate_hits(len(layers)))), layers=layers)
-        images.append(pooled[np.arange(candidates)[None, :] < found[:, None]])
+        images.append(present)
         read += len(found)
         if read >= n:
             break

@@ -152,18 +152,22 @@ def window_ranges(starts):
 # inlined at numba IR level: as a called function it cost ~15 % of fragment_hits speed
 @numba.njit(cache=True, nogil=True, inline="always")
 def count_window_hits(layer, strip, a, b, first_window, end_window, image, window_hits):
-    """Mark hits ``a:b`` in ``image`` and count each newly lit pixel once in every window holding it.
+    """Mark hits ``a:b`` in ``image`` and count each newly lit pixel once in every window holding it;
+    returns the number of lit pixels.
 
     ``first_window``/``end_window`` come from :func:`window_ranges`. Shared by the
     single-window fragmentation and the sector logic's candidate search, so both see the
     same counts; the caller clears ``image`` and ``window_hits`` after each event.
     """
+    lit = 0
     for k in range(a, b):
         row, s = layer[k], strip[k]
         if image[row, s] == 0:
             image[row, s] = 1
+            lit += 1
             for w in range(first_window[s], end_window[s]):
                 window_hits[w] += 1
+    return lit
 
 
 @numba.njit(cache=True, nogil=True)

@@ -30,7 +30,7 @@ from .images import (
 )  # fmt: skip
 
 __all__ = ["MAX_CANDIDATES", "MIN_CANDIDATE_HITS", "NO_CANDIDATE", "choose_candidates", "min_candidate_hits",
-           "sector_candidates", "predict_candidates"]
+           "candidate_images", "sector_candidates", "candidate_outputs", "predict_candidates"]
 
 MAX_CANDIDATES = 3
 # a further candidate needs this many lit pixels of the nine layers (docs/multi_muon.md: chosen on the multi study)
@@ -40,23 +40,29 @@ NO_CANDIDATE = -1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _choose_candidates(window_hits, starts, min_hits, masked, chosen):
+def _choose_candidates(window_hits, starts, min_hits, lit, masked, chosen):
     """Fill ``chosen`` with up to ``len(chosen)`` window starts; return how many were found.
 
     Each candidate is the single-window choice (:func:`l0emu.images.best_window`) among
     the windows not overlapping an earlier one; excluded windows count -1 lit pixels, which
-    breaks a run of ties exactly as a window with fewer pixels does.
+    breaks a run of ties exactly as a window with fewer pixels does. ``lit``: the event's lit
+    pixels; once fewer than ``min_hits`` lie outside the chosen windows no further window can
+    hold ``min_hits``, and the search stops without another pass (most crossings).
     """
     masked[:] = window_hits
     chosen[:] = -1
     found = 0
+    outside = lit
     for k in range(chosen.shape[0]):
+        if k > 0 and outside < min_hits:
+            break
         best, best_hits = best_window(masked)
         if best_hits < 0 or (k > 0 and best_hits < min_hits):
             break
         start = starts[best]
         chosen[k] = start
         found += 1
+        outside -= best_hits  # candidates share no strip: their pixels are disjoint
         # starts increase: the windows sharing a strip with this one are a run around it
         w = best
         while w >= 0 and starts[w] + 32 > start:
@@ -70,18 +76,21 @@ def _choose_candidates(window_hits, starts, min_hits, masked, chosen):
 
 
 @numba.njit(cache=True, nogil=True)
-def _sector_candidates(offsets, layer, strip, starts, first_window, end_window, min_hits, chosen, pooled, n_found):
+def _candidate_images(offsets, layer, strip, starts, first_window, end_window, min_hits, chosen, images, n_found):
     # From the hits alone, as images._fragment_hits: each newly lit pixel counts once in each
-    # window containing it (about four at stride 8), never summing the 384 strips
-    image = np.zeros((pooled.shape[2], 384), np.uint8)  # scratch: lit pixels, cleared per event
+    # window containing it (about four at stride 8), never summing the 384 strips. The present
+    # candidates' images are written one after another (event order): the network runs on
+    # them as they are, with no gather. Returns how many were written.
+    image = np.zeros((images.shape[1], 384), np.uint8)  # scratch: lit pixels, cleared per event
     window_hits = np.zeros(starts.shape[0], np.int32)
     masked = np.zeros(starts.shape[0], np.int32)
+    written = 0
     for event in range(offsets.shape[0] - 1):
         a, b = offsets[event], offsets[event + 1]
-        count_window_hits(layer, strip, a, b, first_window, end_window, image, window_hits)
-        found = _choose_candidates(window_hits, starts, min_hits, masked, chosen[event])
+        lit = count_window_hits(layer, strip, a, b, first_window, end_window, image, window_hits)
+        found = _choose_candidates(window_hits, starts, min_hits, lit, masked, chosen[event])
         n_found[event] = found
-        pooled[event] = 0
+        images[written : written + found] = 0
         for k in range(a, b):
             row, s = layer[k], strip[k]
             if image[row, s] == 1:
@@ -89,8 +98,28 @@ def _sector_candidates(offsets, layer, strip, starts, first_window, end_window, 
                 for c in range(found):
                     start = chosen[event, c]
                     if start <= s < start + 32:
-                        pooled[event, c, row, (s - start) // 2] += 1
+                        images[written + c, row, (s - start) // 2] += 1
+        written += found
         window_hits[:] = 0
+    return written
+
+
+@numba.njit(cache=True, nogil=True)
+def _pad_candidates(images, n_candidates, pooled):
+    i = 0
+    for event in range(pooled.shape[0]):
+        for k in range(n_candidates[event]):
+            pooled[event, k] = images[i]
+            i += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_outputs(raw, n_candidates, out):
+    i = 0
+    for event in range(out.shape[0]):
+        for k in range(n_candidates[event]):
+            out[event, k] = raw[i]
+            i += 1
 
 
 def min_candidate_hits(rows: int = N_LAYERS) -> int:
@@ -122,20 +151,22 @@ def choose_candidates(window_hits, stride: int, *, max_candidates: int = MAX_CAN
         raise ConfigError(msg)
     chosen = np.empty(max_candidates, np.int16)
     masked = np.empty(len(starts), np.int32)
-    _choose_candidates(window_hits, starts, int(min_hits), masked, chosen)
+    _choose_candidates(window_hits, starts, int(min_hits), np.iinfo(np.int32).max, masked, chosen)  # no pixel count: no shortcut
     return chosen
 
 
-def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int = MAX_CANDIDATES,
-                      min_hits: int | None = None, layers=None):
-    """Up to ``max_candidates`` non-overlapping windows per event, from jagged hits (awkward's flat layout).
+def candidate_images(offsets, layer, strip, stride: int, *, max_candidates: int = MAX_CANDIDATES,
+                     min_hits: int | None = None, layers=None):
+    """Up to ``max_candidates`` non-overlapping windows per event, from jagged hits (awkward's
+    flat layout), with the present candidates' images one after another.
 
-    Returns ``(starts int16 (n, max_candidates), pooled uint8 (n, max_candidates, rows, 16),
-    n_candidates uint8 (n,))``; absent candidates have start :data:`NO_CANDIDATE` and an
-    all-zero image. ``starts[:, 0]`` and ``pooled[:, 0]`` equal :func:`l0emu.images.fragment_hits`.
-    ``layers``: the RPC layers whose hits count and form the ``rows`` (None: all nine;
-    :func:`l0emu.images.select_layers`). ``min_hits``: None takes :func:`min_candidate_hits` of
-    the rows. Hit indices must be in range (:func:`l0emu.images.first_out_of_range`).
+    Returns ``(starts int16 (n, max_candidates), images uint8 (m, rows, 16), n_candidates uint8
+    (n,))``: absent candidates have start :data:`NO_CANDIDATE`; ``images`` holds event 0's
+    candidates in order, then event 1's, ... (m = ``n_candidates.sum()``), what the network runs
+    on (:func:`candidate_outputs`). ``layers``: the RPC layers whose hits count and form the
+    ``rows`` (None: all nine; :func:`l0emu.images.select_layers`). ``min_hits``: None takes
+    :func:`min_candidate_hits` of the rows. Hit indices must be in range
+    (:func:`l0emu.images.first_out_of_range`).
     """
     rows = N_LAYERS if layers is None else len(layers)
     min_hits = min_candidate_hits(rows) if min_hits is None else min_hits
@@ -144,42 +175,43 @@ def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int
     offsets, layer, strip = select_layers(offsets, layer, strip, layers)
     n = len(offsets) - 1
     chosen = np.empty((n, max_candidates), np.int16)
-    pooled = np.empty((n, max_candidates, rows, FRAGMENT_STRIPS), np.uint8)
+    images = np.empty((n * max_candidates, rows, FRAGMENT_STRIPS), np.uint8)  # untouched beyond the written ones
     n_found = np.empty(n, np.uint8)
-    _sector_candidates(offsets, layer, strip, starts, *window_ranges(starts), int(min_hits), chosen, pooled, n_found)
-    return chosen, pooled, n_found
+    written = _candidate_images(offsets, layer, strip, starts, *window_ranges(starts), int(min_hits), chosen, images, n_found)
+    return chosen, images[:written], n_found
 
 
-@numba.njit(cache=True, nogil=True)
-def _present_images(pooled, n_candidates, images):
-    # the present candidates in event order; numpy's boolean-mask gather/scatter cost more than the network
-    i = 0
-    for event in range(pooled.shape[0]):
-        for k in range(n_candidates[event]):
-            images[i] = pooled[event, k]
-            i += 1
+def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int = MAX_CANDIDATES,
+                      min_hits: int | None = None, layers=None):
+    """:func:`candidate_images` with the images per event and candidate.
+
+    Returns ``(starts int16 (n, max_candidates), pooled uint8 (n, max_candidates, rows, 16),
+    n_candidates uint8 (n,))``; absent candidates have start :data:`NO_CANDIDATE` and an
+    all-zero image. ``starts[:, 0]`` and ``pooled[:, 0]`` equal :func:`l0emu.images.fragment_hits`.
+    """
+    starts, images, n_found = candidate_images(offsets, layer, strip, stride, max_candidates=max_candidates,
+                                               min_hits=min_hits, layers=layers)
+    pooled = np.zeros((len(n_found), max_candidates) + images.shape[1:], np.uint8)
+    _pad_candidates(images, n_found, pooled)
+    return starts, pooled, n_found
 
 
-@numba.njit(cache=True, nogil=True)
-def _scatter_outputs(raw, n_candidates, out):
-    i = 0
-    for event in range(out.shape[0]):
-        for k in range(n_candidates[event]):
-            out[event, k] = raw[i]
-            i += 1
+def candidate_outputs(emulator, images, n_candidates, max_candidates: int) -> np.ndarray:
+    """Raw network outputs per candidate, int64 ``(n, max_candidates, n_outputs)``, from
+    :func:`candidate_images`' images; rows of absent candidates are 0.
+
+    The network runs once per *present* candidate (firmware runs one copy per candidate in
+    parallel; absent ones are ignored).
+    """
+    n_candidates = np.ascontiguousarray(n_candidates, dtype=np.uint8)
+    raw = emulator.predict_raw(images)
+    out = np.zeros((len(n_candidates), max_candidates, raw.shape[1]), np.int64)
+    _scatter_outputs(raw, n_candidates, out)
+    return out
 
 
 def predict_candidates(emulator, pooled, n_candidates) -> np.ndarray:
-    """Raw network outputs per candidate, int64 ``(n, max_candidates, n_outputs)``.
-
-    The network runs once per *present* candidate (firmware runs one copy per candidate in
-    parallel; absent ones are ignored); rows of absent candidates are 0.
-    """
+    """:func:`candidate_outputs` from :func:`sector_candidates`' per-candidate images."""
     pooled = np.asarray(pooled)
-    n_candidates = np.ascontiguousarray(n_candidates, dtype=np.uint8)
-    images = np.empty((int(n_candidates.sum(dtype=np.int64)),) + pooled.shape[2:], pooled.dtype)
-    _present_images(pooled, n_candidates, images)
-    raw = emulator.predict_raw(images)
-    out = np.zeros((len(pooled), pooled.shape[1], raw.shape[1]), np.int64)
-    _scatter_outputs(raw, n_candidates, out)
-    return out
+    present = np.arange(pooled.shape[1])[None, :] < np.asarray(n_candidates)[:, None]
+    return candidate_outputs(emulator, np.ascontiguousarray(pooled[present]), n_candidates, pooled.shape[1])

@@ -21,7 +21,7 @@ from .images import fragment_hits
 from .multi import candidate_decisions, two_muon_truth
 from .multi_rates import N_SIGNAL, SEPARATION
 from .schema import DEFAULT_THRESHOLDS, SIGNAL_PT_MIN, threshold_branch, two_muon_branch
-from .sector import min_candidate_hits, predict_candidates, sector_candidates
+from .sector import candidate_images, candidate_outputs, min_candidate_hits
 from .spec import preprocessing_layers
 
 __all__ = ["Trigger", "DEFAULT_THRESHOLDS"]
@@ -125,9 +125,9 @@ class Trigger:
 
     def _candidates_raw(self, offsets, layer, strip):
         """Candidate starts (int16, (n, candidates), -1: absent) and raw outputs (int64, (n, candidates, n_outputs))."""
-        starts, pooled, found = sector_candidates(offsets, layer, strip, self.stride, max_candidates=self.candidates,
-                                                  min_hits=self.min_hits, layers=self.layers)
-        return starts, predict_candidates(self.emulator, pooled, found)
+        starts, images, found = candidate_images(offsets, layer, strip, self.stride, max_candidates=self.candidates,
+                                                 min_hits=self.min_hits, layers=self.layers)
+        return starts, candidate_outputs(self.emulator, images, found, self.candidates)
 
     def network_raw(self, chunk: EventChunk):
         """Window starts (int16, (n,)) and raw network outputs (int64, (n, n_outputs)); for a

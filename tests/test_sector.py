@@ -9,7 +9,7 @@ import pytest
 
 from l0emu.errors import ConfigError
 from l0emu.images import fragment_hits, hits_to_images, window_starts
-from l0emu.sector import NO_CANDIDATE, choose_candidates, min_candidate_hits, predict_candidates, sector_candidates
+from l0emu.sector import NO_CANDIDATE, candidate_images, choose_candidates, min_candidate_hits, predict_candidates, sector_candidates
 from l0emu.simulation.generator import generate
 from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
 
@@ -136,6 +136,9 @@ def test_simulated_events_first_candidate_is_the_single_window_and_the_rest_are_
     block = generate(settings, 3000)
     offsets, layer, strip = block.hit_offsets, block.hit_layer, block.hit_strip
     starts, pooled, n_found = sector_candidates(offsets, layer, strip, stride)
+    compact_starts, images, compact_found = candidate_images(offsets, layer, strip, stride)
+    assert np.array_equal(compact_starts, starts) and np.array_equal(compact_found, n_found)
+    assert np.array_equal(images, pooled[np.arange(3)[None, :] < n_found[:, None]])  # event order, candidate 0 first
     single_start, single_pooled = fragment_hits(offsets, layer, strip, stride)
     assert np.array_equal(starts[:, 0], single_start)
     assert np.array_equal(pooled[:, 0], single_pooled)
