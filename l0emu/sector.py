@@ -105,20 +105,12 @@ def _candidate_images(offsets, layer, strip, starts, first_window, end_window, m
 
 
 @numba.njit(cache=True, nogil=True)
-def _pad_candidates(images, n_candidates, pooled):
+def _pad_candidates(compact, n_candidates, padded):
+    # per-candidate rows (images or network outputs) written one after another -> (event, candidate)
     i = 0
-    for event in range(pooled.shape[0]):
+    for event in range(padded.shape[0]):
         for k in range(n_candidates[event]):
-            pooled[event, k] = images[i]
-            i += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _scatter_outputs(raw, n_candidates, out):
-    i = 0
-    for event in range(out.shape[0]):
-        for k in range(n_candidates[event]):
-            out[event, k] = raw[i]
+            padded[event, k] = compact[i]
             i += 1
 
 
@@ -206,7 +198,7 @@ def candidate_outputs(emulator, images, n_candidates, max_candidates: int) -> np
     n_candidates = np.ascontiguousarray(n_candidates, dtype=np.uint8)
     raw = emulator.predict_raw(images)
     out = np.zeros((len(n_candidates), max_candidates, raw.shape[1]), np.int64)
-    _scatter_outputs(raw, n_candidates, out)
+    _pad_candidates(raw, n_candidates, out)
     return out
 
 
