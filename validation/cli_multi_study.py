@@ -19,16 +19,14 @@ def add_arguments(parser) -> None:
     # no default seeds: the caller states which samples (validation or test, docs/protocol.md) these are
     parser.add_argument("--seed", type=int, required=True, help="multi scenario, default noise")
     parser.add_argument("--seed-hard", type=int, required=True, help="multi scenario with the hard background")
-    parser.add_argument("--min-hits", default=None, help="comma-separated candidate pixel minima to compare (default: the sector logic's)")
+    parser.add_argument("--min-hits", default=None, help="comma-separated candidate pixel minima to compare (default: the sector logic's for the spec's image rows)")
     parser.add_argument("--spec", default=None, help="spec.json (default: the shipped student)")
     parser.add_argument("-o", "--output", required=True, help="output directory")
 
 
 def _min_hits(text):
-    from l0emu.sector import MIN_CANDIDATE_HITS
-
     if text is None:
-        return (MIN_CANDIDATE_HITS,)
+        return None  # run_study takes the sector logic's default for the spec's rows
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:

@@ -37,7 +37,7 @@ from l0emu.cli_run import default_spec_path
 from l0emu.emulator import Emulator
 from l0emu.geometry import ALL_LAYERS, eta_to_strip
 from l0emu.images import fragment_hits
-from l0emu.sector import MIN_CANDIDATE_HITS, predict_candidates, sector_candidates
+from l0emu.sector import min_candidate_hits, predict_candidates, sector_candidates
 from l0emu.simulation.generator import generate
 from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
 from l0emu.spec import preprocessing_layers, read_spec
@@ -76,11 +76,13 @@ def _inside(strip, starts):
     return (starts >= 0) & (starts <= strip[:, None]) & (strip[:, None] < starts.astype(np.float64) + 32)
 
 
-def evaluate(block, emulator, stride: int, *, min_hits: int = MIN_CANDIDATE_HITS, pt_min: float) -> dict:
+def evaluate(block, emulator, stride: int, *, min_hits: int | None = None, pt_min: float) -> dict:
     """Every figure of the study on one sample (see the module docstring); the images are
-    made of the RPC layers of the emulator's spec."""
+    made of the RPC layers of the emulator's spec (``min_hits`` None: the sector logic's
+    default for them, :func:`l0emu.sector.min_candidate_hits`)."""
     offsets, layer, strip = block.hit_offsets, block.hit_layer, block.hit_strip
     layers = preprocessing_layers(emulator.spec)
+    min_hits = min_candidate_hits(len(layers)) if min_hits is None else min_hits
     layers = None if layers == ALL_LAYERS else layers
     starts, pooled, n_found = sector_candidates(offsets, layer, strip, stride, min_hits=min_hits, layers=layers)
     raw = predict_candidates(emulator, pooled, n_found)
@@ -180,11 +182,14 @@ def plot_two_muon_efficiency(results: dict, path) -> Path:
         return save_figure(fig, path)
 
 
-def run_study(*, events: int, seed: int, seed_hard: int, min_hits_values, spec_path=None, output) -> dict:
-    """Run the study on fresh ``multi`` samples; write multi_study.json and the plot into ``output``."""
+def run_study(*, events: int, seed: int, seed_hard: int, min_hits_values=None, spec_path=None, output) -> dict:
+    """Run the study on fresh ``multi`` samples; write multi_study.json and the plot into ``output``
+    (``min_hits_values`` None: the sector logic's default for the spec's image rows)."""
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     spec = read_spec(spec_path or default_spec_path())
+    if min_hits_values is None:
+        min_hits_values = (min_candidate_hits(len(preprocessing_layers(spec))),)
     emulator = Emulator.from_spec(spec)
     stride = int(spec["preprocessing"]["fragment"]["stride"])
     samples = {
