@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # KD study samples: training seeds 111-113, validation seeds 211/212 (never used for README figures)
 set -euo pipefail
-L=/work/main/.venv/bin/l0emu
-cd /tmp/kd_study
+L=l0emu  # run in the study directory; study.sh continues there
+mkdir -p logs models
 $L simulate -n 20000 --seed 111 -o train_default.root
 $L simulate -n 20000 --seed 112 --scenario hard -o train_hard.root
 $L simulate -n 20000 --seed 113 --scenario hard -o train_hard2.root

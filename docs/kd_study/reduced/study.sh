@@ -4,8 +4,7 @@
 # (seeds 111-113), early stopping on validation samples (seeds 211/212); one TF thread per op.
 set -uo pipefail
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
-L=/work/main/.venv/bin/l0emu
-cd /tmp/kd_study
+L=l0emu  # run in the directory gen.sh filled
 T="train_default.root train_hard.root train_hard2.root"
 V="--validation val_default.root val_hard.root"
 C="--preset fast --background-weight 5 --max-events 21000 --epochs 8"
@@ -18,5 +17,10 @@ for s in 0 1 2; do
 done
 for s in 0 1 2; do
   run student_q4_kdqteacher_s$s --nbits 4 --kd --teacher models/teacher_q4 --seed $s
+done
+# second batch: soft targets (hints off), and hint weights x10
+for s in 0 1 2; do
+  run student_q4_kdsoft_s$s --nbits 4 --kd --teacher models/teacher_float --gammas 0 0 0 --soft-weight 1 --seed $s
+  run student_q4_kdg1_s$s --nbits 4 --kd --teacher models/teacher_float --gammas 1 1 1 --seed $s
 done
 echo "$(date +%T) done"
