@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import uproot
 from conftest import make_event, write_events
-from test_trigger import assert_same_l0, read_l0
+from test_trigger import PIXELS, assert_same_l0, counting_spec, read_l0, track
 
 from l0emu import cli
 from l0emu.cli_run import default_spec_path
@@ -34,7 +34,6 @@ from l0emu.sector import sector_candidates
 from l0emu.spec import read_spec, write_spec
 from l0emu.trigger import Trigger
 
-PIXELS = 9 * 16
 LEFT_COLUMNS = 10  # the charge output: + for pooled columns 0-9, - for 10-15
 THRESHOLDS = (5.0, 8.5)
 
@@ -45,33 +44,21 @@ def _kernel_cache(tmp_path_factory, monkeypatch):
 
 
 def counting_multi_spec():
-    # input ap_ufixed<2,1>: pixel value = lit count / 2; weight mantissa 4 = 1.0 in ap_fixed<4,2>
+    """test_trigger's counting network with a third output and the sector logic: pT = lit pixels,
+    charge = lit pixels left minus right of LEFT_COLUMNS, presence = lit pixels - 5.5."""
+    spec = counting_spec()
+    spec["name"] = "counting_multi"
+    spec["preprocessing"]["fragment"].update(candidates=3, min_hits=6)
     weights = []
-    for pixel in range(PIXELS):
+    for pixel in range(PIXELS):  # weight mantissa 4 = 1.0 in ap_fixed<4,2>
         weights += [4, 0, 4 if pixel % 16 < LEFT_COLUMNS else -4]
-    dense = {
-        "name": "count", "op": "dense", "input_shape": [PIXELS], "output_shape": [3], "n_in": PIXELS, "n_out": 3,
-        "weight_type": "ap_fixed<4,2>", "bias_type": "ap_fixed<4,2>", "accum_type": "ap_fixed<16,9>",
-        "result_type": "ap_fixed<16,9>", "weights": weights, "weights_shape": [PIXELS, 3], "biases": [0, 2, 0],
-        "product": "mult",
-    }
-    flatten = {"name": "flatten", "op": "flatten", "input_shape": [9, 16, 1], "output_shape": [PIXELS],
-               "result_type": "ap_ufixed<2,1>"}
-    return {
-        "format": "l0emu-spec/1",
-        "name": "counting_multi",
-        "source": {"io_type": "io_parallel"},
-        "input": {"name": "image", "shape": [9, 16, 1], "type": "ap_ufixed<2,1>"},
-        "preprocessing": {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": 8, "candidates": 3,
-                                                          "min_hits": 6}},
-        "layers": [flatten, dense],
-        "outputs": [
-            {"name": "pt", "index": 0, "scale": 2.0, "offset": 0.0, "unit": "GeV"},  # lit pixels
-            {"name": "eta", "index": 1, "scale": 32.0, "offset": 0.0, "unit": "strip", "frame": "window"},
-            {"name": "charge", "index": 2, "scale": 2.0, "offset": 0.0, "unit": "e"},  # left - right lit pixels
-            {"name": "presence", "index": 0, "scale": 2.0, "offset": -5.5, "unit": "1"},  # lit pixels - 5.5
-        ],
-    }
+    dense = spec["layers"][-1]
+    dense.update(output_shape=[3], n_out=3, weights=weights, weights_shape=[PIXELS, 3], biases=[0, 2, 0])
+    spec["outputs"] += [
+        {"name": "charge", "index": 2, "scale": 2.0, "offset": 0.0, "unit": "e"},
+        {"name": "presence", "index": 0, "scale": 2.0, "offset": -5.5, "unit": "1"},
+    ]
+    return spec
 
 
 def student_multi_spec():
@@ -84,10 +71,6 @@ def student_multi_spec():
     charge = {key: value for key, value in eta.items() if key != "frame"}  # a window-frame output is a position
     spec["outputs"] += [dict(charge, name="charge", unit="e", offset=-16.0), dict(pt, name="presence", unit="1", offset=-7.5)]
     return spec
-
-
-def track(strip0, n_layers=9):
-    return [(layer, strip0 + layer // 3) for layer in range(n_layers)]
 
 
 # (hits, muons) per event, and what the counting network decides, worked out by hand
