@@ -334,6 +334,19 @@ def load_events(path: str, entry_stop: int | None = None, *, muons: bool = False
     return read_range(path, 0, stop, muons=muons)
 
 
+def _first_events_images(paths, n: int, images_of, rows: int) -> tuple[np.ndarray, int]:
+    """``images_of(offsets, layer, strip)`` on the first ``n`` events of ``paths``, chunk by
+    chunk, concatenated; returns ``(images, events read)``."""
+    images, read = [], 0
+    for chunk in iterate_events(paths, step_size=max(n, 1)):
+        offsets = chunk.hit_offsets[: min(n - read, len(chunk)) + 1]
+        images.append(images_of(offsets, chunk.hit_layer, chunk.hit_strip))
+        read += len(offsets) - 1
+        if read >= n:
+            break
+    return (np.concatenate(images) if images else np.zeros((0, rows, FRAGMENT_STRIPS), np.uint8)), read
+
+
 def first_network_images(paths, n: int, spec: dict) -> tuple[np.ndarray, int]:
     """The images the trigger job runs ``spec``'s network on, for the first ``n`` events of
     ``paths``: one fragment per event, or, for a multi network (``preprocessing.fragment``
@@ -352,27 +365,20 @@ def first_network_images(paths, n: int, spec: dict) -> tuple[np.ndarray, int]:
     if not candidates:
         pooled = first_fragments(paths, n, stride, layers=layers)
         return pooled, len(pooled)
-    images, read = [], 0
-    for chunk in iterate_events(paths, step_size=max(n, 1)):
-        offsets = chunk.hit_offsets[: min(n - read, len(chunk)) + 1]
-        _, present, found = candidate_images(offsets, chunk.hit_layer, chunk.hit_strip, stride, max_candidates=candidates,
-                                             min_hits=int(fragment.get("min_hits", min_candidate_hits(len(layers)))), layers=layers)
-        images.append(present)
-        read += len(found)
-        if read >= n:
-            break
-    rows = len(layers)
-    return (np.concatenate(images) if images else np.zeros((0, rows, FRAGMENT_STRIPS), np.uint8)), read
+    min_hits = int(fragment.get("min_hits", min_candidate_hits(len(layers))))
+
+    def images_of(offsets, layer, strip):
+        return candidate_images(offsets, layer, strip, stride, max_candidates=candidates, min_hits=min_hits, layers=layers)[1]
+
+    return _first_events_images(paths, n, images_of, len(layers))
 
 
 def first_fragments(paths, n: int, stride: int, layers=None) -> np.ndarray:
     """Fragmented images of the first ``n`` events of ``paths`` at ``stride``, as uint8
     lit-pixel counts (shape (n, rows, 16), rows = the RPC ``layers`` used, all nine by default;
     fewer events if the files hold fewer)."""
-    pooled = []
-    for chunk in iterate_events(paths, step_size=max(n, 1)):
-        pooled.append(fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, stride, layers=layers)[1])
-        if sum(len(p) for p in pooled) >= n:
-            break
-    rows = N_LAYERS if layers is None else len(layers)
-    return np.concatenate(pooled)[:n] if pooled else np.zeros((0, rows, FRAGMENT_STRIPS), np.uint8)
+
+    def images_of(offsets, layer, strip):
+        return fragment_hits(offsets, layer, strip, stride, layers=layers)[1]
+
+    return _first_events_images(paths, n, images_of, N_LAYERS if layers is None else len(layers))[0]
