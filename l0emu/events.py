@@ -353,7 +353,7 @@ def first_network_images(paths, n: int, spec: dict) -> tuple[np.ndarray, int]:
     with ``candidates``), every present sector-logic candidate window (event order, candidate
     0 first). Returns ``(images uint8 (m, rows, 16), events read)``.
     """
-    from .sector import candidate_images, min_candidate_hits
+    from .sector import candidate_images
     from .spec import preprocessing_layers
 
     fragment = (spec.get("preprocessing") or {}).get("fragment")
@@ -365,7 +365,7 @@ def first_network_images(paths, n: int, spec: dict) -> tuple[np.ndarray, int]:
     if not candidates:
         pooled = first_fragments(paths, n, stride, layers=layers)
         return pooled, len(pooled)
-    min_hits = int(fragment.get("min_hits", min_candidate_hits(len(layers))))
+    min_hits = fragment.get("min_hits")  # None: the sector logic's default for the image rows
 
     def images_of(offsets, layer, strip):
         return candidate_images(offsets, layer, strip, stride, max_candidates=candidates, min_hits=min_hits, layers=layers)[1]

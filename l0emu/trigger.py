@@ -21,7 +21,7 @@ from .images import fragment_hits
 from .multi import candidate_decisions, two_muon_truth
 from .multi_rates import N_SIGNAL, SEPARATION
 from .schema import DEFAULT_THRESHOLDS, SIGNAL_PT_MIN, threshold_branch, two_muon_branch
-from .sector import candidate_images, candidate_outputs, min_candidate_hits
+from .sector import candidate_images, candidate_outputs
 from .spec import preprocessing_layers
 
 __all__ = ["Trigger", "DEFAULT_THRESHOLDS"]
@@ -92,7 +92,7 @@ class Trigger:
         self._pool = None
 
     def _init_multi(self, fragment) -> None:
-        self.min_hits = int(fragment.get("min_hits", min_candidate_hits(len(preprocessing_layers(self.spec)))))
+        self.min_hits = fragment.get("min_hits")  # None: the sector logic's default for the image rows
         for name in ("charge", "presence"):
             _output(self.spec, name)
         self.multi_columns = {name: self.emulator.column(name) for name in ("pt", "charge", "presence")}
