@@ -15,7 +15,7 @@ SUPPORTED_NBITS = (2, 3, 4, 5, 6, 8)
 DEFAULT_GAMMAS = (0.1, 0.1, 0.1)  # hint-loss weights gamma_1..3 of the seed study
 DEFAULT_STRIDE = 8  # strips between candidate fragmentation windows
 PRESET_NAMES = ("fast", "paper")
-ARCHITECTURE_NAMES = ("student", "teacher", "teacher-9x384")
+ARCHITECTURE_NAMES = ("student", "student-wide", "student-wider", "teacher", "teacher-9x384")
 # the networks' output sets, in output order (firmware.dataset): one window's muon, or one
 # sector-logic candidate window's muon with its charge and whether there is one (issue 11)
 OUTPUT_SETS = (("pt", "eta"), ("pt", "eta", "charge", "presence"))

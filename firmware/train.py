@@ -59,7 +59,7 @@ from .dataset import (
 )  # fmt: skip
 from .distill import DEFAULT_GAMMAS, HINTS, Distiller, squared_error
 from .keras_env import keras, qkeras, tf
-from .models import build_student, build_teacher, check_nbits, load_model
+from .models import STUDENT_WIDTHS, build_student, build_teacher, check_nbits, load_model
 from .protocol import check_disjoint, describe_samples
 
 __all__ = [
@@ -79,7 +79,10 @@ __all__ = [
 RECORD_FORMAT = "l0emu-train-record/1"
 # architecture -> (builder taking nbits, the number of outputs and of image rows (layers), eta frame of its targets)
 ARCHITECTURES = {
-    "student": (lambda nbits, n_outputs, rows=9: build_student(nbits=nbits, n_outputs=n_outputs, rows=rows), "window"),
+    **{
+        width: (lambda nbits, n_outputs, rows=9, width=width: build_student(nbits=nbits, n_outputs=n_outputs, rows=rows, width=width), "window")
+        for width in STUDENT_WIDTHS
+    },
     "teacher": (lambda nbits, n_outputs, rows=9: build_teacher((rows, 16, 1), nbits=nbits, n_outputs=n_outputs), "window"),
     "teacher-9x384": (lambda nbits, n_outputs, rows=9: build_teacher((rows, 384, 1), nbits=nbits, n_outputs=n_outputs), "sector"),
 }
@@ -287,7 +290,7 @@ def train_run(
     if preset not in PRESETS:
         msg = f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
         raise ConfigError(msg)
-    if kd and architecture != "student":
+    if kd and architecture not in STUDENT_WIDTHS:
         msg = f"knowledge distillation trains a student; architecture {architecture!r} cannot be distilled"
         raise ConfigError(msg)
     build, frame = ARCHITECTURES[architecture]

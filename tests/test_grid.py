@@ -108,6 +108,17 @@ def test_four_layer_networks_get_images_of_their_layers(tmp_path):
         np.testing.assert_array_equal(outputs[model.name], _PixelProbe().predict(pooled_to_float(pooled), 0, 0))
 
 
+def test_wider_students_keep_their_architecture_in_the_table_and_sort_after_the_teachers():
+    def model(name, architecture, nbits):
+        return grid.GridModel(name, Path("unused"), {"config": {"architecture": architecture, "nbits": nbits, "kd": False, "seed": 0}})
+
+    models = [model("w", "student-wider", 4), model("s", "student", 4), model("t", "teacher", None)]
+    assert [m.label for m in models] == ["student-wider", "student", "teacher 9x16"]
+    assert [m.name for m in sorted(models, key=lambda m: m.sort_key())] == ["t", "w", "s"]
+    # the seed student's bit-width tables only take the seed student
+    assert [grid._is_student({"model": m.label}) for m in models] == [False, True, False]
+
+
 def test_a_multi_network_record_is_refused_by_the_grid(tmp_path, capsys):
     events = write_events(tmp_path / "e.root", [make_event(0)])
     (tmp_path / "models" / "multi").mkdir(parents=True)

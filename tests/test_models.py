@@ -46,6 +46,27 @@ STUDENT = [
     ("dense2", (10,), 110),
     ("output", (2,), 22),
 ]
+# the wider students: the same layers and names, more filters and units (issue 12)
+STUDENT_WIDER = [
+    ("conv1", (7, 14, 6), 60),
+    ("conv2", (5, 12, 6), 330),
+    ("conv3", (3, 10, 10), 550),
+    ("conv4", (1, 8, 10), 910),
+    ("flatten", (80,), 0),
+    ("dense1", (20,), 1620),
+    ("dense2", (20,), 420),
+    ("output", (2,), 42),
+]
+STUDENT_WIDE = [
+    ("conv1", (7, 14, 4), 40),
+    ("conv2", (5, 12, 4), 148),
+    ("conv3", (3, 10, 8), 296),
+    ("conv4", (1, 8, 8), 584),
+    ("flatten", (64,), 0),
+    ("dense1", (16,), 1040),
+    ("dense2", (16,), 272),
+    ("output", (2,), 34),
+]
 
 
 def _table(model, rows):
@@ -59,8 +80,10 @@ def _table(model, rows):
         (lambda nbits: models.build_teacher((9, 384, 1), nbits=nbits), TEACHER_384, 73215),
         (lambda nbits: models.build_teacher((9, 16, 1), nbits=nbits), TEACHER_16, 10655),
         (lambda nbits: models.build_student(nbits=nbits), STUDENT, 1032),
+        (lambda nbits: models.build_student(nbits=nbits, width="student-wide"), STUDENT_WIDE, 2414),
+        (lambda nbits: models.build_student(nbits=nbits, width="student-wider"), STUDENT_WIDER, 3932),
     ],
-    ids=["teacher_9x384", "teacher_9x16", "student"],
+    ids=["teacher_9x384", "teacher_9x16", "student", "student_wide", "student_wider"],
 )
 def test_layer_table_matches_seed(build, rows, total, nbits):
     model = build(nbits)
@@ -96,6 +119,18 @@ def test_quantized_student_quantizes_every_layer_but_the_output():
     output = model.get_layer("output")
     assert type(output) is keras.layers.Dense
     assert output.get_config()["activation"] == "linear"
+
+
+def test_wider_students_keep_the_layer_names_the_hints_and_the_bridge_use():
+    seed = [layer.name for layer in models.build_student().layers]
+    for width in ("student-wide", "student-wider"):
+        assert [layer.name for layer in models.build_student(nbits=4, width=width).layers] == seed
+        assert models.build_student(nbits=4, width=width).name == width.replace("-", "_") + "_q4"
+
+
+def test_unknown_student_width_is_refused_with_the_choices():
+    with pytest.raises(ConfigError, match="unknown student width 'student-huge'; choose one of student, student-wide, student-wider"):
+        models.build_student(width="student-huge")
 
 
 def test_float_student_has_no_qkeras_layers():

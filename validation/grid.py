@@ -169,7 +169,9 @@ class GridModel:
 
     @property
     def label(self) -> str:
-        return {"teacher": "teacher 9x16", "teacher-9x384": "teacher 9x384"}.get(self.config["architecture"], "student")
+        # the seed's student is "student"; a wider variant keeps its architecture name
+        # (student-wide, student-wider) so tables and bit-width plots never mix the two
+        return {"teacher": "teacher 9x16", "teacher-9x384": "teacher 9x384"}.get(self.config["architecture"], self.config["architecture"])
 
     @property
     def full_image(self) -> bool:
@@ -195,7 +197,7 @@ class GridModel:
         return float(self.record["targets"]["pt_scale_gev"])
 
     def sort_key(self):
-        order = {"teacher 9x384": 0, "teacher 9x16": 1, "student": 2}[self.label]
+        order = {"teacher 9x384": 0, "teacher 9x16": 1}.get(self.label, 2)
         nbits = self.config["nbits"]
         return (order, 0 if nbits is None else 1, nbits or 0, self.config["kd"], self.config["seed"])
 

@@ -7,6 +7,10 @@ R="--set pt_spectrum=power --set pt_power_index=2 --set pt_max=50"     # simulat
 l0emu simulate -n 350000 --seed 121 $S -o train_default.root
 l0emu simulate -n 350000 --seed 122 --scenario hard $S -o train_hard.root
 l0emu simulate -n 350000 --seed 123 --scenario hard $S -o train_hard2.root
+# the capacity study's second half of the mixture (flat 3-20 GeV, the scenarios' own spectrum)
+l0emu simulate -n 350000 --seed 141 -o train_flat_default.root
+l0emu simulate -n 350000 --seed 142 --scenario hard -o train_flat_hard.root
+l0emu simulate -n 350000 --seed 143 --scenario hard -o train_flat_hard2.root
 l0emu simulate -n 200000 --seed 221 $S -o val_default.root
 l0emu simulate -n 200000 --seed 222 --scenario hard $S -o val_hard.root
 # choice (validation role): the study's table and the choice of the network to ship

@@ -18,3 +18,23 @@ for s in 0 1 2; do
 done
 # the table: every network on the choice samples, quantized ones firmware-exact
 l0emu grid kd-study --models-dir models --events choose_default.root --events-hard choose_hard.root -o report
+
+# Capacity (issue 12, second part): the wider students (firmware.models.STUDENT_WIDTHS) and the
+# teacher architecture at 4 bits, float start then QAT, one seed each on 200,000 events ...
+l0emu train $T -o capacity/teacher_float_s11 --architecture teacher --seed 11 --max-events 200000 --epochs 30 $C $V
+l0emu train $T -o capacity/teacher_q4_s11 --architecture teacher --nbits 4 --init-from capacity/teacher_float_s11 \
+    --seed 11 --max-events 200000 --epochs 20 $C $V
+for a in wide wider; do
+  l0emu train $T -o capacity/${a}_float_s0 --architecture student-$a --seed 0 --max-events 200000 --epochs 40 $C $V
+  l0emu train $T -o capacity/${a}_q4_s0 --architecture student-$a --nbits 4 --init-from capacity/${a}_float_s0 \
+      --seed 0 --max-events 200000 --epochs 40 $C $V
+done
+# ... then the recipe of the shipped student: student-wider on the log-flat files plus flat 3-20 GeV
+# ones (1 : 2 default : hard each), 700,000 events, float start (cap 80 epochs) then 4-bit QAT (cap 50)
+M="$T train_flat_default.root train_flat_hard.root train_flat_hard2.root"
+for s in 0 1 2; do
+  l0emu train $M -o capacity/wider_mix_float_s$s --architecture student-wider --seed $s --epochs 80 $C $V
+  l0emu train $M -o capacity/wider_mix_q4_s$s --architecture student-wider --nbits 4 \
+      --init-from capacity/wider_mix_float_s$s --seed $s --epochs 50 $C $V
+done
+l0emu grid kd-study --models-dir capacity --events choose_default.root --events-hard choose_hard.root -o capacity_report

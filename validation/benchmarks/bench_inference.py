@@ -3,8 +3,8 @@
     l0emu bench inference -o DIR [--models teacher student_float student_q4] [--events N]
         [--teacher-events N] [--batch-sizes 1 16 256 4096 65536] [--teacher PATH] [--student-float PATH]
 
-Models: the 9x16 teacher (float), the float student and the shipped 4-bit student
-(``l0emu/data/default_student``). The teacher and the float student are not shipped: without
+Models: the 9x16 teacher (float), the float student (the shipped student's architecture) and
+the shipped 4-bit student (``l0emu/data/default_student``). The teacher and the float student are not shipped: without
 ``--teacher`` / ``--student-float`` they are trained here, quickly, with the project's own
 training code on a generated sample (the output says so, with the settings). Each network is
 converted with hls4ml (the shipped student with its ``convert.yml``), which gives the spec
@@ -144,7 +144,7 @@ def _trained(name, given, work, args, log):
         _simulate(args.train_events, args.seed + 1, sample)
         _stage(f"training sample: {args.train_events:,} events simulated", started)
     out = work / "models" / name
-    architecture = "teacher" if name == "teacher" else "student"
+    architecture = "teacher" if name == "teacher" else _shipped_architecture()
     started = time.perf_counter()
     if not (out / "model.h5").exists():
         train_run([str(sample)], out, architecture=architecture, preset="fast", max_events=args.train_events,
@@ -156,6 +156,17 @@ def _trained(name, given, work, args, log):
         "train_seconds": round(time.perf_counter() - started, 1),
     }
     return out / "model.h5"
+
+
+def _shipped_architecture() -> str:
+    """The shipped student's architecture (its training record): the float student is trained
+    in it, so float and 4-bit rows compare one network."""
+    import json
+
+    import l0emu
+
+    record = Path(l0emu.__file__).parent / "data" / "default_student" / "training_record.json"
+    return json.loads(record.read_text())["config"]["architecture"]
 
 
 def _networks(args, work, log):
