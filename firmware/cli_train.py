@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output directory, e.g. models/NAME/")
     parser.add_argument("--nbits", type=int, default=None, help=f"quantization-aware training at this width ({', '.join(map(str, SUPPORTED_NBITS))}); default float")
     parser.add_argument("--preset", choices=PRESET_NAMES, default="fast", help="training schedule (default fast)")
-    parser.add_argument("--architecture", choices=ARCHITECTURE_NAMES, default="student", help="network to train (default student)")
+    parser.add_argument("--architecture", choices=ARCHITECTURE_NAMES, default="student", help="network to train: the seed's student (default), its wider variants student-wide and student-wider (firmware.models.STUDENT_WIDTHS), or a teacher")
     parser.add_argument("--kd", action=argparse.BooleanOptionalAction, default=None, help="distil the student from a 9x16 teacher (default: on when --teacher is given)")
     parser.add_argument("--teacher", default=None, help="trained teacher (directory with model.h5, or the .h5) for --kd; without it a teacher is trained first")
     parser.add_argument("--gammas", type=float, nargs=3, default=list(DEFAULT_GAMMAS), metavar="G", help="hint weights gamma_1..3")

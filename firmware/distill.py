@@ -19,6 +19,9 @@ The hints connect (student layer -> adaptation -> teacher layer), see :data:`HIN
 2. ``relu4`` (1, 8, 6)   -> 1x1 conv to 17 channels, bilinear resize to (4, 4) -> ``pool2`` (4, 4, 17)
 3. ``dense_relu2`` (10)  -> dense 10                                           -> ``dense_relu2`` (10)
 
+(the seed student's shapes; a wider student's features have more channels or units, which the
+same 1x1 convolution or dense adaptation maps onto the teacher's.)
+
 The adaptation layers train with the student and are dropped afterwards: the saved
 student is the plain network. The teacher (a 9x16 teacher, float by default: the seed
 finds a float teacher more helpful) is frozen.
