@@ -158,6 +158,17 @@ def test_given_teacher_is_used_and_hashed(kd_run, events, tmp_path):
     assert not (tmp_path / "float_kd" / "teacher").exists()
 
 
+def test_a_wider_student_distils_through_the_same_hints(kd_run, events, tmp_path):
+    # its features have more channels than the seed student's: the adaptations map them onto the teacher's
+    from l0emu.firmware.models import load_model
+
+    record = train_run(events, tmp_path / "wide_kd", architecture="student-wide", nbits=4, kd=True,
+                       teacher_path=kd_run[1] / "teacher", epochs=1, verbose=False)
+    assert record["config"]["architecture"] == "student-wide" and record["config"]["kd"]
+    model = load_model(tmp_path / "wide_kd")
+    assert model.count_params() == 2414 and not any(layer.name.startswith("adapt") for layer in model.layers)
+
+
 TARGETS = np.random.default_rng(1).random((50, 2)).astype(np.float32)  # spread ~0.29 per output
 
 
