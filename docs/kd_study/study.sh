@@ -38,3 +38,9 @@ for s in 0 1 2; do
       --init-from capacity/wider_mix_float_s$s --seed $s --epochs 50 $C $V
 done
 l0emu grid kd-study --models-dir capacity --events choose_default.root --events-hard choose_hard.root -o capacity_report
+# the same 4-bit step with KD hints from the float teacher (seeds 0 and 1; evaluated in a directory of their own)
+for s in 0 1; do
+  l0emu train $M -o capacity_kd/wider_mix_q4_kd_s$s --architecture student-wider --nbits 4 \
+      --init-from capacity/wider_mix_float_s$s --kd --teacher capacity/teacher_float_s11 --seed $s --epochs 50 $C $V
+done
+l0emu grid kd-study --models-dir capacity_kd --events choose_default.root --events-hard choose_hard.root -o capacity_kd_report
