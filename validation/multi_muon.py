@@ -188,8 +188,6 @@ def run_study(*, events: int, seed: int, seed_hard: int, min_hits_values=None, s
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     spec = read_spec(spec_path or default_spec_path())
-    if min_hits_values is None:
-        min_hits_values = (min_candidate_hits(len(preprocessing_layers(spec))),)
     emulator = Emulator.from_spec(spec)
     stride = int(spec["preprocessing"]["fragment"]["stride"])
     samples = {
@@ -200,11 +198,11 @@ def run_study(*, events: int, seed: int, seed_hard: int, min_hits_values=None, s
     for name, settings in samples.items():
         started = time.perf_counter()
         block = generate(settings, events)
-        for min_hits in min_hits_values:
+        for min_hits in min_hits_values or (None,):  # None: evaluate takes the sector logic's default
             res = evaluate(block, emulator, stride, min_hits=min_hits, pt_min=settings.pt_min)
             res["settings"] = settings.to_dict()
-            results["by_min_hits"].setdefault(str(min_hits), {})[name] = res
-            print(f"{name} min_hits={min_hits}: two-muon {res['two_muon']['two_fire']['value']:.4f} "
+            results["by_min_hits"].setdefault(str(res["min_hits"]), {})[name] = res
+            print(f"{name} min_hits={res['min_hits']}: two-muon {res['two_muon']['two_fire']['value']:.4f} "
                   f"one-muon 2fire {res['one_muon']['two_fire']['value']:.5f} "
                   f"background 2fire {res['background']['two_fire']['k']}/{res['background']['two_fire']['n']} "
                   f"({time.perf_counter() - started:.0f} s)")

@@ -158,24 +158,24 @@ def _trained(name, given, work, args, log):
     return out / "model.h5"
 
 
+def _shipped_dir() -> Path:
+    """The shipped default student's directory (weights, convert.yml, training record)."""
+    from l0emu.cli_run import default_spec_path
+
+    return Path(str(default_spec_path())).parent
+
+
 def _shipped_architecture() -> str:
     """The shipped student's architecture (its training record): the float student is trained
     in it, so float and 4-bit rows compare one network."""
-    import json
-
-    import l0emu
-
-    record = Path(l0emu.__file__).parent / "data" / "default_student" / "training_record.json"
-    return json.loads(record.read_text())["config"]["architecture"]
+    return json.loads((_shipped_dir() / "training_record.json").read_text())["config"]["architecture"]
 
 
 def _networks(args, work, log):
     """name -> (keras model path, convert settings or None)."""
     from l0emu.firmware.hls4ml_bridge import read_convert_config
 
-    import l0emu
-
-    shipped = Path(l0emu.__file__).parent / "data" / "default_student"
+    shipped = _shipped_dir()
     networks = {}
     for name in args.models:
         if name == "student_q4":
