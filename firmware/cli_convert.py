@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from l0emu.aptypes import parse_type
-from l0emu.atomic import check_output
+from l0emu.fixedpoint.aptypes import parse_type
+from l0emu.util.atomic import check_output
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "summary"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.atomic import check_output
+from l0emu.util.atomic import check_output
 from l0emu.errors import ConfigError
 
 __all__ = ["DESCRIPTION", "add_arguments", "main"]
@@ -58,7 +58,7 @@ def _compare(name, got, reference) -> bool:
 
 def main(args) -> int:
     from l0emu.firmware import rtl
-    from l0emu.spec import read_spec  # numba: not for --help
+    from l0emu.fixedpoint.spec import read_spec  # numba: not for --help
 
     if args.simulate < 0:
         msg = f"--simulate takes a number of events >= 0, got {args.simulate}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from l0emu.atomic import check_output
+from l0emu.util.atomic import check_output
 from l0emu.errors import ConfigError
-from l0emu.geometry import LAYER_SETS, layer_set
+from l0emu.trigger.geometry import LAYER_SETS, layer_set
 
 from .options import ARCHITECTURE_NAMES, DEFAULT_GAMMAS, DEFAULT_STRIDE, OUTPUT_SETS, PRESET_NAMES, SUPPORTED_NBITS
 

@@ -1,7 +1,7 @@
 """Events file -> network inputs and training targets (the one place the target units live).
 
 Inputs: the fragmented 9x16 window (seed 002) as the network sees it, lit-pixel count / 2
-(:func:`l0emu.images.pooled_to_float`), and on request the binary 9x384 image for the big
+(:func:`l0emu.trigger.images.pooled_to_float`), and on request the binary 9x384 image for the big
 teacher.
 
 Targets, two per event, in network units (``physical = offset + scale * y``):
@@ -23,8 +23,8 @@ the 9x384 teacher): "no muon" sits at zero pT, far below any threshold, and the 
 that costs the least when the network is unsure.
 
 Several muons per sector (issue 11, ``outputs = pt,eta,charge,presence``): the examples are
-the sector logic's candidate windows (:func:`l0emu.sector.sector_candidates`, up to three per
-event, ``min_hits`` = :func:`l0emu.sector.min_candidate_hits` of the rows), not events. A true muon belongs
+the sector logic's candidate windows (:func:`l0emu.trigger.sector.sector_candidates`, up to three per
+event, ``min_hits`` = :func:`l0emu.trigger.sector.min_candidate_hits` of the rows), not events. A true muon belongs
 to the candidate whose 32-strip window ``[low, low + 32)`` holds its strip coordinate
 ``eta_to_strip(eta)``; where several do, the highest-pT one gives the targets
 (:func:`window_muons`). Per window, four targets: ``pt`` and ``eta`` as above for that muon,
@@ -34,9 +34,9 @@ window); a window without one is labelled ``pt = 0``, ``eta = 0.5``, ``charge = 
 (though a muon outside that window now labels it background instead of giving an eta outside
 [0, 1)).
 
-A layer set (``layers``, :data:`l0emu.geometry.LAYER_SETS`, e.g. the middle station's
+A layer set (``layers``, :data:`l0emu.trigger.geometry.LAYER_SETS`, e.g. the middle station's
 ``(3, 4, 5, 6)``): inputs are made of those RPC layers' rows only, hits on the other layers
-dropped before the window is chosen (:func:`l0emu.images.select_layers`), exactly as the
+dropped before the window is chosen (:func:`l0emu.trigger.images.select_layers`), exactly as the
 trigger does with the spec's ``preprocessing.layers``; the targets are unchanged.
 
 :func:`output_specs` gives the same scales as the spec's ``outputs`` entries, and
@@ -52,11 +52,11 @@ import os
 import numpy as np
 
 from l0emu.errors import ConfigError
-from l0emu.events import EventChunk, MuonTruth, load_events
-from l0emu.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS, check_layers, eta_to_strip
-from l0emu.images import POOL, WINDOW_STRIPS, fragment_hits, hits_to_images, pooled_to_float, window_low_strip
+from l0emu.trigger.events import EventChunk, MuonTruth, load_events
+from l0emu.trigger.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS, check_layers, eta_to_strip
+from l0emu.trigger.images import POOL, WINDOW_STRIPS, fragment_hits, hits_to_images, pooled_to_float, window_low_strip
 from l0emu.schema import SIGNAL_PT_MIN
-from l0emu.sector import MAX_CANDIDATES, min_candidate_hits, sector_candidates
+from l0emu.trigger.sector import MAX_CANDIDATES, min_candidate_hits, sector_candidates
 
 from .options import DEFAULT_STRIDE, OUTPUT_SETS  # defined without numba/TensorFlow imports, for the CLI's --help
 
@@ -279,7 +279,7 @@ def _candidate_data(paths, chunk: EventChunk, stride: int, layers=ALL_LAYERS) ->
 
 def load_training_data(paths, entry_stop=None, stride: int = DEFAULT_STRIDE, full_images: bool = False, outputs=PT_ETA,
                        layers=ALL_LAYERS) -> TrainingData:
-    """Read events files (checked by :func:`l0emu.events.load_events`) and build inputs and targets.
+    """Read events files (checked by :func:`l0emu.trigger.events.load_events`) and build inputs and targets.
 
     Several files are mixed in equal parts (e.g. the default and the hard scenario);
     ``entry_stop`` caps the total of events. ``outputs`` (:data:`OUTPUT_SETS`): the four-output

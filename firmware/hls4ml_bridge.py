@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.aptypes import KERNEL_MAX_WIDTH, parse_type
-from l0emu.atomic import atomic_path
+from l0emu.fixedpoint.aptypes import KERNEL_MAX_WIDTH, parse_type
+from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did_you_mean
-from l0emu.fixed import float_to_mantissa
-from l0emu.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, output_layout, read_spec, validate_spec, write_spec
+from l0emu.fixedpoint.casts import float_to_mantissa
+from l0emu.fixedpoint.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, output_layout, read_spec, validate_spec, write_spec
 
 from .keras_env import hls4ml_module, keras, numpy_product_alias, qkeras
 
@@ -945,7 +945,7 @@ def csim_predict(hls_model, x) -> np.ndarray:
 
 def csim_raw(hls_model, x, spec) -> np.ndarray:
     """Mantissas (int64) of the C-simulation outputs, in the columns of the emulator's
-    ``predict_raw`` (:func:`l0emu.spec.output_layout`), each output layer in its result type."""
+    ``predict_raw`` (:func:`l0emu.fixedpoint.spec.output_layout`), each output layer in its result type."""
     values = _csim_heads(hls_model, x)
     types = {layer["name"]: parse_type(layer["result_type"]) for layer in spec["layers"]}
     parts = []

@@ -35,8 +35,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from l0emu.errors import ConfigError, InputFileError
-from l0emu.geometry import N_LAYERS
-from l0emu.images import FRAGMENT_STRIPS
+from l0emu.trigger.geometry import N_LAYERS
+from l0emu.trigger.images import FRAGMENT_STRIPS
 
 from .keras_env import keras, qkeras
 from .options import SUPPORTED_NBITS  # defined without TensorFlow, for the CLI's --help

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast, type_bounds
-from l0emu.aptypes import ApType, parse_type, xnor_cast_type
-from l0emu.atomic import atomic_path
+from l0emu.fixedpoint.aptypes import ApType, parse_type, xnor_cast_type
+from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, L0emuError, SpecError
-from l0emu.spec import output_layout
+from l0emu.fixedpoint.spec import output_layout
 
 __all__ = [
     "REFUSED_OPS",
@@ -292,7 +292,7 @@ def _weights(layer):
     """Weight values (``weights_shape``) and their fractional bits, per hls4ml product kind.
 
     weight_ternary / weight_binary multiply by -1, 0 or +1 (nnet_mult.h returns -a, 0 or a),
-    exactly as :mod:`l0emu._codegen` reads the mantissas: ternary 0 -> 0, -1 -> -1, any other
+    exactly as :mod:`l0emu.fixedpoint._codegen` reads the mantissas: ternary 0 -> 0, -1 -> -1, any other
     -> +1 (also -2 of an ap_int<2>); binary 0 -> -1, any other -> +1."""
     raw = np.asarray(layer["weights"], dtype=np.int64).reshape(layer["weights_shape"])
     product = layer["product"]
@@ -883,8 +883,8 @@ def event_inputs(spec: dict, paths, n: int) -> np.ndarray:
     """The network inputs of the first ``n`` events of the ROOT files ``paths``, as the
     trigger job makes them (one fragment per event; a multi network's candidate windows),
     as input values."""
-    from l0emu.events import first_network_images
-    from l0emu.images import pooled_to_float
+    from l0emu.trigger.events import first_network_images
+    from l0emu.trigger.images import pooled_to_float
 
     pooled, _ = first_network_images(paths, n, spec)
     return pooled_to_float(pooled).reshape((len(pooled),) + tuple(spec["input"]["shape"]))
@@ -893,7 +893,7 @@ def event_inputs(spec: dict, paths, n: int) -> np.ndarray:
 def references(spec: dict, build: RtlBuild, inputs, project_dir=None) -> dict:
     """Raw outputs of every model the RTL must equal: the numba emulator, the pure-Python
     reference, da4ml's interpreter, and with ``project_dir`` hls4ml's C-simulation."""
-    from l0emu.emulator import Emulator
+    from l0emu.fixedpoint.emulator import Emulator
 
     result = {"numba emulator": Emulator.from_spec(spec).predict_raw(inputs)}
     if exact_limit(spec) is None:  # wider networks: the emulator and da4ml are the references

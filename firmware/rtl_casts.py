@@ -30,7 +30,7 @@ the rounded value: WRAP is modular, SAT clips to [min, max], SAT_SYM to [-max, m
 (signed, wider than 1 bit) and SAT_ZERO gives 0 outside [min, max], as ``overflow_adjust`` does.
 
 :class:`ExactOps` evaluates the identities on exact float64 values (the pure reference,
-proven against :func:`l0emu.fixed.quantize_cast` in the tests); :class:`TracedOps` builds
+proven against :func:`l0emu.fixedpoint.casts.quantize_cast` in the tests); :class:`TracedOps` builds
 them as da4ml graph nodes, element by element.
 """
 
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from l0emu.aptypes import ApType
+from l0emu.fixedpoint.aptypes import ApType
 from l0emu.errors import SpecError
 
 __all__ = ["ExactOps", "TracedOps", "cast", "type_bounds"]

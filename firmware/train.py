@@ -20,7 +20,7 @@ window, :mod:`firmware.dataset`; 9x16 networks only). With candidates the split 
 (every window goes with its event) and the record adds per-window charge and presence figures
 and the per-event confusion of true vs found muon counts.
 
-``layers`` picks the RPC layers whose rows form the images (:data:`l0emu.geometry.LAYER_SETS`,
+``layers`` picks the RPC layers whose rows form the images (:data:`l0emu.trigger.geometry.LAYER_SETS`,
 e.g. the middle station's 4x16 windows): the data, every network's input (the student's kernels
 as :mod:`firmware.models` adapts them) and the teacher trained for distillation follow; the
 record's ``data.layers`` and ``targets.preprocessing.layers`` (which ``l0emu convert`` writes
@@ -45,13 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.atomic import atomic_path
+from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError
-from l0emu.geometry import ALL_LAYERS, check_layers
-from l0emu.metrics import physics_summary
+from l0emu.trigger.geometry import ALL_LAYERS, check_layers
+from l0emu.results.metrics import physics_summary
 from l0emu.schema import SIGNAL_PT_MIN
-from l0emu.sector import MAX_CANDIDATES, min_candidate_hits
-from l0emu.serialize import jsonable
+from l0emu.trigger.sector import MAX_CANDIDATES, min_candidate_hits
+from l0emu.util.serialize import jsonable
 
 from .dataset import (
     BACKGROUND_ETA, DEFAULT_STRIDE, MULTI_OUTPUTS, PT_ETA, PT_SCALE, check_outputs, eta_scale, load_training_data,
@@ -399,7 +399,7 @@ def _example_fields(data, layers) -> dict:
         return {}
     return {
         "n_events": data.n_events, "n_examples": len(data),
-        "examples": f"sector-logic candidate windows (l0emu.sector: at most {MAX_CANDIDATES}, min_hits {min_candidate_hits(len(layers))}); "
+        "examples": f"sector-logic candidate windows (l0emu.trigger.sector: at most {MAX_CANDIDATES}, min_hits {min_candidate_hits(len(layers))}); "
                     "n_train/n_validation/n_test/n_signal count windows, split by event",
     }  # fmt: skip
 

@@ -44,21 +44,21 @@ def run_trigger(inputs, output, *, spec=None, thresholds=None, progress: bool = 
     ``inputs``: one path or glob, or a list of them (TTree or RNTuple ``events``).
     ``spec``: a ``spec.json`` path, a converted project directory, or a spec dict; ``None``
     is the student shipped with the package. ``thresholds``: pT thresholds in GeV (default
-    :data:`l0emu.trigger.DEFAULT_THRESHOLDS`). ``options`` go to :func:`l0emu.job.run_job`:
-    ``step_size``, ``assumptions`` (:class:`l0emu.rates.RateAssumptions`), ``workers``,
+    :data:`l0emu.trigger.logic.DEFAULT_THRESHOLDS`). ``options`` go to :func:`l0emu.trigger.job.run_job`:
+    ``step_size``, ``assumptions`` (:class:`l0emu.results.rates.RateAssumptions`), ``workers``,
     ``scheduler`` and whatever else that function takes.
 
     Writes ``output`` (TTree ``l0``, one entry per event, and the turn-on histograms) and
     beside it ``<stem>_rates.csv``, ``<stem>_rates.json`` and ``<stem>_turn_on.png``, all
-    or none. Returns the :class:`l0emu.job.JobResult` (events, timing, rate table rows,
+    or none. Returns the :class:`l0emu.trigger.job.JobResult` (events, timing, rate table rows,
     counts, output paths).
     """
-    from .job import run_job
-    from .spec import read_spec
-    from .trigger import DEFAULT_THRESHOLDS
+    from l0emu.trigger.job import run_job
+    from l0emu.fixedpoint.spec import read_spec
+    from l0emu.schema import DEFAULT_THRESHOLDS
 
     if spec is None:
-        from .cli_run import default_spec_path
+        from l0emu.cli.run import default_spec_path
 
         spec = default_spec_path()
     if not isinstance(spec, dict):

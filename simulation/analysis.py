@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from l0emu.geometry import STATION_OF_LAYER
-from l0emu.images import WINDOW_STRIPS, fragment_hits
+from l0emu.trigger.geometry import STATION_OF_LAYER
+from l0emu.trigger.images import WINDOW_STRIPS, fragment_hits
 
 from .block import EventBlock
 

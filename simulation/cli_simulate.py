@@ -6,7 +6,7 @@ import argparse
 
 from pathlib import Path
 
-from l0emu.atomic import OutputSet
+from l0emu.util.atomic import OutputSet
 from l0emu.errors import ConfigError
 
 from .settings import SCENARIOS, settings_for_scenario

@@ -27,8 +27,8 @@ import uproot
 from tqdm import tqdm
 
 import l0emu
-from l0emu import geometry
-from l0emu.atomic import atomic_path
+from l0emu.trigger import geometry
+from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError
 from l0emu.schema import EVENT_JAGGED, EVENTS_TREE, SETTINGS_TREE, SIGNAL_PT_MIN
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from l0emu.geometry import LAYER_RADIUS_M, N_LAYERS, N_STRIPS, STATION_OF_LAYER, eta_to_strip
+from l0emu.trigger.geometry import LAYER_RADIUS_M, N_LAYERS, N_STRIPS, STATION_OF_LAYER, eta_to_strip
 
 from .block import EventBlock
 from .kernels import emit_hits

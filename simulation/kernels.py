@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from l0emu.geometry import N_LAYERS, N_STRIPS
+from l0emu.trigger.geometry import N_LAYERS, N_STRIPS
 
 __all__ = ["emit_hits"]
 

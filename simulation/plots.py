@@ -5,7 +5,7 @@ describe exactly the settings written into the event file) and writes: the BO-BI
 vs pT per charge, per-layer occupancy, three event displays (4 GeV muon, 20 GeV muon,
 background only), the fragmentation survival vs stride, and a settings figure.
 
-Figures are :class:`matplotlib.figure.Figure` objects (:mod:`l0emu.plotting`): importing
+Figures are :class:`matplotlib.figure.Figure` objects (:mod:`l0emu.results.plotting`): importing
 this module or drawing a plot never switches the caller's matplotlib backend.
 """
 
@@ -18,8 +18,8 @@ import hist
 import numpy as np
 
 from l0emu.errors import ConfigError
-from l0emu.geometry import N_LAYERS, N_STRIPS
-from l0emu.plotting import errorbar_hist, label, new_figure, save_figure, styled
+from l0emu.trigger.geometry import N_LAYERS, N_STRIPS
+from l0emu.results.plotting import errorbar_hist, label, new_figure, save_figure, styled
 
 from .analysis import bo_bi_offset, fragment_survival
 from .block import EventBlock

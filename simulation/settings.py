@@ -51,7 +51,7 @@ import math
 from dataclasses import dataclass
 
 from l0emu.errors import ConfigError, did_you_mean
-from l0emu.geometry import ETA_MAX, ETA_MIN
+from l0emu.trigger.geometry import ETA_MAX, ETA_MIN
 
 __all__ = ["SimSettings", "SCENARIOS", "PT_SPECTRA", "RATE_SPECTRUM", "settings_for_scenario"]
 

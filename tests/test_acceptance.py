@@ -17,7 +17,7 @@ pytest.importorskip("hls4ml")
 
 from conftest import scaled  # noqa: E402
 from l0emu.firmware.models import build_student  # noqa: E402
-from l0emu.cli import main as l0emu_main  # noqa: E402
+from l0emu.cli.dispatch import main as l0emu_main  # noqa: E402
 from l0emu.validation import acceptance  # noqa: E402
 
 N_EVENTS = scaled(2_000, 20_000)

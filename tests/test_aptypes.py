@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from l0emu.aptypes import MAX_WIDTH, ApType, parse_type
+from l0emu.fixedpoint.aptypes import MAX_WIDTH, ApType, parse_type
 from l0emu.errors import SpecError
 
 

@@ -1,4 +1,4 @@
-"""Outputs as one unit (l0emu.atomic): checked up front, committed together, never half-kept."""
+"""Outputs as one unit (l0emu.util.atomic): checked up front, committed together, never half-kept."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from l0emu import atomic
-from l0emu.atomic import Interrupted, OutputSet, atomic_path, check_output, handle_signals
+from l0emu.util import atomic
+from l0emu.util.atomic import Interrupted, OutputSet, atomic_path, check_output, handle_signals
 from l0emu.errors import ConfigError
 
 

@@ -14,10 +14,10 @@ pytest.importorskip("qonnx")
 pytest.importorskip("tf2onnx")
 
 from l0emu import cli  # noqa: E402
-from l0emu.cli_run import default_spec_path  # noqa: E402
-from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.cli.run import default_spec_path  # noqa: E402
+from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
 from l0emu.errors import SpecError  # noqa: E402
-from l0emu.spec import read_spec  # noqa: E402
+from l0emu.fixedpoint.spec import read_spec  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import l0emu
-from l0emu.cli import VERBS, benchmarks, description, main
+from l0emu.cli.dispatch import VERBS, benchmarks, description, main
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "tf_keras", "qkeras", "hls4ml", "da4ml")
@@ -91,7 +91,7 @@ def test_every_verb_help_works_without_importing_tensorflow(tmp_path):
     """One fresh interpreter runs every --help in turn; a heavy import is caught where it happens."""
     code = (
         "import json, sys\n"
-        "from l0emu.cli import main\n"
+        "from l0emu.cli.dispatch import main\n"
         f"commands, heavy = {json.dumps(_every_command())}, {HEAVY!r}\n"
         "report = []\n"
         "for argv in commands:\n"
@@ -156,7 +156,7 @@ def test_missing_extra_is_named(tmp_path):
     code = (
         "import sys\n"
         "sys.modules['tensorflow'] = None  # as if the firmware extra were not installed\n"
-        "from l0emu.cli import main\n"
+        "from l0emu.cli.dispatch import main\n"
         "sys.exit(main(['train', 'events.root', '-o', 'out']))\n"
     )
     proc = _python(code, tmp_path)
@@ -197,7 +197,8 @@ def test_only_l0emu_is_importable_outside_the_checkout(tmp_path):
 
 
 def test_api_names_resolve_to_their_modules():
-    from l0emu import job, metrics
+    from l0emu.results import metrics
+    from l0emu.trigger import job
 
     for name in l0emu.__all__:
         assert getattr(l0emu, name) is not None, name

@@ -215,7 +215,7 @@ def test_simulate_plots_failing_removes_the_events_file(tmp_path, capsys, monkey
 
 def test_run_outputs_are_one_unit(files, tmp_path, capsys, monkeypatch):
     """A failure writing the last output (the plot) leaves no l0.root, csv or json either."""
-    from l0emu import job
+    from l0emu.results import report as job
 
     def broken(path, *args, **kwargs):
         Path(path).write_bytes(b"half a png")
@@ -253,7 +253,8 @@ def test_empty_tree_warning_is_one_plain_line(files, tmp_path):
 
 HARNESS = """
 import os, sys, time
-from l0emu import atomic, job
+from l0emu.trigger import job
+from l0emu.util import atomic
 
 def waiting_histograms(*args, **kwargs):  # the event loop is done, a dask cluster still runs
     if os.environ.get("L0EMU_FUZZ_WAIT") == "histograms":
@@ -273,7 +274,7 @@ def waiting_commit(self):
     return original(self)
 
 atomic.OutputSet.commit = waiting_commit
-from l0emu.cli import main
+from l0emu.cli.dispatch import main
 sys.exit(main(sys.argv[1:]))
 """
 

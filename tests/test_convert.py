@@ -12,10 +12,10 @@ pytest.importorskip("hls4ml")
 
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
-from l0emu.aptypes import parse_type  # noqa: E402
-from l0emu.cli import main  # noqa: E402
+from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
+from l0emu.cli.dispatch import main  # noqa: E402
 from l0emu.errors import ConfigError, InputFileError  # noqa: E402
-from l0emu.spec import read_spec  # noqa: E402
+from l0emu.fixedpoint.spec import read_spec  # noqa: E402
 
 Q4 = "quantized_bits(4,0,alpha=1)"
 PO2 = "quantized_bits(4,0,alpha='auto_po2')"

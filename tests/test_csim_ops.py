@@ -15,8 +15,8 @@ pytest.importorskip("hls4ml")
 
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras  # noqa: E402
-from l0emu.aptypes import parse_type  # noqa: E402
-from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
+from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
 from l0emu.validation.compare import full_range_inputs as full_range  # noqa: E402
 
 pytestmark = pytest.mark.hls4ml

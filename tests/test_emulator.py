@@ -13,11 +13,11 @@ import json
 import numpy as np
 import pytest
 
-from l0emu._codegen import _emit_float_cast, _Names
-from l0emu.aptypes import ROUNDING_CODES, parse_type
-from l0emu.emulator import Emulator
+from l0emu.fixedpoint._codegen import _emit_float_cast, _Names
+from l0emu.fixedpoint.aptypes import ROUNDING_CODES, parse_type
+from l0emu.fixedpoint.emulator import Emulator
 from l0emu.errors import ConfigError, SpecError
-from l0emu.fixed import cast_mantissa
+from l0emu.fixedpoint.casts import cast_mantissa
 
 ROUNDINGS = list(ROUNDING_CODES)
 OVERFLOWS = ["WRAP", "SAT", "SAT_ZERO", "SAT_SYM"]
@@ -331,7 +331,7 @@ def test_student_like_network_exact_path():
 def test_big_layers_loop_over_weight_arrays(monkeypatch, stepwise):
     """Above UNROLL_LIMIT nonzero weights a layer loops over module-level arrays: same bits
     on both arithmetics, with hls4ml's order of operations where per-step casts matter."""
-    monkeypatch.setattr("l0emu._codegen.UNROLL_LIMIT", 8)
+    monkeypatch.setattr("l0emu.fixedpoint._codegen.UNROLL_LIMIT", 8)
     rng = np.random.default_rng(5)
     acc = "ap_fixed<7,3,AP_RND,AP_SAT>" if stepwise else "ap_fixed<25,12>"
     layer, s = conv("conv", (5, 6, 2), 3, rng, padding="same", strides=(1, 2), acc=acc)
@@ -607,8 +607,8 @@ def test_io_stream_one_row_kernel_with_vertical_stride_is_refused():
 
 def test_every_spec_op_has_one_emitter():
     """The generator's dispatch table and the spec's op list are the same set of ops."""
-    from l0emu._codegen import _OP_EMITTERS
-    from l0emu.spec import OPS
+    from l0emu.fixedpoint._codegen import _OP_EMITTERS
+    from l0emu.fixedpoint.spec import OPS
 
     assert set(_OP_EMITTERS) == set(OPS)
 

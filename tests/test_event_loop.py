@@ -13,12 +13,12 @@ import pytest
 from conftest import make_event, write_events
 from test_trigger import assert_same_l0, counting_spec, sample_events
 
-from l0emu.events import _leading, load_events, open_events, plan_ranges
-from l0emu.geometry import N_STRIPS
-from l0emu.images import WINDOW_STRIPS, window_ranges, window_starts
-from l0emu.job import run_job
-from l0emu.metrics import plateau_min_pt
-from l0emu.rates import PT_BINS, TriggerCounts
+from l0emu.trigger.events import _leading, load_events, open_events, plan_ranges
+from l0emu.trigger.geometry import N_STRIPS
+from l0emu.trigger.images import WINDOW_STRIPS, window_ranges, window_starts
+from l0emu.trigger.job import run_job
+from l0emu.results.metrics import plateau_min_pt
+from l0emu.results.rates import PT_BINS, TriggerCounts
 from l0emu.schema import SIGNAL_PT_MIN, threshold_branch
 
 

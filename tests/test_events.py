@@ -3,7 +3,7 @@ import pytest
 from conftest import make_event, write_events
 
 from l0emu.errors import InputFileError
-from l0emu.events import iterate_events, load_events, plan_ranges
+from l0emu.trigger.events import iterate_events, load_events, plan_ranges
 
 
 def test_reads_truth_and_hits_in_flat_layout(tiny_events):

@@ -2,7 +2,7 @@
 
 A C++ harness, generated below and compiled once per session with g++ against the
 ``ap_types`` headers that hls4ml ships, casts raw source mantissas through every target type
-and (rounding, overflow) pair and prints the raw target bits; the kernels of l0emu.fixed must
+and (rounding, overflow) pair and prints the raw target bits; the kernels of l0emu.fixedpoint.casts must
 give the same mantissa for every value. Small sources are enumerated exhaustively; wide ones
 get hand-picked edges (exact halves around every target boundary, +-max, min, all ones) and
 random values. Doubles go through the ``ap_fixed(double)`` constructor the same way.
@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from conftest import TEST_SCALE
 
-from l0emu.aptypes import KERNEL_MAX_WIDTH, OVERFLOW_CODES, ROUNDING_CODES, ApType
+from l0emu.fixedpoint.aptypes import KERNEL_MAX_WIDTH, OVERFLOW_CODES, ROUNDING_CODES, ApType
 from l0emu.errors import SpecError
-from l0emu.fixed import cast_mantissa, double_to_mantissa, float_to_mantissa, quantize_cast
+from l0emu.fixedpoint.casts import cast_mantissa, double_to_mantissa, float_to_mantissa, quantize_cast
 
 
 def _ap_types_dir():

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from conftest import make_event, scaled, write_events
-from l0emu.cli import main as l0emu_main
-from l0emu.events import load_events
-from l0emu.images import fragment_hits, hits_to_images, pooled_to_float
-from l0emu.metrics import physics_summary
-from l0emu.stats import upper_limit
+from l0emu.cli.dispatch import main as l0emu_main
+from l0emu.trigger.events import load_events
+from l0emu.trigger.images import fragment_hits, hits_to_images, pooled_to_float
+from l0emu.results.metrics import physics_summary
+from l0emu.results.stats import upper_limit
 
 pytest.importorskip("l0emu.firmware.keras_env")
 from l0emu.firmware.models import load_model  # noqa: E402

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from l0emu.errors import ConfigError
-from l0emu.images import (
+from l0emu.trigger.images import (
     FRAGMENT_STRIPS,
     WINDOW_STRIPS,
     first_out_of_range,

@@ -15,13 +15,13 @@ from conftest import make_event, write_events
 
 from l0emu import cli
 from l0emu.errors import ConfigError, SpecError
-from l0emu.events import first_fragments, load_events
-from l0emu.geometry import ALL_LAYERS, LAYER_SETS, N_LAYERS, check_layers, layer_set
-from l0emu.images import fragment_hits, fragment_images, hits_to_images, select_layers
+from l0emu.trigger.events import first_fragments, load_events
+from l0emu.trigger.geometry import ALL_LAYERS, LAYER_SETS, N_LAYERS, check_layers, layer_set
+from l0emu.trigger.images import fragment_hits, fragment_images, hits_to_images, select_layers
 from l0emu.schema import L0_TREE
-from l0emu.sector import sector_candidates
-from l0emu.spec import preprocessing_layers, validate_spec, write_spec
-from l0emu.trigger import Trigger
+from l0emu.trigger.sector import sector_candidates
+from l0emu.fixedpoint.spec import preprocessing_layers, validate_spec, write_spec
+from l0emu.trigger.logic import Trigger
 
 MIDDLE = LAYER_SETS["middle"]
 

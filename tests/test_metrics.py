@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from l0emu.metrics import (
+from l0emu.results.metrics import (
     PLATEAU_MIN_PT,
     RESOLUTION_EDGES,
     fake_rate,

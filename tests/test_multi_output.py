@@ -16,10 +16,10 @@ import re
 import numpy as np
 import pytest
 
-from l0emu._codegen import generate
-from l0emu.emulator import Emulator
+from l0emu.fixedpoint._codegen import generate
+from l0emu.fixedpoint.emulator import Emulator
 from l0emu.errors import ConfigError, SpecError
-from l0emu.spec import output_layout, read_spec, validate_spec
+from l0emu.fixedpoint.spec import output_layout, read_spec, validate_spec
 
 N_EVENTS = 2000
 STUDENT = "l0emu/data/default_student/spec.json"
@@ -224,7 +224,7 @@ def test_bridge_writes_branches_and_one_output_per_value(converted):
 @pytest.mark.parametrize("inputs", ["fragments", "full_range"])
 def test_every_head_equals_the_c_simulation(converted, inputs):
     from l0emu.firmware import hls4ml_bridge as bridge
-    from l0emu.images import pooled_to_float
+    from l0emu.trigger.images import pooled_to_float
     from l0emu.validation.compare import full_range_inputs, random_fragments
 
     _, hls_model, spec = converted
@@ -261,7 +261,7 @@ def test_bridge_refuses_outputs_that_name_no_model_output(converted):
 
 @pytest.mark.hls4ml
 def test_validate_compares_every_output(converted, capsys, tmp_path):
-    from l0emu.cli import main
+    from l0emu.cli.dispatch import main
 
     directory, _, spec = converted
     if spec["source"]["io_type"] != "io_parallel":

@@ -21,18 +21,18 @@ from conftest import make_event, write_events
 from test_trigger import PIXELS, assert_same_l0, counting_spec, read_l0, track
 
 from l0emu import cli
-from l0emu.cli_run import default_spec_path
-from l0emu.emulator import Emulator
+from l0emu.cli.run import default_spec_path
+from l0emu.fixedpoint.emulator import Emulator
 from l0emu.errors import ConfigError
-from l0emu.events import load_events
-from l0emu.geometry import eta_to_strip, strip_to_eta
-from l0emu.job import run_job, side_outputs
-from l0emu.metrics import plateau_min_pt
-from l0emu.multi_rates import N_SIGNAL, SEPARATION, SEPARATION_EDGES
+from l0emu.trigger.events import load_events
+from l0emu.trigger.geometry import eta_to_strip, strip_to_eta
+from l0emu.trigger.job import run_job, side_outputs
+from l0emu.results.metrics import plateau_min_pt
+from l0emu.results.multi_rates import N_SIGNAL, SEPARATION, SEPARATION_EDGES
 from l0emu.schema import threshold_branch, two_muon_branch
-from l0emu.sector import sector_candidates
-from l0emu.spec import read_spec, write_spec
-from l0emu.trigger import Trigger
+from l0emu.trigger.sector import sector_candidates
+from l0emu.fixedpoint.spec import read_spec, write_spec
+from l0emu.trigger.logic import Trigger
 
 LEFT_COLUMNS = 10  # the charge output: + for pooled columns 0-9, - for 10-15
 THRESHOLDS = (5.0, 8.5)
@@ -183,8 +183,8 @@ def test_job_writes_the_multi_branches_tables_and_plots(tmp_path, edge_file, cap
 
 
 def test_chunks_threads_and_a_whole_file_give_the_same_multi_output(tmp_path, edge_file, monkeypatch):
-    import l0emu.job as job
-    import l0emu.trigger as trigger_module
+    import l0emu.trigger.job as job
+    import l0emu.trigger.logic as trigger_module
 
     events = [make_event(i, *EDGE_EVENTS[i % len(EDGE_EVENTS)]) for i in range(40)]
     path = write_events(tmp_path / "ev.root", events)
@@ -293,7 +293,7 @@ def test_student_multi_spec_on_a_simulated_multi_sample_equals_the_reference(tmp
 
 def test_network_images_of_a_multi_spec_are_its_present_candidates(tmp_path, edge_file):
     # what validate, run --check-firmware and rtl --events feed the C-simulation and the RTL
-    from l0emu.events import first_fragments, first_network_images
+    from l0emu.trigger.events import first_fragments, first_network_images
 
     spec = counting_multi_spec()
     chunk = load_events(str(edge_file))

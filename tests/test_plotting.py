@@ -10,8 +10,8 @@ import numpy as np
 from conftest import write_events
 from test_trigger import counting_spec, sample_events
 
-from l0emu.plotting import errorbar_hist, hep_style, label, new_figure, save_figure
-from l0emu.spec import write_spec
+from l0emu.results.plotting import errorbar_hist, hep_style, label, new_figure, save_figure
+from l0emu.fixedpoint.spec import write_spec
 
 # run in a fresh interpreter: the caller picks the svg backend before importing l0emu, then
 # imports every plotting module, draws every kind of figure, and runs the trigger job
@@ -24,9 +24,9 @@ before = dict(matplotlib.rcParams)
 
 import l0emu.simulation.plots as simulation_plots
 import l0emu.validation.plots
-from l0emu.job import run_job
+from l0emu.trigger.job import run_job
 from l0emu.simulation.settings import SimSettings
-from l0emu.spec import read_spec
+from l0emu.fixedpoint.spec import read_spec
 
 events, spec, out = sys.argv[1:4]
 simulation_plots.make_plots(SimSettings(), out + "/plots", n_events=2000)
@@ -74,7 +74,7 @@ def test_save_figure_writes_a_png_with_the_neutral_label(tmp_path):
 
 
 def test_grid_figures_are_drawn_from_result_rows(tmp_path):
-    from l0emu.metrics import physics_summary
+    from l0emu.results.metrics import physics_summary
     from l0emu.validation.plots import make_grid_plots
 
     rng = np.random.default_rng(3)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from l0emu.cli import main as l0emu_main
+from l0emu.cli.dispatch import main as l0emu_main
 from l0emu.errors import ConfigError
 from l0emu.firmware.protocol import (
     SampleId,

@@ -19,8 +19,8 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
-from l0emu.aptypes import parse_type  # noqa: E402
-from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
+from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
 from l0emu.errors import L0emuError  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
@@ -288,7 +288,7 @@ def test_thresholds_finer_than_the_input_keep_every_comparison():
     input grid so ``>``, ``<=`` and ``>=`` keep their outcome; the RTL reference compares the
     exact values. Every input value of each element, plus random events."""
     from l0emu.firmware import rtl
-    from l0emu.spec import validate_spec
+    from l0emu.fixedpoint.spec import validate_spec
 
     def layer(name, op, result, **fields):
         return {"name": name, "op": op, "input_shape": [4], "output_shape": [4], "result_type": result, **fields}

@@ -25,8 +25,8 @@ from hypothesis import strategies as st  # noqa: E402
 from conftest import scaled  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
-from l0emu.aptypes import parse_type  # noqa: E402
-from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
+from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
 from l0emu.errors import SpecError  # noqa: E402
 from l0emu.validation.compare import full_range_inputs  # noqa: E402
 
@@ -89,7 +89,7 @@ def architectures(draw):
         if padding == "valid" and (h < kernel[0] or w < kernel[1]):
             padding = "same"
         if io_type == "io_stream" and kernel[0] == 1 and kernel[1] > 1:
-            stride = 1  # not emulated: see l0emu.emulator._check_stream_convolutions
+            stride = 1  # not emulated: see l0emu.fixedpoint.emulator._check_stream_convolutions
         h, w = _out_size(h, kernel[0], stride, padding), _out_size(w, kernel[1], stride, padding)
         layers.append({
             "kind": "conv", "filters": draw(st.integers(1, 4)), "kernel": kernel, "stride": stride, "padding": padding,

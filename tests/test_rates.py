@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from l0emu.errors import ConfigError
-from l0emu.rates import PT_BINS, RateAssumptions, TriggerCounts, rate_table
+from l0emu.results.rates import PT_BINS, RateAssumptions, TriggerCounts, rate_table
 
 
 def _columns(true_pt, fired):

@@ -16,10 +16,10 @@ from conftest import make_event, write_events
 from test_trigger import counting_spec, sample_events
 
 from l0emu import cli
-from l0emu.job import run_job
-from l0emu.rates import PT_BINS
+from l0emu.trigger.job import run_job
+from l0emu.results.rates import PT_BINS
 from l0emu.schema import L0_TREE
-from l0emu.spec import write_spec
+from l0emu.fixedpoint.spec import write_spec
 
 
 @pytest.fixture(autouse=True)

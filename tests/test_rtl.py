@@ -12,11 +12,11 @@ import pytest
 from l0emu.firmware import rtl
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast
 from l0emu import cli
-from l0emu.aptypes import OVERFLOW_CODES, ROUNDING_CODES, ApType, parse_type
-from l0emu.emulator import Emulator
+from l0emu.fixedpoint.aptypes import OVERFLOW_CODES, ROUNDING_CODES, ApType, parse_type
+from l0emu.fixedpoint.emulator import Emulator
 from l0emu.errors import L0emuError, SpecError
-from l0emu.fixed import quantize_cast
-from l0emu.spec import validate_spec
+from l0emu.fixedpoint.casts import quantize_cast
+from l0emu.fixedpoint.spec import validate_spec
 
 ACTIVATION = "ap_ufixed<4,0,AP_RND_CONV,AP_SAT>"
 WEIGHT = "ap_fixed<4,1>"
@@ -192,7 +192,7 @@ def test_unsupported_layer_names_it_and_writes_nothing(tmp_path, capsys, monkeyp
 
 
 def test_every_emulator_op_has_an_rtl_builder():
-    from l0emu.spec import OPS, PRODUCTS
+    from l0emu.fixedpoint.spec import OPS, PRODUCTS
 
     assert not set(OPS) - set(rtl.SUPPORTED_OPS) - set(rtl.REFUSED_OPS)
     assert not set(PRODUCTS) - set(rtl.WEIGHT_PRODUCTS)
@@ -527,7 +527,7 @@ def test_table_activations_are_da4ml_lookup_tables(op, size, accum, result):
 )
 def test_leaky_relu_follows_the_template(param, param_type, result):
     """nnet::leaky_relu: x > 0 ? res_T(x) : res_T(alpha * x), against ap_fixed casts of every input value."""
-    from l0emu.spec import OPS
+    from l0emu.fixedpoint.spec import OPS
 
     in_type = parse_type("ap_fixed<7,3>")
     layer = {"name": "leaky", "op": "leaky_relu", "input_shape": [1], "output_shape": [1], "result_type": result,

@@ -30,8 +30,8 @@ from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 
 from conftest import scaled  # noqa: E402
 from l0emu import cli  # noqa: E402
-from l0emu.aptypes import parse_type  # noqa: E402
-from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
+from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
 from l0emu.errors import SpecError  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware import rtl  # noqa: E402

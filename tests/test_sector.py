@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from l0emu.errors import ConfigError
-from l0emu.images import fragment_hits, hits_to_images, window_starts
-from l0emu.sector import NO_CANDIDATE, candidate_images, choose_candidates, min_candidate_hits, predict_candidates, sector_candidates
+from l0emu.trigger.images import fragment_hits, hits_to_images, window_starts
+from l0emu.trigger.sector import NO_CANDIDATE, candidate_images, choose_candidates, min_candidate_hits, predict_candidates, sector_candidates
 from l0emu.simulation.generator import generate
 from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
 
@@ -181,8 +181,8 @@ def test_predict_candidates_runs_the_network_on_present_candidates_only():
 
 
 def test_multi_muon_study_on_a_small_sample_is_consistent(tmp_path):
-    from l0emu.cli_run import default_spec_path
-    from l0emu.emulator import Emulator
+    from l0emu.cli.run import default_spec_path
+    from l0emu.fixedpoint.emulator import Emulator
     from l0emu.validation.multi_muon import evaluate, plot_two_muon_efficiency
 
     emulator = Emulator.from_spec(default_spec_path())

@@ -13,7 +13,7 @@ import uproot
 
 from l0emu import cli
 from l0emu.errors import ConfigError
-from l0emu.geometry import N_LAYERS, N_STRIPS, STATION_OF_LAYER
+from l0emu.trigger.geometry import N_LAYERS, N_STRIPS, STATION_OF_LAYER
 from l0emu.schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE, SETTINGS_TREE
 from l0emu.simulation import events_io
 from l0emu.simulation.analysis import bo_bi_offset, fragment_survival, hit_event_index
@@ -209,8 +209,8 @@ def test_rate_spectrum_reaches_the_plateau_of_every_default_threshold():
     # the main job's sample must hold muons above 1.5 x 20 GeV; .ci/main passes these settings
     from pathlib import Path
 
-    from l0emu.metrics import plateau_min_pt
-    from l0emu.trigger import DEFAULT_THRESHOLDS
+    from l0emu.results.metrics import plateau_min_pt
+    from l0emu.trigger.logic import DEFAULT_THRESHOLDS
 
     settings = settings_for_scenario("default", seed=5, overrides={**RATE_SPECTRUM, "background_fraction": 0.0})
     pt = generate(settings, 20_000).muon_pt.astype(np.float64)

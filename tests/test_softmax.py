@@ -18,8 +18,8 @@ pytest.importorskip("hls4ml")
 
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
-from l0emu.aptypes import parse_type  # noqa: E402
-from l0emu.emulator import Emulator  # noqa: E402
+from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
+from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
 from l0emu.errors import L0emuError, SpecError  # noqa: E402
 from l0emu.firmware import rtl  # noqa: E402
 

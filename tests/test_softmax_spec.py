@@ -9,11 +9,11 @@ import copy
 import numpy as np
 import pytest
 
-from l0emu.aptypes import parse_type
-from l0emu.emulator import Emulator
+from l0emu.fixedpoint.aptypes import parse_type
+from l0emu.fixedpoint.emulator import Emulator
 from l0emu.errors import SpecError
-from l0emu.fixed import cast_mantissa
-from l0emu.spec import validate_spec
+from l0emu.fixedpoint.casts import cast_mantissa
+from l0emu.fixedpoint.spec import validate_spec
 
 IN_T = parse_type("ap_fixed<4,2>")
 

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import scaled
-from l0emu.aptypes import parse_type
+from l0emu.fixedpoint.aptypes import parse_type
 from l0emu.errors import SpecError
-from l0emu.spec import OPS, read_spec, validate_spec
+from l0emu.fixedpoint.spec import OPS, read_spec, validate_spec
 
 STUDENT = json.loads((importlib.resources.files("l0emu") / "data" / "default_student" / "spec.json").read_text())
 DENSE1_N_IN = STUDENT["layers"][9]["n_in"]  # the shipped student's flattened width (its filters x 8)
@@ -147,7 +147,7 @@ def test_small_spec_runs_in_the_emulator():
     """The hand-built spec of the property test is a real network, not only a valid document."""
     import numpy as np
 
-    from l0emu.emulator import Emulator
+    from l0emu.fixedpoint.emulator import Emulator
 
     emulator = Emulator.from_spec(small_spec())
     assert emulator.predict_raw(np.ones((3, 6, 7), np.uint8)).shape == (3, 2)

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from l0emu.stats import ONE_SIGMA, clopper_pearson, upper_limit
+from l0emu.results.stats import ONE_SIGMA, clopper_pearson, upper_limit
 
 
 def test_upper_limit_zero_events_is_the_exact_form_of_the_rule_of_three():

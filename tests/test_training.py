@@ -14,14 +14,14 @@ import pytest
 import uproot
 
 from l0emu.errors import ConfigError, InputFileError
-from l0emu.geometry import LAYER_RADIUS_M, eta_to_strip
+from l0emu.trigger.geometry import LAYER_RADIUS_M, eta_to_strip
 
 pytest.importorskip("l0emu.firmware.keras_env")
 from l0emu.firmware.dataset import BACKGROUND_ETA, PT_SCALE, PT_TARGET_MAX, load_training_data, make_targets, output_specs, pt_targets  # noqa: E402
 from l0emu.firmware.models import build_student  # noqa: E402
 from l0emu.firmware.distill import Distiller, squared_error  # noqa: E402
 from l0emu.firmware.train import constant_outputs, dead_network_check, event_weights, train_run  # noqa: E402
-from l0emu.cli import main as cli_main  # noqa: E402
+from l0emu.cli.dispatch import main as cli_main  # noqa: E402
 
 
 def write_toy_events(path, n, seed=0, drop=()):

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from l0emu.errors import ConfigError
-from l0emu.geometry import eta_to_strip, strip_to_eta
-from l0emu.sector import MIN_CANDIDATE_HITS
+from l0emu.trigger.geometry import eta_to_strip, strip_to_eta
+from l0emu.trigger.sector import MIN_CANDIDATE_HITS
 
 from conftest import make_event, write_events
 
 pytest.importorskip("l0emu.firmware.keras_env")
-from l0emu.cli import main as cli_main  # noqa: E402
+from l0emu.cli.dispatch import main as cli_main  # noqa: E402
 from l0emu.firmware.dataset import (  # noqa: E402
     BACKGROUND_ETA, MULTI_OUTPUTS, PT_SCALE, load_training_data, output_specs, preprocessing_spec, split_examples, split_indices,
 )  # fmt: skip
@@ -109,7 +109,7 @@ def test_spec_entries_of_the_four_outputs():
     assert output_specs("window", MULTI_OUTPUTS)[:2] == output_specs("window")
     assert preprocessing_spec("window", 8, MULTI_OUTPUTS)["fragment"] == {"window": 32, "pool": 2, "stride": 8, "candidates": 3, "min_hits": MIN_CANDIDATE_HITS}
     assert preprocessing_spec("window", 8) == {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": 8}}
-    # four rows: a muon lights about four pixels, so a further candidate needs 3 (l0emu.sector.min_candidate_hits)
+    # four rows: a muon lights about four pixels, so a further candidate needs 3 (l0emu.trigger.sector.min_candidate_hits)
     assert preprocessing_spec("window", 8, MULTI_OUTPUTS, (3, 4, 5, 6))["fragment"]["min_hits"] == 3
     with pytest.raises(ConfigError, match="frame 'window'"):
         output_specs("sector", MULTI_OUTPUTS)
@@ -197,12 +197,12 @@ def test_a_teacher_with_other_outputs_is_refused(multi_run, tiny_multi, tmp_path
 @pytest.mark.hls4ml
 def test_converted_multi_student_is_valid_and_the_emulator_equals_the_c_simulation(multi_run, tiny_multi, tmp_path, capsys):
     pytest.importorskip("hls4ml")
-    from l0emu.emulator import Emulator
-    from l0emu.events import load_events
+    from l0emu.fixedpoint.emulator import Emulator
+    from l0emu.trigger.events import load_events
     from l0emu.firmware.hls4ml_bridge import csim_raw, load_converted
-    from l0emu.images import pooled_to_float
-    from l0emu.sector import sector_candidates
-    from l0emu.spec import validate_spec
+    from l0emu.trigger.images import pooled_to_float
+    from l0emu.trigger.sector import sector_candidates
+    from l0emu.fixedpoint.spec import validate_spec
 
     out = tmp_path / "fw"
     assert cli_main(["convert", str(multi_run[1] / "model.h5"), "-o", str(out), "--compile"]) == 0

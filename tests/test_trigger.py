@@ -14,12 +14,12 @@ import uproot
 from conftest import make_event, write_events
 
 from l0emu import cli
-from l0emu.events import load_events
-from l0emu.geometry import strip_to_eta
-from l0emu.job import run_job, side_outputs
+from l0emu.trigger.events import load_events
+from l0emu.trigger.geometry import strip_to_eta
+from l0emu.trigger.job import run_job, side_outputs
 from l0emu.schema import L0_TREE
-from l0emu.spec import write_spec
-from l0emu.trigger import Trigger
+from l0emu.fixedpoint.spec import write_spec
+from l0emu.trigger.logic import Trigger
 
 # input ap_ufixed<2,1>: mantissa = 2 * value = lit-pixel count (0..2)
 # pt unit: sum of pixel values, i.e. (lit pixels)/2; scale 2 GeV -> pT = lit pixels
@@ -266,8 +266,8 @@ def test_check_firmware_agrees_with_the_c_simulation_of_the_shipped_student(tmp_
 def test_threaded_blocks_and_pipeline_give_the_same_decisions(tmp_path, monkeypatch):
     """Chunks split into thread blocks (every block a few events) and the read/decide/write
     pipeline decide exactly as one block on one thread."""
-    import l0emu.job as job
-    import l0emu.trigger as trigger_module
+    import l0emu.trigger.job as job
+    import l0emu.trigger.logic as trigger_module
 
     events = write_events(tmp_path / "ev.root", sample_events(90, seed=3))
     chunk = load_events(str(events))
@@ -286,7 +286,7 @@ def test_threaded_blocks_and_pipeline_give_the_same_decisions(tmp_path, monkeypa
 
 
 def test_trigger_repr_is_short_and_the_worker_cache_is_bounded():
-    import l0emu.job as job
+    import l0emu.trigger.job as job
 
     trigger = Trigger(counting_spec(), (5.0,))
     assert repr(trigger) == "Trigger('counting', thresholds=(5.0,), stride=8, threads=1)"

@@ -37,7 +37,7 @@ def stream_project(tmp_path_factory):
 
 
 def test_validate_random_is_bit_exact_and_writes_testbench(stream_project, capsys, monkeypatch, tmp_path):
-    from l0emu.cli import main
+    from l0emu.cli.dispatch import main
 
     monkeypatch.setenv("L0EMU_CACHE_DIR", str(tmp_path / "kernels"))
     rc = main(["validate", str(stream_project), "--random", "300", "--write-testbench"])
@@ -82,9 +82,9 @@ def _load_with_spec(project, spec):
 
 def test_validate_full_range_covers_the_input_type(stream_project, capsys, monkeypatch, tmp_path):
     """--full-range: uniform mantissas of the input type plus zero, min and max, still bit-exact."""
-    from l0emu.aptypes import parse_type
-    from l0emu.cli import main
-    from l0emu.spec import read_spec
+    from l0emu.fixedpoint.aptypes import parse_type
+    from l0emu.cli.dispatch import main
+    from l0emu.fixedpoint.spec import read_spec
     from l0emu.validation.compare import full_range_inputs
 
     monkeypatch.setenv("L0EMU_CACHE_DIR", str(tmp_path / "kernels"))

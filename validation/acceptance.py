@@ -26,11 +26,11 @@ from tqdm import tqdm
 from l0emu.firmware.dataset import DEFAULT_STRIDE
 from l0emu.firmware.options import SUPPORTED_NBITS
 from l0emu.firmware.hls4ml_bridge import TRAINING_RECORD_FILE, convert, csim_raw, load_keras_model
-from l0emu.emulator import Emulator
+from l0emu.fixedpoint.emulator import Emulator
 from l0emu.errors import ConfigError
-from l0emu.images import pooled_to_float
+from l0emu.trigger.images import pooled_to_float
 
-from l0emu.events import first_fragments
+from l0emu.trigger.events import first_fragments
 
 __all__ = ["DEFAULT_BITS", "HELD_OUT_SEED", "model_sources", "held_out_events", "check_model", "run", "format_table"]
 

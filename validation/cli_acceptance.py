@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from l0emu.atomic import atomic_path
+from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError
 from l0emu.firmware.options import SUPPORTED_NBITS
 

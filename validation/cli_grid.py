@@ -16,7 +16,7 @@ import argparse
 import math
 
 from l0emu.firmware.options import PRESET_NAMES, SUPPORTED_NBITS
-from l0emu.metrics import DEFAULT_THRESHOLD
+from l0emu.results.metrics import DEFAULT_THRESHOLD
 
 __all__ = ["DESCRIPTION", "add_arguments", "main"]
 

@@ -37,7 +37,7 @@ def main(args) -> int:
     from .compare import compare, full_range_inputs, random_fragments, write_testbench
 
     if args.random is not None:
-        from l0emu.spec import read_spec
+        from l0emu.fixedpoint.spec import read_spec
 
         spec = read_spec(args.project)
         if args.full_range:
@@ -48,8 +48,8 @@ def main(args) -> int:
         if args.full_range:
             msg = "--full-range draws random inputs: use it with --random N, not with --events"
             raise ConfigError(msg)
-        from l0emu.events import first_network_images
-        from l0emu.spec import read_spec
+        from l0emu.trigger.events import first_network_images
+        from l0emu.fixedpoint.spec import read_spec
 
         # the trigger job's own images: the spec's stride, layers and (multi networks) candidate windows
         counts, n_events = first_network_images([args.events], args.max_events, read_spec(args.project))

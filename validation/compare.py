@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from l0emu.firmware.hls4ml_bridge import KERAS_MODEL_FILE, csim_output_layers, csim_raw, csim_trace, load_converted, load_keras_model
-from l0emu.atomic import atomic_path
-from l0emu.aptypes import parse_type
-from l0emu.emulator import Emulator
-from l0emu.images import FRAGMENT_STRIPS, pooled_to_float
-from l0emu.geometry import N_LAYERS
+from l0emu.util.atomic import atomic_path
+from l0emu.fixedpoint.aptypes import parse_type
+from l0emu.fixedpoint.emulator import Emulator
+from l0emu.trigger.images import FRAGMENT_STRIPS, pooled_to_float
+from l0emu.trigger.geometry import N_LAYERS
 
 __all__ = ["Comparison", "full_range_inputs", "random_fragments", "compare", "write_testbench"]
 

@@ -15,10 +15,10 @@ import numpy as np
 
 from l0emu.firmware.hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, convert, csim_raw
 from l0emu.errors import InputFileError, SpecError
-from l0emu.events import first_network_images
-from l0emu.images import pooled_to_float
-from l0emu.spec import read_spec
-from l0emu.trigger import Trigger
+from l0emu.trigger.events import first_network_images
+from l0emu.trigger.images import pooled_to_float
+from l0emu.fixedpoint.spec import read_spec
+from l0emu.trigger.logic import Trigger
 
 __all__ = ["check_firmware"]
 

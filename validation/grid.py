@@ -27,9 +27,9 @@ generator scenario and seed repeat a training or validation file of any network 
 ``--validation`` in the train step gives early stopping its own files. Per recipe the report
 gives the median and the spread (lowest, highest) over the training seeds.
 
-Metrics come from :mod:`l0emu.metrics`: plateau efficiency (true pT >= 1.5 x threshold,
-:func:`l0emu.metrics.plateau_min_pt`, Clopper-Pearson 68 %), 50 % point, relative pT
-resolution over :data:`l0emu.metrics.RESOLUTION_EDGES`, fake rate on background (no muon
+Metrics come from :mod:`l0emu.results.metrics`: plateau efficiency (true pT >= 1.5 x threshold,
+:func:`l0emu.results.metrics.plateau_min_pt`, Clopper-Pearson 68 %), 50 % point, relative pT
+resolution over :data:`l0emu.results.metrics.RESOLUTION_EDGES`, fake rate on background (no muon
 above 3 GeV) with its one-sided 95 % upper limit. A network is dead when its training record
 says so or when its pT output is constant on the sample (spread below 1 % of the true pT's,
 :data:`firmware.train.DEAD_RELATIVE_STD`).
@@ -52,14 +52,14 @@ from l0emu.firmware.dataset import pt_targets
 from l0emu.firmware.models import SUPPORTED_NBITS, check_nbits, load_model
 from l0emu.firmware.protocol import MIN_TRAINING_SEEDS, check_evaluation_sample, median_and_spread, model_samples, seed_role
 from l0emu.firmware.train import PRESETS, constant_outputs, file_sha256, train_run
-from l0emu.atomic import atomic_path
-from l0emu.emulator import Emulator
+from l0emu.util.atomic import atomic_path
+from l0emu.fixedpoint.emulator import Emulator
 from l0emu.errors import ConfigError, InputFileError
-from l0emu.events import iterate_events, open_events
-from l0emu.images import fragment_hits, hits_to_images, pooled_to_float
-from l0emu.metrics import DEFAULT_THRESHOLD, physics_summary, plateau_min_pt, resolution_range_text
+from l0emu.trigger.events import iterate_events, open_events
+from l0emu.trigger.images import fragment_hits, hits_to_images, pooled_to_float
+from l0emu.results.metrics import DEFAULT_THRESHOLD, physics_summary, plateau_min_pt, resolution_range_text
 from l0emu.schema import SIGNAL_PT_MIN
-from l0emu.serialize import jsonable
+from l0emu.util.serialize import jsonable
 
 from .plots import make_grid_plots
 
@@ -471,7 +471,7 @@ def markdown(result, plots) -> str:
         f"Networks from `{result['models_dir']}`; threshold {threshold:g} GeV. "
         "Quantized networks are evaluated **firmware-exact** (hls4ml conversion run through the bit-exact l0emu emulator); "
         "float networks (teachers, float students) with **Keras** `predict`; the column *evaluated by* says which.",
-        f"Plateau: efficiency for true pT >= {plateau_min_pt(threshold):g} GeV (1.5 x threshold, `l0emu.metrics.plateau_min_pt`), Clopper-Pearson 68 % interval. "
+        f"Plateau: efficiency for true pT >= {plateau_min_pt(threshold):g} GeV (1.5 x threshold, `l0emu.results.metrics.plateau_min_pt`), Clopper-Pearson 68 % interval. "
         f"Resolution: RMS of (pT_pred - pT_true)/pT_true for true pT in {resolution_range_text()}. "
         f"Fake rate: background events (no muon above {SIGNAL_PT_MIN:g} GeV) firing the threshold, "
         "with its one-sided Clopper-Pearson 95 % upper limit (UL); the requirement is UL < 2 ‰. "

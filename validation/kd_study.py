@@ -19,10 +19,10 @@ import json
 import re
 from pathlib import Path
 
-from l0emu.atomic import atomic_path
+from l0emu.util.atomic import atomic_path
 from l0emu.firmware.protocol import MIN_TRAINING_SEEDS, median_and_spread
-from l0emu.metrics import DEFAULT_THRESHOLD, plateau_min_pt
-from l0emu.serialize import jsonable
+from l0emu.results.metrics import DEFAULT_THRESHOLD, plateau_min_pt
+from l0emu.util.serialize import jsonable
 
 __all__ = ["recipe_of", "summarize", "markdown", "run_study"]
 

@@ -1,6 +1,6 @@
 """Multi-muon study (issue 11, first phase): the SHIPPED single-muon student on sector-logic candidates.
 
-For each crossing the sector logic (:mod:`l0emu.sector`) picks up to three non-overlapping
+For each crossing the sector logic (:mod:`l0emu.trigger.sector`) picks up to three non-overlapping
 9x32 windows; the shipped 4-bit student (bit-exact emulator) runs on each, and a candidate
 *fires* at threshold T when its predicted pT >= T (the fixed-point comparison of the trigger
 job). The study measures, on fresh ``multi`` samples (default noise, and with the ``hard``
@@ -32,16 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.atomic import atomic_path
-from l0emu.cli_run import default_spec_path
-from l0emu.emulator import Emulator
-from l0emu.geometry import ALL_LAYERS, eta_to_strip
-from l0emu.images import fragment_hits
-from l0emu.sector import min_candidate_hits, predict_candidates, sector_candidates
+from l0emu.util.atomic import atomic_path
+from l0emu.cli.run import default_spec_path
+from l0emu.fixedpoint.emulator import Emulator
+from l0emu.trigger.geometry import ALL_LAYERS, eta_to_strip
+from l0emu.trigger.images import fragment_hits
+from l0emu.trigger.sector import min_candidate_hits, predict_candidates, sector_candidates
 from l0emu.simulation.generator import generate
 from l0emu.simulation.settings import SCENARIOS, settings_for_scenario
-from l0emu.spec import preprocessing_layers, read_spec
-from l0emu.stats import clopper_pearson, upper_limit
+from l0emu.fixedpoint.spec import preprocessing_layers, read_spec
+from l0emu.results.stats import clopper_pearson, upper_limit
 
 __all__ = ["SEPARATION_EDGES", "evaluate", "plot_two_muon_efficiency", "run_study"]
 
@@ -79,7 +79,7 @@ def _inside(strip, starts):
 def evaluate(block, emulator, stride: int, *, min_hits: int | None = None, pt_min: float) -> dict:
     """Every figure of the study on one sample (see the module docstring); the images are
     made of the RPC layers of the emulator's spec (``min_hits`` None: the sector logic's
-    default for them, :func:`l0emu.sector.min_candidate_hits`)."""
+    default for them, :func:`l0emu.trigger.sector.min_candidate_hits`)."""
     offsets, layer, strip = block.hit_offsets, block.hit_layer, block.hit_strip
     layers = preprocessing_layers(emulator.spec)
     min_hits = min_candidate_hits(len(layers)) if min_hits is None else min_hits
@@ -158,7 +158,7 @@ def evaluate(block, emulator, stride: int, *, min_hits: int | None = None, pt_mi
 
 def plot_two_muon_efficiency(results: dict, path) -> Path:
     """Two-muon efficiency vs separation: sector logic (fires / matched) and the single window's reach."""
-    from l0emu.plotting import errorbar_hist, hep_style, label, new_figure, save_figure
+    from l0emu.results.plotting import errorbar_hist, hep_style, label, new_figure, save_figure
 
     with hep_style():
         fig, ax = new_figure(figsize=(10, 7))

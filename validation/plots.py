@@ -2,7 +2,7 @@
 
 Rows are the per-(network, scenario) dicts of :func:`validation.grid.evaluate_grid`: ``model``
 (``teacher 9x384``, ``teacher 9x16``, ``student``), ``bits`` (None for float), ``kd``, ``seed``,
-and the :func:`l0emu.metrics.physics_summary` entries. Versus-bits figures show, per scenario,
+and the :func:`l0emu.results.metrics.physics_summary` entries. Versus-bits figures show, per scenario,
 the median over seeds with min/max bars, without and with KD, and the teachers as lines. Turn-on curves carry 68 % Clopper-Pearson error bars computed from the
 rows' passed/total counts.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.metrics import resolution_range_text
-from l0emu.plotting import label, new_figure, save_figure, styled
-from l0emu.stats import clopper_pearson
+from l0emu.results.metrics import resolution_range_text
+from l0emu.results.plotting import label, new_figure, save_figure, styled
+from l0emu.results.stats import clopper_pearson
 
 __all__ = ["FAKE_RATE_LIMIT", "plot_turn_on", "plot_resolution", "plot_versus_bits", "make_grid_plots"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from l0emu.aptypes import ApType, parse_type
+from l0emu.fixedpoint.aptypes import ApType, parse_type
 from l0emu.errors import SpecError
 
 __all__ = ["QONNX_DOMAIN", "SUPPORTED_OPS", "qonnx_model", "run_qonnx", "to_qcdq"]

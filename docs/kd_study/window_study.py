@@ -2,10 +2,10 @@
 window(s): today's single window at several strides, and any of the sector logic's candidates."""
 import sys
 import numpy as np
-from l0emu.events import load_events
-from l0emu.geometry import eta_to_strip
-from l0emu.images import fragment_hits, window_low_strip
-from l0emu.sector import sector_candidates, NO_CANDIDATE
+from l0emu.trigger.events import load_events
+from l0emu.trigger.geometry import eta_to_strip
+from l0emu.trigger.images import fragment_hits, window_low_strip
+from l0emu.trigger.sector import sector_candidates, NO_CANDIDATE
 
 for path in sys.argv[1:]:
     c = load_events(path)

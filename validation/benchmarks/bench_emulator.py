@@ -64,9 +64,9 @@ def main(args) -> int:
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     import numpy as np
 
-    from l0emu.emulator import Emulator
+    from l0emu.fixedpoint.emulator import Emulator
     from l0emu.firmware.hls4ml_bridge import convert, csim_raw, load_keras_model
-    from l0emu.images import pooled_to_float
+    from l0emu.trigger.images import pooled_to_float
     from l0emu.validation.compare import random_fragments
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -160,7 +160,7 @@ def _trained(name, given, work, args, log):
 
 def _shipped_dir() -> Path:
     """The shipped default student's directory (weights, convert.yml, training record)."""
-    from l0emu.cli_run import default_spec_path
+    from l0emu.cli.run import default_spec_path
 
     return Path(str(default_spec_path())).parent
 
@@ -191,7 +191,7 @@ class Network:
     """One network: Keras model, hls4ml project (C-simulation) and spec (emulator)."""
 
     def __init__(self, name, model_path, settings, work, need_csim):
-        from l0emu.emulator import Emulator
+        from l0emu.fixedpoint.emulator import Emulator
         from l0emu.firmware.hls4ml_bridge import convert
         from l0emu.firmware.models import load_model
 
@@ -221,7 +221,7 @@ class Network:
 
 
 def _float(pooled):
-    from l0emu.images import pooled_to_float
+    from l0emu.trigger.images import pooled_to_float
 
     return pooled_to_float(pooled)
 
@@ -351,7 +351,7 @@ def _sweep(run, pooled, args, cap):
 
 def _physics(pt_gev, fired_raw, truth, n):
     """Plateau, 50 % point, fake rate at each threshold for the first ``n`` events."""
-    from l0emu.rates import RateAssumptions, TriggerCounts, rate_table
+    from l0emu.results.rates import RateAssumptions, TriggerCounts, rate_table
     from l0emu.schema import threshold_branch
 
     columns = {"true_pt": truth[:n]}
@@ -560,7 +560,7 @@ def _plot(path, timing):
 
 
 def _sample(args, work):
-    from l0emu.events import load_events
+    from l0emu.trigger.events import load_events
 
     path = Path(args.events_file) if args.events_file else work / "events.root"
     if not args.events_file and not path.exists():
@@ -657,7 +657,7 @@ def main(args) -> int:
 
     from l0emu.errors import ConfigError
     from l0emu.firmware import keras_env  # noqa: F401  (TF_USE_LEGACY_KERAS before tf2onnx imports TensorFlow)
-    from l0emu.images import fragment_hits
+    from l0emu.trigger.images import fragment_hits
 
     if min(args.events, args.teacher_events, *args.batch_sizes) < 1 or args.onnx_threads < 0:
         msg = (f"--events, --teacher-events and --batch-sizes must be >= 1 and --onnx-threads >= 0, got {args.events}, "
@@ -711,6 +711,6 @@ def main(args) -> int:
 
 
 def _jsonable(value):
-    from l0emu.serialize import jsonable
+    from l0emu.util.serialize import jsonable
 
     return jsonable(value)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from l0emu.aptypes import parse_type
+from l0emu.fixedpoint.aptypes import parse_type
 
 __all__ = ["DESCRIPTION", "COLUMNS", "add_arguments", "main"]
 
@@ -66,7 +66,7 @@ def _simulate(spec, build, directory, args, cutoff):
 
 def _row(directory, cutoff, args, simulate):
     from l0emu.firmware import rtl  # da4ml and numba: only when the benchmark runs
-    from l0emu.spec import read_spec
+    from l0emu.fixedpoint.spec import read_spec
 
     spec = read_spec(directory)
 

@@ -58,7 +58,7 @@ def _run(args, label):
 # passes; prints events per wall second and per CPU second
 _READ_ONLY = """
 import sys, time, uproot
-from l0emu.events import _NEEDED
+from l0emu.trigger.events import _NEEDED
 tree = uproot.open(sys.argv[1])["events"]
 best, best_cpu = float("inf"), float("inf")
 for _ in range(2):
@@ -73,9 +73,9 @@ print(n / best, n / best_cpu)
 _EMULATOR_ONE_CORE = """
 import os, sys, time
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-from l0emu.cli_run import default_spec_path
-from l0emu.emulator import Emulator
-from l0emu.events import first_fragments
+from l0emu.cli.run import default_spec_path
+from l0emu.fixedpoint.emulator import Emulator
+from l0emu.trigger.events import first_fragments
 emulator = Emulator.from_spec(default_spec_path())
 fragments = first_fragments([sys.argv[1]], int(sys.argv[2]), int(emulator.spec["preprocessing"]["fragment"]["stride"]))
 emulator.predict_raw(fragments[:10])
@@ -92,15 +92,15 @@ print(len(fragments) / best)
 _STAGES = """
 import json, sys, time
 import uproot
-from l0emu.cli_run import default_spec_path
-from l0emu.events import _NEEDED, RangeReader, open_events, plan_ranges
-from l0emu.images import fragment_hits
-from l0emu.job import _COMPRESSION
-from l0emu.output import make_l0_writer
-from l0emu.rates import TriggerCounts
+from l0emu.cli.run import default_spec_path
+from l0emu.trigger.events import _NEEDED, RangeReader, open_events, plan_ranges
+from l0emu.trigger.images import fragment_hits
+from l0emu.trigger.job import _COMPRESSION
+from l0emu.results.l0_file import make_l0_writer
+from l0emu.results.rates import TriggerCounts
 from l0emu.schema import DEFAULT_THRESHOLDS
-from l0emu.spec import read_spec
-from l0emu.trigger import Trigger
+from l0emu.fixedpoint.spec import read_spec
+from l0emu.trigger.logic import Trigger
 
 trigger = Trigger(read_spec(default_spec_path()), DEFAULT_THRESHOLDS)
 trigger.compile()

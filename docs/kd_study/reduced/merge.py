@@ -2,7 +2,7 @@
 import json, sys
 from pathlib import Path
 from l0emu.validation.kd_study import markdown, summarize
-from l0emu.serialize import jsonable
+from l0emu.util.serialize import jsonable
 
 a, b = (json.loads(Path(p).read_text()) for p in sys.argv[1:3])
 assert [s["path"] for s in a["samples"]] == [s["path"] for s in b["samples"]]

@@ -1,11 +1,11 @@
 """Several muons per sector in the trigger job: decisions from the candidates, truth of two muons.
 
-A multi network's spec has ``preprocessing.fragment.candidates`` (:mod:`l0emu.spec`): the
-trigger runs the sector logic (:mod:`l0emu.sector`) and the network on every present
+A multi network's spec has ``preprocessing.fragment.candidates`` (:mod:`l0emu.fixedpoint.spec`): the
+trigger runs the sector logic (:mod:`l0emu.trigger.sector`) and the network on every present
 candidate window. Per event, in fixed point as firmware would:
 
 - a candidate *counts* as a muon where its raw ``presence`` output is at least the mantissa
-  of 0.5 (:meth:`l0emu.emulator.Emulator.threshold_mantissa`);
+  of 0.5 (:meth:`l0emu.fixedpoint.emulator.Emulator.threshold_mantissa`);
 - the *leading* candidate is the counted one with the highest raw pT, the lower candidate
   index on ties; its charge is +1 where the raw ``charge`` output is at least the mantissa
   of 0 (physical charge >= 0), else -1;
@@ -14,7 +14,7 @@ candidate window. Per event, in fixed point as firmware would:
 
 The truth side gives the leading muon's charge, the second muon's pT and eta, and the number
 of signal muons (pT >= :data:`l0emu.schema.SIGNAL_PT_MIN`), with the leading muon chosen as
-:attr:`l0emu.events.EventChunk.true_pt` chooses it.
+:attr:`l0emu.trigger.events.EventChunk.true_pt` chooses it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .geometry import eta_to_strip
+from l0emu.trigger.geometry import eta_to_strip
 
 __all__ = ["candidate_decisions", "two_muon_truth"]
 
@@ -101,7 +101,7 @@ def two_muon_truth(muons, true_eta, signal_min: float) -> dict:
     (uint8, muons with pT >= ``signal_min``) and ``separation`` (float64, |strip(eta1) -
     strip(eta2)| of the two leading muons, nan with fewer than two) for one chunk.
 
-    ``muons`` is the chunk's :class:`l0emu.events.MuonTruth`, ``true_eta`` its leading muon's eta.
+    ``muons`` is the chunk's :class:`l0emu.trigger.events.MuonTruth`, ``true_eta`` its leading muon's eta.
     """
     n = len(muons.offsets) - 1
     lead_charge = np.zeros(n, np.int8)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from l0emu.util.atomic import atomic_path
 
 __all__ = ["EXPERIMENT", "LABEL_TEXT", "hep_style", "styled", "new_figure", "label", "errorbar_hist", "save_figure"]
 

@@ -4,7 +4,7 @@ Inputs are per-event arrays: the leading muon's true pT (GeV, 0 without muons) a
 predicted pT (GeV). An event is signal when its true pT is at least
 ``l0emu.schema.SIGNAL_PT_MIN`` (3 GeV), background otherwise (soft muons included).
 
-One definition per metric, used by the trigger job's rate table (:mod:`l0emu.rates`), the
+One definition per metric, used by the trigger job's rate table (:mod:`l0emu.results.rates`), the
 physics grid and training records alike:
 
 - plateau of threshold T: signal events with true pT >= :func:`plateau_min_pt` (T) =
@@ -13,7 +13,7 @@ physics grid and training records alike:
 - resolution: (pT_pred - pT_true) / pT_true for true pT in
   [``RESOLUTION_EDGES[0]``, ``RESOLUTION_EDGES[-1]``) = [7, 13) GeV, around the default threshold.
 
-Uncertainties are Clopper-Pearson (exact binomial) from :mod:`l0emu.stats`: central 68.27 %
+Uncertainties are Clopper-Pearson (exact binomial) from :mod:`l0emu.results.stats`: central 68.27 %
 intervals for efficiencies, a one-sided 95 % upper limit for the fake rate (exact, which is
 close to the 3/N rule when no background event fires).
 """
@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 
 from l0emu.schema import SIGNAL_PT_MIN
-from l0emu.stats import clopper_pearson, upper_limit
+from l0emu.results.stats import clopper_pearson, upper_limit
 
 __all__ = [
     "DEFAULT_THRESHOLD",

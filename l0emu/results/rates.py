@@ -3,7 +3,7 @@
 Counts are integers accumulated chunk by chunk and merged by addition, so a run split
 over files, entry ranges or dask workers gives exactly the tables of a single process.
 
-The plateau of threshold T is :func:`l0emu.metrics.plateau_min_pt` (1.5 T), counted event by
+The plateau of threshold T is :func:`l0emu.results.metrics.plateau_min_pt` (1.5 T), counted event by
 event (not from the histogram bins, whose edges need not fall on 1.5 T). A threshold whose
 plateau holds no muon of the sample (a sample that stops below 1.5 T) gets no plateau and
 no L0 rate: the row says so in ``note`` instead of extrapolating the rate to zero.
@@ -15,10 +15,10 @@ import dataclasses
 
 import numpy as np
 
-from .errors import ConfigError
-from .schema import SIGNAL_PT_MIN, threshold_branch
-from .metrics import TurnOn, half_efficiency_point, plateau_min_pt
-from .stats import clopper_pearson, upper_limit
+from l0emu.errors import ConfigError
+from l0emu.schema import SIGNAL_PT_MIN, threshold_branch
+from l0emu.results.metrics import TurnOn, half_efficiency_point, plateau_min_pt
+from l0emu.results.stats import clopper_pearson, upper_limit
 
 __all__ = ["PT_BINS", "RateAssumptions", "TriggerCounts", "l0_rate_khz", "pt_histogram", "rate_row", "rate_table"]
 
@@ -103,7 +103,7 @@ class TriggerCounts:
 
     @classmethod
     def from_columns(cls, columns: dict, thresholds, branch=threshold_branch) -> TriggerCounts:
-        from .counting import count_chunk  # numba: not imported for --help
+        from l0emu.results.counting import count_chunk  # numba: not imported for --help
 
         counts = cls.empty(thresholds, branch)
         true_pt = np.asarray(columns["true_pt"])

@@ -1,38 +1,37 @@
-"""Trigger job outputs: the ``l0`` tree and turn-on histograms (ROOT), tables (CSV, JSON), plots."""
+"""Every table and plot of a finished trigger run, made in one place from its counts.
+
+:class:`RunReport` turns a run's mergeable counts (:class:`~l0emu.results.rates.TriggerCounts`,
+and :class:`~l0emu.results.multi_rates.MultiCounts` for a multi-candidate network) into the
+rate/efficiency rows, the multi tables, the terminal summary, the CSV and JSON tables and the
+plots. The event loop, the CLI and ``l0emu merge``-style consumers all go through it, so a
+figure is computed once and printed, written and plotted from the same numbers.
+"""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
 import numpy as np
 
-from .errors import ConfigError
-from .plotting import errorbar_hist, label, new_figure, save_figure, styled
-from .rates import PT_BINS, RateAssumptions, TriggerCounts, pt_histogram
-from .schema import L0_TREE, MULTI_BRANCHES, MULTI_TRUTH_BRANCHES
-from .serialize import jsonable
+from l0emu.results.multi_rates import MultiCounts, multi_tables, two_muon_rows
+from l0emu.results.plotting import errorbar_hist, label, new_figure, save_figure, styled
+from l0emu.results.rates import PT_BINS, RateAssumptions, TriggerCounts, rate_table
+from l0emu.util.serialize import jsonable
 
 __all__ = [
-    "OUTPUT_FORMATS",
-    "l0_branch_types",
-    "make_l0_writer",
-    "turn_on_histograms",
-    "write_histograms",
+    "RunReport",
+    "format_table",
+    "format_multi_tables",
     "write_csv",
     "write_json",
     "plot_turn_on",
     "plot_charge_identification",
     "plot_muon_count",
     "plot_two_muon_separation",
-    "format_table",
-    "format_multi_tables",
 ]
-
-# how the ``l0`` table is stored: a TTree (the default, what every ROOT version reads) or an
-# RNTuple (ROOT 6.34+'s columnar format, which the LHC experiments adopt for the HL-LHC)
-OUTPUT_FORMATS = ("ttree", "rntuple")
 
 _TABLE_COLUMNS = (
     ("threshold_gev", "threshold [GeV]", "{:g}"),
@@ -45,64 +44,49 @@ _TABLE_COLUMNS = (
 )
 
 
-def l0_branch_types(branches, two_muon_branches=()) -> dict:
-    """Branch name -> dtype of the ``l0`` tree (docs/design.md); a multi-candidate spec adds
-    ``two_muon_branches`` (``l0_2mu_pt<T>``) and the branches of docs/multi_muon.md."""
-    types = {
-        "event_id": np.uint64,
-        "pt": np.float32,
-        "eta": np.float32,
-        "pt_raw": np.int64,
-        "eta_raw": np.int64,
-    }
-    types.update({b: np.bool_ for b in branches})
-    if two_muon_branches:
-        types.update({b: np.bool_ for b in two_muon_branches})
-        types.update(MULTI_BRANCHES)
-    types.update({"n_muons": np.uint8, "true_pt": np.float32, "true_eta": np.float32})
-    if two_muon_branches:
-        types.update(MULTI_TRUTH_BRANCHES)
-    return types
 
 
-def make_l0_writer(file, branches, output_format: str = "ttree", two_muon_branches=()):
-    """The empty ``l0`` TTree or RNTuple in ``file`` (an uproot writable file); both take ``extend``."""
-    if output_format not in OUTPUT_FORMATS:
-        msg = f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}"
-        raise ConfigError(msg)
-    make = file.mkrntuple if output_format == "rntuple" else file.mktree
-    return make(L0_TREE, l0_branch_types(branches, two_muon_branches))
+@dataclasses.dataclass
+class RunReport:
+    """The figures of one run: rate rows (single-muon thresholds, then a multi spec's two-muon
+    rows) and, for a multi spec, its charge, count and separation tables."""
 
+    counts: TriggerCounts
+    thresholds: tuple
+    assumptions: RateAssumptions
+    multi: MultiCounts | None = None
+    rows: list = dataclasses.field(init=False)
+    tables: dict | None = dataclasses.field(init=False)
 
-def turn_on_histograms(counts: TriggerCounts, denominator: str = "h_true_pt_denominator",
-                       events: str = "signal events", variable: str = "true muon pT") -> dict:
-    """ROOT name -> :class:`hist.Hist` vs true pT: the shared denominator and one numerator per threshold."""
-    import hist
+    def __post_init__(self):
+        self.rows = rate_table(self.counts, self.thresholds, self.assumptions)
+        self.tables = None
+        if self.multi is not None:
+            self.rows += two_muon_rows(self.multi, self.assumptions)
+            self.tables = multi_tables(self.multi)
 
-    def filled(values, title):
-        h = pt_histogram(title, storage=hist.storage.Double())
-        h.view()[:] = values
-        return h
+    def text(self) -> str:
+        """The terminal summary: the rate table, the multi tables, the rate assumptions."""
+        parts = [format_table(self.rows)]
+        if self.tables is not None:
+            parts.append(format_multi_tables(self.tables))
+        parts.append(self.assumptions.describe())
+        return "\n".join(parts)
 
-    histograms = {denominator: filled(counts.denominator, f"{events} vs {variable}")}
-    for b in counts.branches:
-        histograms[f"h_{b}_numerator"] = filled(counts.numerator[b], f"{events} with {b} vs {variable}")
-    return histograms
-
-
-def write_histograms(file, counts: TriggerCounts, multi=None) -> None:
-    """Numerator per threshold and the shared denominator, written as TH1D by uproot from hist objects.
-
-    A multi spec's two-muon turn-ons (``multi``, :class:`l0emu.multi_rates.MultiCounts`) add
-    ``h_true_pt2_denominator`` (crossings with two signal muons vs the second muon's pT) and
-    ``h_l0_2mu_pt<T>_numerator``.
-    """
-    histograms = turn_on_histograms(counts)
-    if multi is not None:
-        histograms.update(turn_on_histograms(multi.pairs, "h_true_pt2_denominator", "events with two signal muons",
-                                             "second muon true pT"))
-    for name, h in histograms.items():
-        file[name] = h
+    def write(self, paths: dict, name: str, metadata: dict) -> None:
+        """Write the CSV and JSON tables and the plots to ``paths`` (keys of
+        :func:`l0emu.trigger.job.side_outputs`); ``metadata`` goes into the JSON as it is."""
+        write_csv(paths["csv"], self.rows, self.assumptions, self.tables)
+        if self.tables is not None:
+            metadata = {**metadata, "multi": self.tables}
+        write_json(paths["json"], self.rows, self.assumptions, metadata)
+        plot_turn_on(paths["turn_on_png"], self.counts, self.thresholds, f"{name}: L0 turn-on")
+        if self.multi is not None:
+            plot_turn_on(paths["turn_on_2mu_png"], self.multi.pairs, self.multi.thresholds, f"{name}: two-muon turn-on",
+                         xlabel="second muon true $p_T$ [GeV]", item=r"L0 2$\mu$, $p_T$")
+            plot_charge_identification(paths["charge_png"], self.tables, f"{name}: one muon, ≥ 1 L0 candidate")
+            plot_muon_count(paths["muon_count_png"], self.tables, f"{name}: true vs L0 muon count")
+            plot_two_muon_separation(paths["separation_png"], self.tables, f"{name}: two-muon efficiency")
 
 
 def _cell(value, fmt):
@@ -147,7 +131,7 @@ def format_multi_tables(tables: dict) -> str:
 
 def write_csv(path, rows, assumptions: RateAssumptions, tables: dict | None = None) -> None:
     """The rate table; a multi spec's two-muon rows add columns (blank in the single-muon rows),
-    and its ``tables`` (:func:`l0emu.multi_rates.multi_tables`) follow as sections, each after a
+    and its ``tables`` (:func:`l0emu.results.multi_rates.multi_tables`) follow as sections, each after a
     blank line and a ``#`` line naming it."""
     with open(path, "w", newline="") as f:
         f.write(f"# {assumptions.describe()}\n")

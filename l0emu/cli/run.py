@@ -8,12 +8,12 @@ import math
 import socket
 from pathlib import Path
 
-from .aptypes import parse_type
-from .atomic import check_output
-from .errors import ConfigError, SpecError, did_you_mean
-from .output import OUTPUT_FORMATS, format_multi_tables, format_table
-from .rates import RateAssumptions
-from .schema import DEFAULT_THRESHOLDS, threshold_branch
+from l0emu.fixedpoint.aptypes import parse_type
+from l0emu.util.atomic import check_output
+from l0emu.errors import ConfigError, SpecError, did_you_mean
+from l0emu.results.l0_file import OUTPUT_FORMATS
+from l0emu.results.rates import RateAssumptions
+from l0emu.schema import DEFAULT_THRESHOLDS, threshold_branch
 
 __all__ = ["DESCRIPTION", "SHIPPED_MODELS", "add_arguments", "main", "default_spec_path", "shipped_spec_path",
            "check_thresholds", "check_scheduler"]
@@ -177,9 +177,9 @@ def main(args) -> int:
     thresholds = _thresholds(args.thresholds)
     _check_numbers(args)
     spec_path = args.spec or shipped_spec_path(args.model)
-    from .events import expand_paths  # uproot and numba: not for --help
-    from .job import run_job, side_outputs
-    from .spec import read_spec
+    from l0emu.trigger.events import expand_paths  # uproot and numba: not for --help
+    from l0emu.trigger.job import run_job, side_outputs
+    from l0emu.fixedpoint.spec import read_spec
 
     inputs = [*expand_paths(args.inputs), _spec_file(spec_path)]
     check_output(args.output, inputs=inputs, option="-o")  # the raw text: '-o dir/' is refused
@@ -202,12 +202,7 @@ def main(args) -> int:
         f"l0emu run: {result.n_events:,} events with {spec['name']!r} in {result.seconds:.2f} s "
         f"({rate:,.0f} events/s, {result.cpu_seconds:.2f} s of CPU; emulator built in {result.compile_seconds:.1f} s)"
     )
-    print(format_table(result.rows))
-    if result.multi is not None:
-        from .multi_rates import multi_tables
-
-        print(format_multi_tables(multi_tables(result.multi)))
-    print(assumptions.describe())
+    print(result.report.text())
     for kind, path in result.outputs.items():
         print(f"  {kind:12s} {path}")
     if firmware_check is not None:

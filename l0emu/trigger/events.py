@@ -6,7 +6,7 @@ The ``events`` object may be a TTree or an RNTuple (what uproot 5.7 writes for
 file exists and is ROOT, the ``events`` tree and every needed branch (RNTuple: field) exist
 with the schema's dtypes, and every hit's layer and strip lie inside the sector. Jagged
 branches come back in awkward's flat layout (offsets + contents), which the numba kernels
-in :mod:`l0emu.images` take directly.
+in :mod:`l0emu.trigger.images` take directly.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import numpy as np
 import uproot
 from uproot.behaviors.RNTuple import RNTuple
 
-from .errors import InputFileError, SpecError, did_you_mean
-from .geometry import N_LAYERS
-from .images import FRAGMENT_STRIPS, first_out_of_range, fragment_hits
-from .schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE
+from l0emu.errors import InputFileError, SpecError, did_you_mean
+from l0emu.trigger.geometry import N_LAYERS
+from l0emu.trigger.images import FRAGMENT_STRIPS, first_out_of_range, fragment_hits
+from l0emu.schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE
 
 __all__ = [
     "EventChunk",
@@ -353,8 +353,8 @@ def first_network_images(paths, n: int, spec: dict) -> tuple[np.ndarray, int]:
     with ``candidates``), every present sector-logic candidate window (event order, candidate
     0 first). Returns ``(images uint8 (m, rows, 16), events read)``.
     """
-    from .sector import candidate_images
-    from .spec import preprocessing_layers
+    from l0emu.trigger.sector import candidate_images
+    from l0emu.fixedpoint.spec import preprocessing_layers
 
     fragment = (spec.get("preprocessing") or {}).get("fragment")
     if not fragment:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .aptypes import KERNEL_MAX_WIDTH, OVERFLOW_CODES, ROUNDING_CODES, ApType
+from l0emu.fixedpoint.aptypes import KERNEL_MAX_WIDTH, OVERFLOW_CODES, ROUNDING_CODES, ApType
 
 __all__ = [
     "KERNEL_MAX_WIDTH",

@@ -21,7 +21,7 @@ import signal
 import threading
 from pathlib import Path
 
-from .errors import ConfigError
+from l0emu.errors import ConfigError
 
 __all__ = [
     "HANDLED_SIGNALS",

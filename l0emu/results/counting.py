@@ -1,8 +1,8 @@
 """One pass over a chunk's decisions for the turn-on, fake-rate and plateau counts.
 
-:meth:`l0emu.rates.TriggerCounts.from_columns` calls :func:`count_chunk`. A numba kernel
+:meth:`l0emu.results.rates.TriggerCounts.from_columns` calls :func:`count_chunk`. A numba kernel
 instead of numpy masks: a hist fill and eight boolean selections per threshold cost as much
-as compressing the ``l0`` tree (issue 14 profile). Kept out of :mod:`l0emu.rates` so that
+as compressing the ``l0`` tree (issue 14 profile). Kept out of :mod:`l0emu.results.rates` so that
 ``--help`` does not import numba.
 """
 

@@ -1,6 +1,6 @@
 """Counts and tables of a multi-candidate trigger (docs/multi_muon.md), merged by addition.
 
-Beside the single-muon rows of :func:`l0emu.rates.rate_table` a multi spec's job reports:
+Beside the single-muon rows of :func:`l0emu.results.rates.rate_table` a multi spec's job reports:
 
 - one two-muon row per threshold T (``l0_2mu_pt<T>``): the turn-on and plateau against the
   *second* muon's pT in crossings with at least two signal muons, the fake rate on crossings
@@ -10,7 +10,7 @@ Beside the single-muon rows of :func:`l0emu.rates.rate_table` a multi spec's job
   counted candidate, the fraction with ``l0_charge == true_charge``;
 - the muon-count matrix: true signal muons (0, 1, 2, 3 or more) against ``l0_n_mu``;
 - two-muon efficiency vs the two leading muons' separation in strips, per threshold T, for
-  crossings whose two leading muons both have pT >= 1.5 T (:func:`l0emu.metrics.plateau_min_pt`;
+  crossings whose two leading muons both have pT >= 1.5 T (:func:`l0emu.results.metrics.plateau_min_pt`;
   15 GeV for ``l0_2mu_pt10``).
 
 "Signal muon": pT >= :data:`l0emu.schema.SIGNAL_PT_MIN`, as everywhere in l0emu.
@@ -22,10 +22,10 @@ import dataclasses
 
 import numpy as np
 
-from .metrics import plateau_min_pt
-from .rates import PT_BINS, RateAssumptions, TriggerCounts, _muon_efficiency, l0_rate_khz, rate_row
-from .schema import SIGNAL_PT_MIN, two_muon_branch
-from .stats import clopper_pearson, upper_limit
+from l0emu.results.metrics import plateau_min_pt
+from l0emu.results.rates import PT_BINS, RateAssumptions, TriggerCounts, _muon_efficiency, l0_rate_khz, rate_row
+from l0emu.schema import SIGNAL_PT_MIN, two_muon_branch
+from l0emu.results.stats import clopper_pearson, upper_limit
 
 __all__ = ["CHARGE_PT_MIN", "MAX_COUNT", "N_SIGNAL", "SEPARATION", "SEPARATION_EDGES", "TWO_MUON_RATE", "MultiCounts", "is_count_column", "is_multi_spec",
            "multi_tables", "two_muon_rows"]
@@ -56,7 +56,7 @@ def is_multi_spec(spec: dict) -> bool:
 
 
 def is_count_column(name: str) -> bool:
-    """Whether a column of :meth:`l0emu.trigger.Trigger.decide` is for the counts only (not an l0 branch)."""
+    """Whether a column of :meth:`l0emu.trigger.logic.Trigger.decide` is for the counts only (not an l0 branch)."""
     return name.startswith("_")
 
 
@@ -102,7 +102,7 @@ class MultiCounts:
 
     @classmethod
     def from_columns(cls, columns: dict, thresholds) -> MultiCounts:
-        """Counts of one chunk of a multi spec's columns (:meth:`l0emu.trigger.Trigger.decide`)."""
+        """Counts of one chunk of a multi spec's columns (:meth:`l0emu.trigger.logic.Trigger.decide`)."""
         thresholds = tuple(float(t) for t in thresholds)
         n_signal = np.asarray(columns[N_SIGNAL])
         true_pt, pt2 = np.asarray(columns["true_pt"]), np.asarray(columns["true_pt2"])
@@ -147,7 +147,7 @@ def _charge_branch(_threshold) -> str:
 
 
 def two_muon_rows(counts: MultiCounts, assumptions: RateAssumptions) -> list[dict]:
-    """One row per threshold for ``l0_2mu_pt<T>``, with the keys of :func:`l0emu.rates.rate_table`'s rows and
+    """One row per threshold for ``l0_2mu_pt<T>``, with the keys of :func:`l0emu.results.rates.rate_table`'s rows and
     the one-muon firing figures; what each figure is: :data:`TWO_MUON_RATE`.
     """
     rows = []

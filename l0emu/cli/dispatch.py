@@ -24,10 +24,10 @@ import tempfile
 import types
 from pathlib import Path
 
-from . import __version__
-from .atomic import handle_signals
-from .errors import ConfigError, L0emuError
-from .quiet import show_warnings_plainly
+from l0emu import __version__
+from l0emu.util.atomic import handle_signals
+from l0emu.errors import ConfigError, L0emuError
+from l0emu.util.quiet import show_warnings_plainly
 
 __all__ = ["VERBS", "BENCHMARKS_PACKAGE", "benchmarks", "description", "main"]
 
@@ -39,7 +39,7 @@ VERBS = {
     "train": "l0emu.firmware.cli_train",
     "convert": "l0emu.firmware.cli_convert",
     "validate": "l0emu.validation.cli_validate",
-    "run": "l0emu.cli_run",
+    "run": "l0emu.cli.run",
     "rtl": "l0emu.firmware.cli_rtl",
     "grid": "l0emu.validation.cli_grid",
     "acceptance": "l0emu.validation.cli_acceptance",
@@ -200,7 +200,7 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
 @contextlib.contextmanager
 def _quiet_tensorflow():
     """TensorFlow's start-up lines filtered for this command only (TF_CPP_MIN_LOG_LEVEL and
-    the absl logger are set by :func:`l0emu.quiet.show_warnings_plainly`); a library user's
+    the absl logger are set by :func:`l0emu.util.quiet.show_warnings_plainly`); a library user's
     imports are never touched."""
     finder = _QuietTensorFlow()
     sys.meta_path.insert(0, finder)
@@ -246,6 +246,3 @@ def main(argv=None) -> int:
             print(f"l0emu: interrupted ({signal.Signals(signum).name}); no partial output was kept", file=sys.stderr)
             return 128 + signum
 
-
-if __name__ == "__main__":
-    sys.exit(main())

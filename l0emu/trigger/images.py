@@ -14,7 +14,7 @@ The kernels take jagged hits in awkward's flat layout: ``offsets`` (n_events + 1
 flat ``layer`` / ``strip`` contents. They assume indices are in range; readers check
 that first with :func:`first_out_of_range` and report the entry at fault.
 
-A layer set (``layers``, spec ``preprocessing.layers``, :data:`l0emu.geometry.LAYER_SETS`)
+A layer set (``layers``, spec ``preprocessing.layers``, :data:`l0emu.trigger.geometry.LAYER_SETS`)
 makes images of those RPC layers' rows only, e.g. 4x384 / 4x16 for the middle station:
 :func:`select_layers` drops the other layers' hits and renumbers the kept ones *before*
 window counting and pooling, as a firmware wired to those layers alone would, so the
@@ -27,8 +27,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .errors import ConfigError
-from .geometry import ALL_LAYERS, N_LAYERS, N_STRIPS, check_layers
+from l0emu.errors import ConfigError
+from l0emu.trigger.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS, check_layers
 
 __all__ = [
     "WINDOW_STRIPS",

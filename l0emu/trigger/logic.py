@@ -13,16 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .emulator import Emulator
-from .errors import ConfigError, SpecError
-from .events import EventChunk, MuonTruth
-from .geometry import N_LAYERS, strip_to_eta
-from .images import fragment_hits
-from .multi import candidate_decisions, two_muon_truth
-from .multi_rates import N_SIGNAL, SEPARATION
-from .schema import DEFAULT_THRESHOLDS, SIGNAL_PT_MIN, threshold_branch, two_muon_branch
-from .sector import candidate_images, candidate_outputs
-from .spec import preprocessing_layers
+from l0emu.fixedpoint.emulator import Emulator
+from l0emu.errors import ConfigError, SpecError
+from l0emu.trigger.events import EventChunk, MuonTruth
+from l0emu.trigger.geometry import N_LAYERS, strip_to_eta
+from l0emu.trigger.images import fragment_hits
+from l0emu.trigger.multi import candidate_decisions, two_muon_truth
+from l0emu.results.multi_rates import N_SIGNAL, SEPARATION
+from l0emu.schema import DEFAULT_THRESHOLDS, SIGNAL_PT_MIN, threshold_branch, two_muon_branch
+from l0emu.trigger.sector import candidate_images, candidate_outputs
+from l0emu.fixedpoint.spec import preprocessing_layers
 
 __all__ = ["Trigger", "DEFAULT_THRESHOLDS"]
 
@@ -57,8 +57,8 @@ class Trigger:
     decisions do not depend on it.
 
     A spec whose ``preprocessing.fragment`` has ``candidates`` (a multi network) runs the
-    sector logic of :mod:`l0emu.sector` and the network on every present candidate window;
-    its decisions and extra branches are :mod:`l0emu.multi`'s. :attr:`multi` says which.
+    sector logic of :mod:`l0emu.trigger.sector` and the network on every present candidate window;
+    its decisions and extra branches are :mod:`l0emu.trigger.multi`'s. :attr:`multi` says which.
     A spec with ``preprocessing.layers`` builds windows and images from those RPC layers
     alone (:attr:`layers`; None: all nine).
     """
@@ -188,7 +188,7 @@ class Trigger:
     def _multi_columns(self, chunk: EventChunk, starts, raw) -> dict:
         """The columns of a multi spec: the leading counted candidate's pT and eta (0 if none),
         the single- and two-muon decisions, the candidate count and charge, two muons' truth;
-        and the :mod:`l0emu.multi` columns the counts read (not written)."""
+        and the :mod:`l0emu.trigger.multi` columns the counts read (not written)."""
         if chunk.muons is None:
             msg = f"{chunk.path!r}: the multi-candidate spec {self.spec.get('name')!r} needs every muon's truth; read with muons=True"
             raise ConfigError(msg)

@@ -7,7 +7,7 @@ point (sign included when ``signed``); ``frac = width - integer`` may be negativ
 ``ap_fixed_base.h`` header that hls4ml ships; ``sat_bits`` is its ``N`` template argument,
 used by ``AP_WRAP`` only (wrap-with-saturation-bits).
 
-This module holds the facts about the types; :mod:`l0emu.fixed` holds the arithmetic.
+This module holds the facts about the types; :mod:`l0emu.fixedpoint.casts` holds the arithmetic.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SpecError
+from l0emu.errors import SpecError
 
 __all__ = [
     "ApType",
@@ -29,7 +29,7 @@ __all__ = [
     "parse_type",
 ]
 
-# Integer codes the numba kernels of l0emu.fixed take; names as in ap_fixed without "AP_".
+# Integer codes the numba kernels of l0emu.fixedpoint.casts take; names as in ap_fixed without "AP_".
 ROUNDING_CODES = {
     "TRN": 0,
     "TRN_ZERO": 1,
@@ -100,7 +100,7 @@ class ApType:
 
     def codes(self) -> tuple:
         """``(width, frac, signed, rounding_code, overflow_code, sat_bits)``: the trailing
-        arguments of :func:`l0emu.fixed.cast_mantissa` that describe this type as its target."""
+        arguments of :func:`l0emu.fixedpoint.casts.cast_mantissa` that describe this type as its target."""
         if self.width > KERNEL_MAX_WIDTH:
             msg = f"type {self}: the fixed-point kernels compute widths up to {KERNEL_MAX_WIDTH} bits"
             raise SpecError(msg)

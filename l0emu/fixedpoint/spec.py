@@ -89,16 +89,16 @@ An output with ``"frame": "window"`` is relative to the fragmentation window's l
 (``unit`` "strip"): the trigger adds the window start in fixed point.
 
 Several muons per sector: ``"fragment": {..., "candidates": 3, "min_hits": 6}`` asks the
-trigger for the sector logic of :mod:`l0emu.sector` (up to ``candidates`` non-overlapping
+trigger for the sector logic of :mod:`l0emu.trigger.sector` (up to ``candidates`` non-overlapping
 windows, a further one holding at least ``min_hits`` lit pixels; ``min_hits`` defaults to
-:func:`l0emu.sector.min_candidate_hits` of the image rows: 6 for nine layers) and the network on each candidate. Such a network must
+:func:`l0emu.trigger.sector.min_candidate_hits` of the image rows: 6 for nine layers) and the network on each candidate. Such a network must
 have the outputs the sector logic reads, :data:`CANDIDATE_OUTPUTS`: ``pt``, ``charge`` (the
 candidate's charge is +1 where it is >= 0, else -1) and ``presence`` (a candidate counts as a
 muon where it is >= 0.5).
 
 A layer set: ``"preprocessing": {..., "layers": [3, 4, 5, 6]}`` builds the images from those
 RPC layers' rows only (strictly increasing indices in 0..8, at least one; absent: all nine),
-hits on the other layers being dropped before the window is chosen (:func:`l0emu.images.select_layers`);
+hits on the other layers being dropped before the window is chosen (:func:`l0emu.trigger.images.select_layers`);
 ``input.shape`` is then ``[len(layers), 16, 1]`` (``[len(layers), 384, 1]`` unfragmented).
 :func:`preprocessing_layers` reads it.
 """
@@ -110,12 +110,12 @@ import json
 import math
 from pathlib import Path
 
-from .aptypes import parse_type
-from .atomic import atomic_path
-from .errors import SpecError, did_you_mean
-from .geometry import ALL_LAYERS, N_LAYERS, N_STRIPS
-from .images import POOL, WINDOW_STRIPS
-from .sector import MAX_CANDIDATES
+from l0emu.fixedpoint.aptypes import parse_type
+from l0emu.util.atomic import atomic_path
+from l0emu.errors import SpecError, did_you_mean
+from l0emu.trigger.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS
+from l0emu.trigger.images import POOL, WINDOW_STRIPS
+from l0emu.trigger.sector import MAX_CANDIDATES
 
 __all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "output_layout", "preprocessing_layers", "read_spec", "write_spec", "validate_spec"]
 
@@ -557,7 +557,7 @@ def _check_preprocessing(spec, input_shape, where: _Where) -> None:
 
 
 def _check_layers(value, at: _Where) -> tuple:
-    """``preprocessing.layers``: RPC layer indices, strictly increasing (the rule of :func:`l0emu.geometry.check_layers`)."""
+    """``preprocessing.layers``: RPC layer indices, strictly increasing (the rule of :func:`l0emu.trigger.geometry.check_layers`)."""
     if not isinstance(value, list) or not value:
         at.fail(f"expected a non-empty list of RPC layer indices in [0, {N_LAYERS - 1}], got {_describe(value)}")
     for i, k in enumerate(value):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError
+from l0emu.errors import ConfigError
 
 __all__ = [
     "N_LAYERS",

@@ -1,7 +1,7 @@
 """The bit-exact network emulator: hls4ml's C-simulation arithmetic, compiled per network.
 
 :class:`Emulator` reads a spec (``spec.json``), generates a numba kernel specialised to that
-network (see :mod:`l0emu._codegen`; the source is :attr:`Emulator.source` and is written to
+network (see :mod:`l0emu.fixedpoint._codegen`; the source is :attr:`Emulator.source` and is written to
 the cache directory so numba can cache the machine code), and runs blocks of events
 through it. Outputs are the mantissas of the output layers' result types (the last layer,
 or each head the spec's outputs name), equal bit for bit to the HLS code's outputs;
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._codegen import generate
-from .aptypes import ApType, parse_type
-from .atomic import atomic_path
-from .errors import ConfigError, SpecError, did_you_mean
-from .fixed import float_to_mantissa
-from .spec import output_layout, read_spec, validate_spec
+from l0emu.fixedpoint._codegen import generate
+from l0emu.fixedpoint.aptypes import ApType, parse_type
+from l0emu.util.atomic import atomic_path
+from l0emu.errors import ConfigError, SpecError, did_you_mean
+from l0emu.fixedpoint.casts import float_to_mantissa
+from l0emu.fixedpoint.spec import output_layout, read_spec, validate_spec
 
 __all__ = ["Emulator", "cache_dir"]
 
@@ -98,7 +98,7 @@ class Emulator:
         self.input_type: ApType = parse_type(spec["input"]["type"])
         self.input_shape = tuple(int(s) for s in spec["input"]["shape"])
         self.source, heads, _ = generate(spec, fuse=True)
-        # raw output columns: the heads' tensors side by side (l0emu.spec.output_layout)
+        # raw output columns: the heads' tensors side by side (l0emu.fixedpoint.spec.output_layout)
         self.output_types: tuple = tuple(tensor.type for _, tensor in heads for _ in range(tensor.size))
         self.n_outputs = len(self.output_types)
         self.output_layers, self.columns = output_layout(spec)
@@ -182,7 +182,7 @@ class Emulator:
         column ``j`` is a mantissa of ``output_types[j]``.
 
         ``x`` is either uint8 lit-pixel counts shaped like the input (pixel value count/2, as
-        :func:`l0emu.images.fragment_hits` returns them) or float values cast into the input
+        :func:`l0emu.trigger.images.fragment_hits` returns them) or float values cast into the input
         type as hls4ml's ``convert_data<float, input_t>`` does.
         """
         return self._run(self._kernel, x, lambda n: (), "network")

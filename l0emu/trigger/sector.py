@@ -1,10 +1,10 @@
 """Sector logic for several muons: up to three candidate 9x16 windows per sector.
 
-The single-window fragmentation of :mod:`l0emu.images` keeps only the 9x32 window with the
+The single-window fragmentation of :mod:`l0emu.trigger.images` keeps only the 9x32 window with the
 most lit pixels, so a second muon further away than a window is never seen. Here the same
 window counts pick up to :data:`MAX_CANDIDATES` *non-overlapping* windows, greedily:
 
-1. candidate 0 is exactly the window :func:`l0emu.images.fragment_hits` chooses (same counts,
+1. candidate 0 is exactly the window :func:`l0emu.trigger.images.fragment_hits` chooses (same counts,
    same tie rule), so the leading candidate reproduces today's single-window trigger bit for bit;
 2. every window overlapping a chosen one (sharing a strip) is then excluded, and the window
    with the most lit pixels among the rest is the next candidate, with the same tie rule
@@ -15,7 +15,7 @@ window counts pick up to :data:`MAX_CANDIDATES` *non-overlapping* windows, greed
 Everything is integer: per-strip counts of lit pixels, 32-strip window sums, comparisons,
 and a mask of excluded windows -- three passes of an argmax over the ~45 window sums that a
 firmware sector logic can do in a few clock cycles. Each candidate is pooled (1, 2) as in
-:mod:`l0emu.images` (uint8 lit-pixel counts 0..2) for the network to run on.
+:mod:`l0emu.trigger.images` (uint8 lit-pixel counts 0..2) for the network to run on.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .errors import ConfigError
-from .geometry import N_LAYERS, N_STRIPS
-from .images import (
+from l0emu.errors import ConfigError
+from l0emu.trigger.geometry import N_LAYERS, N_STRIPS
+from l0emu.trigger.images import (
     FRAGMENT_STRIPS, WINDOW_STRIPS, best_window, count_window_hits, select_layers, window_ranges, window_starts,
 )  # fmt: skip
 
@@ -43,7 +43,7 @@ NO_CANDIDATE = -1
 def _choose_candidates(window_hits, starts, min_hits, lit, masked, chosen):
     """Fill ``chosen`` with up to ``len(chosen)`` window starts; return how many were found.
 
-    Each candidate is the single-window choice (:func:`l0emu.images.best_window`) among
+    Each candidate is the single-window choice (:func:`l0emu.trigger.images.best_window`) among
     the windows not overlapping an earlier one; excluded windows count -1 lit pixels, which
     breaks a run of ties exactly as a window with fewer pixels does. ``lit``: the event's lit
     pixels; once fewer than ``min_hits`` lie outside the chosen windows no further window can
@@ -156,9 +156,9 @@ def candidate_images(offsets, layer, strip, stride: int, *, max_candidates: int 
     (n,))``: absent candidates have start :data:`NO_CANDIDATE`; ``images`` holds event 0's
     candidates in order, then event 1's, ... (m = ``n_candidates.sum()``), what the network runs
     on (:func:`candidate_outputs`). ``layers``: the RPC layers whose hits count and form the
-    ``rows`` (None: all nine; :func:`l0emu.images.select_layers`). ``min_hits``: None takes
+    ``rows`` (None: all nine; :func:`l0emu.trigger.images.select_layers`). ``min_hits``: None takes
     :func:`min_candidate_hits` of the rows. Hit indices must be in range
-    (:func:`l0emu.images.first_out_of_range`).
+    (:func:`l0emu.trigger.images.first_out_of_range`).
     """
     rows = N_LAYERS if layers is None else len(layers)
     min_hits = min_candidate_hits(rows) if min_hits is None else min_hits
@@ -179,7 +179,7 @@ def sector_candidates(offsets, layer, strip, stride: int, *, max_candidates: int
 
     Returns ``(starts int16 (n, max_candidates), pooled uint8 (n, max_candidates, rows, 16),
     n_candidates uint8 (n,))``; absent candidates have start :data:`NO_CANDIDATE` and an
-    all-zero image. ``starts[:, 0]`` and ``pooled[:, 0]`` equal :func:`l0emu.images.fragment_hits`.
+    all-zero image. ``starts[:, 0]`` and ``pooled[:, 0]`` equal :func:`l0emu.trigger.images.fragment_hits`.
     """
     starts, images, n_found = candidate_images(offsets, layer, strip, stride, max_candidates=max_candidates,
                                                min_hits=min_hits, layers=layers)

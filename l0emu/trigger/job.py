@@ -21,14 +21,14 @@ from pathlib import Path
 import uproot
 from tqdm import tqdm
 
-from .atomic import OutputSet
-from .errors import ConfigError
-from .events import RangeReader, expand_paths, plan_ranges, read_range
-from .multi_rates import MultiCounts, is_count_column, is_multi_spec, multi_tables, two_muon_rows
-from .output import (OUTPUT_FORMATS, make_l0_writer, plot_charge_identification, plot_muon_count, plot_turn_on,
-                     plot_two_muon_separation, write_csv, write_histograms, write_json)
-from .rates import RateAssumptions, TriggerCounts, rate_table
-from .trigger import Trigger
+from l0emu.util.atomic import OutputSet
+from l0emu.errors import ConfigError
+from l0emu.trigger.events import RangeReader, expand_paths, plan_ranges, read_range
+from l0emu.results.l0_file import OUTPUT_FORMATS, make_l0_writer, write_histograms
+from l0emu.results.multi_rates import MultiCounts, is_count_column, is_multi_spec
+from l0emu.results.rates import RateAssumptions, TriggerCounts
+from l0emu.results.report import RunReport
+from l0emu.trigger.logic import Trigger
 
 __all__ = ["JobResult", "compute_threads", "run_job", "side_outputs"]
 
@@ -39,10 +39,21 @@ class JobResult:
     seconds: float  # the event loop, reading and writing included
     compile_seconds: float  # building the trigger: spec checks and the emulator's JIT
     cpu_seconds: float  # CPU time of this process's threads over the event loop (not dask workers')
-    rows: list
-    counts: TriggerCounts
+    report: RunReport  # the rate rows, tables and plots, made from the run's counts
     outputs: dict
-    multi: MultiCounts | None = None  # a multi-candidate spec's two-muon, charge and count figures
+
+    @property
+    def rows(self) -> list:
+        return self.report.rows
+
+    @property
+    def counts(self) -> TriggerCounts:
+        return self.report.counts
+
+    @property
+    def multi(self) -> MultiCounts | None:
+        """A multi-candidate spec's two-muon, charge and count figures (None otherwise)."""
+        return self.report.multi
 
 
 def side_outputs(output, multi: bool = False) -> dict:
@@ -288,24 +299,6 @@ def run_job(
         bar.close()
         seconds = time.perf_counter() - t0
         cpu_seconds = time.process_time() - cpu0
-        rows = rate_table(counts, thresholds, assumptions)
-        metadata = {"spec": spec.get("name"), "inputs": paths, "events": n_events}
-        tables = None
-        if multi:
-            rows += two_muon_rows(multi_counts, assumptions)
-            tables = multi_tables(multi_counts)
-            metadata["multi"] = tables
-        write_csv(tmp["csv"], rows, assumptions, tables)
-        write_json(tmp["json"], rows, assumptions, metadata)
-        plot_turn_on(tmp["turn_on_png"], counts, thresholds, f"{spec.get('name')}: L0 turn-on")
-        if multi:
-            _plot_multi(tmp, multi_counts, tables, spec.get("name"))
-    return JobResult(n_events, seconds, compile_seconds, cpu_seconds, rows, counts, outputs, multi_counts)
-
-
-def _plot_multi(tmp, counts: MultiCounts, tables: dict, name) -> None:
-    plot_turn_on(tmp["turn_on_2mu_png"], counts.pairs, counts.thresholds, f"{name}: two-muon turn-on",
-                 xlabel="second muon true $p_T$ [GeV]", item=r"L0 2$\mu$, $p_T$")
-    plot_charge_identification(tmp["charge_png"], tables, f"{name}: one muon, ≥ 1 L0 candidate")
-    plot_muon_count(tmp["muon_count_png"], tables, f"{name}: true vs L0 muon count")
-    plot_two_muon_separation(tmp["separation_png"], tables, f"{name}: two-muon efficiency")
+        report = RunReport(counts, thresholds, assumptions, multi_counts)
+        report.write(tmp, spec.get("name"), {"spec": spec.get("name"), "inputs": paths, "events": n_events})
+    return JobResult(n_events, seconds, compile_seconds, cpu_seconds, report, outputs)
