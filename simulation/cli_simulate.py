@@ -54,7 +54,7 @@ def main(args) -> int:
         args.chunk_size = DEFAULT_CHUNK_SIZE
     settings = settings_for_scenario(args.scenario, seed=args.seed, overrides=parse_overrides(args.overrides))
     # the events file and the plots are one unit: both checked now, both kept or neither
-    with OutputSet() as outputs:
+    with OutputSet(final=True) as outputs:
         events_tmp = outputs.add(args.output, option="-o")
         plots_tmp = outputs.add_into(args.plots, option="--plots") if args.plots else None
         summary = write_events(events_tmp, settings, args.events, chunk_size=args.chunk_size, progress=True)

@@ -53,11 +53,26 @@ from dataclasses import dataclass
 from l0emu.errors import ConfigError, did_you_mean
 from l0emu.trigger.geometry import ETA_MAX, ETA_MIN
 
-__all__ = ["SimSettings", "SCENARIOS", "PT_SPECTRA", "RATE_SPECTRUM", "settings_for_scenario"]
+__all__ = ["SimSettings", "PHYSICAL_RANGES", "SCENARIOS", "PT_SPECTRA", "RATE_SPECTRUM", "settings_for_scenario"]
 
 PT_SPECTRA = ("flat", "power")
 # the falling spectrum for rate and plateau estimates (module docstring): overrides of any scenario
 RATE_SPECTRUM = {"pt_spectrum": "power", "pt_power_index": 2.0, "pt_max": 50.0}
+
+
+# Bounds of the knobs that have no natural end, at ten times their default: a value beyond
+# them is a typo or a unit slip, not a detector (bend_strips_gev=1e300 bends every muon out of
+# the sector and leaves only noise hits). At 1200 strip*GeV a 20 GeV muon bends by 60 strips
+# between BI and BO, a sixth of the sector; at 30 strip*GeV scattering smears a 3 GeV muon by
+# 10 strips; a background segment steeper than 20 strips per layer crosses a fragment window
+# (16 strips) between two layers; a pT spectrum falling as pT^-10 keeps only 0.2 % of its
+# muons above twice pt_min.
+PHYSICAL_RANGES = {
+    "bend_strips_gev": (0.0, 1200.0),
+    "ms_strips_gev": (0.0, 30.0),
+    "segment_slope_max": (0.0, 20.0),
+    "pt_power_index": (0.0, 10.0),
+}
 
 
 @dataclass(frozen=True)
@@ -109,8 +124,8 @@ class SimSettings:
         _check_range(self, "noise_rate", 0.0, 0.1)
         for name in ("segment_rate", "correlated_cluster_rate"):
             _check_range(self, name, 0.0, 20.0)
-        for name in ("bend_strips_gev", "ms_strips_gev", "segment_slope_max", "pt_power_index"):
-            _check_range(self, name, 0.0, math.inf)
+        for name, (low, high) in PHYSICAL_RANGES.items():
+            _check_range(self, name, low, high)
         _check_range(self, "field_start_radius_m", 0.0, 9.0)
         _check_interval(self, "pt_min", "pt_max", 0.1, 1e4)
         _check_interval(self, "soft_pt_min", "soft_pt_max", 0.1, 1e4)

@@ -156,7 +156,7 @@ SIMULATE_CASES = [
     (["-n", "10", "-o", "{o}/ev.root", "--plots", "{f}/events.root"], "--plots"),
     (["-n", "10", "-o", "{o}/ev.root", "--plots", "{o}/ev.root"], "the same or nested"),
     (["-n", "10", "-o", "{o}/ev.root", "--set", "noise_rate=inf"], "noise_rate"),
-    (["-n", "10", "-o", "{o}/ev.root", "--set", "bend_strips_gev=inf"], "a finite number >= 0"),
+    (["-n", "10", "-o", "{o}/ev.root", "--set", "bend_strips_gev=inf"], r"in \[0, 1200\]"),
     (["-n", "10", "-o", "{o}/ev.root", "--set", "nosie_rate=1e-3"], "noise_rate"),
     (["-n", "10", "-o", "{o}/ev.root", "--scenario", "hardd"], "hard"),
     (["-n", "10", "-o", "{o}/ev.root", "--chunk-size", "0"], "--chunk-size"),

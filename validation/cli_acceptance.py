@@ -54,7 +54,7 @@ def main(args) -> int:
     print(acceptance.format_table(report["rows"]))
     print("RESULT: " + ("zero differing output bits" if report["bit_exact"] else "MISMATCH"))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.output) as tmp:
+    with atomic_path(args.output, final=True) as tmp:
         tmp.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.output}")
     return 0 if report["bit_exact"] else 1

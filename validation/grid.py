@@ -511,7 +511,7 @@ def write_report(result, output_dir, turn_on_bits: int = 4) -> list[Path]:
     texts = {"grid.md": markdown(result, plots), "grid.csv": table.getvalue(), "grid.json": json.dumps(document, indent=1, allow_nan=False) + "\n"}
     written = []
     for name, text in texts.items():
-        with atomic_path(output_dir / name) as tmp:
+        with atomic_path(output_dir / name, final=True) as tmp:  # the plots are written: the report ends the command
             tmp.write_text(text)
         written.append(output_dir / name)
     return written + plots

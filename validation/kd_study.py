@@ -102,6 +102,6 @@ def run_study(models_dir, samples: dict, output_dir, threshold: float = DEFAULT_
     output_dir.mkdir(parents=True, exist_ok=True)
     document = json.dumps(jsonable({**result, "summary": summary}), indent=1, allow_nan=False)
     for name, text in (("kd_study.md", markdown(result, summary)), ("kd_study.json", document + "\n")):
-        with atomic_path(output_dir / name) as tmp:
+        with atomic_path(output_dir / name, final=True) as tmp:
             tmp.write_text(text)
     return summary

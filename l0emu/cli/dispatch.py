@@ -25,7 +25,7 @@ import types
 from pathlib import Path
 
 from l0emu import __version__
-from l0emu.util.atomic import handle_signals
+from l0emu.util.atomic import handle_signals, late_signal
 from l0emu.errors import ConfigError, L0emuError
 from l0emu.util.quiet import show_warnings_plainly
 
@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     # SIGTERM/SIGHUP raise Interrupted (a KeyboardInterrupt), so every cleanup path runs
     with handle_signals(), show_warnings_plainly(), _quiet_tensorflow():
         try:
-            return _run(argv, state)
+            status = _run(argv, state)
         except L0emuError as err:
             print(f"l0emu {state['chosen'] or ''}: error: {err}".replace("  ", " "), file=sys.stderr)
             return 2
@@ -245,4 +245,9 @@ def main(argv=None) -> int:
             signum = getattr(err, "signum", signal.SIGINT)
             print(f"l0emu: interrupted ({signal.Signals(signum).name}); no partial output was kept", file=sys.stderr)
             return 128 + signum
+        late = late_signal()
+        if late is not None:
+            name = signal.Signals(late).name
+            print(f"l0emu {state['chosen'] or ''}: {name} arrived after every output was written; they are complete".replace("  ", " "), file=sys.stderr)
+        return status
 

@@ -169,6 +169,10 @@ def add_arguments(parser) -> None:
         "--check-firmware", type=int, default=None, metavar="N",
         help="also run hls4ml's C-simulation on N of the same images and fail on any differing bit",
     )
+    parser.add_argument(
+        "--allow-mixed", action="store_true",
+        help="merge inputs simulated with different physics settings (refused by default); the tables name them",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -195,7 +199,8 @@ def main(args) -> int:
         args.inputs, spec, args.output, thresholds,
         step_size=args.step_size, assumptions=assumptions,
         workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress,
-        output_format=args.output_format,
+        output_format=args.output_format, allow_mixed=args.allow_mixed,
+        final=not args.check_firmware,  # else the C-simulation check is still to come
     )
     rate = result.n_events / result.seconds if result.seconds > 0 else float("nan")
     print(

@@ -55,6 +55,7 @@ class RunReport:
     thresholds: tuple
     assumptions: RateAssumptions
     multi: MultiCounts | None = None
+    mixed: str | None = None  # which simulation settings the inputs mix (l0emu.trigger.samples)
     rows: list = dataclasses.field(init=False)
     tables: dict | None = dataclasses.field(init=False)
 
@@ -68,6 +69,8 @@ class RunReport:
     def text(self) -> str:
         """The terminal summary: the rate table, the multi tables, the rate assumptions."""
         parts = [format_table(self.rows)]
+        if self.mixed:
+            parts.append(self.mixed)
         if self.tables is not None:
             parts.append(format_multi_tables(self.tables))
         parts.append(self.assumptions.describe())
@@ -76,7 +79,7 @@ class RunReport:
     def write(self, paths: dict, name: str, metadata: dict) -> None:
         """Write the CSV and JSON tables and the plots to ``paths`` (keys of
         :func:`l0emu.trigger.job.side_outputs`); ``metadata`` goes into the JSON as it is."""
-        write_csv(paths["csv"], self.rows, self.assumptions, self.tables)
+        write_csv(paths["csv"], self.rows, self.assumptions, self.tables, self.mixed)
         if self.tables is not None:
             metadata = {**metadata, "multi": self.tables}
         write_json(paths["json"], self.rows, self.assumptions, metadata)
@@ -129,12 +132,14 @@ def format_multi_tables(tables: dict) -> str:
     return "\n".join(lines)
 
 
-def write_csv(path, rows, assumptions: RateAssumptions, tables: dict | None = None) -> None:
+def write_csv(path, rows, assumptions: RateAssumptions, tables: dict | None = None, mixed: str | None = None) -> None:
     """The rate table; a multi spec's two-muon rows add columns (blank in the single-muon rows),
     and its ``tables`` (:func:`l0emu.results.multi_rates.multi_tables`) follow as sections, each after a
-    blank line and a ``#`` line naming it."""
+    blank line and a ``#`` line naming it. ``mixed``: the settings a mixed sample mixes, a ``#`` line."""
     with open(path, "w", newline="") as f:
         f.write(f"# {assumptions.describe()}\n")
+        if mixed:
+            f.write(f"# {mixed}\n")
         if tables is not None:
             f.write(f"# {tables['two_muon_rate']}\n")
         fieldnames = list(dict.fromkeys(key for row in rows for key in row)) or ["threshold_gev"]

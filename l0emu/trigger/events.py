@@ -26,6 +26,7 @@ from l0emu.errors import InputFileError, SpecError, did_you_mean
 from l0emu.trigger.geometry import N_LAYERS
 from l0emu.trigger.images import FRAGMENT_STRIPS, first_out_of_range, fragment_hits
 from l0emu.schema import EVENT_JAGGED, EVENT_SCALARS, EVENTS_TREE
+from l0emu.trigger.samples import check_distinct
 
 __all__ = [
     "EventChunk",
@@ -74,7 +75,8 @@ class EventChunk:
 
 
 def expand_paths(patterns) -> list[str]:
-    """Expand globs; a pattern that matches nothing is an error naming it."""
+    """Expand globs; a pattern that matches nothing, or a file named twice (also through a
+    link or by two patterns), is an error naming it."""
     paths = []
     for pattern in map(str, patterns):
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
@@ -82,6 +84,7 @@ def expand_paths(patterns) -> list[str]:
             msg = f"no file matches {pattern!r}"
             raise InputFileError(msg)
         paths.extend(matches)
+    check_distinct(paths)
     return paths
 
 
@@ -211,14 +214,20 @@ def _leading_kernel(offsets, pt, eta, lead_pt, lead_eta):
     for event in range(offsets.shape[0] - 1):
         first = -1
         for k in range(offsets[event], offsets[event + 1]):
-            if np.isnan(pt[k]):  # no leading muon, as numpy's NaN-propagating maximum gave
-                first = -1
-                break
             if first < 0 or pt[k] > pt[first]:
                 first = k
         if first >= 0:
             lead_pt[event] = pt[first]
             lead_eta[event] = eta[first]
+
+
+def _check_finite(path, entry_start, name, offsets, values) -> None:
+    """NaN or infinity in a truth branch would make a muon event count as background (a fake)."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        entry = entry_start + int(np.searchsorted(offsets, bad[0], side="right") - 1)
+        msg = f"{path!r}:{EVENTS_TREE}/{name} entry {entry}: value {float(values[bad[0]])!r} is not a finite number"
+        raise InputFileError(msg)
 
 
 def _leading(path, entry_start, pt, eta):
@@ -233,6 +242,8 @@ def _leading(path, entry_start, pt, eta):
         entry = entry_start + int(np.nonzero(np.diff(offsets) != np.diff(eta_offsets))[0][0])
         msg = f"{path!r}:{EVENTS_TREE} entry {entry}: muon_pt and muon_eta have different lengths"
         raise InputFileError(msg)
+    _check_finite(path, entry_start, "muon_pt", offsets, pt_flat)
+    _check_finite(path, entry_start, "muon_eta", offsets, eta_flat)
     n = len(offsets) - 1
     lead_pt = np.zeros(n, np.float32)
     lead_eta = np.zeros(n, np.float32)

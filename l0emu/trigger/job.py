@@ -29,6 +29,7 @@ from l0emu.results.multi_rates import MultiCounts, is_count_column, is_multi_spe
 from l0emu.results.rates import RateAssumptions, TriggerCounts
 from l0emu.results.report import RunReport
 from l0emu.trigger.logic import Trigger
+from l0emu.trigger.samples import check_same_settings
 
 __all__ = ["JobResult", "compute_threads", "run_job", "side_outputs"]
 
@@ -243,11 +244,16 @@ def run_job(
     scheduler: str | None = None,
     progress: bool = True,
     output_format: str = "ttree",
+    allow_mixed: bool = False,
+    final: bool = False,
 ) -> JobResult:
     """Run the trigger over ``inputs`` and write every output atomically.
 
     ``output_format`` stores the ``l0`` table as a ``"ttree"`` (default) or an ``"rntuple"``;
-    the histograms are the same TH1D objects either way.
+    the histograms are the same TH1D objects either way. Inputs simulated with different
+    physics settings are refused unless ``allow_mixed`` (:mod:`l0emu.trigger.samples`); the
+    tables then name the mixed settings. ``final``: these outputs end the command
+    (:class:`~l0emu.util.atomic.OutputSet`).
     """
     if step_size < 1:
         msg = f"--step-size must be >= 1, got {step_size}"
@@ -257,11 +263,12 @@ def run_job(
         raise ConfigError(msg)
     thresholds = tuple(float(t) for t in thresholds)
     paths = expand_paths(inputs)
+    mixed = check_same_settings(paths, allow_mixed=allow_mixed)
     multi = is_multi_spec(spec)
     outputs = side_outputs(output, multi)
     # every output checked before any work starts, written under temporary names and
     # renamed together at the end (or none of them)
-    output_set = OutputSet(inputs=paths)
+    output_set = OutputSet(inputs=paths, final=final)
     tmp = {
         key: output_set.add(output if key == "root" else path, option=_OUTPUT_OPTION.get(key, "output"))
         for key, path in outputs.items()
@@ -299,6 +306,7 @@ def run_job(
         bar.close()
         seconds = time.perf_counter() - t0
         cpu_seconds = time.process_time() - cpu0
-        report = RunReport(counts, thresholds, assumptions, multi_counts)
-        report.write(tmp, spec.get("name"), {"spec": spec.get("name"), "inputs": paths, "events": n_events})
+        report = RunReport(counts, thresholds, assumptions, multi_counts, mixed)
+        metadata = {"spec": spec.get("name"), "inputs": paths, "events": n_events, "mixed_settings": mixed}
+        report.write(tmp, spec.get("name"), metadata)
     return JobResult(n_events, seconds, compile_seconds, cpu_seconds, report, outputs)

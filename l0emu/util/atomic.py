@@ -10,6 +10,8 @@ were. :func:`atomic_path` is the one-output case.
 :func:`handle_signals` turns SIGTERM and SIGHUP (what batch systems and ``timeout`` send)
 into :class:`Interrupted`, a ``KeyboardInterrupt``, so they take the cleanup path SIGINT
 takes; while an output set is being renamed into place, signals wait until it is done.
+Once a command's final output set (``final=True``) is committed, its work is done: a signal
+arriving then no longer turns it into a failure; :func:`late_signal` reports it instead.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "atomic_path",
     "check_output",
     "handle_signals",
+    "late_signal",
 ]
 
 HANDLED_SIGNALS = tuple(
@@ -45,12 +48,15 @@ class Interrupted(KeyboardInterrupt):
         self.signum = int(signum)
 
 
-_state = {"committing": 0, "pending": [], "interrupted": False}
+_state = {"committing": 0, "pending": [], "interrupted": False, "complete": False, "late": None}
 
 
 def _on_signal(signum, frame):
     if _state["interrupted"]:
         return  # a second SIGTERM (or Ctrl-C) must not break the cleanup the first one started
+    if _state["complete"]:
+        _state["late"] = _state["late"] or signum  # the outputs are all written: nothing to stop
+        return
     if _state["committing"]:
         _state["pending"].append(signum)  # raised once the renames are done
         return
@@ -65,27 +71,38 @@ def handle_signals(signums=HANDLED_SIGNALS):
         yield
         return
     previous = {s: signal.signal(s, _on_signal) for s in signums}
-    _state["interrupted"] = False
+    _state.update(interrupted=False, complete=False, late=None)
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        _state["interrupted"] = False
+        _state.update(interrupted=False, complete=False)
+
+
+def late_signal() -> int | None:
+    """The first signal that arrived after the final outputs were committed (None if none);
+    the command succeeded and says so rather than exiting 128 + signum."""
+    return _state["late"]
 
 
 @contextlib.contextmanager
-def _signals_deferred():
+def _signals_deferred(final: bool):
     _state["committing"] += 1
     try:
         yield
+        if final:
+            _state["complete"] = True
     finally:
         _state["committing"] -= 1
         if not _state["committing"] and _state["pending"]:
             signum = _state["pending"][0]
             _state["pending"].clear()
-            _state["interrupted"] = True
-            raise Interrupted(signum)
+            if _state["complete"]:
+                _state["late"] = _state["late"] or signum
+            else:
+                _state["interrupted"] = True
+                raise Interrupted(signum)
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -127,6 +144,8 @@ def check_output(target, *, directory: bool = False, parents: bool = False, inpu
     if not directory and path.is_dir():
         msg = f"{what} is a directory; give a file name"
         raise ConfigError(msg)
+    if not directory:
+        _check_regular(path, what)
     if directory and (path.exists() or path.is_symlink()) and not path.is_dir():
         msg = f"{what} exists and is not a directory"
         raise ConfigError(msg)
@@ -151,6 +170,14 @@ def check_output(target, *, directory: bool = False, parents: bool = False, inpu
             msg = f"{what} {how} the input {str(item)!r}; refusing to overwrite an input"
             raise ConfigError(msg)
     return path
+
+
+def _check_regular(path: Path, what: str) -> None:
+    """An existing file output must be a regular file (or a link to one): the final rename
+    would replace a FIFO, a socket or a device such as /dev/null with a plain file."""
+    if path.exists() and not path.is_file():
+        msg = f"{what} exists and is not a regular file (a device, FIFO or socket); give a file name"
+        raise ConfigError(msg)
 
 
 def _probe(target: Path, option: str) -> None:
@@ -182,10 +209,13 @@ class OutputSet:
     directory whose files (unknown up front, e.g. plots) are outputs while the directory's
     other files stay. Used as a context manager: on a clean exit :meth:`commit` renames
     every temporary onto its target (all or none); on an exception every temporary goes.
+    ``final``: these are the command's last outputs, so a signal arriving during or after
+    their commit does not undo a finished command (module docstring).
     """
 
-    def __init__(self, inputs=()):
+    def __init__(self, inputs=(), *, final: bool = False):
         self.inputs = [Path(p) for p in inputs]
+        self.final = final
         self._entries: list[tuple[Path, Path, str]] = []  # (target, temporary, "file"|"dir"|"into")
         self._made: list[Path] = []  # directories this set created, removed if it fails
 
@@ -269,12 +299,14 @@ class OutputSet:
             if target.is_dir() and not target.is_symlink() and not any(d for _, t, d in moves if t == target and d):
                 msg = f"cannot write {str(target)!r}: it is a directory"
                 raise ConfigError(msg)
+            if not target.is_dir():
+                _check_regular(target, f"output {str(target)!r}")
         return moves
 
     def commit(self) -> list[Path]:
         """Rename every temporary onto its target: all of them, or none (earlier files restored)."""
         try:
-            with _signals_deferred():
+            with _signals_deferred(self.final):
                 moves = self._moves()
                 self._rename_all(moves)
         except BaseException:
@@ -332,7 +364,7 @@ def _keep_aside(target: Path, backup: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target, *, directory: bool = False, parents: bool = False, inputs=()):
+def atomic_path(target, *, directory: bool = False, parents: bool = False, inputs=(), final: bool = False):
     """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
 
     The temporary name lives in the same directory so the final rename is atomic. On any

@@ -1,0 +1,109 @@
+"""What a run's input files are, as a sample: one physics composition, each file once.
+
+A rate table assumes one sample composition, so the files of a run must have been
+generated with the same physics: scenario, spectrum, detector and noise settings. Files of
+one production differ in generator seed and event count (and may come from another l0emu
+version); that is normal and never refused. Any other difference in the settings that
+``l0emu simulate`` stores in each file (``settings`` object, :data:`l0emu.schema.SETTINGS_TREE`)
+is refused, naming the first differing setting, unless the user allows a mixed sample; the
+report then says which settings it mixes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import uproot
+
+from l0emu.errors import ConfigError, InputFileError
+from l0emu.schema import SETTINGS_TREE
+
+__all__ = ["PER_FILE_SETTINGS", "check_distinct", "check_same_settings", "stored_settings"]
+
+# settings that differ between the files of one production
+PER_FILE_SETTINGS = ("seed",)
+# metadata keys that are not physics: the event count and the writing version
+_NOT_PHYSICS = ("n_events", "l0emu_version")
+
+
+def check_distinct(paths) -> None:
+    """Refuse a file given twice, by another name or through a link: its events would count twice."""
+    seen = {}
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            key = (stat.st_dev, stat.st_ino)
+        except OSError:
+            key = os.path.realpath(path)  # missing: the reader names it
+        if key in seen:
+            same = "" if str(seen[key]) == str(path) else f" (the same file as {str(seen[key])!r})"
+            msg = f"input {str(path)!r} is given twice{same}: its events would be counted twice"
+            raise InputFileError(msg)
+        seen[key] = path
+
+
+def stored_settings(path) -> dict | None:
+    """The physics settings stored in an event file, flattened (``settings.pt_max``,
+    ``geometry.n_strips``, ...), without per-file ones; None for a file without them."""
+    try:
+        with uproot.open(path) as file:
+            if SETTINGS_TREE not in file.keys(cycle=False):
+                return None
+            text = str(file[SETTINGS_TREE])
+    except Exception as err:  # uproot raises many kinds for unreadable files
+        msg = f"{str(path)!r}: its {SETTINGS_TREE!r} object cannot be read ({type(err).__name__}: {err})"
+        raise InputFileError(msg) from None
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as err:
+        msg = f"{str(path)!r}: the {SETTINGS_TREE!r} object is not JSON ({err})"
+        raise InputFileError(msg) from None
+    if not isinstance(metadata, dict):
+        msg = f"{str(path)!r}: the {SETTINGS_TREE!r} object is not a JSON object"
+        raise InputFileError(msg)
+    flat = {}
+    for key, value in metadata.items():
+        if key in _NOT_PHYSICS:
+            continue
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items() if not (key == "settings" and k in PER_FILE_SETTINGS)})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _differences(first: dict | None, other: dict | None) -> list[str]:
+    if first is None or other is None:
+        return [] if first is other else ["stored settings"]
+    return [key for key in dict.fromkeys([*first, *other]) if first.get(key) != other.get(key)]
+
+
+def _shown(settings: dict | None, key: str) -> str:
+    if settings is None:
+        return "none stored"
+    return json.dumps(settings.get(key)) if key in settings else "absent"
+
+
+def check_same_settings(paths, *, allow_mixed: bool = False) -> str | None:
+    """Refuse files whose stored physics settings differ, naming the first differing setting;
+    with ``allow_mixed``, return a description of every mixed setting (None for one sample)."""
+    if len(paths) < 2:
+        return None
+    settings = [stored_settings(path) for path in paths]
+    mixed = {}
+    for path, other in zip(paths[1:], settings[1:]):
+        for key in _differences(settings[0], other):
+            if not allow_mixed:
+                msg = (
+                    f"{str(path)!r} and {str(paths[0])!r} were simulated with different settings: "
+                    f"{key} is {_shown(other, key)} vs {_shown(settings[0], key)}; a rate table needs one "
+                    "sample composition (pass --allow-mixed to merge them anyway)"
+                )
+                raise ConfigError(msg)
+            mixed.setdefault(key, [])
+    if not mixed:
+        return None
+    for key, values in mixed.items():
+        values.extend(dict.fromkeys(_shown(s, key) for s in settings))
+    return "mixed sample: " + "; ".join(f"{key} {', '.join(values)}" for key, values in mixed.items())
