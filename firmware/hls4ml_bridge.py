@@ -15,6 +15,7 @@ import ctypes
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ KERAS_MODEL_FILE = "keras_model.h5"
 TRAINING_RECORD_FILE = "record.json"  # written by `l0emu train` beside model.h5
 CONFIG_FILE = "l0emu_convert.json"
 SPEC_FILE = "spec.json"
+TRAINING_RECORD_FILE = "training_record.json"  # the model's l0emu train record, copied
 
 DEFAULT_SETTINGS = {
     "backend": "Vitis",
@@ -328,7 +330,10 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
     """Convert the model at ``model_path`` into an hls4ml project in ``out_dir`` with ``spec.json``.
 
     Writes the project, a copy of the Keras model (``keras_model.h5``) and the settings used
-    (``l0emu_convert.json``) so :func:`load_converted` can rebuild the same ModelGraph.
+    (``l0emu_convert.json``) so :func:`load_converted` can rebuild the same ModelGraph, and a
+    copy of the model's ``record.json`` (``l0emu train``'s) as ``training_record.json``, so that
+    ``l0emu run`` finds which events the network was trained and chosen on. The model is named
+    by file name and hash only: a project carries no paths of the machine it was made on.
     Returns ``(hls_model, spec)``.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -343,7 +348,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
         hls_model, renamed = build_hls_model(model, settings, tmp, origin)
         _write_project(hls_model, tmp)
         source = {
-            "model_file": str(model_path),
+            "model_file": model_path.name,
             "model_sha256": _model_hash(model_path),
             "hls4ml_version": hls4ml_module().__version__,
             "backend": settings["backend"],
@@ -358,6 +363,8 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
         model.save(str(tmp / KERAS_MODEL_FILE))
         record = {"name": name, "settings": settings, "source": source}
         (tmp / CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
+        if (model_path.parent / "record.json").is_file():
+            shutil.copyfile(model_path.parent / "record.json", tmp / TRAINING_RECORD_FILE)
     # the project's config and build script must name the final directory, not the temporary one
     _write_project(hls_model, out_dir)
     if compile:

@@ -342,7 +342,7 @@ def train_run(
             teacher, history = _train_teacher(fit_data, validation_data, schedule, seed, verbose)
             record["teacher"] = {"source": "trained in this run", "file": "teacher/model.h5", "history": history}
         else:
-            record["teacher"] = {"source": str(teacher_path), "sha256": file_sha256(_model_file(teacher_path))}
+            record["teacher"] = {"source": _model_file(teacher_path).name, "sha256": file_sha256(_model_file(teacher_path))}
             record["teacher"]["samples"] = _teacher_samples(teacher_path)
         record["teacher"]["metrics"] = _evaluate(teacher, *measured)
 
@@ -360,11 +360,11 @@ def train_run(
             "schedule": dataclasses.asdict(schedule), "seed": seed, "teacher_seed": seed + 1 if kd and teacher_path is None else None,
             "split_seed": seed, "hints": [list(h) for h in HINTS] if kd else None, "gammas": list(gammas) if kd else None,
             "background_weight": float(background_weight), "soft_weight": float(soft_weight) if kd else None,
-            "init_from": None if init_from is None else {"path": str(init_from), "sha256": init_sha},
+            "init_from": None if init_from is None else {"path": Path(init_from).name, "sha256": init_sha},
             "loss": _LOSS[outputs], "outputs": list(outputs),
         },
         data={
-            "paths": data.paths, "sha256": [file_sha256(p) for p in data.paths], "n_events": len(data),
+            "paths": [Path(p).name for p in data.paths], "sha256": [file_sha256(p) for p in data.paths], "n_events": len(data),
             "samples": describe_samples(data.paths), "validation_samples": describe_samples(validation_events),
             "n_train": len(train), "n_validation": n_validation, "n_test": len(test),
             "n_signal": int(data.is_signal.sum()), "stride": data.stride, "layers": list(layers), **_example_fields(data, layers),

@@ -35,6 +35,8 @@ import numpy as np
 from l0emu.util.atomic import atomic_path
 from l0emu.cli.run import default_spec_path
 from l0emu.fixedpoint.emulator import Emulator
+from l0emu.firmware.protocol import SampleId, check_generated_sample
+from l0emu.trigger.fingerprint import fingerprint_arrays
 from l0emu.trigger.geometry import ALL_LAYERS, eta_to_strip
 from l0emu.trigger.images import fragment_hits
 from l0emu.trigger.sector import min_candidate_hits, predict_candidates, sector_candidates
@@ -188,6 +190,7 @@ def run_study(*, events: int, seed: int, seed_hard: int, min_hits_values=None, s
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     spec = read_spec(spec_path or default_spec_path())
+    spec_file = spec_path or default_spec_path()
     emulator = Emulator.from_spec(spec)
     stride = int(spec["preprocessing"]["fragment"]["stride"])
     samples = {
@@ -198,6 +201,8 @@ def run_study(*, events: int, seed: int, seed_hard: int, min_hits_values=None, s
     for name, settings in samples.items():
         started = time.perf_counter()
         block = generate(settings, events)
+        print_ = fingerprint_arrays(block.event_id, block.hit_offsets, block.hit_layer, block.hit_strip)
+        check_generated_sample(SampleId(settings.scenario, settings.seed), print_, spec_file)
         for min_hits in min_hits_values or (None,):  # None: evaluate takes the sector logic's default
             res = evaluate(block, emulator, stride, min_hits=min_hits, pt_min=settings.pt_min)
             res["settings"] = settings.to_dict()

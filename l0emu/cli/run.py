@@ -184,6 +184,7 @@ def main(args) -> int:
     from l0emu.trigger.events import expand_paths  # uproot and numba: not for --help
     from l0emu.trigger.job import run_job, side_outputs
     from l0emu.fixedpoint.spec import read_spec
+    from l0emu.firmware.protocol import warn_run_overlaps
 
     inputs = [*expand_paths(args.inputs), _spec_file(spec_path)]
     check_output(args.output, inputs=inputs, option="-o")  # the raw text: '-o dir/' is refused
@@ -194,6 +195,8 @@ def main(args) -> int:
     firmware_check = _firmware_check() if args.check_firmware else None
     if args.scheduler:
         check_scheduler(args.scheduler)
+    # the evaluation protocol (docs/protocol.md): loud when an input holds the network's training events
+    warn_run_overlaps(inputs[:-1], spec_path)
     assumptions = RateAssumptions(args.bx_rate_mhz, args.muon_fraction, args.spectrum_index)
     result = run_job(
         args.inputs, spec, args.output, thresholds,
