@@ -43,7 +43,9 @@ def samples(tmp_path_factory):
 
 def test_a_file_knows_its_generator_scenario_and_seed(samples):
     assert sample_id(samples["train_hard"]) == SampleId("hard", 112)
-    assert describe_samples([samples["validation"]]) == [{"path": str(samples["validation"]), "scenario": "default", "seed": 211}]
+    described = describe_samples([samples["validation"]])
+    assert [{k: v for k, v in d.items() if k != "fingerprint"} for d in described] == [{"path": "validation.root", "scenario": "default", "seed": 211}]
+    assert described[0]["fingerprint"]["events"] == 300  # a file name, no directory; and its events by content
     assert (seed_role(111), seed_role(211), seed_role(301), seed_role(7)) == ("training", "validation", "test", None)
 
 

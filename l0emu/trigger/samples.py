@@ -62,12 +62,14 @@ def stored_settings(path) -> dict | None:
     if not isinstance(metadata, dict):
         msg = f"{str(path)!r}: the {SETTINGS_TREE!r} object is not a JSON object"
         raise InputFileError(msg)
-    flat = {}
+    # the generator settings first, the scenario first of them: the first difference named is the telling one
+    settings = metadata.get("settings") if isinstance(metadata.get("settings"), dict) else {}
+    flat = {f"settings.{k}": settings[k] for k in sorted(settings, key=lambda k: (k != "scenario", k)) if k not in PER_FILE_SETTINGS}
     for key, value in metadata.items():
-        if key in _NOT_PHYSICS:
+        if key in (*_NOT_PHYSICS, "settings"):
             continue
         if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in value.items() if not (key == "settings" and k in PER_FILE_SETTINGS)})
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[key] = value
     return flat
@@ -93,6 +95,13 @@ def check_same_settings(paths, *, allow_mixed: bool = False) -> str | None:
     settings = [stored_settings(path) for path in paths]
     mixed = {}
     for path, other in zip(paths[1:], settings[1:]):
+        if not allow_mixed and (settings[0] is None) != (other is None):
+            without, with_ = (path, paths[0]) if other is None else (paths[0], path)
+            msg = (
+                f"{str(without)!r} has no stored simulation settings and {str(with_)!r} has: they may not be one "
+                "sample composition (pass --allow-mixed to merge them anyway)"
+            )
+            raise ConfigError(msg)
         for key in _differences(settings[0], other):
             if not allow_mixed:
                 msg = (
