@@ -327,7 +327,7 @@ def train_run(
         train, test = np.arange(len(data)), np.arange(len(val_data))
         fit_data = (x, y, weights)
         validation_data = (val_x, val_y, event_weights(val_data.is_signal, background_weight))
-        measured = (val_x, val_y, val_data, test, frame, "validation files " + ", ".join(validation_events))
+        measured = (val_x, val_y, val_data, test, frame, "validation files " + ", ".join(Path(p).name for p in validation_events))
         n_validation = len(val_data)
     else:
         train, validation, test = split_examples(data, schedule.validation_fraction, schedule.test_fraction, seed)

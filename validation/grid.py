@@ -241,13 +241,13 @@ def _check_held_out(path, scenario: str, models) -> dict:
     unknown = sorted({p for m in models for p in model_samples(m.record)["unknown"]})
     caveat = f"; generator of training file(s) {', '.join(unknown)} unknown (record predates the protocol), checked by hash only" if unknown else ""
     if identity is None:
-        return {"path": str(path), "scenario": scenario, "generator": "unknown (no l0emu simulate settings)" + caveat, "role": None}
+        return {"path": Path(path).name, "scenario": scenario, "generator": "unknown (no l0emu simulate settings)" + caveat, "role": None}
     if identity.scenario != scenario:
         msg = f"{str(path)!r} was simulated with scenario {identity.scenario!r}, given as the {scenario!r} sample"
         raise ConfigError(msg)
     role = seed_role(identity.seed)
     role_text = f" ({role} seed range)" if role else " (outside the protocol's seed ranges)"
-    return {"path": str(path), "scenario": scenario, "generator": f"l0emu simulate, scenario {scenario!r}, seed {identity.seed}{role_text}{caveat}", "role": role}
+    return {"path": Path(path).name, "scenario": scenario, "generator": f"l0emu simulate, scenario {scenario!r}, seed {identity.seed}{role_text}{caveat}", "role": role}
 
 
 def _firmware(model, work_dir):
@@ -323,12 +323,13 @@ def evaluate_grid(models_dir, samples: dict, threshold: float = DEFAULT_THRESHOL
     rows = []
     with tempfile.TemporaryDirectory(prefix="l0emu-grid-") as work_dir:
         networks = load_networks(models, work_dir)
-        for description in descriptions:
-            true_pt, outputs = predict_sample(models, networks, description["path"])
+        for description, path in zip(descriptions, samples.values()):
+            true_pt, outputs = predict_sample(models, networks, path)
             background = true_pt < SIGNAL_PT_MIN
             description.update(n_events=len(true_pt), n_background=int(background.sum()), n_plateau=int((true_pt >= plateau_min_pt(threshold)).sum()))
             rows += [_row(m, description["scenario"], true_pt, outputs[m.name], threshold) for m in models]
-    return {"format": "l0emu-grid/2", "models_dir": str(models_dir), "threshold_gev": threshold, "samples": descriptions, "rows": rows}
+    # names only (models_dir, each sample's path): a result to commit carries no machine paths
+    return {"format": "l0emu-grid/2", "models_dir": Path(models_dir).name, "threshold_gev": threshold, "samples": descriptions, "rows": rows}
 
 
 # ---------------------------------------------------------------- report

@@ -19,7 +19,9 @@ Backends, all on the same fragmented events of one generated default sample:
   its default two threads ran the 4-bit student about 3x slower);
 - ``qonnx``: the quantized student as a QONNX graph (the ``qonnx`` package's ``Quant``
   nodes, built from the spec; qonnx 1.0 ships no QKeras converter): what ONNX Runtime can run
-  of it, and qonnx's own executor on a few events;
+  of it, and qonnx's own executor on a few events. The graph and the emulator come from the
+  same spec, so their agreement checks the export and qonnx's executor, not the emulator: it
+  is not an independent comparison, and the tables say so;
 - ``emulator``: the numba fixed-point emulator of the spec (firmware-exact, one core);
   the teacher (~620k multiply-adds per event) runs on every backend on the first
   ``--teacher-events`` only, the students on all ``--events``;
@@ -28,7 +30,7 @@ Backends, all on the same fragmented events of one generated default sample:
 - ``gpu``: ONNX Runtime's CUDA/TensorRT providers or TensorFlow on a GPU, where present
   ("no GPU here" otherwise);
 - FPGA rows: latency = da4ml pipeline stages x clock (an estimate: no synthesis here) and
-  the seeds' quoted figures (``../shared/seeds/003_*.txt``), labelled as quoted.
+  the figures quoted by the physics study this project grows from, labelled as quoted.
 
 Timing: per backend, model and batch size, calls on that many events are repeated for at
 least ``--min-seconds`` (after one warm-up call); latency is the median call, throughput
@@ -76,6 +78,8 @@ THRESHOLDS = (5.0, 10.0, 15.0, 20.0)
 _CLOCK_NS = 2.0
 _LATENCY_CUTOFF = 5.0
 _QONNX_EXEC_EVENTS = 200  # qonnx's executor runs node by node in Python
+# its rows' label: the graph is exported from the spec the emulator runs, so it is no independent check of it
+QONNX_BACKEND = "qonnx export of the spec (qonnx executor)"
 _RTL_OFF = ("not run: --rtl-events 0 (the default: the Verilator build of this network alone took 247 s on the "
             "2-core machine, about as long as the rest of the run without trainings); --rtl-events N builds it and runs N events")
 
@@ -131,10 +135,28 @@ def _model_file(path) -> Path:
     return path / "model.h5" if path.is_dir() else path
 
 
+# options that name files: recorded by name, never with one machine's directories
+_PATH_OPTIONS = ("output", "events_file", "teacher", "student_float")
+
+
+def _settings(args) -> dict:
+    """The options of this run for bench.json, paths reduced to their last component."""
+    settings = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))}
+    return {k: Path(v).name if k in _PATH_OPTIONS and isinstance(v, str) else v for k, v in settings.items()}
+
+
+def _given_source(given) -> str:
+    """A model given on the command line: its file and directory names and its hash."""
+    from l0emu.firmware.train import file_sha256
+
+    path = _model_file(given)
+    return f"given: {path.parent.name}/{path.name}, sha256 {file_sha256(path)}"
+
+
 def _trained(name, given, work, args, log):
     """The model.h5 of ``name``: given, or trained here with the project's training code."""
     if given:
-        log[name] = {"source": str(_model_file(given))}
+        log[name] = {"source": _given_source(given)}
         return _model_file(given)
     from l0emu.firmware.train import train_run
 
@@ -180,7 +202,7 @@ def _networks(args, work, log):
     for name in args.models:
         if name == "student_q4":
             networks[name] = (shipped / "keras_model.h5", read_convert_config(shipped / "convert.yml"))
-            log[name] = {"source": f"shipped: {shipped}"}
+            log[name] = {"source": f"shipped: l0emu/data/{shipped.name}"}
         else:
             given = args.teacher if name == "teacher" else args.student_float
             networks[name] = (_trained(name, given, work, args, log), None)
@@ -449,7 +471,9 @@ def _qonnx_rows(net, pooled, truth, reference, timing, physics, notes, work):
     qcdq, left = to_qcdq(model)
     ort_note += (f"; after qonnx's QuantToQCDQ {left} of {quant} Quant nodes remain (it converts widths 2-8 only; "
                  f"the rest are the wider accumulators and output), and {_ort_verdict(qcdq, 'the QCDQ graph')}")
-    notes.append(f"{net.name}: QONNX export from the spec ({export_seconds:.1f} s, {path.name}): {len(model.graph.node)} nodes, "
+    notes.append(f"{net.name}: QONNX export from the spec, the emulator's own source, so the qonnx row's agreement "
+                 "checks the export and qonnx's executor, not the emulator (not an independent comparison) "
+                 f"({export_seconds:.1f} s, {path.name}): {len(model.graph.node)} nodes, "
                  f"{quant} Quant; ops {', '.join(ops)}. {ort_note}.")
     n = min(_QONNX_EXEC_EVENTS, len(pooled))
 
@@ -459,9 +483,9 @@ def _qonnx_rows(net, pooled, truth, reference, timing, physics, notes, work):
     started = time.perf_counter()
     pt = run(pooled[:n])
     seconds = time.perf_counter() - started
-    timing.append({"model": net.name, "backend": "qonnx (qonnx executor)", "batch": n, "latency_s": seconds,
+    timing.append({"model": net.name, "backend": QONNX_BACKEND, "batch": n, "latency_s": seconds,
                    "events_per_s": n / seconds, "note": "qonnx.core.onnx_exec, node by node in Python"})
-    entry, _ = _physics_entry("qonnx (qonnx executor)", net, pt, truth, reference)
+    entry, _ = _physics_entry(QONNX_BACKEND, net, pt, truth, reference)
     physics.append(entry)
 
 
@@ -687,7 +711,7 @@ def main(args) -> int:
     for model, backend, seconds, text in QUOTED:
         if model in networks:
             timing.append({"model": model, "backend": backend, "batch": 1, "latency_s": seconds, "events_per_s": 1.0 / seconds, "note": text})
-    notes.insert(0, f"sample: {len(chunk):,} events of {path} (default scenario, seed {args.seed}); emulator, Keras and ONNX Runtime "
+    notes.insert(0, f"sample: {len(chunk):,} events of {path.name} (default scenario, seed {args.seed}); emulator, Keras and ONNX Runtime "
                  f"run all of them (the teacher the first {min(args.teacher_events, len(chunk)):,}), "
                  f"the C-simulation the first {args.csim_events:,} (teacher {args.csim_teacher_events:,}), "
                  f"Verilator the first {min(args.rtl_events, len(chunk)):,}, qonnx's executor the first {_QONNX_EXEC_EVENTS}")
@@ -696,7 +720,7 @@ def main(args) -> int:
         notes.append(gpu[1])
     document = {
         "machine": f"{platform.node() or 'this machine'}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
-        "settings": {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))},
+        "settings": _settings(args),
         "timing": timing, "physics": physics, "notes": notes,
         "stages": [{"stage": what, "seconds": seconds} for what, seconds in _STAGES],
         "wall_seconds": time.perf_counter() - started,

@@ -7,7 +7,7 @@ from l0emu.util.serialize import jsonable
 a, b = (json.loads(Path(p).read_text()) for p in sys.argv[1:3])
 assert [s["path"] for s in a["samples"]] == [s["path"] for s in b["samples"]]
 rows = a["rows"] + b["rows"]
-result = {**a, "models_dir": "/tmp/kd_study/models (evaluated in two runs: batch1, batch2)", "rows": rows}
+result = {**a, "models_dir": "models (evaluated in two runs: batch1, batch2)", "rows": rows}
 summary = summarize(rows)
 order = ["teacher_float", "teacher_q4", "student_float_nokd", "student_q4_nokd", "student_q4_kd", "student_q4_kdg1",
          "student_q4_kdsoft", "student_q4_kdqteacher", "student_q4_fromfloat"]
