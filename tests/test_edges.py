@@ -271,3 +271,47 @@ def test_fingerprints_find_shared_events_whatever_the_order_and_size(trained_on)
     shuffled = fingerprint_arrays(chunk.event_id[order], offsets, np.concatenate([h[0] for h in hits]), np.concatenate([h[1] for h in hits]))
     assert shared_landmarks(whole, shuffled) == shuffled["landmarks"] > 0  # every landmark of the half is one of the whole's
     assert shared_landmarks(whole, fingerprint([trained_on["test"]])) == 0
+
+
+# ------------------------------------------------------------------ 8: the shipped networks' samples, by content
+
+
+def test_every_shipped_record_fingerprints_its_training_and_validation_samples():
+    from l0emu.trigger.fingerprint import FINGERPRINT_METHOD
+
+    for record_path in sorted(REPOSITORY.glob("l0emu/data/*/*record.json")):
+        data = json.loads(record_path.read_text())["data"]
+        samples = [*data["samples"], *data["validation_samples"]]
+        assert samples and all(s["fingerprint"]["method"] == FINGERPRINT_METHOD and s["fingerprint"]["landmarks"] > 0 for s in samples), record_path
+
+
+def test_run_warns_on_a_regenerated_piece_of_a_shipped_training_sample(tmp_path, capsys):
+    # the shipped multi student's first training file is seed 131, scenario multi: its first events again
+    sample = _simulate(tmp_path / "again.root", 20_000, 131, "--scenario", "multi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        rc, _, err = _run(["run", str(sample), "-o", str(tmp_path / "l0.root"), "--model", "multi", "--no-progress"], capsys)
+    assert rc == 0 and "holds events the network was trained or chosen on" in err and "training sample 'train_multi.root'" in err, err
+
+
+# ------------------------------------------------------------------ 9: no machine paths in what is shipped
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+MACHINE_PATH = re.compile(r"(?<![\w.])/(tmp|work|home|root|Users|mnt|scratch)/|[A-Z]:\\\\")
+
+
+def _shipped_text_files():
+    for top in ("l0emu/data", "docs"):
+        for path in sorted((REPOSITORY / top).rglob("*")):
+            if not path.is_file() or (top == "docs" and path.suffix == ".md"):
+                continue  # docs prose is the docs' own test's
+            try:
+                yield path, path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue  # images, HDF5 weights
+
+
+def test_shipped_data_and_doc_results_hold_no_machine_paths():
+    found = [f"{path.relative_to(REPOSITORY)}: {match.group(0)!r}" for path, text in _shipped_text_files()
+             for match in MACHINE_PATH.finditer(text)]  # fmt: skip
+    assert not found, found
