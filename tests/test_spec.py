@@ -63,6 +63,51 @@ def small_spec() -> dict:
     }  # fmt: skip
 
 
+MULTI = json.loads((importlib.resources.files("l0emu") / "data" / "multi_student" / "spec.json").read_text())
+
+
+def heads_spec() -> dict:
+    """Every newer op once, on three heads that read one trunk: softmax tables, sigmoid and tanh
+    tables, a leaky slope, hard activations, binary and ternary thresholds, outputs naming layers."""
+    from test_softmax_spec import softmax_spec
+
+    res = "ap_fixed<12,5>"
+    probs = dict(softmax_spec("stable", 3)["layers"][0], input_shape=[3], output_shape=[3])
+
+    def elementwise(name, op, result, inputs=None, **fields):
+        layer = {"name": name, "op": op, "input_shape": [3], "output_shape": [3], "result_type": result, **fields}
+        return {**layer, "inputs": inputs} if inputs else layer
+
+    layers = [
+        {"name": "trunk", "op": "dense", "n_in": 4, "n_out": 3, **_weighted("dense", [4, 3], [(i % 11) - 5 for i in range(12)], [2, -3, 1]),
+         "input_shape": [4], "output_shape": [3], "result_type": res},
+        elementwise("trunk_act", "leaky_relu", res, param_type="ap_fixed<8,1>", param=38),
+        {"name": "logits", "op": "dense", "inputs": ["trunk_act"], "n_in": 3, "n_out": 3,
+         **_weighted("dense", [3, 3], [(i % 7) - 3 for i in range(9)], [0, 1, -1]),
+         "input_shape": [3], "output_shape": [3], "result_type": "ap_fixed<10,4>"},
+        probs,
+        elementwise("sg", "sigmoid", "ap_ufixed<8,0>", ["trunk_act"], table_size=8, table_type="ap_ufixed<8,0>",
+                    table=[10, 30, 70, 128, 186, 226, 246, 255]),
+        elementwise("th", "tanh", "ap_fixed<8,1>", table_size=8, table_type="ap_fixed<8,1>", table=[-127, -110, -70, 0, 70, 110, 127, 127]),
+        elementwise("hs", "hard_sigmoid", "ap_fixed<8,2>", slope_type="ap_fixed<8,1>", slope=32, shift_type="ap_fixed<8,1>", shift=64),
+        elementwise("ht", "hard_tanh", "ap_fixed<8,2>", slope_type="ap_fixed<8,1>", slope=64, shift_type="ap_fixed<8,1>", shift=0),
+        elementwise("bt", "binary_tanh", "ap_fixed<2,2>"),
+        elementwise("bn1", "bn_binary_tanh", "ap_fixed<2,2>", ["trunk_act"], threshold_type=res, threshold=[10, -3, 0]),
+        elementwise("bn3", "bn_ternary_tanh", "ap_fixed<2,2>", threshold_type=res, threshold_hi=[5, 6, 7], threshold_lo=[-5, -6, -7]),
+    ]  # fmt: skip
+    return {
+        "format": "l0emu-spec/1", "name": "heads", "source": {"io_type": "io_parallel"},
+        "input": {"name": "x", "shape": [4], "type": "ap_fixed<8,3>"},
+        "layers": layers,
+        "outputs": [
+            {"name": "pt", "layer": "probs", "index": 0, "scale": 20.0, "offset": 0.0, "unit": "GeV"},
+            {"name": "charge", "layer": "bn1", "index": 1, "scale": 1.0, "offset": 0.0},
+            {"name": "presence", "layer": "ht", "index": 2, "scale": 1.0, "offset": 0.0},
+            {"name": "eta", "index": 0, "scale": 1.0, "offset": 0.0},
+        ],
+    }
+
+
 # ------------------------------------------------------------------ targeted cases
 
 
@@ -126,9 +171,8 @@ def test_bad_fields_are_refused_with_their_path(path, value, message):
 
 
 def test_valid_specs_pass_unchanged():
-    assert validate_spec(copy.deepcopy(STUDENT)) == STUDENT
-    spec = small_spec()
-    assert validate_spec(copy.deepcopy(spec)) == spec
+    for spec in (STUDENT, MULTI, small_spec(), heads_spec()):
+        assert validate_spec(copy.deepcopy(spec)) == spec
 
 
 def test_candidate_spec_names_the_outputs_the_sector_logic_reads():
@@ -151,6 +195,8 @@ def test_small_spec_runs_in_the_emulator():
 
     emulator = Emulator.from_spec(small_spec())
     assert emulator.predict_raw(np.ones((3, 6, 7), np.uint8)).shape == (3, 2)
+    heads = Emulator.from_spec(heads_spec())  # probs, bn1, ht and the last layer side by side, as the outputs name them
+    assert heads.predict_raw(np.arange(12.0).reshape(3, 4) / 4).shape == (3, 12)
 
 
 def test_every_op_has_a_rule():
@@ -170,10 +216,15 @@ def test_read_spec_names_the_file(tmp_path):
 # Mutations that always make a spec wrong. Each site is (path, kind); the kinds say which
 # mutations are wrong there for sure (a weight changed inside its range is still a valid spec).
 _SHAPE_FIELDS = {"input_shape", "output_shape", "weights_shape", "kernel"}
-_COUNT_FIELDS = {"n_in", "n_out", "filters"}
-_MANTISSA_LISTS = {"weights": "weight_type", "biases": "bias_type", "scale": "scale_type", "bias": "bias_type"}
-_ENUMS = {"op", "padding", "product", "frame", "format"}
-_TYPES = {"result_type", "weight_type", "bias_type", "accum_type", "scale_type", "type"}
+_COUNT_FIELDS = {"n_in", "n_out", "filters", "table_size", "exp_table_size", "inv_table_size"}
+_MANTISSA_LISTS = {"weights": "weight_type", "biases": "bias_type", "scale": "scale_type", "bias": "bias_type",
+                   "table": "table_type", "exp_table": "exp_table_type", "inv_table": "inv_table_type",
+                   "threshold": "threshold_type", "threshold_hi": "threshold_type", "threshold_lo": "threshold_type"}  # fmt: skip
+_MANTISSAS = {"param": "param_type", "slope": "slope_type", "shift": "shift_type"}  # one mantissa each
+_ENUMS = {"op", "padding", "product", "frame", "format", "implementation"}
+_TYPES = {"result_type", "weight_type", "bias_type", "accum_type", "scale_type", "type", "table_type", "exp_table_type",
+          "inv_table_type", "inv_input_type", "norm_type", "param_type", "threshold_type", "slope_type", "shift_type"}
+_POSITIVE_INTS = {"reuse_factor", "scale_exponent_width"}  # any non-integer or 0 is wrong
 _JUNK = [None, "abc", 4.5, True, [], {}, [1, "x"], -1]
 _BAD_TYPES = ["ap_fixed<4;1>", "ap_fixed<0,1>", "ap_fixed<4,1,AP_SAT>", "ap_fixed<4,1,AP_TRN,AP_WRAPS>", "fixed", 16]
 
@@ -189,8 +240,17 @@ def _sites(spec):
         optional = OPS[layer["op"]].optional
         for field, value in layer.items():
             path = (*base, field)
-            if field not in optional:
+            # a softmax reads exactly the fields of its implementation: each one present is needed
+            if (field not in optional or layer["op"] == "softmax") and field != "inputs":
                 sites.append((path, "required"))
+            if field == "inputs":
+                sites.append((path, "inputs"))
+            elif field == "strategy":
+                sites.append((path, "strategy"))
+            elif field in _POSITIVE_INTS:
+                sites.append((path, "window"))
+            elif field in _MANTISSAS:
+                sites.append((path, "mantissa"))
             if field in _SHAPE_FIELDS:
                 sites += [(path, "shape"), ((*path, len(value) - 1), "dim")]
             elif field in _COUNT_FIELDS:
@@ -203,11 +263,13 @@ def _sites(spec):
                 sites.append((path, "type"))
             elif field in ("strides", "pool", "pad"):
                 sites += [(path, "shape"), ((*path, 0), "window")]
-    for j, _ in enumerate(spec["outputs"]):
+    for j, out in enumerate(spec["outputs"]):
         sites += [(("outputs", j), "unknown"), (("outputs", j, "index"), "index"), (("outputs", j, "scale"), "scale")]
         sites += [(("outputs", j, f), "required") for f in ("name", "index", "scale", "offset")]
+        sites += [(("outputs", j, f), "enum") for f in ("layer", "frame") if f in out]  # the layer a head's output reads
     if "preprocessing" in spec:
-        sites += [(("preprocessing", "fragment", f), "window") for f in ("window", "pool", "stride")]
+        fragment = spec["preprocessing"]["fragment"]
+        sites += [(("preprocessing", "fragment", f), "window") for f in ("window", "pool", "stride", "candidates", "min_hits") if f in fragment]
         sites += [(("preprocessing", "fragment"), "unknown"), (("preprocessing", "image", 1), "dim")]
     return sites
 
@@ -220,7 +282,7 @@ def _get(spec, path):
 
 def _type_range(spec, path):
     layer = _get(spec, path[:2])
-    kind = parse_type(layer[_MANTISSA_LISTS[path[2]]])
+    kind = parse_type(layer[{**_MANTISSA_LISTS, **_MANTISSAS}[path[2]]])
     return kind.min_mantissa, kind.max_mantissa
 
 
@@ -243,7 +305,11 @@ def corrupted(draw, spec):
         new = value[:-1] + [value[-1] + 1]
     elif kind == "mantissa":
         low, high = _type_range(spec, path)
-        new = draw(st.sampled_from([low - 1, high + 1, value + 0.5, float(value), None, str(value), True]))
+        new = draw(st.sampled_from([low - 1, high + 1, value + 0.5, float(value), None, str(value), True, [value]]))
+    elif kind == "inputs":  # a tensor that is no input or earlier layer, or not one name in a list
+        new = draw(st.sampled_from([["nowhere"], value[0], [], [*value, *value], None, [3], [spec["layers"][-1]["name"]]]))
+    elif kind == "strategy":
+        new = draw(st.sampled_from(["fast", "", None, 3]))
     elif kind == "window":  # a pad of 0 may be valid; a stride or pool of 0 never is
         new = draw(st.sampled_from([-1, 1.5, None, "2", [2]] + ([] if "pad" in path else [0])))
     elif kind == "enum":
@@ -282,3 +348,30 @@ def test_corrupted_student_specs_are_refused(case):
 @given(corrupted(small_spec()))
 def test_corrupted_small_specs_are_refused(case):
     _refused(case)
+
+
+@settings(max_examples=scaled(500, 3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted(heads_spec()))
+def test_corrupted_heads_specs_are_refused(case):
+    _refused(case)
+
+
+@settings(max_examples=scaled(300, 2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted(MULTI))
+def test_corrupted_multi_student_specs_are_refused(case):
+    _refused(case)
+
+
+def test_the_property_test_corrupts_every_field_of_every_op():
+    """Each op is in one of the corrupted specs, and each of its fields there has a corruption of
+    its value (not only its deletion)."""
+    specs = (STUDENT, MULTI, small_spec(), heads_spec())
+    assert {layer["op"] for spec in specs for layer in spec["layers"]} == set(OPS)
+    for spec in specs:
+        valued = {path for path, kind in _sites(spec) if kind not in ("required", "unknown", "container")}
+        for i, layer in enumerate(spec["layers"]):
+            missing = [f for f in layer if f not in ("name", "op") and ("layers", i, f) not in valued]
+            assert not missing, f"{spec['name']} layers[{i}] ({layer['op']}): no corruption of {missing}"
+        for j, out in enumerate(spec["outputs"]):
+            missing = [f for f in out if f not in ("name", "offset", "unit") and ("outputs", j, f) not in valued]
+            assert not missing, f"{spec['name']} outputs[{j}]: no corruption of {missing}"
