@@ -153,6 +153,17 @@ def check_evaluation_sample(path, models: dict, hashes=None, print_=None) -> Sam
     the file's sha256, compared with the records' ``data.sha256``) or holds any of their events
     (``print_``: the file's fingerprint, computed here when not given). Returns the file's identity."""
     identity = sample_id(path)
+    for name, record in models.items():
+        if hashes is not None and hashes in (record.get("data") or {}).get("sha256", ()):
+            msg = f"{str(path)!r} trained {name!r}; evaluate on a test sample (another 'l0emu simulate --seed')"
+            raise ConfigError(msg)
+        if identity is not None and identity in model_samples(record)["known"]:
+            msg = (
+                f"{str(path)!r} ({identity}) repeats a training or validation sample of {name!r}: its events "
+                "are the ones the network was fitted or chosen on; evaluate on a test sample with a new --seed"
+            )
+            raise ConfigError(msg)
+    # by content last: a file that names its sample is refused with the clearer message above
     if print_ is None and any(recorded_fingerprints(record) for record in models.values()):
         print_ = fingerprint([path])
     for name, record in models.items():
@@ -161,15 +172,6 @@ def check_evaluation_sample(path, models: dict, hashes=None, print_=None) -> Sam
             msg = (
                 f"{str(path)!r} holds events of {name!r}'s training or validation samples ({_overlap_text(shared)}): "
                 "evaluate on a test sample with a new --seed"
-            )
-            raise ConfigError(msg)
-        if hashes is not None and hashes in (record.get("data") or {}).get("sha256", ()):
-            msg = f"{str(path)!r} trained {name!r}; evaluate on a test sample (another 'l0emu simulate --seed')"
-            raise ConfigError(msg)
-        if identity is not None and identity in model_samples(record)["known"]:
-            msg = (
-                f"{str(path)!r} ({identity}) repeats a training or validation sample of {name!r}: its events "
-                "are the ones the network was fitted or chosen on; evaluate on a test sample with a new --seed"
             )
             raise ConfigError(msg)
     return identity

@@ -13,6 +13,7 @@ import pytest
 from conftest import make_event, write_events
 from test_trigger import assert_same_l0, counting_spec, sample_events
 
+from l0emu.errors import InputFileError
 from l0emu.trigger.events import _leading, load_events, open_events, plan_ranges
 from l0emu.trigger.geometry import N_STRIPS
 from l0emu.trigger.images import WINDOW_STRIPS, window_ranges, window_starts
@@ -80,10 +81,10 @@ def test_counts_equal_the_histogram_reference_at_edges_overflow_and_nan(dtype):
 
 
 def _reference_leading(pt_lists, eta_lists):
-    """First highest pT per event; 0 for no muon or a NaN pT (numpy's NaN-propagating max)."""
+    """First highest pT per event; 0 for no muon (a NaN pT is refused by the reader)."""
     lead_pt, lead_eta = [], []
     for pts, etas in zip(pt_lists, eta_lists):
-        if not pts or any(np.isnan(pts)):
+        if not pts:
             lead_pt.append(0.0), lead_eta.append(0.0)
             continue
         k = pts.index(max(pts))
@@ -91,13 +92,12 @@ def _reference_leading(pt_lists, eta_lists):
     return np.float32(lead_pt), np.float32(lead_eta)
 
 
-def test_leading_muon_equals_the_reference_with_ties_nan_and_offset_ranges():
+def test_leading_muon_equals_the_reference_with_ties_and_offset_ranges():
     import awkward as ak
 
     rng = np.random.default_rng(7)
     counts = rng.integers(0, 5, 3000)
     pt = rng.integers(0, 6, counts.sum()).astype(np.float32)  # small integers: many ties
-    pt[rng.random(len(pt)) < 0.01] = np.nan
     eta = rng.normal(size=len(pt)).astype(np.float32)
     jagged_pt, jagged_eta = ak.unflatten(pt, counts), ak.unflatten(eta, counts)
     for lo in (0, 1234):  # a slice keeps offsets that do not start at 0
@@ -105,6 +105,9 @@ def test_leading_muon_equals_the_reference_with_ties_nan_and_offset_ranges():
         want = _reference_leading(jagged_pt[lo:].to_list(), jagged_eta[lo:].to_list())
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+    pt[5] = np.nan
+    with pytest.raises(InputFileError, match=r"test.root':events/muon_pt entry \d+: value nan is not a finite number"):
+        _leading("test.root", 0, ak.unflatten(pt, counts), jagged_eta)
 
 
 def test_work_units_end_on_basket_boundaries_and_give_the_same_output(tmp_path):

@@ -73,14 +73,11 @@ def candidate_decisions(starts, raw, columns: dict, presence_raw: int, charge_ra
 def _two_muon_kernel(offsets, pt, eta, charge, signal_min, lead_charge, pt2, eta2, n_signal, has_two):
     for event in range(offsets.shape[0] - 1):
         a, b = offsets[event], offsets[event + 1]
-        first, second, bad = -1, -1, False
-        for k in range(a, b):
-            if np.isnan(pt[k]):  # no leading muon, as for EventChunk.true_pt
-                bad = True
-                break
+        first, second = -1, -1
+        for k in range(a, b):  # pT is finite: the reader refuses NaN and infinity
             if first < 0 or pt[k] > pt[first]:
                 first = k
-        if bad or first < 0:
+        if first < 0:
             continue
         count = 0
         for k in range(a, b):
