@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from l0emu.fixedpoint.aptypes import parse_type
-from l0emu.util.atomic import check_output
+from l0emu.util.atomic import check_output, outputs_complete
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "summary"]
 
@@ -70,5 +70,6 @@ def main(args) -> int:
         settings["io_type"] = args.io_type
     origin = args.config or "conversion settings"
     _, spec = convert(args.model, args.output, settings, name=args.name, compile=args.compile, origin=origin)
+    outputs_complete()
     print(summary(spec, args.output, args.compile))
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.util.atomic import check_output
+from l0emu.util.atomic import check_output, outputs_complete
 from l0emu.errors import ConfigError
 
 __all__ = ["DESCRIPTION", "add_arguments", "main"]
@@ -69,9 +69,11 @@ def main(args) -> int:
     spec = read_spec(args.directory)
     check_output(Path(args.directory) / "rtl", directory=True, inputs=args.events or (), option="output")
     build, summary = rtl.build_rtl(spec, args.directory, args.latency_cutoff, args.clock_ns)
-    _print_summary(summary)
     if not args.simulate:
+        outputs_complete()
+        _print_summary(summary)
         return 0
+    _print_summary(summary)
 
     if args.events:
         inputs = rtl.event_inputs(spec, args.events, args.simulate)
@@ -86,5 +88,6 @@ def main(args) -> int:
     if "pure-Python reference" not in references:
         print(f"  pure-Python reference skipped: {rtl.exact_limit(spec)}")
     ok = all([_compare(name, got, np.asarray(ref).reshape(got.shape)) for name, ref in references.items()])
+    outputs_complete()
     print("RTL simulation: bit-exact" if ok else "RTL simulation: MISMATCH")
     return 0 if ok else 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from l0emu.util.atomic import check_output
+from l0emu.trigger.samples import check_distinct
+from l0emu.util.atomic import check_output, outputs_complete
 from l0emu.errors import ConfigError
 from l0emu.trigger.geometry import LAYER_SETS, layer_set
 
@@ -49,6 +50,7 @@ def main(args) -> int:
     # the output is checked before TensorFlow loads and hours of training start
     inputs = [*args.events, *(args.validation or ()), *(p for p in (args.teacher, args.init_from) if p)]
     check_output(args.output, directory=True, parents=True, inputs=inputs, option="-o")
+    check_distinct([*args.events, *(args.validation or ())])  # a file twice would weigh its events twice
     from .train import train_run  # TensorFlow: imported only when training runs
 
     if args.kd is False and args.teacher is not None:
@@ -62,6 +64,7 @@ def main(args) -> int:
         validation_events=args.validation, soft_weight=args.soft_weight, init_from=args.init_from,
         outputs=args.outputs, layers=layers,
     )  # fmt: skip
+    outputs_complete()
     print(summary(record, args.output))
     return 0  # a dead network is a result (2-bit QAT often dies, seed 002), reported above
 

@@ -184,14 +184,15 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-@pytest.mark.parametrize("when", ["commit", "summary"])
-def test_a_signal_after_the_outputs_are_written_keeps_success(events, tmp_path, when):
-    argv = ["run", str(events), "-o", "l0.root", "--no-progress"]
+@pytest.mark.parametrize(("verb", "when"), [("run", "commit"), ("run", "summary"), ("simulate", "commit")])
+def test_a_signal_after_the_outputs_are_written_keeps_success(events, tmp_path, verb, when):
+    argv = ["run", str(events), "-o", "l0.root", "--no-progress"] if verb == "run" else ["simulate", "-n", "100", "-o", "ev.root"]
     result = subprocess.run([sys.executable, "-c", LATE_SIGNAL, when, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "SIGTERM arrived after every output was written; they are complete" in result.stderr
+    assert f"l0emu {verb}: SIGTERM arrived after every output was written; they are complete" in result.stderr
     assert "Traceback" not in result.stderr
-    assert {"l0.root", "l0_rates.csv", "l0_rates.json", "l0_turn_on.png"} <= {p.name for p in tmp_path.iterdir()}
+    written = {"l0.root", "l0_rates.csv", "l0_rates.json", "l0_turn_on.png"} if verb == "run" else {"ev.root"}
+    assert written <= {p.name for p in tmp_path.iterdir()}
 
 
 # ------------------------------------------------------------------ 8: the protocol by content
@@ -315,3 +316,10 @@ def test_shipped_data_and_doc_results_hold_no_machine_paths():
     found = [f"{path.relative_to(REPOSITORY)}: {match.group(0)!r}" for path, text in _shipped_text_files()
              for match in MACHINE_PATH.finditer(text)]  # fmt: skip
     assert not found, found
+
+
+def test_train_refuses_a_file_given_twice(events, tmp_path, capsys):
+    os.symlink(events, tmp_path / "again.root")
+    rc, _, err = _run(["train", str(events), "--validation", str(tmp_path / "again.root"), "-o", str(tmp_path / "model")], capsys)
+    assert rc == 2 and "again.root' is given twice (the same file as" in err, err
+    assert not (tmp_path / "model").exists()

@@ -8,6 +8,7 @@ What is measured and why is :mod:`l0emu.validation.multi_muon`; docs/multi_muon.
 from __future__ import annotations
 
 from l0emu.errors import ConfigError
+from l0emu.util.atomic import outputs_complete
 
 __all__ = ["DESCRIPTION", "add_arguments", "main"]
 
@@ -39,4 +40,5 @@ def main(args) -> int:
 
     run_study(events=args.events, seed=args.seed, seed_hard=args.seed_hard, min_hits_values=_min_hits(args.min_hits),
               spec_path=args.spec, output=args.output)
+    outputs_complete()
     return 0

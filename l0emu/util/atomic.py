@@ -33,6 +33,7 @@ __all__ = [
     "check_output",
     "handle_signals",
     "late_signal",
+    "outputs_complete",
 ]
 
 HANDLED_SIGNALS = tuple(
@@ -78,6 +79,13 @@ def handle_signals(signums=HANDLED_SIGNALS):
         for s, handler in previous.items():
             signal.signal(s, handler)
         _state.update(interrupted=False, complete=False)
+
+
+def outputs_complete() -> None:
+    """The command's outputs are all written and only its summary is left: a signal from now
+    on is late (:func:`late_signal`), not a failure. For verbs whose last output is written
+    inside a library function also used mid-way by other commands."""
+    _state["complete"] = True
 
 
 def late_signal() -> int | None:
