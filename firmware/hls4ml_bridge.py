@@ -51,7 +51,7 @@ KERAS_MODEL_FILE = "keras_model.h5"
 TRAINING_RECORD_FILE = "record.json"  # written by `l0emu train` beside model.h5
 CONFIG_FILE = "l0emu_convert.json"
 SPEC_FILE = "spec.json"
-TRAINING_RECORD_FILE = "training_record.json"  # the model's l0emu train record, copied
+PROJECT_RECORD_FILE = "training_record.json"  # the model's TRAINING_RECORD_FILE, copied into the project
 
 DEFAULT_SETTINGS = {
     "backend": "Vitis",
@@ -175,13 +175,18 @@ def _settings(overrides, origin) -> dict:
     return settings
 
 
+def _record_beside(model_path: Path) -> Path:
+    """Where ``l0emu train`` put the model's record: beside model.h5, or in a SavedModel directory."""
+    return (model_path if model_path.is_dir() else model_path.parent) / TRAINING_RECORD_FILE
+
+
 def _with_training_targets(settings, model_path) -> dict:
     """Fill ``outputs``/``preprocessing`` from the training record beside the model, if any.
 
     The physical meaning of the outputs (pT scale, eta frame) and the fragmentation stride
     are facts of training, recorded by `l0emu train`; the config may still override them.
     """
-    record_path = (model_path if model_path.is_dir() else model_path.parent) / TRAINING_RECORD_FILE
+    record_path = _record_beside(model_path)
     if not record_path.is_file():
         return settings
     targets = json.loads(record_path.read_text()).get("targets", {})
@@ -363,8 +368,8 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
         model.save(str(tmp / KERAS_MODEL_FILE))
         record = {"name": name, "settings": settings, "source": source}
         (tmp / CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
-        if (model_path.parent / "record.json").is_file():
-            shutil.copyfile(model_path.parent / "record.json", tmp / TRAINING_RECORD_FILE)
+        if _record_beside(model_path).is_file():
+            shutil.copyfile(_record_beside(model_path), tmp / PROJECT_RECORD_FILE)
     # the project's config and build script must name the final directory, not the temporary one
     _write_project(hls_model, out_dir)
     if compile:

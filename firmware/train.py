@@ -342,7 +342,7 @@ def train_run(
             teacher, history = _train_teacher(fit_data, validation_data, schedule, seed, verbose)
             record["teacher"] = {"source": "trained in this run", "file": "teacher/model.h5", "history": history}
         else:
-            record["teacher"] = {"source": _model_file(teacher_path).name, "sha256": file_sha256(_model_file(teacher_path))}
+            record["teacher"] = {"source": Path(teacher_path).name, "sha256": file_sha256(_model_file(teacher_path))}
             record["teacher"]["samples"] = _teacher_samples(teacher_path)
         record["teacher"]["metrics"] = _evaluate(teacher, *measured)
 

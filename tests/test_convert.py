@@ -210,6 +210,9 @@ def test_outputs_and_stride_come_from_the_training_record(tiny_h5, tmp_path):
     assert spec["name"] == "student_q4"
     assert spec["outputs"] == targets["outputs"]
     assert spec["preprocessing"]["fragment"] == {"window": 32, "pool": 2, "stride": 4}
+    # the record travels with the project (l0emu run checks its samples), the model is named, not located
+    assert json.loads((tmp_path / "fw" / "training_record.json").read_text()) == {"targets": targets}
+    assert json.loads((tmp_path / "fw" / "l0emu_convert.json").read_text())["source"]["model_file"] == "model.h5"
 
 
 def _qkeras_objects():
