@@ -41,7 +41,7 @@ QUICK_EPOCHS = 3
 
 def _provenance(model_path: Path, made: str) -> dict:
     record_path = model_path.parent / TRAINING_RECORD_FILE
-    info = {"path": str(model_path), "made": made}
+    info = {"path": f"{model_path.parent.name}/{model_path.name}", "made": made}  # names: a report to commit has no machine paths
     if record_path.is_file():
         record = json.loads(record_path.read_text())
         config = record.get("config", {})
@@ -135,7 +135,7 @@ def check_model(source: dict, events_file, n_events: int, work_dir) -> dict:
         "csim_events_per_s": len(counts) / t_csim,
         "output_type": str(emulator.output_type),
         "provenance": source["provenance"],
-        "project": str(project),
+        "project": project.name,
     }
 
 
@@ -145,7 +145,7 @@ def run(sources, events_file, n_events: int, work_dir) -> dict:
         rows.append(check_model(source, events_file, n_events, work_dir))
         tqdm.write(f"{source['name']}: {rows[-1]['differing_events']} of {rows[-1]['events']} events differ")
     return {
-        "events_file": str(events_file),
+        "events_file": Path(events_file).name,
         "n_events": n_events,
         "rows": rows,
         "bit_exact": all(row["differing_events"] == 0 for row in rows),
