@@ -86,7 +86,7 @@ def _activation(name, shape, op="relu", result=ACTIVATION):
 
 def _spec(layers, shape, input_type="ap_ufixed<2,1>"):
     spec = {
-        "format": "l0emu-spec/1", "name": "rtl_test", "source": {"test": True},
+        "format": "l0emu-spec/2", "name": "rtl_test", "source": {"test": True},
         "input": {"name": "x", "shape": list(shape), "type": input_type},
         "layers": layers, "outputs": [{"name": "pt", "index": 0, "scale": 1.0, "offset": 0.0}],
     }
@@ -532,7 +532,7 @@ def test_leaky_relu_follows_the_template(param, param_type, result):
     in_type = parse_type("ap_fixed<7,3>")
     layer = {"name": "leaky", "op": "leaky_relu", "input_shape": [1], "output_shape": [1], "result_type": result,
              "param_type": param_type, "param": param}  # fmt: skip
-    spec = {"format": "l0emu-spec/1", "name": "leaky", "source": {"test": True}, "layers": [layer],
+    spec = {"format": "l0emu-spec/2", "name": "leaky", "source": {"test": True}, "layers": [layer],
             "input": {"name": "x", "shape": [1], "type": str(in_type)}, "outputs": [{"name": "y", "index": 0, "scale": 1.0, "offset": 0.0}]}  # fmt: skip
     m = _all_mantissas(in_type)
     res_t, p_t = parse_type(result), parse_type(param_type)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l0emu.fixedpoint.aptypes import ApType, parse_type, xnor_cast_type
+from l0emu.fixedpoint.aptypes import ApType, cast_target, parse_type, xnor_cast_type
 from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
 from l0emu.fixedpoint.spec import output_layout
@@ -199,6 +199,30 @@ def _type(layer, field):
     return parse_type(layer[field])
 
 
+@dataclass(frozen=True)
+class _Src:
+    """The C++ type of an expression a cast reads (a product, a sum), as far as
+    :func:`l0emu.fixedpoint.aptypes.cast_target` needs it; may be wider than any ApType."""
+
+    integer: int
+    signed: bool
+    frac: int
+
+    def __str__(self):
+        return f"ap_{'' if self.signed else 'u'}fixed<{self.integer + self.frac},{self.integer}> (an expression)"
+
+
+def _product_src(a, b) -> _Src:
+    """ap_fixed's ``a * b``: integer bits and fraction bits add up."""
+    return _Src(a.integer + b.integer, a.signed or b.signed, a.frac + b.frac)
+
+
+def _sum_src(a, b) -> _Src:
+    """ap_fixed's ``a + b``: one integer bit more than the wider operand (one more for a signed/unsigned mix)."""
+    integer = max(a.integer + (b.signed and not a.signed), b.integer + (a.signed and not b.signed)) + 1
+    return _Src(integer, a.signed or b.signed, max(a.frac, b.frac))
+
+
 class _Emitter:
     """Lines of Python source with an indentation context: ``append`` writes one line at the
     current depth, ``block(header)`` writes a header and indents what is emitted inside it."""
@@ -291,7 +315,8 @@ class _SumPlan:
     offsets: list  # each product is ``offset + coefficient * x`` (nonzero for XNOR data only)
     w_frac: int
     bias: list  # biases cast into accum_t (exact path: plus the products' offsets)
-    acc_t: ApType
+    acc_t: ApType  # the type every product and partial sum is cast into (aptypes.cast_target)
+    acc_src: ApType  # accum_t as declared: the source of the result casts
     up: int  # exact path: left shift of the coefficients into accum_t's frac
     exact: bool
     dt: str
@@ -356,8 +381,9 @@ class _Generator:
         self.calls.append(f"{name}({', '.join(args)})")
 
     # -- epilogue ---------------------------------------------------------------------
-    def _apply_steps(self, out, v, frac, lo, hi, steps, dt, exact):
-        """Emit the casts of ``steps`` on ``v``; return the final (variable, lo, hi) or None."""
+    def _apply_steps(self, out, v, src, lo, hi, steps, dt, exact):
+        """Emit the casts of ``steps`` on ``v`` (of type ``src``); return the final (variable, lo, hi) or None."""
+        frac = src.frac
         for kind, t in steps:
             if kind == "xnor":  # nnet_mult.h's cast for XNOR data and weights: 2 * acc - n_in
                 if exact and 2 * max(abs(lo), abs(hi)) + t > _EXACT_LIMIT[dt]:
@@ -371,6 +397,7 @@ class _Generator:
                 zero = f"{dt}(0.0)" if exact else "np.int64(0)"
                 out.append(f"{z} = {v} if {v} > {zero} else {zero}")
                 v, lo, hi = z, max(lo, 0), max(hi, 0)
+            declared, t = t, cast_target(t, src)
             if exact:
                 res = _emit_float_cast(out, self.names, v, frac, lo, hi, t, dt)
                 if res is None:
@@ -379,21 +406,21 @@ class _Generator:
             else:
                 lo, hi, _ = _cast_interval(lo, hi, frac, t)
                 v = _emit_int_cast(out, self.names, v, frac, t)
-            frac = t.frac
+            frac, src = t.frac, declared
         return v, lo, hi
 
-    def _cast_kernel(self, title, stem, x, frac, lo, hi, steps, shape, where, dt):
-        """Elementwise kernel: ``steps`` applied to buffer ``x`` (mantissas at ``frac``); the
-        float domain where it holds every intermediate exactly, int64 otherwise."""
+    def _cast_kernel(self, title, stem, x, src, lo, hi, steps, shape, where, dt):
+        """Elementwise kernel: ``steps`` applied to buffer ``x`` (mantissas of type ``src``,
+        an ApType or _Src); the float domain where it holds every intermediate exactly, int64 otherwise."""
         body = _Emitter()
         res = None
         if dt != "i64":
             body.append(f"v = {x}[j]")
-            res = self._apply_steps(body, "v", frac, lo, hi, steps, dt, True)
+            res = self._apply_steps(body, "v", src, lo, hi, steps, dt, True)
         if res is None:
             body = _Emitter()
             body.append(f"v = np.int64({x}[j])")
-            res = self._apply_steps(body, "v", frac, lo, hi, steps, "i64", False)
+            res = self._apply_steps(body, "v", src, lo, hi, steps, "i64", False)
         v, ylo, yhi = res
         y = self._tensor(stem, shape, steps[-1][1], ylo, yhi, where)
         with self._kernel(title, [x, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
@@ -435,7 +462,13 @@ class _Generator:
             steps, nxt = self._fused_steps(layers, k, kept) if layer["op"] in _FUSING else ([], k + 1)
             group = [layers[j]["name"] for j in range(k, nxt)]
             x = made[_source(layers, k)]
-            y = emit(self, layer, x, [("cast", _type(layer, "result_type")), *steps], where, group)
+            try:
+                y = emit(self, layer, x, [("cast", _type(layer, "result_type")), *steps], where, group)
+            except SpecError as err:
+                if str(err).startswith(where):
+                    raise
+                msg = f"{where}: {err}"
+                raise SpecError(msg) from None
             for name in group:
                 self.traced.append((name, y))
                 made[name] = y
@@ -450,7 +483,7 @@ class _Generator:
         """relu / linear: the cast into the result type (after max(x, 0) for relu)."""
         step = ("relu" if layer["op"] == "relu" else "cast", steps[0][1])
         title = " + ".join(group)
-        return self._cast_kernel(title, f"{layer['name']}_out", x.name, x.type.frac, x.lo, x.hi, [step], layer["output_shape"], where, x.dtype)
+        return self._cast_kernel(title, f"{layer['name']}_out", x.name, x.type, x.lo, x.hi, [step], layer["output_shape"], where, x.dtype)
 
     def _zero_pad(self, layer, x, steps, where, group):
         res_t = steps[0][1]
@@ -458,7 +491,7 @@ class _Generator:
         if res_t == x.type:
             return Tensor(p.name, tuple(layer["output_shape"]), res_t, p.lo, p.hi)
         title = f"{layer['name']}: cast"
-        return self._cast_kernel(title, f"{layer['name']}_out", p.name, p.type.frac, p.lo, p.hi, [("cast", res_t)], layer["output_shape"], where, p.dtype)
+        return self._cast_kernel(title, f"{layer['name']}_out", p.name, p.type, p.lo, p.hi, [("cast", res_t)], layer["output_shape"], where, p.dtype)
 
     def _padded(self, x, pad, where, stem):
         top, bottom, left, right = (int(p) for p in pad)
@@ -516,9 +549,13 @@ class _Generator:
         """Choose the exact or the stepwise arithmetic by interval analysis of the mantissas."""
         w, offsets, w_frac = self._weights(layer, x.type, where)
         offsets = offsets or [0] * len(w)
-        acc_t = _type(layer, "accum_type")
+        acc_src = _type(layer, "accum_type")
         bias_t = _type(layer, "bias_type")
-        bias = [_cast_const(b, bias_t.frac, acc_t) for b in layer["biases"]]
+        bias = [_cast_const(b, bias_t.frac, cast_target(acc_src, bias_t)) for b in layer["biases"]]
+        # the products (ternary / binary ones return the input's own type); partial sums of an
+        # integer accumulator have no fraction bits, so the products' conversion is every step's
+        product = _product_src(x.type, _type(layer, "weight_type")) if layer["product"] == "mult" else x.type
+        acc_t = cast_target(acc_src, product)
         up = acc_t.frac - (x.type.frac + w_frac)
         n_out = geometry.n_out
         acc_lo = acc_hi = span = prod_lo = prod_hi = 0
@@ -555,7 +592,7 @@ class _Generator:
             dt = "i64"
             acc_lo, acc_hi = _full(acc_t)
             _int_product_fits(x.type, where)
-        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, up, exact, dt, acc_lo, acc_hi)
+        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, acc_src, up, exact, dt, acc_lo, acc_hi)
 
     def _dot(self, layer, x, steps, where, group):
         """conv2d/dense: hls4ml's product, bias-initialised accumulation, then the casts."""
@@ -564,6 +601,8 @@ class _Generator:
         else:
             x, geometry = self._dense_geometry(layer, x)
         plan = self._sum_plan(layer, x, geometry, where)
+        if layer.get("strategy") == "resource" and not plan.exact:
+            _reorder(plan, geometry, resource_order(len(geometry.taps), geometry.n_out, int(layer.get("reuse_factor", 1)), where))
         if layer["product"] == "both_binary":
             steps = [*_xnor_result_steps(len(geometry.taps), plan.acc_t, where), *steps]
         acc = self._buffer(f"{layer['name']}_acc", int(np.prod(geometry.shape)), plan.dt)
@@ -573,7 +612,7 @@ class _Generator:
                 self._looped_sum(em, layer["name"], x, acc, plan, geometry)
             else:
                 self._unrolled_sum(em, x, acc, plan, geometry)
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, plan.acc_t.frac, plan.lo, plan.hi, steps, geometry.shape, where, plan.dt)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, plan.acc_src, plan.lo, plan.hi, steps, geometry.shape, where, plan.dt)
 
     def _unrolled_sum(self, em, x, acc, plan, geometry):
         """Each output's sum written out: literal weights, zeros dropped, one term per line."""
@@ -638,10 +677,10 @@ class _Generator:
             msg = f"{where}: alpha * x ({param_t} times {x.type}) exceeds the emulator's int64 arithmetic"
             raise SpecError(msg)
         y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, *_full(res_t), where)
-        codes = _codes(res_t)
+        positive, negative = _codes(cast_target(res_t, x.type)), _codes(cast_target(res_t, _product_src(param_t, x.type)))
         with self._kernel(f"{' + '.join(group)}: leaky_relu", [x.name, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
             em.append(f"v = np.int64({x.name}[j])")
-            em.append(f"w = cast(v, {x.type.frac}, {codes}) if v > 0 else cast(np.int64({alpha}) * v, {x.type.frac + param_t.frac}, {codes})")
+            em.append(f"w = cast(v, {x.type.frac}, {positive}) if v > 0 else cast(np.int64({alpha}) * v, {x.type.frac + param_t.frac}, {negative})")
             em.append(f"{y.name}[j] = w")
         return y
 
@@ -719,7 +758,7 @@ class _Generator:
         table entry cast into the result type (precomputed here: the kernel only looks up)."""
         n, span = int(layer["table_size"]), _TABLE_SPAN[layer["op"]]
         table_t, res_t = _type(layer, "table_type"), steps[0][1]
-        entries = [_cast_const(v, table_t.frac, res_t) for v in layer["table"]]
+        entries = [_cast_const(v, table_t.frac, cast_target(res_t, table_t)) for v in layer["table"]]
         frac = x.type.frac
         factor, divisor = (n, span << frac) if frac >= 0 else (n << -frac, span)
         if max(abs(x.lo), abs(x.hi)) * factor >= 1 << 62:
@@ -816,14 +855,14 @@ class _Generator:
                         em.append("m = p" if (a, b) == (0, 0) else "m = p if p > m else m")
                     else:
                         summed = f"(m << {wide - acc_t.frac}) + (p << {wide - x.type.frac})"
-                        em.append(f"m = cast({summed}, {wide}, {_codes(acc_t)}) if {inside} else m")
+                        em.append(f"m = cast({summed}, {wide}, {_codes(cast_target(acc_t, _sum_src(acc_t, x.type)))}) if {inside} else m")
                         em.append(f"count += 1 if {inside} else 0")
             if is_max:
-                em.append(f"m = cast(m, {x.type.frac}, {_codes(acc_t)})")
+                em.append(f"m = cast(m, {x.type.frac}, {_codes(cast_target(acc_t, x.type))})")
             else:
                 # ap_fixed /= unsigned: integer division of the mantissa, truncating toward zero
                 em.append("m = -((-m) // count) if m < 0 else m // count")
-            em.append(f"m = cast(m, {acc_t.frac}, {_codes(res_t)})")
+            em.append(f"m = cast(m, {acc_t.frac}, {_codes(cast_target(res_t, acc_t))})")
             em.append(f"{y.name}[((oh * {ow_n} + ow) * {c} + ch) * BLOCK + e] = m")
         return y
 
@@ -858,7 +897,8 @@ class _Generator:
             for ch in range(channels):
                 index = f"(i * {channels} + {ch}) * BLOCK + e"
                 em.append(f"{acc}[{index}] = {_const(dt, scales[ch])} * {x.name}[{index}] + {_const(dt, biases[ch])}")
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, dt)
+        src = _sum_src(_product_src(x.type, s_t) if product == "mult" else _Src(x.type.integer + max(exponents), True, frac), b_t)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, _Src(src.integer, src.signed, frac), lo, hi, steps, layer["output_shape"], where, dt)
 
     def _scale_shifted(self, layer, x, steps, where, group, signs, exponents, half):
         """product::weight_exponential step by step in int64: ``r_T(x) << e`` keeps r_T's width
@@ -888,7 +928,8 @@ class _Generator:
                 em.append(f"{acc}[{index}] = (y << {up}) + np.int64({biases[ch]})")
         lo = (r_t.min_mantissa << up) + min(biases)
         hi = (r_t.max_mantissa << up) + max(biases)
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, "i64")
+        src = _sum_src(r_t, b_t)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, _Src(src.integer, True, frac), lo, hi, steps, layer["output_shape"], where, "i64")
 
 
 _INPUT_KEY = object()  # the network input among the layer names: a layer without "inputs" reads it first
@@ -933,6 +974,9 @@ def _identifier(text: str) -> str:
 
 
 def _codes(t: ApType) -> str:
+    if t.int_kind:  # its conversion depends on the source: callers pass cast_target(t, source)
+        msg = f"a cast into {t} here is not emulated (an ap_int/ap_uint converts values by the source's type)"
+        raise SpecError(msg)
     return ", ".join(str(c) for c in t.codes())
 
 
@@ -1036,6 +1080,52 @@ def _adder_tree(em, terms: list, cast_args: str) -> str:
     name = f"_t{len(em.lines)}"
     em.append(f"{name} = cast({a} + {b}, {cast_args})")
     return name
+
+
+def resource_order(n_in: int, n_out: int, rf: int, where) -> list:
+    """The order in which hls4ml's Resource kernel adds the products into each output: input
+    indices, the same for every output. It runs the index arithmetic of nnet_dense_resource.h
+    (``dense_resource_rf_leq_nin`` for rf <= n_in, ``_rf_gt_nin_rem0`` for rf a multiple of n_in;
+    Vitis' ``conv_2d_resource_cl`` and the io_stream kernels share them) on the transposed
+    weights ``w[o * n_in + i]``, and checks that each output reads each of its inputs once."""
+    seen = [[] for _ in range(n_out)]
+    block = -(-(n_in * n_out) // rf)
+    if rf <= n_in:
+        multscale = block // n_out
+        for ir in range(rf):
+            w_index, in_index, out_index, step = ir, ir, 0, 0
+            for _ in range(block):
+                seen[out_index].append((w_index, in_index))
+                w_index, in_index = w_index + rf, in_index + rf
+                in_index = ir if in_index >= n_in else in_index
+                out_index, step = (out_index + 1, 0) if step + 1 >= multscale else (out_index, step + 1)
+    elif rf % n_in == 0:
+        outscale = rf // n_in
+        for ir in range(rf):
+            w_index, out_index = ir, ir // n_in
+            for _ in range(block):
+                seen[out_index].append((w_index, ir % n_in))
+                w_index += rf
+                if w_index >= n_in * n_out:
+                    break
+                out_index += outscale
+    else:
+        msg = f"{where}: reuse factor {rf} for {n_in} x {n_out} takes hls4ml's dense_resource_rf_gt_nin, which the emulator does not model"
+        raise SpecError(msg)
+    order = [i for _, i in seen[0]]
+    for o, terms in enumerate(seen):
+        if [i for _, i in terms] != order or any(w != o * n_in + i for w, i in terms) or sorted(order) != list(range(n_in)):
+            msg = f"{where}: hls4ml's Resource kernel with reuse factor {rf} does not compute a plain {n_in} x {n_out} product"
+            raise SpecError(msg)
+    return order
+
+
+def _reorder(plan: _SumPlan, geometry: _Geometry, order: list) -> None:
+    """Put the taps (and the weight rows) in the order the products are added."""
+    n_out = geometry.n_out
+    geometry.taps = [geometry.taps[i] for i in order]
+    plan.weights = [plan.weights[i * n_out + o] for i in order for o in range(n_out)]
+    plan.offsets = [plan.offsets[i * n_out + o] for i in order for o in range(n_out)]
 
 
 def _int_product_fits(x_t: ApType, where) -> None:
