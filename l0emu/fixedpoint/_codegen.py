@@ -38,7 +38,7 @@ BLOCK = 32
 UNROLL_LIMIT = 1024
 CHAINS = 4  # independent partial sums per exact output sum
 _EXACT_LIMIT = {"f32": 1 << 24, "f64": 1 << 53}
-_PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary")
+_PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary", "weight_exponential")
 
 
 @dataclass
@@ -507,7 +507,20 @@ class _Generator:
             em.append(f"{p.name}[{row}] = {x.name}[i * {w * c} * BLOCK + j]")
         return p, shape
 
-    def _weights(self, layer, x_t: ApType, where):
+    def _exponential_weights(self, layer, x, w, wt, where):
+        """quantized_po2 kernels (nnet_mult.h weight_exponential): ``r_T(x) << e`` negated for sign 0,
+        r_T = ap_fixed<2*(E+W), E+W>. Where every shift keeps every bit of every input it sees,
+        that is ``x * (+-2**e)``, a plain multiplication by the spec's exact mantissas."""
+        half = int(layer["weight_exponent_width"]) + x.type.width
+        for m in w:
+            e = abs(m).bit_length() - 1 - wt.frac
+            if not _shift_is_exact(x, half, e):
+                msg = (f"{where}: the po2 weight 2**{e} shifts {x.type} out of hls4ml's shift type ap_fixed<{2 * half},{half}>, "
+                       "which drops bits there; the emulator computes exact shifts only")
+                raise SpecError(msg)
+        return w, None, wt.frac
+
+    def _weights(self, layer, x, where):
         """(coefficients, offsets or None, fractional bits): each product is ``offset + coefficient * x``."""
         product = layer["product"]
         if product not in _PRODUCTS:
@@ -517,13 +530,15 @@ class _Generator:
         wt = _type(layer, "weight_type")
         if product == "mult":
             return w, None, wt.frac
+        if product == "weight_exponential":
+            return self._exponential_weights(layer, x, w, wt, where)
         # weight_ternary / weight_binary return -a, 0 or a in a's own type (nnet_mult.h):
         # ternary: w == 0 -> 0, w == -1 -> -a, anything else (1, and -2 of ap_int<2>) -> a
         if product == "weight_ternary":
             return [0 if v == 0 else (-1 if v == -1 else 1) for v in w], None, 0
         if product == "weight_binary":
             return [-1 if v == 0 else 1 for v in w], None, 0  # 0 -> -a, else a
-        return _xnor_data_products(product, w, wt, x_t, where)
+        return _xnor_data_products(product, w, wt, x.type, where)
 
     def _conv_geometry(self, layer, x, where):
         x, (_, wp, c) = self._padded(x, layer["pad"], where, layer["name"])
@@ -547,14 +562,14 @@ class _Generator:
 
     def _sum_plan(self, layer, x, geometry, where) -> _SumPlan:
         """Choose the exact or the stepwise arithmetic by interval analysis of the mantissas."""
-        w, offsets, w_frac = self._weights(layer, x.type, where)
+        w, offsets, w_frac = self._weights(layer, x, where)
         offsets = offsets or [0] * len(w)
         acc_src = _type(layer, "accum_type")
         bias_t = _type(layer, "bias_type")
         bias = [_cast_const(b, bias_t.frac, cast_target(acc_src, bias_t)) for b in layer["biases"]]
         # the products (ternary / binary ones return the input's own type); partial sums of an
         # integer accumulator have no fraction bits, so the products' conversion is every step's
-        product = _product_src(x.type, _type(layer, "weight_type")) if layer["product"] == "mult" else x.type
+        product = _product_src(x.type, _type(layer, "weight_type")) if layer["product"] in ("mult", "weight_exponential") else x.type
         acc_t = cast_target(acc_src, product)
         up = acc_t.frac - (x.type.frac + w_frac)
         n_out = geometry.n_out

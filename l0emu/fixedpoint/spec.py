@@ -124,7 +124,7 @@ FORMAT = "l0emu-spec/2"
 # which convert from fixed-point values by their own rule (aptypes.cast_target)
 OLD_FORMATS = ("l0emu-spec/1",)
 
-PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary")
+PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary", "weight_exponential")
 SCALE_PRODUCTS = ("mult", "weight_exponential")
 PADDINGS = ("valid", "same")
 # a dense / conv2d layer's strategy as hls4ml's passes leave it; "resource" follows hls4ml's accumulation order
@@ -284,7 +284,14 @@ def _check_dense(layer, where):
 
 
 def _weights(layer, where, n_biases):
-    _choice(layer["product"], PRODUCTS, where / "product")
+    product = _choice(layer["product"], PRODUCTS, where / "product")
+    if (product == "weight_exponential") != ("weight_exponent_width" in layer):
+        where.fail("'weight_exponent_width' goes with product 'weight_exponential' (quantized_po2 kernels), and only with it")
+    if product == "weight_exponential":
+        _int(layer["weight_exponent_width"], where / "weight_exponent_width", 1, 32)
+        for i, m in enumerate(layer["weights"] if isinstance(layer["weights"], list) else []):
+            if type(m) is int and (m == 0 or abs(m) & (abs(m) - 1)):
+                (where / "weights" / i).fail(f"a weight_exponential weight is +-2**e, got mantissa {m}")
     _type(layer, "accum_type", where)
     _mantissas(layer, "weights", "weight_type", math.prod(layer["weights_shape"]), where)
     _mantissas(layer, "biases", "bias_type", n_biases, where)
@@ -325,7 +332,7 @@ def _check_resource_convs(spec, where) -> None:
         return
     for i, layer in enumerate(spec["layers"]):
         if layer["op"] == "conv2d" and layer.get("strategy") == "resource" and layer.get("reuse_factor", 1) > dot_sizes(layer)[0]:
-            (where / "layers" / i / "reuse_factor").fail(
+            (_Where(where.origin, (where / "layers" / i).path, f"layer {layer['name']!r}") / "reuse_factor").fail(
                 f"{layer['reuse_factor']} exceeds the {dot_sizes(layer)[0]} inputs of each output pixel; hls4ml's io_parallel Resource "
                 "convolution (conv_2d_resource_cl) reads past its input buffer there, so its result is undefined")
 
@@ -449,7 +456,7 @@ class OpRule:
 
 
 _WEIGHTED = ("weight_type", "bias_type", "accum_type", "weights", "weights_shape", "biases", "product")
-_KNOBS = ("strategy", "reuse_factor")
+_KNOBS = ("strategy", "reuse_factor", "weight_exponent_width")
 _WINDOW = ("strides", "padding", "pad")
 
 OPS = {
