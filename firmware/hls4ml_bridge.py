@@ -26,6 +26,7 @@ from l0emu.fixedpoint.casts import float_to_mantissa
 from l0emu.fixedpoint.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, STRATEGIES, output_layout, read_spec, validate_spec, write_spec
 
 from .keras_env import hls4ml_module, keras, numpy_product_alias, qkeras
+from .template_fields import check_layer_settings
 
 __all__ = [
     "CONFIG_FILE",
@@ -833,6 +834,7 @@ def _layer_entry(layer):
     )
     for kind, handler in handlers:
         if isinstance(layer, kind):
+            check_layer_settings(layer)
             entry = {"name": layer.name}
             entry.update(handler(layer))
             entry.update(_shapes(layer))
