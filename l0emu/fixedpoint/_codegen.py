@@ -32,7 +32,7 @@ from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
 from l0emu.fixedpoint.spec import output_layout
 
-__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate"]
+__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate", "resource_order"]
 
 BLOCK = 32
 UNROLL_LIMIT = 1024
