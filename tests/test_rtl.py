@@ -169,7 +169,7 @@ def test_cli_writes_rtl_and_prints_estimates(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported by the RTL path (supported: mult, weight_binary, both_binary, data_binary)"),
+        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported by the RTL path (supported: mult, weight_binary, both_binary, data_binary, weight_exponential)"),
         ({"op": "avg_pool2d", "pool": [1, 1], "strides": [1, 1], "padding": "valid", "pad": [0, 0, 0, 0],
           "accum_type": "ap_fixed<8,4>"}, "op 'avg_pool2d' is not supported by the RTL path; supported ops: conv2d"),
     ],
