@@ -157,6 +157,10 @@ def _settings(overrides, origin) -> dict:
             msg = f"{origin}: unknown setting {key!r}{did_you_mean(key, DEFAULT_SETTINGS)}"
             raise ConfigError(msg)
         settings[key] = value
+    if settings["backend"] != DEFAULT_SETTINGS["backend"]:
+        # the emulator follows the Vitis backend's templates (its Resource convolution, for one, differs from Vivado's)
+        msg = f"{origin}: backend {settings['backend']!r} is not emulated; the emulator follows hls4ml's {DEFAULT_SETTINGS['backend']} templates"
+        raise ConfigError(msg)
     if settings["io_type"] not in _IO_TYPES:
         msg = f"{origin}: io_type {settings['io_type']!r} is not one of {', '.join(_IO_TYPES)}"
         raise ConfigError(msg)

@@ -26,7 +26,7 @@ import numpy as np
 
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast, type_bounds
 from l0emu.fixedpoint._codegen import resource_order
-from l0emu.fixedpoint.aptypes import ApType, cast_target, parse_type, xnor_cast_type
+from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, L0emuError, SpecError
 from l0emu.fixedpoint.spec import output_layout
@@ -334,17 +334,7 @@ def _exponential_weights(layer, raw, x_type: ApType):
     return raw * t.lsb, t.frac
 
 
-@dataclass(frozen=True)
-class _Expr:
-    """The C++ type of an expression the templates cast (a product, a sum): what
-    :func:`l0emu.fixedpoint.aptypes.cast_target` reads of a source."""
-
-    integer: int
-    signed: bool
-    frac: int
-
-
-_INTEGER = _Expr(2, True, 0)  # the int constants (+-1, 0) of the binary / ternary activations
+_INTEGER = Expr(2, True, 0)  # the int constants (+-1, 0) of the binary / ternary activations
 
 
 def _weighted_sum(backend, x, x_type: ApType, layer, w2d, w_frac: int):
@@ -353,7 +343,7 @@ def _weighted_sum(backend, x, x_type: ApType, layer, w2d, w_frac: int):
     bias = ExactBackend().cast(_mantissas(layer, "biases", bt), bt.frac, cast_target(declared, bt))
     # products (and the integer partial sums of an ap_int accumulator) convert as aptypes.cast_target says
     w_integer = _type(layer, "weight_type").integer if layer["product"] in ("mult", "weight_exponential") else 0
-    at = cast_target(declared, _Expr(x_type.integer + w_integer, True, x_type.frac + w_frac))
+    at = cast_target(declared, Expr(x_type.integer + w_integer, True, x_type.frac + w_frac))
     offsets = _xnor_offsets(layer, x_type, w2d.shape)
     product_frac = x_type.frac + w_frac
     exact_products = product_frac <= at.frac
@@ -442,7 +432,7 @@ def _avg_pool2d(backend, x, x_type, layer):
     accum_t (each addition at full precision, then cast with accum_t's modes), divided by
     the number of those taps truncating toward zero (ap_fixed /= unsigned), then result_t."""
     declared = _type(layer, "accum_type")
-    accum = cast_target(declared, _Expr(max(declared.integer, x_type.integer) + 1, True, max(declared.frac, x_type.frac)))
+    accum = cast_target(declared, Expr.sum(declared, x_type))
     wide = max(accum.frac, x_type.frac)
     total = None
     count = 0
@@ -477,7 +467,7 @@ def _scale(backend, x, x_type, layer):
     st, bt = _type(layer, "scale_type"), _type(layer, "bias_type")
     scale, bias = _mantissas(layer, "scale", st), _mantissas(layer, "bias", bt)
     result = _type(layer, "result_type")
-    src = _Expr(max(x_type.integer + st.integer, bt.integer) + 1, True, max(x_type.frac + st.frac, bt.frac))
+    src = Expr.sum(Expr.product(x_type, st), bt)
     return backend.cast(x * scale + bias, src.frac, cast_target(result, src)), result
 
 
@@ -502,7 +492,7 @@ def _scale_shifted(backend, x, x_type, layer):
         # negation cannot wrap either): the product is x * (+-2**e)
         scale = np.sign(m) * np.ldexp(1.0, exponents)
         frac = max(x_type.frac - int(exponents.min()), bt.frac, 0)
-        src = _Expr(max(x_type.integer + highest, bt.integer) + 1, True, frac)
+        src = Expr(max(x_type.integer + highest, bt.integer) + 1, True, frac)
         return backend.cast(x * scale + bias, frac, cast_target(result, src)), result
     if 2 * half > 64:
         msg = (
@@ -518,7 +508,7 @@ def _scale_shifted(backend, x, x_type, layer):
     if negative.any():
         y = np.array(y, copy=True)
         y[..., negative] = backend.cast(-y[..., negative], r_t.frac, r_t)
-    src = _Expr(max(r_t.integer, bt.integer) + 1, True, max(r_t.frac, bt.frac))
+    src = Expr.sum(r_t, bt)
     return backend.cast(y + bias, src.frac, cast_target(result, src)), result
 
 
@@ -535,7 +525,7 @@ def _leaky_relu(backend, x, x_type, layer):
     pt, result = _type(layer, "param_type"), _type(layer, "result_type")
     alpha = float(layer["param"]) * pt.lsb
     positive = backend.cast(backend.relu(x), x_type.frac, cast_target(result, x_type))
-    product = _Expr(x_type.integer + pt.integer, x_type.signed or pt.signed, x_type.frac + pt.frac)
+    product = Expr.product(x_type, pt)
     negative = backend.cast(backend.negative_part(x) * alpha, product.frac, cast_target(result, product))
     return positive + negative, result
 
@@ -913,7 +903,7 @@ def random_inputs(spec: dict, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n_sparse = n // 2
     sparse = rng.choice([0.0, 0.5, 1.0], p=[0.85, 0.05, 0.10], size=(n_sparse,) + shape)
-    sparse = cast(sparse, 1, cast_target(in_type, _Expr(2, False, 1)), ExactOps)  # a double's conversion: toward zero
+    sparse = cast(sparse, 1, cast_target(in_type, Expr(2, False, 1)), ExactOps)  # a double's conversion: toward zero
     mantissas = rng.integers(in_type.min_mantissa, in_type.max_mantissa + 1, size=(n - n_sparse,) + shape)
     mantissas[:1] = in_type.min_mantissa
     mantissas[1:2] = in_type.max_mantissa

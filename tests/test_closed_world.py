@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
-from l0emu.errors import SpecError  # noqa: E402
+from l0emu.errors import ConfigError, SpecError  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import hls4ml_module, keras  # noqa: E402
 from l0emu.firmware.template_fields import TEMPLATE_FIELDS  # noqa: E402
@@ -91,3 +91,10 @@ def test_count_pad_is_refused_at_convert(tmp_path, monkeypatch):
     monkeypatch.setattr(hls4ml.model.layers.Pooling2D, "initialize", counting_pad)
     with pytest.raises(SpecError, match=r"layer 'p': count_pad=True .* is not emulated"):
         bridge.convert(tmp_path / "model.h5", tmp_path / "fw", {}, name="case")
+
+
+def test_a_backend_other_than_vitis_is_refused(tmp_path):
+    inp = keras.Input((4,), name="x")
+    keras.Model(inp, keras.layers.Dense(2, name="d")(inp)).save(str(tmp_path / "model.h5"))
+    with pytest.raises(ConfigError, match=r"backend 'Vivado' is not emulated; the emulator follows hls4ml's Vitis templates"):
+        bridge.convert(tmp_path / "model.h5", tmp_path / "fw", {"backend": "Vivado"}, name="case")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l0emu.fixedpoint.aptypes import ApType, cast_target, parse_type, xnor_cast_type
+from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
 from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
 from l0emu.fixedpoint.spec import output_layout
@@ -197,30 +197,6 @@ def _emit_int_cast(out, names, v, src_frac, dst: ApType):
 
 def _type(layer, field):
     return parse_type(layer[field])
-
-
-@dataclass(frozen=True)
-class _Src:
-    """The C++ type of an expression a cast reads (a product, a sum), as far as
-    :func:`l0emu.fixedpoint.aptypes.cast_target` needs it; may be wider than any ApType."""
-
-    integer: int
-    signed: bool
-    frac: int
-
-    def __str__(self):
-        return f"ap_{'' if self.signed else 'u'}fixed<{self.integer + self.frac},{self.integer}> (an expression)"
-
-
-def _product_src(a, b) -> _Src:
-    """ap_fixed's ``a * b``: integer bits and fraction bits add up."""
-    return _Src(a.integer + b.integer, a.signed or b.signed, a.frac + b.frac)
-
-
-def _sum_src(a, b) -> _Src:
-    """ap_fixed's ``a + b``: one integer bit more than the wider operand (one more for a signed/unsigned mix)."""
-    integer = max(a.integer + (b.signed and not a.signed), b.integer + (a.signed and not b.signed)) + 1
-    return _Src(integer, a.signed or b.signed, max(a.frac, b.frac))
 
 
 class _Emitter:
@@ -411,7 +387,7 @@ class _Generator:
 
     def _cast_kernel(self, title, stem, x, src, lo, hi, steps, shape, where, dt):
         """Elementwise kernel: ``steps`` applied to buffer ``x`` (mantissas of type ``src``,
-        an ApType or _Src); the float domain where it holds every intermediate exactly, int64 otherwise."""
+        an ApType or Expr); the float domain where it holds every intermediate exactly, int64 otherwise."""
         body = _Emitter()
         res = None
         if dt != "i64":
@@ -569,7 +545,7 @@ class _Generator:
         bias = [_cast_const(b, bias_t.frac, cast_target(acc_src, bias_t)) for b in layer["biases"]]
         # the products (ternary / binary ones return the input's own type); partial sums of an
         # integer accumulator have no fraction bits, so the products' conversion is every step's
-        product = _product_src(x.type, _type(layer, "weight_type")) if layer["product"] in ("mult", "weight_exponential") else x.type
+        product = Expr.product(x.type, _type(layer, "weight_type")) if layer["product"] in ("mult", "weight_exponential") else x.type
         acc_t = cast_target(acc_src, product)
         up = acc_t.frac - (x.type.frac + w_frac)
         n_out = geometry.n_out
@@ -692,7 +668,7 @@ class _Generator:
             msg = f"{where}: alpha * x ({param_t} times {x.type}) exceeds the emulator's int64 arithmetic"
             raise SpecError(msg)
         y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, *_full(res_t), where)
-        positive, negative = _codes(cast_target(res_t, x.type)), _codes(cast_target(res_t, _product_src(param_t, x.type)))
+        positive, negative = _codes(cast_target(res_t, x.type)), _codes(cast_target(res_t, Expr.product(param_t, x.type)))
         with self._kernel(f"{' + '.join(group)}: leaky_relu", [x.name, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
             em.append(f"v = np.int64({x.name}[j])")
             em.append(f"w = cast(v, {x.type.frac}, {positive}) if v > 0 else cast(np.int64({alpha}) * v, {x.type.frac + param_t.frac}, {negative})")
@@ -870,7 +846,7 @@ class _Generator:
                         em.append("m = p" if (a, b) == (0, 0) else "m = p if p > m else m")
                     else:
                         summed = f"(m << {wide - acc_t.frac}) + (p << {wide - x.type.frac})"
-                        em.append(f"m = cast({summed}, {wide}, {_codes(cast_target(acc_t, _sum_src(acc_t, x.type)))}) if {inside} else m")
+                        em.append(f"m = cast({summed}, {wide}, {_codes(cast_target(acc_t, Expr.sum(acc_t, x.type)))}) if {inside} else m")
                         em.append(f"count += 1 if {inside} else 0")
             if is_max:
                 em.append(f"m = cast(m, {x.type.frac}, {_codes(cast_target(acc_t, x.type))})")
@@ -912,8 +888,8 @@ class _Generator:
             for ch in range(channels):
                 index = f"(i * {channels} + {ch}) * BLOCK + e"
                 em.append(f"{acc}[{index}] = {_const(dt, scales[ch])} * {x.name}[{index}] + {_const(dt, biases[ch])}")
-        src = _sum_src(_product_src(x.type, s_t) if product == "mult" else _Src(x.type.integer + max(exponents), True, frac), b_t)
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, _Src(src.integer, src.signed, frac), lo, hi, steps, layer["output_shape"], where, dt)
+        src = Expr.sum(Expr.product(x.type, s_t) if product == "mult" else Expr(x.type.integer + max(exponents), True, frac), b_t)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, Expr(src.integer, src.signed, frac), lo, hi, steps, layer["output_shape"], where, dt)
 
     def _scale_shifted(self, layer, x, steps, where, group, signs, exponents, half):
         """product::weight_exponential step by step in int64: ``r_T(x) << e`` keeps r_T's width
@@ -943,8 +919,8 @@ class _Generator:
                 em.append(f"{acc}[{index}] = (y << {up}) + np.int64({biases[ch]})")
         lo = (r_t.min_mantissa << up) + min(biases)
         hi = (r_t.max_mantissa << up) + max(biases)
-        src = _sum_src(r_t, b_t)
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, _Src(src.integer, True, frac), lo, hi, steps, layer["output_shape"], where, "i64")
+        src = Expr.sum(r_t, b_t)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, Expr(src.integer, True, frac), lo, hi, steps, layer["output_shape"], where, "i64")
 
 
 _INPUT_KEY = object()  # the network input among the layer names: a layer without "inputs" reads it first

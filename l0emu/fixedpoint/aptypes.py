@@ -23,6 +23,7 @@ from l0emu.errors import SpecError
 
 __all__ = [
     "ApType",
+    "Expr",
     "cast_target",
     "xnor_cast_type",
     "KERNEL_MAX_WIDTH",
@@ -222,3 +223,27 @@ def cast_target(dst: ApType, src: ApType) -> ApType:
         raise SpecError(msg)
     toward_zero = src.integer >= 1 or not src.signed or src.frac <= 0
     return ApType(dst.width, dst.width, dst.signed, "TRN_ZERO" if toward_zero else "TRN")
+
+
+@dataclass(frozen=True)
+class Expr:
+    """The C++ type of an ap_fixed expression a cast reads (a product, a sum), as far as
+    :func:`cast_target` needs it; unlike an ApType it may be wider than 64 bits."""
+
+    integer: int
+    signed: bool
+    frac: int
+
+    def __str__(self):
+        return f"ap_{'' if self.signed else 'u'}fixed<{self.integer + self.frac},{self.integer}> (an expression)"
+
+    @staticmethod
+    def product(a, b) -> Expr:
+        """``a * b``: integer bits and fraction bits add up."""
+        return Expr(a.integer + b.integer, a.signed or b.signed, a.frac + b.frac)
+
+    @staticmethod
+    def sum(a, b) -> Expr:
+        """``a + b``: one integer bit more than the wider operand (one more again for a signed/unsigned mix)."""
+        integer = max(a.integer + (b.signed and not a.signed), b.integer + (a.signed and not b.signed)) + 1
+        return Expr(integer, a.signed or b.signed, max(a.frac, b.frac))
