@@ -22,6 +22,7 @@ import numpy as np
 from l0emu.fixedpoint.aptypes import KERNEL_MAX_WIDTH, parse_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did_you_mean
+from l0emu.fixedpoint._codegen import generate
 from l0emu.fixedpoint.casts import float_to_mantissa
 from l0emu.fixedpoint.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, STRATEGIES, output_layout, read_spec, validate_spec, write_spec
 
@@ -359,6 +360,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
             "renamed_layers": renamed,
         }
         spec = extract_spec(hls_model, name, source, settings)
+        generate(spec)  # the emulator's own refusals (po2 shifts that drop bits, ap_int from I < 0) come at convert
         write_spec(spec, tmp / SPEC_FILE)
         model.save(str(tmp / KERAS_MODEL_FILE))
         record = {"name": name, "settings": settings, "source": source}

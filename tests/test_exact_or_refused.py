@@ -20,8 +20,10 @@ from test_csim_ops import assert_same, convert_and_compare, full_range_inputs  #
 from l0emu.errors import ConfigError, SpecError  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
+from l0emu.fixedpoint._codegen import generate  # noqa: E402
 from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
 from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
+from l0emu.fixedpoint.spec import FORMAT, validate_spec  # noqa: E402
 
 pytestmark = [pytest.mark.hls4ml, pytest.mark.slow]
 
@@ -119,3 +121,15 @@ def test_distributed_arithmetic_is_refused_by_name(tmp_path):
     model.save(str(tmp_path / "model.h5"))
     with pytest.raises((SpecError, ConfigError), match=r"layer 'd'.*distributed_arithmetic"):
         bridge.convert(tmp_path / "model.h5", tmp_path / "fw", {"layers": {"d": {"strategy": "distributed_arithmetic"}}}, name="case")
+
+
+def test_po2_shifts_that_drop_bits_are_refused_by_layer():
+    """r_T = ap_fixed<2(E+W), E+W>: x of ap_fixed<8,2> shifted left by 2**15 leaves it (E = 5, W = 8)."""
+    spec = {"format": FORMAT, "name": "po2", "source": {}, "input": {"name": "x", "shape": [2], "type": "ap_fixed<8,2>"},
+            "layers": [{"name": "d", "op": "dense", "n_in": 2, "n_out": 1, "weight_type": "ap_fixed<18,17>", "bias_type": "ap_fixed<4,2>",
+                        "accum_type": "ap_fixed<40,30>", "weights_shape": [2, 1], "weights": [1 << 16, -2], "biases": [0],
+                        "product": "weight_exponential", "weight_exponent_width": 5, "input_shape": [2], "output_shape": [1],
+                        "result_type": "ap_fixed<40,30>"}],
+            "outputs": [{"name": "y", "index": 0, "scale": 1.0, "offset": 0.0}]}  # fmt: skip
+    with pytest.raises(SpecError, match=r"layer 'd': the po2 weight 2\*\*15 shifts ap_fixed<8,2.* out of hls4ml's shift type ap_fixed<26,13>"):
+        generate(validate_spec(spec))
