@@ -660,6 +660,8 @@ def check_supported(spec: dict) -> None:
             raise SpecError(msg)
         if layer["op"] == "scale" and layer.get("product", "mult") == "mult":
             _check_scale_width(layer, i, spec["layers"][i - 1]["result_type"] if i else spec["input"]["type"])
+        if layer["op"] in ("conv2d", "dense") and layer["product"] == "weight_exponential":  # lossless shifts only
+            _exponential_weights(layer, np.asarray(layer["weights"], dtype=np.int64), parse_type(spec["layers"][i - 1]["result_type"] if i else spec["input"]["type"]))
 
 
 # A random network (tests/test_rtl_random.py, seed 80) with a BatchNorm kept after a dense

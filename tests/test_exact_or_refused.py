@@ -123,13 +123,27 @@ def test_distributed_arithmetic_is_refused_by_name(tmp_path):
         bridge.convert(tmp_path / "model.h5", tmp_path / "fw", {"layers": {"d": {"strategy": "distributed_arithmetic"}}}, name="case")
 
 
-def test_po2_shifts_that_drop_bits_are_refused_by_layer():
-    """r_T = ap_fixed<2(E+W), E+W>: x of ap_fixed<8,2> shifted left by 2**15 leaves it (E = 5, W = 8)."""
+def test_po2_shifts_wider_than_int64_are_refused_by_layer():
+    """r_T = ap_fixed<2(E+W), E+W>: with E = 32 and W = 8 a lossy shift needs 80 bits."""
     spec = {"format": FORMAT, "name": "po2", "source": {}, "input": {"name": "x", "shape": [2], "type": "ap_fixed<8,2>"},
-            "layers": [{"name": "d", "op": "dense", "n_in": 2, "n_out": 1, "weight_type": "ap_fixed<18,17>", "bias_type": "ap_fixed<4,2>",
-                        "accum_type": "ap_fixed<40,30>", "weights_shape": [2, 1], "weights": [1 << 16, -2], "biases": [0],
-                        "product": "weight_exponential", "weight_exponent_width": 5, "input_shape": [2], "output_shape": [1],
+            "layers": [{"name": "d", "op": "dense", "n_in": 2, "n_out": 1, "weight_type": "ap_fixed<42,2>", "bias_type": "ap_fixed<4,2>",
+                        "accum_type": "ap_fixed<40,30>", "weights_shape": [2, 1], "weights": [1, -2], "biases": [0],
+                        "product": "weight_exponential", "weight_exponent_width": 32, "input_shape": [2], "output_shape": [1],
                         "result_type": "ap_fixed<40,30>"}],
             "outputs": [{"name": "y", "index": 0, "scale": 1.0, "offset": 0.0}]}  # fmt: skip
-    with pytest.raises(SpecError, match=r"layer 'd': the po2 weight 2\*\*15 shifts ap_fixed<8,2.* out of hls4ml's shift type ap_fixed<26,13>"):
+    with pytest.raises(SpecError, match=r"layer 'd': po2 weights shift ap_fixed<8,2.* in hls4ml's ap_fixed<80,40>, which drops bits here"):
         generate(validate_spec(spec))
+
+
+def test_quantized_po2_shifts_that_drop_bits_match(tmp_path):
+    """po2 weights 2**-4 on ap_fixed<4,-1> (5 fraction bits): ``r_T(x) >> 4`` in r_T = ap_fixed<16,8> (E = 4) floors away bits."""
+    inp = keras.Input((6,), name="x")
+    y = qkeras.QDense(4, kernel_quantizer="quantized_po2(4)", bias_quantizer="quantized_bits(6,2,alpha=1)", name="d")(inp)
+    model = keras.Model(inp, y)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.uniform(-0.006, 0.006, (6, 4)).astype("f4"), rng.uniform(-1, 1, 4).astype("f4")])
+    settings = {"layers": {"x": {"precision": {"result": "ap_fixed<4,-1>"}}, "d": {"precision": {"accum": "ap_fixed<16,6>", "result": "ap_fixed<16,6>"}}}}
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, settings, n=4000)
+    assert spec["layers"][0]["product"] == "weight_exponential"
+    assert "p = cast(p, " in generate(spec)[0]  # the lossy shifts, step by step
+    assert_same(ours, theirs, x)

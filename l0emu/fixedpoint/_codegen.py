@@ -298,6 +298,7 @@ class _SumPlan:
     dt: str
     lo: int
     hi: int
+    shifts: tuple | None = None  # po2 weights whose shifts drop bits: (signs, exponents, r_T), see _shifts
 
 
 class _Generator:
@@ -483,18 +484,24 @@ class _Generator:
             em.append(f"{p.name}[{row}] = {x.name}[i * {w * c} * BLOCK + j]")
         return p, shape
 
-    def _exponential_weights(self, layer, x, w, wt, where):
-        """quantized_po2 kernels (nnet_mult.h weight_exponential): ``r_T(x) << e`` negated for sign 0,
-        r_T = ap_fixed<2*(E+W), E+W>. Where every shift keeps every bit of every input it sees,
-        that is ``x * (+-2**e)``, a plain multiplication by the spec's exact mantissas."""
+    def _shifts(self, layer, x, where):
+        """quantized_po2 kernels (nnet_mult.h weight_exponential): ``y = r_T(x) << e`` (bits shifted
+        out are lost, a right shift floors), ``r_T(-y)`` for sign 0, r_T = ap_fixed<2*(E+W), E+W>.
+        None where every shift keeps every bit of every input it sees: then the product is
+        ``x * (+-2**e)``, a plain multiplication by the spec's exact mantissas. Otherwise
+        ``(signs, exponents, r_T)``, one sign and exponent per weight, for the stepwise sum."""
+        if layer["product"] != "weight_exponential":
+            return None
         half = int(layer["weight_exponent_width"]) + x.type.width
-        for m in w:
-            e = abs(m).bit_length() - 1 - wt.frac
-            if not _shift_is_exact(x, half, e):
-                msg = (f"{where}: the po2 weight 2**{e} shifts {x.type} out of hls4ml's shift type ap_fixed<{2 * half},{half}>, "
-                       "which drops bits there; the emulator computes exact shifts only")
-                raise SpecError(msg)
-        return w, None, wt.frac
+        wt = _type(layer, "weight_type")
+        exponents = [abs(int(m)).bit_length() - 1 - wt.frac for m in layer["weights"]]
+        if all(_shift_is_exact(x, half, e) for e in set(exponents)):
+            return None
+        if 2 * half > 62:
+            msg = (f"{where}: po2 weights shift {x.type} in hls4ml's ap_fixed<{2 * half},{half}>, which drops bits here "
+                   "and is wider than the emulator's int64 arithmetic")
+            raise SpecError(msg)
+        return [1 if int(m) > 0 else -1 for m in layer["weights"]], exponents, ApType(2 * half, half)
 
     def _weights(self, layer, x, where):
         """(coefficients, offsets or None, fractional bits): each product is ``offset + coefficient * x``."""
@@ -507,7 +514,7 @@ class _Generator:
         if product == "mult":
             return w, None, wt.frac
         if product == "weight_exponential":
-            return self._exponential_weights(layer, x, w, wt, where)
+            return w, None, wt.frac  # exact values; _shifts says whether hls4ml's shifts keep them
         # weight_ternary / weight_binary return -a, 0 or a in a's own type (nnet_mult.h):
         # ternary: w == 0 -> 0, w == -1 -> -a, anything else (1, and -2 of ap_int<2>) -> a
         if product == "weight_ternary":
@@ -545,13 +552,14 @@ class _Generator:
         bias = [_cast_const(b, bias_t.frac, cast_target(acc_src, bias_t)) for b in layer["biases"]]
         # the products (ternary / binary ones return the input's own type); partial sums of an
         # integer accumulator have no fraction bits, so the products' conversion is every step's
+        shifts = self._shifts(layer, x, where)
         product = Expr.product(x.type, _type(layer, "weight_type")) if layer["product"] in ("mult", "weight_exponential") else x.type
-        acc_t = cast_target(acc_src, product)
+        acc_t = cast_target(acc_src, shifts[2] if shifts else product)
         up = acc_t.frac - (x.type.frac + w_frac)
         n_out = geometry.n_out
         acc_lo = acc_hi = span = prod_lo = prod_hi = 0
         start = list(bias)  # exact path: the bias plus the products' constant offsets
-        exact = up >= 0
+        exact = up >= 0 and shifts is None
         if exact:
             # hls4ml casts every product into accum_t on its own (the ``mult`` array), then
             # adds them to the bias-initialised accumulator, casting each partial sum. Each
@@ -583,7 +591,7 @@ class _Generator:
             dt = "i64"
             acc_lo, acc_hi = _full(acc_t)
             _int_product_fits(x.type, where)
-        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, acc_src, up, exact, dt, acc_lo, acc_hi)
+        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, acc_src, up, exact, dt, acc_lo, acc_hi, shifts)
 
     def _dot(self, layer, x, steps, where, group):
         """conv2d/dense: hls4ml's product, bias-initialised accumulation, then the casts."""
@@ -627,10 +635,15 @@ class _Generator:
                 p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
                 em.append(f"s = np.int64({plan.bias[o]})")
                 for i, c_ in taps:
-                    product = f"np.int64({c_}) * np.int64({x.name}[{_at(geometry.window, geometry.taps[i])}])"
-                    offset = plan.offsets[i * n_out + o]
-                    product = f"np.int64({offset}) + {product}" if offset else product
-                    em.append(f"p = cast({product}, {p_frac}, {codes})")
+                    operand = f"np.int64({x.name}[{_at(geometry.window, geometry.taps[i])}])"
+                    if plan.shifts:
+                        signs, exponents, r_t = plan.shifts
+                        em.extend(_shifted_product(operand, x.type.frac, signs[i * n_out + o], str(exponents[i * n_out + o]), r_t, codes))
+                    else:
+                        product = f"np.int64({c_}) * {operand}"
+                        offset = plan.offsets[i * n_out + o]
+                        product = f"np.int64({offset}) + {product}" if offset else product
+                        em.append(f"p = cast({product}, {p_frac}, {codes})")
                     em.append(f"s = cast(s + p, {plan.acc_t.frac}, {codes})")
                 em.append(f"{out} = s")
 
@@ -641,6 +654,8 @@ class _Generator:
         biases = self._array(f"{stem}_biases", plan.bias, plan.dt)
         taps = self._array(f"{stem}_taps", geometry.taps, "i64")
         offsets = self._array(f"{stem}_offsets", plan.offsets, "i64") if any(plan.offsets) and not plan.exact else ""
+        sign_array = self._array(f"{stem}_signs", plan.shifts[0], "i64") if plan.shifts else ""
+        exponent_array = self._array(f"{stem}_exponents", plan.shifts[1], "i64") if plan.shifts else ""
         n_out = geometry.n_out
         em.extend(geometry.setup or ["r = 0", "q = 0"])
         index = "q + o * BLOCK + e"
@@ -653,6 +668,11 @@ class _Generator:
                 with em.block("if c != 0:"), em.block("for e in range(BLOCK):"):
                     if plan.exact:
                         em.append(f"{acc}[{index}] += c * {x.name}[base + e]")
+                    elif plan.shifts:
+                        signs, exponents, r_t = plan.shifts
+                        em.extend(_shifted_product(f"np.int64({x.name}[base + e])", x.type.frac, f"{sign_array}[i * {n_out} + o]",
+                                                   f"{exponent_array}[i * {n_out} + o]", r_t, _codes(plan.acc_t)))
+                        em.append(f"{acc}[{index}] = cast({acc}[{index}] + p, {plan.acc_t.frac}, {_codes(plan.acc_t)})")
                     else:
                         p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
                         offset = f"{offsets}[i * {n_out} + o] + " if offsets else ""
@@ -1114,9 +1134,25 @@ def resource_order(n_in: int, n_out: int, rf: int, where) -> list:
 def _reorder(plan: _SumPlan, geometry: _Geometry, order: list) -> None:
     """Put the taps (and the weight rows) in the order the products are added."""
     n_out = geometry.n_out
+
+    def rows(values):
+        return [values[i * n_out + o] for i in order for o in range(n_out)]
+
     geometry.taps = [geometry.taps[i] for i in order]
-    plan.weights = [plan.weights[i * n_out + o] for i in order for o in range(n_out)]
-    plan.offsets = [plan.offsets[i * n_out + o] for i in order for o in range(n_out)]
+    plan.weights, plan.offsets = rows(plan.weights), rows(plan.offsets)
+    if plan.shifts:
+        plan.shifts = (rows(plan.shifts[0]), rows(plan.shifts[1]), plan.shifts[2])
+
+
+def _shifted_product(operand: str, x_frac: int, sign, exponent: str, r_t: ApType, acc_codes: str) -> list:
+    """Lines computing ``p``, weight_exponential's product cast into accum_t: ``r_T(x) << e`` in r_T
+    (a shift moves the binary point; the cast back into r_T drops and wraps bits as the shift does),
+    negated in r_T for a negative sign. ``sign``: +-1 or the expression of one."""
+    r_codes = _codes(r_t)
+    lines = [f"p = cast({operand}, {x_frac}, {r_codes})", f"p = cast(p, {r_t.frac} - {exponent}, {r_codes})"]
+    if sign != 1:
+        lines.append(f"p = cast(-p, {r_t.frac}, {r_codes})" if sign == -1 else f"p = cast(-p, {r_t.frac}, {r_codes}) if {sign} < 0 else p")
+    return [*lines, f"p = cast(p, {r_t.frac}, {acc_codes})"]
 
 
 def _int_product_fits(x_t: ApType, where) -> None:
