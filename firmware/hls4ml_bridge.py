@@ -23,10 +23,12 @@ import numpy as np
 from l0emu.fixedpoint.aptypes import KERNEL_MAX_WIDTH, parse_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did_you_mean
+from l0emu.fixedpoint._codegen import generate
 from l0emu.fixedpoint.casts import float_to_mantissa
-from l0emu.fixedpoint.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, output_layout, read_spec, validate_spec, write_spec
+from l0emu.fixedpoint.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, STRATEGIES, output_layout, read_spec, validate_spec, write_spec
 
 from .keras_env import hls4ml_module, keras, numpy_product_alias, qkeras
+from .template_fields import check_layer_settings
 
 __all__ = [
     "CONFIG_FILE",
@@ -158,6 +160,10 @@ def _settings(overrides, origin) -> dict:
             msg = f"{origin}: unknown setting {key!r}{did_you_mean(key, DEFAULT_SETTINGS)}"
             raise ConfigError(msg)
         settings[key] = value
+    if settings["backend"] != DEFAULT_SETTINGS["backend"]:
+        # the emulator follows the Vitis backend's templates (its Resource convolution, for one, differs from Vivado's)
+        msg = f"{origin}: backend {settings['backend']!r} is not emulated; the emulator follows hls4ml's {DEFAULT_SETTINGS['backend']} templates"
+        raise ConfigError(msg)
     if settings["io_type"] not in _IO_TYPES:
         msg = f"{origin}: io_type {settings['io_type']!r} is not one of {', '.join(_IO_TYPES)}"
         raise ConfigError(msg)
@@ -364,6 +370,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
             "renamed_layers": renamed,
         }
         spec = extract_spec(hls_model, name, source, settings)
+        generate(spec)  # the emulator's own refusals (po2 shifts that drop bits, ap_int from I < 0) come at convert
         write_spec(spec, tmp / SPEC_FILE)
         model.save(str(tmp / KERAS_MODEL_FILE))
         record = {"name": name, "settings": settings, "source": source}
@@ -427,6 +434,9 @@ def _weight_text(layer, var):
 def _mantissas(layer, key):
     """Mantissas of a weight array as the C-simulation loads it (``ap_fixed(double)`` of the txt values)."""
     var = layer.weights[key]
+    if isinstance(var.type.precision, hls4ml_module().model.types.ExponentPrecisionType):
+        msg = f"layer {layer.name!r}: {key} has hls4ml's exponent (po2) type {var.type.precision}, which the emulator takes for kernels and ApplyAlpha scales only"
+        raise SpecError(msg)
     values = np.array([float(token) for token in _weight_text(layer, var).split(",")], dtype=np.float64)
     values = values.reshape(var.data.shape)
     dst = parse_type(_type(var.type.precision, f"layer {layer.name!r}, {key}"))
@@ -436,17 +446,18 @@ def _mantissas(layer, key):
 _EXPONENT_PAIR = re.compile(r"\{\s*([-+0-9.eE]+)\s*,\s*([-+0-9]+)\s*\}")
 
 
-def _exponent_scale(layer):
-    """An exponent-typed ApplyAlpha scale (QKeras ``alpha='auto_po2'``) as exact fixed mantissas.
+def _exponent_scale(layer, key="scale"):
+    """Exponent-typed weights (an ApplyAlpha scale of QKeras ``alpha='auto_po2'``, a
+    ``quantized_po2`` kernel) as exact fixed mantissas.
 
     hls4ml stores ``{sign, exponent}`` pairs (sign 1 = positive) and multiplies by shifting
     (``product::weight_exponential``). Each value ``+-2**e`` is stored as a mantissa of the
     narrowest signed type that holds every exponent present: ``max(0, -min e)`` fractional
     bits and ``max(max e, 0) + 2`` integer bits (the type must stay within 64 bits even
-    when the exponent's ``ap_int<W>`` range is wide). ``scale_exponent_width`` keeps ``W``,
-    which sets hls4ml's shift type.
+    when the exponent's ``ap_int<W>`` range is wide). The returned width ``W`` of the
+    exponent sets hls4ml's shift type.
     """
-    var = layer.weights["scale"]
+    var = layer.weights[key]
     pairs = [(float(sign), int(exp)) for sign, exp in _EXPONENT_PAIR.findall(_weight_text(layer, var))]
     if len(pairs) != var.data.size:
         msg = f"layer {layer.name!r}: read {len(pairs)} exponent scales from the weights file, expected {var.data.size}"
@@ -473,12 +484,33 @@ def _shapes(layer):
     }
 
 
+def _strategy(layer) -> str:
+    """The layer's strategy after hls4ml's passes: latency or resource, others refused by name."""
+    strategy = str(layer.get_attr("strategy", "latency")).lower()
+    if strategy not in STRATEGIES:
+        why = {
+            "distributed_arithmetic": "its adder graphs are built by da4ml with their own intermediate types",
+            "resource_unrolled": "its kernel is generated code with its own order of additions",
+            "compressed": "it computes from a sparse weight table in its own order",
+        }.get(strategy, "hls4ml's code for it is not modelled")
+        msg = f"layer {layer.name!r}: strategy {strategy!r} is not emulated ({why}); use Latency or Resource"
+        raise SpecError(msg)
+    return strategy
+
+
 def _weighted(layer, keras_order_axes):
-    weights, weight_type = _mantissas(layer, "weight")
+    strategy = _strategy(layer)
+    exponents = isinstance(layer.weights["weight"].type.precision, hls4ml_module().model.types.ExponentPrecisionType)
+    if exponents:  # quantized_po2 kernels: {sign, exponent} pairs in the weights file
+        weights, weight_type, exponent_width = _exponent_scale(layer, "weight")
+        weights = np.array(weights, dtype=np.int64).reshape(layer.weights["weight"].data.shape)
+    else:
+        weights, weight_type = _mantissas(layer, "weight")
     biases, bias_type = _mantissas(layer, "bias")
     if layer.get_attr("_weights_transposed", False):
         # the Resource strategy stored them transposed; the spec keeps Keras' order
         weights = np.transpose(weights, keras_order_axes)
+    extra = {"weight_exponent_width": exponent_width} if exponents else {}
     return {
         "weight_type": weight_type,
         "bias_type": bias_type,
@@ -487,7 +519,8 @@ def _weighted(layer, keras_order_axes):
         "weights": [int(v) for v in weights.reshape(-1)],
         "biases": [int(v) for v in biases.reshape(-1)],
         "product": _product(layer),
-        "strategy": str(layer.get_attr("strategy", "latency")).lower(),
+        **extra,
+        "strategy": strategy,
         "reuse_factor": int(layer.get_attr("reuse_factor", 1)),
     }
 
@@ -819,6 +852,7 @@ def _layer_entry(layer):
     )
     for kind, handler in handlers:
         if isinstance(layer, kind):
+            check_layer_settings(layer)
             entry = {"name": layer.name}
             entry.update(handler(layer))
             entry.update(_shapes(layer))

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast, type_bounds
-from l0emu.fixedpoint.aptypes import ApType, parse_type, xnor_cast_type
+from l0emu.fixedpoint._codegen import resource_order
+from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, L0emuError, SpecError
 from l0emu.fixedpoint.spec import output_layout
@@ -65,7 +66,7 @@ REFUSED_OPS = {
 TABLE_SPAN = {"sigmoid": 16, "tanh": 8}
 MAX_TABLE = 1 << 16  # entries of one da4ml lookup table
 BINDER_BITS = 32  # widest input/output port da4ml's Verilator binder can pass
-WEIGHT_PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary")
+WEIGHT_PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary", "weight_exponential")
 # AMD UltraScale+ product table (DS890, "Virtex UltraScale+ FPGA Feature Summary"):
 # XCVU13P has 1,728K CLB LUTs and 3,456K CLB flip-flops.
 XCVU13P_LUTS = 1_728_000
@@ -288,7 +289,7 @@ def _can_overflow(x_type: ApType, w, bias, accum: ApType, offsets=0.0) -> bool:
     return bool((top > a_hi).any() or (bottom < a_lo).any())
 
 
-def _weights(layer):
+def _weights(layer, x_type: ApType):
     """Weight values (``weights_shape``) and their fractional bits, per hls4ml product kind.
 
     weight_ternary / weight_binary multiply by -1, 0 or +1 (nnet_mult.h returns -a, 0 or a),
@@ -299,6 +300,8 @@ def _weights(layer):
     if product == "mult":
         t = _type(layer, "weight_type")
         return raw * t.lsb, t.frac
+    if product == "weight_exponential":
+        return _exponential_weights(layer, raw, x_type)
     if product == "weight_ternary":
         return np.where(raw == 0, 0.0, np.where(raw == -1, -1.0, 1.0)), 0
     if product == "weight_binary":
@@ -316,10 +319,31 @@ def _weights(layer):
     raise SpecError(msg)
 
 
+def _exponential_weights(layer, raw, x_type: ApType):
+    """quantized_po2 kernels (nnet_mult.h weight_exponential, r_T = ap_fixed<2H, H>, H = E + W):
+    ``x * (+-2**e)`` where every shift keeps every bit and stays below r_T's sign bit, else refused."""
+    t = _type(layer, "weight_type")
+    half = int(layer["weight_exponent_width"]) + x_type.width
+    exponents = np.array([int(abs(v)).bit_length() - 1 - t.frac for v in raw.reshape(-1)])
+    x_bound = max(abs(v) for v in type_bounds(x_type))
+    lowest, highest = int(exponents.min()), int(exponents.max())
+    if not (x_type.frac - min(lowest, 0) <= half and x_bound * 2.0 ** max(highest, 0) < 2.0 ** (half - 1)):
+        msg = (f"layer {layer['name']!r}: po2 weights whose shifts drop bits of {x_type} in ap_fixed<{2 * half},{half}> are not "
+               "supported by the RTL path (supported: lossless shifts)")
+        raise SpecError(msg)
+    return raw * t.lsb, t.frac
+
+
+_INTEGER = Expr(2, True, 0)  # the int constants (+-1, 0) of the binary / ternary activations
+
+
 def _weighted_sum(backend, x, x_type: ApType, layer, w2d, w_frac: int):
     """hls4ml's dense kernel: acc = accum(bias); acc = accum(acc + accum(x_i * w_i)); res = result(acc)."""
-    bt, at = _type(layer, "bias_type"), _type(layer, "accum_type")
-    bias = ExactBackend().cast(_mantissas(layer, "biases", bt), bt.frac, at)
+    bt, declared = _type(layer, "bias_type"), _type(layer, "accum_type")
+    bias = ExactBackend().cast(_mantissas(layer, "biases", bt), bt.frac, cast_target(declared, bt))
+    # products (and the integer partial sums of an ap_int accumulator) convert as aptypes.cast_target says
+    w_integer = _type(layer, "weight_type").integer if layer["product"] in ("mult", "weight_exponential") else 0
+    at = cast_target(declared, Expr(x_type.integer + w_integer, True, x_type.frac + w_frac))
     offsets = _xnor_offsets(layer, x_type, w2d.shape)
     product_frac = x_type.frac + w_frac
     exact_products = product_frac <= at.frac
@@ -332,7 +356,9 @@ def _weighted_sum(backend, x, x_type: ApType, layer, w2d, w_frac: int):
     else:
         # partial sums can round or saturate: add one product at a time, as the template does
         acc = np.zeros(x.shape[:-1] + bias.shape) + bias
-        for i in range(w2d.shape[0]):
+        n_in, n_out = w2d.shape
+        order = resource_order(n_in, n_out, int(layer.get("reuse_factor", 1)), f"layer {layer['name']!r}") if layer.get("strategy") == "resource" else range(n_in)
+        for i in order:  # hls4ml's order of additions (Resource: nnet_dense_resource.h's)
             product = backend.cast(x[..., i : i + 1] * w2d[i] + offsets[i], product_frac, at)
             acc = backend.cast(acc + product, at.frac, at)
     result = _type(layer, "result_type")
@@ -340,9 +366,9 @@ def _weighted_sum(backend, x, x_type: ApType, layer, w2d, w_frac: int):
         # nnet_mult.h's cast for XNOR data and weights: ap_int<ceillog2(n_in) + 2>(acc * 2 - n_in),
         # truncating toward zero and wrapping, then the result type
         xnor_t = xnor_cast_type(w2d.shape[0])
-        acc = backend.cast(acc * 2.0 - float(w2d.shape[0]), at.frac, xnor_t)
-        return backend.cast(acc, 0, result), result
-    return backend.cast(acc, at.frac, result), result
+        acc = backend.cast(acc * 2.0 - float(w2d.shape[0]), at.frac, cast_target(xnor_t, declared))
+        return backend.cast(acc, 0, cast_target(result, xnor_t)), result
+    return backend.cast(acc, at.frac, cast_target(result, declared)), result
 
 
 def _xnor_offsets(layer, x_type: ApType, shape):
@@ -362,7 +388,7 @@ def _xnor_offsets(layer, x_type: ApType, shape):
 
 
 def _conv2d(backend, x, x_type, layer):
-    w, w_frac = _weights(layer)
+    w, w_frac = _weights(layer, x_type)
     taps = _taps(x, layer, layer["kernel"], tuple(layer["output_shape"][:2]))
     # (kh, kw, c) order along the last axis, as the weights are flattened; padding is zero
     patches = np.concatenate([_fill(values, inside, 0.0) for values, inside in taps], axis=-1)
@@ -370,7 +396,7 @@ def _conv2d(backend, x, x_type, layer):
 
 
 def _dense(backend, x, x_type, layer):
-    w, w_frac = _weights(layer)
+    w, w_frac = _weights(layer, x_type)
     return _weighted_sum(backend, x, x_type, layer, w, w_frac)
 
 
@@ -378,7 +404,7 @@ def _activation(backend, x, x_type, layer):
     result = _type(layer, "result_type")
     if layer["op"] == "relu":
         x = backend.relu(x)
-    return backend.cast(x, x_type.frac, result), result
+    return backend.cast(x, x_type.frac, cast_target(result, x_type)), result
 
 
 def _pool_taps(x, layer):
@@ -397,15 +423,16 @@ def _max_pool2d(backend, x, x_type, layer):
     result = _type(layer, "result_type")
     if "accum_type" in layer:
         accum = _type(layer, "accum_type")
-        best, x_type = backend.cast(best, x_type.frac, accum), accum
-    return backend.cast(best, x_type.frac, result), result
+        best, x_type = backend.cast(best, x_type.frac, cast_target(accum, x_type)), accum
+    return backend.cast(best, x_type.frac, cast_target(result, x_type)), result
 
 
 def _avg_pool2d(backend, x, x_type, layer):
     """hls4ml's pooling2d_cl average: the taps inside the input summed one by one into
     accum_t (each addition at full precision, then cast with accum_t's modes), divided by
     the number of those taps truncating toward zero (ap_fixed /= unsigned), then result_t."""
-    accum = _type(layer, "accum_type")
+    declared = _type(layer, "accum_type")
+    accum = cast_target(declared, Expr.sum(declared, x_type))
     wide = max(accum.frac, x_type.frac)
     total = None
     count = 0
@@ -425,7 +452,7 @@ def _avg_pool2d(backend, x, x_type, layer):
     counts = np.broadcast_to(np.asarray(count)[:, :, None], total.shape[-3:])
     total = backend.divide_toward_zero(total, accum.frac, counts)
     result = _type(layer, "result_type")
-    return backend.cast(total, accum.frac, result), result
+    return backend.cast(total, accum.frac, cast_target(result, declared)), result
 
 
 def _scale(backend, x, x_type, layer):
@@ -440,7 +467,8 @@ def _scale(backend, x, x_type, layer):
     st, bt = _type(layer, "scale_type"), _type(layer, "bias_type")
     scale, bias = _mantissas(layer, "scale", st), _mantissas(layer, "bias", bt)
     result = _type(layer, "result_type")
-    return backend.cast(x * scale + bias, max(x_type.frac + st.frac, bt.frac), result), result
+    src = Expr.sum(Expr.product(x_type, st), bt)
+    return backend.cast(x * scale + bias, src.frac, cast_target(result, src)), result
 
 
 def _scale_shifted(backend, x, x_type, layer):
@@ -464,7 +492,8 @@ def _scale_shifted(backend, x, x_type, layer):
         # negation cannot wrap either): the product is x * (+-2**e)
         scale = np.sign(m) * np.ldexp(1.0, exponents)
         frac = max(x_type.frac - int(exponents.min()), bt.frac, 0)
-        return backend.cast(x * scale + bias, frac, result), result
+        src = Expr(max(x_type.integer + highest, bt.integer) + 1, True, frac)
+        return backend.cast(x * scale + bias, frac, cast_target(result, src)), result
     if 2 * half > 64:
         msg = (
             f"layer {layer['name']!r}: the shift product's type ap_fixed<{2 * half},{half}> drops or wraps "
@@ -479,13 +508,14 @@ def _scale_shifted(backend, x, x_type, layer):
     if negative.any():
         y = np.array(y, copy=True)
         y[..., negative] = backend.cast(-y[..., negative], r_t.frac, r_t)
-    return backend.cast(y + bias, max(r_t.frac, bt.frac), result), result
+    src = Expr.sum(r_t, bt)
+    return backend.cast(y + bias, src.frac, cast_target(result, src)), result
 
 
 def _zero_pad2d(backend, x, x_type, layer):
     """hls4ml's zeropad2d_cl (io_stream 'same' padding): zeros around each channel, cast into result_t."""
     result = _type(layer, "result_type")
-    return backend.cast(_pad2d(x, [int(v) for v in layer["pad"]], 0.0), x_type.frac, result), result
+    return backend.cast(_pad2d(x, [int(v) for v in layer["pad"]], 0.0), x_type.frac, cast_target(result, x_type)), result
 
 
 def _leaky_relu(backend, x, x_type, layer):
@@ -494,8 +524,9 @@ def _leaky_relu(backend, x, x_type, layer):
     always sees 0 (which every type holds), so their sum is the selected branch."""
     pt, result = _type(layer, "param_type"), _type(layer, "result_type")
     alpha = float(layer["param"]) * pt.lsb
-    positive = backend.cast(backend.relu(x), x_type.frac, result)
-    negative = backend.cast(backend.negative_part(x) * alpha, x_type.frac + pt.frac, result)
+    positive = backend.cast(backend.relu(x), x_type.frac, cast_target(result, x_type))
+    product = Expr.product(x_type, pt)
+    negative = backend.cast(backend.negative_part(x) * alpha, product.frac, cast_target(result, product))
     return positive + negative, result
 
 
@@ -515,7 +546,7 @@ def _table_values(x, frac: int, layer) -> np.ndarray:
     half = (span // 2) * n // span
     index = np.clip(_int32(_int32(d) + half), 0, n - 1)
     table_t, result = _type(layer, "table_type"), _type(layer, "result_type")
-    entries = cast(np.asarray(layer["table"], dtype=np.float64) * table_t.lsb, table_t.frac, result, ExactOps)
+    entries = cast(np.asarray(layer["table"], dtype=np.float64) * table_t.lsb, table_t.frac, cast_target(result, table_t), ExactOps)
     return entries[index]
 
 
@@ -534,7 +565,7 @@ def _binary_tanh(backend, x, x_type, layer):
     negative = backend.compare(x, "less", 0.0)
     if (result.width, result.signed, result.frac) == (1, False, 0):
         return 1.0 - negative, result
-    return backend.cast(1.0 - 2.0 * negative, 0, result), result
+    return backend.cast(1.0 - 2.0 * negative, 0, cast_target(result, _INTEGER)), result
 
 
 def _bn_quantized_tanh(backend, x, x_type, layer):
@@ -549,10 +580,10 @@ def _bn_quantized_tanh(backend, x, x_type, layer):
         return values.reshape(layer["input_shape"]) if len(values) == size else values
 
     if layer["op"] == "bn_binary_tanh":
-        return backend.cast(1.0 - backend.compare(x, "less", thresholds("threshold")), 0, result), result
+        return backend.cast(1.0 - backend.compare(x, "less", thresholds("threshold")), 0, cast_target(result, _INTEGER)), result
     up = backend.compare(x, "greater", thresholds("threshold_hi"))
     down = 1.0 - backend.compare(x, "greater", thresholds("threshold_lo"))
-    return backend.cast(up - backend.zero_if(up, down), 0, result), result
+    return backend.cast(up - backend.zero_if(up, down), 0, cast_target(result, _INTEGER)), result
 
 
 def _hard_activation(backend, x, x_type, layer):
@@ -629,6 +660,8 @@ def check_supported(spec: dict) -> None:
             raise SpecError(msg)
         if layer["op"] == "scale" and layer.get("product", "mult") == "mult":
             _check_scale_width(layer, i, spec["layers"][i - 1]["result_type"] if i else spec["input"]["type"])
+        if layer["op"] in ("conv2d", "dense") and layer["product"] == "weight_exponential":  # lossless shifts only
+            _exponential_weights(layer, np.asarray(layer["weights"], dtype=np.int64), parse_type(spec["layers"][i - 1]["result_type"] if i else spec["input"]["type"]))
 
 
 # A random network (tests/test_rtl_random.py, seed 80) with a BatchNorm kept after a dense
@@ -872,7 +905,7 @@ def random_inputs(spec: dict, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n_sparse = n // 2
     sparse = rng.choice([0.0, 0.5, 1.0], p=[0.85, 0.05, 0.10], size=(n_sparse,) + shape)
-    sparse = cast(sparse, 1, in_type, ExactOps)
+    sparse = cast(sparse, 1, cast_target(in_type, Expr(2, False, 1)), ExactOps)  # a double's conversion: toward zero
     mantissas = rng.integers(in_type.min_mantissa, in_type.max_mantissa + 1, size=(n - n_sparse,) + shape)
     mantissas[:1] = in_type.min_mantissa
     mantissas[1:2] = in_type.max_mantissa

@@ -98,7 +98,11 @@ def _overflow(x, t: ApType, ops):
 
 
 def cast(x, src_frac: int, t: ApType, ops):
-    """``t(x)`` as ap_fixed computes it: quantize first, then handle overflow."""
+    """``t(x)`` as ap_fixed computes it: quantize first, then handle overflow. An ap_int/ap_uint
+    target comes resolved against its source (:func:`l0emu.fixedpoint.aptypes.cast_target`)."""
+    if t.int_kind:
+        msg = f"type {t}: a cast into an ap_int/ap_uint here is not modelled (its conversion depends on the source's type)"
+        raise SpecError(msg)
     return _overflow(_round(x, src_frac, t, ops), t, ops)
 
 

@@ -20,12 +20,12 @@ from l0emu.errors import SpecError
         ("ap_fixed<8,-3,AP_RND_MIN_INF,AP_SAT_ZERO>", ApType(8, -3, True, "RND_MIN_INF", "SAT_ZERO", 0)),
         ("ap_ufixed<3,9,AP_RND_INF,AP_SAT_SYM>", ApType(3, 9, False, "RND_INF", "SAT_SYM", 0)),
         ("ap_fixed<6,2,AP_RND_ZERO,AP_SAT>", ApType(6, 2, True, "RND_ZERO", "SAT", 0)),
-        ("ap_int<8>", ApType(8, 8, True, "TRN_ZERO")),
-        ("ap_uint<1>", ApType(1, 1, False, "TRN_ZERO")),
+        ("ap_int<8>", ApType(8, 8, True, "TRN_ZERO", int_kind=True)),
+        ("ap_uint<1>", ApType(1, 1, False, "TRN_ZERO", int_kind=True)),
         ("fixed<16,6,RND_CONV,SAT>", ApType(16, 6, True, "RND_CONV", "SAT", 0)),
         ("ufixed<8,0,RND,SAT_SYM,0>", ApType(8, 0, False, "RND", "SAT_SYM", 0)),
-        ("int<12>", ApType(12, 12, True, "TRN_ZERO")),
-        ("uint<64>", ApType(64, 64, False, "TRN_ZERO")),
+        ("int<12>", ApType(12, 12, True, "TRN_ZERO", int_kind=True)),
+        ("uint<64>", ApType(64, 64, False, "TRN_ZERO", int_kind=True)),
         ("  ap_fixed < 18 , 8 , AP_RND , AP_SAT >  ", ApType(18, 8, True, "RND", "SAT", 0)),
         ("ap_fixed<10,+2,rnd_conv,ap_sat>", ApType(10, 2, True, "RND_CONV", "SAT", 0)),
     ],
@@ -38,7 +38,7 @@ def test_every_spelling_parses(text, expected):
 
 def test_canonical_string():
     assert str(parse_type("fixed<16,6>")) == "ap_fixed<16,6,AP_TRN,AP_WRAP,0>"
-    assert str(parse_type("ap_uint<3>")) == "ap_ufixed<3,3,AP_TRN_ZERO,AP_WRAP,0>"
+    assert str(parse_type("ap_uint<3>")) == "ap_uint<3>"
     assert str(parse_type("ap_ufixed<4,0,AP_RND_CONV,AP_SAT>")) == "ap_ufixed<4,0,AP_RND_CONV,AP_SAT,0>"
 
 

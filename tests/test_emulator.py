@@ -228,7 +228,7 @@ def ref_network(spec, x_mantissas):
 def make_spec(layers, input_shape, input_type="ap_fixed<8,3>"):
     n_out = int(np.prod(layers[-1]["output_shape"]))
     return {
-        "format": "l0emu-spec/1",
+        "format": "l0emu-spec/2",
         "name": "tiny",
         "source": {"io_type": "io_parallel"},
         "input": {"name": "image", "shape": list(input_shape), "type": input_type},

@@ -59,7 +59,7 @@ def counting_spec(layers=None, candidates=None):
     if layers is not None:
         preprocessing["layers"] = list(layers)
     return {
-        "format": "l0emu-spec/1", "name": "counting_layers", "source": {"io_type": "io_parallel"},
+        "format": "l0emu-spec/2", "name": "counting_layers", "source": {"io_type": "io_parallel"},
         "input": {"name": "image", "shape": [rows, 16, 1], "type": "ap_ufixed<2,1>"},
         "preprocessing": preprocessing, "layers": [flatten, dense], "outputs": outputs,
     }  # fmt: skip

@@ -63,7 +63,7 @@ def branched_spec(seed=0) -> dict:
         {"name": "b0", "layer": "b", "index": 0, "scale": 1.0, "offset": 0.0},
         {"name": "pre2", "layer": "pre", "index": 2, "scale": 0.5, "offset": 0.0},
     ]
-    spec = {"format": "l0emu-spec/1", "name": "branched", "source": {}, "input": {"name": "x", "shape": [4], "type": "ap_fixed<8,3>"},
+    spec = {"format": "l0emu-spec/2", "name": "branched", "source": {}, "input": {"name": "x", "shape": [4], "type": "ap_fixed<8,3>"},
             "layers": layers, "outputs": outputs}  # fmt: skip
     return validate_spec(spec)
 

@@ -86,7 +86,7 @@ def _activation(name, shape, op="relu", result=ACTIVATION):
 
 def _spec(layers, shape, input_type="ap_ufixed<2,1>"):
     spec = {
-        "format": "l0emu-spec/1", "name": "rtl_test", "source": {"test": True},
+        "format": "l0emu-spec/2", "name": "rtl_test", "source": {"test": True},
         "input": {"name": "x", "shape": list(shape), "type": input_type},
         "layers": layers, "outputs": [{"name": "pt", "index": 0, "scale": 1.0, "offset": 0.0}],
     }
@@ -169,7 +169,7 @@ def test_cli_writes_rtl_and_prints_estimates(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported by the RTL path (supported: mult, weight_binary, both_binary, data_binary)"),
+        ({"product": "weight_ternary"}, "product 'weight_ternary' is not supported by the RTL path (supported: mult, weight_binary, both_binary, data_binary, weight_exponential)"),
         ({"op": "avg_pool2d", "pool": [1, 1], "strides": [1, 1], "padding": "valid", "pad": [0, 0, 0, 0],
           "accum_type": "ap_fixed<8,4>"}, "op 'avg_pool2d' is not supported by the RTL path; supported ops: conv2d"),
     ],
@@ -532,7 +532,7 @@ def test_leaky_relu_follows_the_template(param, param_type, result):
     in_type = parse_type("ap_fixed<7,3>")
     layer = {"name": "leaky", "op": "leaky_relu", "input_shape": [1], "output_shape": [1], "result_type": result,
              "param_type": param_type, "param": param}  # fmt: skip
-    spec = {"format": "l0emu-spec/1", "name": "leaky", "source": {"test": True}, "layers": [layer],
+    spec = {"format": "l0emu-spec/2", "name": "leaky", "source": {"test": True}, "layers": [layer],
             "input": {"name": "x", "shape": [1], "type": str(in_type)}, "outputs": [{"name": "y", "index": 0, "scale": 1.0, "offset": 0.0}]}  # fmt: skip
     m = _all_mantissas(in_type)
     res_t, p_t = parse_type(result), parse_type(param_type)

@@ -39,7 +39,7 @@ def softmax_spec(implementation, n):
         if implementation == "stable":
             layer["norm_type"] = "ap_ufixed<3,1>"
     outputs = [{"name": f"p{i}", "index": i, "scale": 1.0, "offset": 0.0} for i in range(n)]
-    return {"format": "l0emu-spec/1", "name": "softmax", "source": {}, "input": {"name": "x", "shape": [n], "type": str(IN_T)},
+    return {"format": "l0emu-spec/2", "name": "softmax", "source": {}, "input": {"name": "x", "shape": [n], "type": str(IN_T)},
             "layers": [layer], "outputs": outputs}  # fmt: skip
 
 

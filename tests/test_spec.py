@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from conftest import scaled
 from l0emu.fixedpoint.aptypes import parse_type
 from l0emu.errors import SpecError
-from l0emu.fixedpoint.spec import OPS, read_spec, validate_spec
+from l0emu.fixedpoint.spec import FORMAT, OPS, read_spec, validate_spec
 
 STUDENT = json.loads((importlib.resources.files("l0emu") / "data" / "default_student" / "spec.json").read_text())
 DENSE1_N_IN = STUDENT["layers"][9]["n_in"]  # the shipped student's flattened width (its filters x 8)
@@ -53,7 +53,7 @@ def small_spec() -> dict:
         {"name": "out", "op": "linear", "input_shape": [2], "output_shape": [2], "result_type": "ap_fixed<8,4,AP_RND,AP_SAT>"},
     ]  # fmt: skip
     return {
-        "format": "l0emu-spec/1", "name": "small", "source": {"io_type": "io_stream"},
+        "format": "l0emu-spec/2", "name": "small", "source": {"io_type": "io_stream"},
         "input": {"name": "image", "shape": [6, 7, 1], "type": "ap_ufixed<2,1>"},
         "layers": layers,
         "outputs": [
@@ -162,7 +162,7 @@ _DELETE = object()
         (("input", "type"), None, r"input\.type: expected an ap type string, got null"),
         (("outputs",), _DELETE, r"missing field 'outputs'"),
         (("layer",), [], r"unknown field 'layer' \(did you mean 'layers'\?\)"),
-        (("format",), "l0emu-spec/2", r"format: is 'l0emu-spec/2', this l0emu reads"),
+        (("format",), "l0emu-spec/9", r"format: is 'l0emu-spec/9', this l0emu reads"),
     ],
 )
 def test_bad_fields_are_refused_with_their_path(path, value, message):
@@ -375,3 +375,22 @@ def test_the_property_test_corrupts_every_field_of_every_op():
         for j, out in enumerate(spec["outputs"]):
             missing = [f for f in out if f not in ("name", "offset", "unit") and ("outputs", j, f) not in valued]
             assert not missing, f"{spec['name']} outputs[{j}]: no corruption of {missing}"
+
+
+def test_an_old_spec_reads_as_the_current_format(tmp_path):
+    spec = small_spec()
+    spec["format"] = "l0emu-spec/1"
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    assert read_spec(path)["format"] == FORMAT
+
+
+def test_an_old_spec_with_an_ambiguous_integer_type_is_refused(tmp_path):
+    """/1 wrote ap_int<W> as ap_fixed<W,W,AP_TRN_ZERO,AP_WRAP,0>: which one it meant is unknown."""
+    spec = small_spec()
+    spec["format"] = "l0emu-spec/1"
+    spec["layers"][0]["result_type"] = "ap_fixed<6,6,AP_TRN_ZERO,AP_WRAP,0>"
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(SpecError, match=r"result_type: ap_fixed<6,6,AP_TRN_ZERO,AP_WRAP,0> in an l0emu-spec/1 spec may stand for an ap_int<6>.*re-run 'l0emu convert'"):
+        read_spec(path)

@@ -37,7 +37,7 @@ def counting_spec(stride=8):
     flatten = {"name": "flatten", "op": "flatten", "input_shape": [9, 16, 1], "output_shape": [PIXELS],
                "result_type": "ap_ufixed<2,1>"}
     return {
-        "format": "l0emu-spec/1",
+        "format": "l0emu-spec/2",
         "name": "counting",
         "source": {"io_type": "io_parallel"},
         "input": {"name": "image", "shape": [9, 16, 1], "type": "ap_ufixed<2,1>"},

@@ -27,18 +27,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l0emu.fixedpoint.aptypes import ApType, parse_type, xnor_cast_type
+from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
 from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
 from l0emu.fixedpoint.spec import output_layout
 
-__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate"]
+__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate", "resource_order"]
 
 BLOCK = 32
 UNROLL_LIMIT = 1024
 CHAINS = 4  # independent partial sums per exact output sum
 _EXACT_LIMIT = {"f32": 1 << 24, "f64": 1 << 53}
-_PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary")
+_PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary", "weight_exponential")
 
 
 @dataclass
@@ -291,12 +291,14 @@ class _SumPlan:
     offsets: list  # each product is ``offset + coefficient * x`` (nonzero for XNOR data only)
     w_frac: int
     bias: list  # biases cast into accum_t (exact path: plus the products' offsets)
-    acc_t: ApType
+    acc_t: ApType  # the type every product and partial sum is cast into (aptypes.cast_target)
+    acc_src: ApType  # accum_t as declared: the source of the result casts
     up: int  # exact path: left shift of the coefficients into accum_t's frac
     exact: bool
     dt: str
     lo: int
     hi: int
+    shifts: tuple | None = None  # po2 weights whose shifts drop bits: (signs, exponents, r_T), see _shifts
 
 
 class _Generator:
@@ -356,8 +358,9 @@ class _Generator:
         self.calls.append(f"{name}({', '.join(args)})")
 
     # -- epilogue ---------------------------------------------------------------------
-    def _apply_steps(self, out, v, frac, lo, hi, steps, dt, exact):
-        """Emit the casts of ``steps`` on ``v``; return the final (variable, lo, hi) or None."""
+    def _apply_steps(self, out, v, src, lo, hi, steps, dt, exact):
+        """Emit the casts of ``steps`` on ``v`` (of type ``src``); return the final (variable, lo, hi) or None."""
+        frac = src.frac
         for kind, t in steps:
             if kind == "xnor":  # nnet_mult.h's cast for XNOR data and weights: 2 * acc - n_in
                 if exact and 2 * max(abs(lo), abs(hi)) + t > _EXACT_LIMIT[dt]:
@@ -371,6 +374,7 @@ class _Generator:
                 zero = f"{dt}(0.0)" if exact else "np.int64(0)"
                 out.append(f"{z} = {v} if {v} > {zero} else {zero}")
                 v, lo, hi = z, max(lo, 0), max(hi, 0)
+            declared, t = t, cast_target(t, src)
             if exact:
                 res = _emit_float_cast(out, self.names, v, frac, lo, hi, t, dt)
                 if res is None:
@@ -379,21 +383,21 @@ class _Generator:
             else:
                 lo, hi, _ = _cast_interval(lo, hi, frac, t)
                 v = _emit_int_cast(out, self.names, v, frac, t)
-            frac = t.frac
+            frac, src = t.frac, declared
         return v, lo, hi
 
-    def _cast_kernel(self, title, stem, x, frac, lo, hi, steps, shape, where, dt):
-        """Elementwise kernel: ``steps`` applied to buffer ``x`` (mantissas at ``frac``); the
-        float domain where it holds every intermediate exactly, int64 otherwise."""
+    def _cast_kernel(self, title, stem, x, src, lo, hi, steps, shape, where, dt):
+        """Elementwise kernel: ``steps`` applied to buffer ``x`` (mantissas of type ``src``,
+        an ApType or Expr); the float domain where it holds every intermediate exactly, int64 otherwise."""
         body = _Emitter()
         res = None
         if dt != "i64":
             body.append(f"v = {x}[j]")
-            res = self._apply_steps(body, "v", frac, lo, hi, steps, dt, True)
+            res = self._apply_steps(body, "v", src, lo, hi, steps, dt, True)
         if res is None:
             body = _Emitter()
             body.append(f"v = np.int64({x}[j])")
-            res = self._apply_steps(body, "v", frac, lo, hi, steps, "i64", False)
+            res = self._apply_steps(body, "v", src, lo, hi, steps, "i64", False)
         v, ylo, yhi = res
         y = self._tensor(stem, shape, steps[-1][1], ylo, yhi, where)
         with self._kernel(title, [x, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
@@ -435,7 +439,13 @@ class _Generator:
             steps, nxt = self._fused_steps(layers, k, kept) if layer["op"] in _FUSING else ([], k + 1)
             group = [layers[j]["name"] for j in range(k, nxt)]
             x = made[_source(layers, k)]
-            y = emit(self, layer, x, [("cast", _type(layer, "result_type")), *steps], where, group)
+            try:
+                y = emit(self, layer, x, [("cast", _type(layer, "result_type")), *steps], where, group)
+            except SpecError as err:
+                if str(err).startswith(where):
+                    raise
+                msg = f"{where}: {err}"
+                raise SpecError(msg) from None
             for name in group:
                 self.traced.append((name, y))
                 made[name] = y
@@ -450,7 +460,7 @@ class _Generator:
         """relu / linear: the cast into the result type (after max(x, 0) for relu)."""
         step = ("relu" if layer["op"] == "relu" else "cast", steps[0][1])
         title = " + ".join(group)
-        return self._cast_kernel(title, f"{layer['name']}_out", x.name, x.type.frac, x.lo, x.hi, [step], layer["output_shape"], where, x.dtype)
+        return self._cast_kernel(title, f"{layer['name']}_out", x.name, x.type, x.lo, x.hi, [step], layer["output_shape"], where, x.dtype)
 
     def _zero_pad(self, layer, x, steps, where, group):
         res_t = steps[0][1]
@@ -458,7 +468,7 @@ class _Generator:
         if res_t == x.type:
             return Tensor(p.name, tuple(layer["output_shape"]), res_t, p.lo, p.hi)
         title = f"{layer['name']}: cast"
-        return self._cast_kernel(title, f"{layer['name']}_out", p.name, p.type.frac, p.lo, p.hi, [("cast", res_t)], layer["output_shape"], where, p.dtype)
+        return self._cast_kernel(title, f"{layer['name']}_out", p.name, p.type, p.lo, p.hi, [("cast", res_t)], layer["output_shape"], where, p.dtype)
 
     def _padded(self, x, pad, where, stem):
         top, bottom, left, right = (int(p) for p in pad)
@@ -474,7 +484,26 @@ class _Generator:
             em.append(f"{p.name}[{row}] = {x.name}[i * {w * c} * BLOCK + j]")
         return p, shape
 
-    def _weights(self, layer, x_t: ApType, where):
+    def _shifts(self, layer, x, where):
+        """quantized_po2 kernels (nnet_mult.h weight_exponential): ``y = r_T(x) << e`` (bits shifted
+        out are lost, a right shift floors), ``r_T(-y)`` for sign 0, r_T = ap_fixed<2*(E+W), E+W>.
+        None where every shift keeps every bit of every input it sees: then the product is
+        ``x * (+-2**e)``, a plain multiplication by the spec's exact mantissas. Otherwise
+        ``(signs, exponents, r_T)``, one sign and exponent per weight, for the stepwise sum."""
+        if layer["product"] != "weight_exponential":
+            return None
+        half = int(layer["weight_exponent_width"]) + x.type.width
+        wt = _type(layer, "weight_type")
+        exponents = [abs(int(m)).bit_length() - 1 - wt.frac for m in layer["weights"]]
+        if all(_shift_is_exact(x, half, e) for e in set(exponents)):
+            return None
+        if 2 * half > 62:
+            msg = (f"{where}: po2 weights shift {x.type} in hls4ml's ap_fixed<{2 * half},{half}>, which drops bits here "
+                   "and is wider than the emulator's int64 arithmetic")
+            raise SpecError(msg)
+        return [1 if int(m) > 0 else -1 for m in layer["weights"]], exponents, ApType(2 * half, half)
+
+    def _weights(self, layer, x, where):
         """(coefficients, offsets or None, fractional bits): each product is ``offset + coefficient * x``."""
         product = layer["product"]
         if product not in _PRODUCTS:
@@ -484,13 +513,15 @@ class _Generator:
         wt = _type(layer, "weight_type")
         if product == "mult":
             return w, None, wt.frac
+        if product == "weight_exponential":
+            return w, None, wt.frac  # exact values; _shifts says whether hls4ml's shifts keep them
         # weight_ternary / weight_binary return -a, 0 or a in a's own type (nnet_mult.h):
         # ternary: w == 0 -> 0, w == -1 -> -a, anything else (1, and -2 of ap_int<2>) -> a
         if product == "weight_ternary":
             return [0 if v == 0 else (-1 if v == -1 else 1) for v in w], None, 0
         if product == "weight_binary":
             return [-1 if v == 0 else 1 for v in w], None, 0  # 0 -> -a, else a
-        return _xnor_data_products(product, w, wt, x_t, where)
+        return _xnor_data_products(product, w, wt, x.type, where)
 
     def _conv_geometry(self, layer, x, where):
         x, (_, wp, c) = self._padded(x, layer["pad"], where, layer["name"])
@@ -514,16 +545,21 @@ class _Generator:
 
     def _sum_plan(self, layer, x, geometry, where) -> _SumPlan:
         """Choose the exact or the stepwise arithmetic by interval analysis of the mantissas."""
-        w, offsets, w_frac = self._weights(layer, x.type, where)
+        w, offsets, w_frac = self._weights(layer, x, where)
         offsets = offsets or [0] * len(w)
-        acc_t = _type(layer, "accum_type")
+        acc_src = _type(layer, "accum_type")
         bias_t = _type(layer, "bias_type")
-        bias = [_cast_const(b, bias_t.frac, acc_t) for b in layer["biases"]]
+        bias = [_cast_const(b, bias_t.frac, cast_target(acc_src, bias_t)) for b in layer["biases"]]
+        # the products (ternary / binary ones return the input's own type); partial sums of an
+        # integer accumulator have no fraction bits, so the products' conversion is every step's
+        shifts = self._shifts(layer, x, where)
+        product = Expr.product(x.type, _type(layer, "weight_type")) if layer["product"] in ("mult", "weight_exponential") else x.type
+        acc_t = cast_target(acc_src, shifts[2] if shifts else product)
         up = acc_t.frac - (x.type.frac + w_frac)
         n_out = geometry.n_out
         acc_lo = acc_hi = span = prod_lo = prod_hi = 0
         start = list(bias)  # exact path: the bias plus the products' constant offsets
-        exact = up >= 0
+        exact = up >= 0 and shifts is None
         if exact:
             # hls4ml casts every product into accum_t on its own (the ``mult`` array), then
             # adds them to the bias-initialised accumulator, casting each partial sum. Each
@@ -555,7 +591,7 @@ class _Generator:
             dt = "i64"
             acc_lo, acc_hi = _full(acc_t)
             _int_product_fits(x.type, where)
-        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, up, exact, dt, acc_lo, acc_hi)
+        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, acc_src, up, exact, dt, acc_lo, acc_hi, shifts)
 
     def _dot(self, layer, x, steps, where, group):
         """conv2d/dense: hls4ml's product, bias-initialised accumulation, then the casts."""
@@ -564,6 +600,8 @@ class _Generator:
         else:
             x, geometry = self._dense_geometry(layer, x)
         plan = self._sum_plan(layer, x, geometry, where)
+        if layer.get("strategy") == "resource" and not plan.exact:
+            _reorder(plan, geometry, resource_order(len(geometry.taps), geometry.n_out, int(layer.get("reuse_factor", 1)), where))
         if layer["product"] == "both_binary":
             steps = [*_xnor_result_steps(len(geometry.taps), plan.acc_t, where), *steps]
         acc = self._buffer(f"{layer['name']}_acc", int(np.prod(geometry.shape)), plan.dt)
@@ -573,7 +611,7 @@ class _Generator:
                 self._looped_sum(em, layer["name"], x, acc, plan, geometry)
             else:
                 self._unrolled_sum(em, x, acc, plan, geometry)
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, plan.acc_t.frac, plan.lo, plan.hi, steps, geometry.shape, where, plan.dt)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, plan.acc_src, plan.lo, plan.hi, steps, geometry.shape, where, plan.dt)
 
     def _unrolled_sum(self, em, x, acc, plan, geometry):
         """Each output's sum written out: literal weights, zeros dropped, one term per line."""
@@ -597,10 +635,15 @@ class _Generator:
                 p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
                 em.append(f"s = np.int64({plan.bias[o]})")
                 for i, c_ in taps:
-                    product = f"np.int64({c_}) * np.int64({x.name}[{_at(geometry.window, geometry.taps[i])}])"
-                    offset = plan.offsets[i * n_out + o]
-                    product = f"np.int64({offset}) + {product}" if offset else product
-                    em.append(f"p = cast({product}, {p_frac}, {codes})")
+                    operand = f"np.int64({x.name}[{_at(geometry.window, geometry.taps[i])}])"
+                    if plan.shifts:
+                        signs, exponents, r_t = plan.shifts
+                        em.extend(_shifted_product(operand, x.type.frac, signs[i * n_out + o], str(exponents[i * n_out + o]), r_t, codes))
+                    else:
+                        product = f"np.int64({c_}) * {operand}"
+                        offset = plan.offsets[i * n_out + o]
+                        product = f"np.int64({offset}) + {product}" if offset else product
+                        em.append(f"p = cast({product}, {p_frac}, {codes})")
                     em.append(f"s = cast(s + p, {plan.acc_t.frac}, {codes})")
                 em.append(f"{out} = s")
 
@@ -611,6 +654,8 @@ class _Generator:
         biases = self._array(f"{stem}_biases", plan.bias, plan.dt)
         taps = self._array(f"{stem}_taps", geometry.taps, "i64")
         offsets = self._array(f"{stem}_offsets", plan.offsets, "i64") if any(plan.offsets) and not plan.exact else ""
+        sign_array = self._array(f"{stem}_signs", plan.shifts[0], "i64") if plan.shifts else ""
+        exponent_array = self._array(f"{stem}_exponents", plan.shifts[1], "i64") if plan.shifts else ""
         n_out = geometry.n_out
         em.extend(geometry.setup or ["r = 0", "q = 0"])
         index = "q + o * BLOCK + e"
@@ -623,6 +668,11 @@ class _Generator:
                 with em.block("if c != 0:"), em.block("for e in range(BLOCK):"):
                     if plan.exact:
                         em.append(f"{acc}[{index}] += c * {x.name}[base + e]")
+                    elif plan.shifts:
+                        signs, exponents, r_t = plan.shifts
+                        em.extend(_shifted_product(f"np.int64({x.name}[base + e])", x.type.frac, f"{sign_array}[i * {n_out} + o]",
+                                                   f"{exponent_array}[i * {n_out} + o]", r_t, _codes(plan.acc_t)))
+                        em.append(f"{acc}[{index}] = cast({acc}[{index}] + p, {plan.acc_t.frac}, {_codes(plan.acc_t)})")
                     else:
                         p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
                         offset = f"{offsets}[i * {n_out} + o] + " if offsets else ""
@@ -638,10 +688,10 @@ class _Generator:
             msg = f"{where}: alpha * x ({param_t} times {x.type}) exceeds the emulator's int64 arithmetic"
             raise SpecError(msg)
         y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, *_full(res_t), where)
-        codes = _codes(res_t)
+        positive, negative = _codes(cast_target(res_t, x.type)), _codes(cast_target(res_t, Expr.product(param_t, x.type)))
         with self._kernel(f"{' + '.join(group)}: leaky_relu", [x.name, y.name], [f"for j in range({y.size} * BLOCK):"]) as em:
             em.append(f"v = np.int64({x.name}[j])")
-            em.append(f"w = cast(v, {x.type.frac}, {codes}) if v > 0 else cast(np.int64({alpha}) * v, {x.type.frac + param_t.frac}, {codes})")
+            em.append(f"w = cast(v, {x.type.frac}, {positive}) if v > 0 else cast(np.int64({alpha}) * v, {x.type.frac + param_t.frac}, {negative})")
             em.append(f"{y.name}[j] = w")
         return y
 
@@ -719,7 +769,7 @@ class _Generator:
         table entry cast into the result type (precomputed here: the kernel only looks up)."""
         n, span = int(layer["table_size"]), _TABLE_SPAN[layer["op"]]
         table_t, res_t = _type(layer, "table_type"), steps[0][1]
-        entries = [_cast_const(v, table_t.frac, res_t) for v in layer["table"]]
+        entries = [_cast_const(v, table_t.frac, cast_target(res_t, table_t)) for v in layer["table"]]
         frac = x.type.frac
         factor, divisor = (n, span << frac) if frac >= 0 else (n << -frac, span)
         if max(abs(x.lo), abs(x.hi)) * factor >= 1 << 62:
@@ -816,14 +866,14 @@ class _Generator:
                         em.append("m = p" if (a, b) == (0, 0) else "m = p if p > m else m")
                     else:
                         summed = f"(m << {wide - acc_t.frac}) + (p << {wide - x.type.frac})"
-                        em.append(f"m = cast({summed}, {wide}, {_codes(acc_t)}) if {inside} else m")
+                        em.append(f"m = cast({summed}, {wide}, {_codes(cast_target(acc_t, Expr.sum(acc_t, x.type)))}) if {inside} else m")
                         em.append(f"count += 1 if {inside} else 0")
             if is_max:
-                em.append(f"m = cast(m, {x.type.frac}, {_codes(acc_t)})")
+                em.append(f"m = cast(m, {x.type.frac}, {_codes(cast_target(acc_t, x.type))})")
             else:
                 # ap_fixed /= unsigned: integer division of the mantissa, truncating toward zero
                 em.append("m = -((-m) // count) if m < 0 else m // count")
-            em.append(f"m = cast(m, {acc_t.frac}, {_codes(res_t)})")
+            em.append(f"m = cast(m, {acc_t.frac}, {_codes(cast_target(res_t, acc_t))})")
             em.append(f"{y.name}[((oh * {ow_n} + ow) * {c} + ch) * BLOCK + e] = m")
         return y
 
@@ -858,7 +908,8 @@ class _Generator:
             for ch in range(channels):
                 index = f"(i * {channels} + {ch}) * BLOCK + e"
                 em.append(f"{acc}[{index}] = {_const(dt, scales[ch])} * {x.name}[{index}] + {_const(dt, biases[ch])}")
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, dt)
+        src = Expr.sum(Expr.product(x.type, s_t) if product == "mult" else Expr(x.type.integer + max(exponents), True, frac), b_t)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, Expr(src.integer, src.signed, frac), lo, hi, steps, layer["output_shape"], where, dt)
 
     def _scale_shifted(self, layer, x, steps, where, group, signs, exponents, half):
         """product::weight_exponential step by step in int64: ``r_T(x) << e`` keeps r_T's width
@@ -888,7 +939,8 @@ class _Generator:
                 em.append(f"{acc}[{index}] = (y << {up}) + np.int64({biases[ch]})")
         lo = (r_t.min_mantissa << up) + min(biases)
         hi = (r_t.max_mantissa << up) + max(biases)
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, "i64")
+        src = Expr.sum(r_t, b_t)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, Expr(src.integer, True, frac), lo, hi, steps, layer["output_shape"], where, "i64")
 
 
 _INPUT_KEY = object()  # the network input among the layer names: a layer without "inputs" reads it first
@@ -933,6 +985,9 @@ def _identifier(text: str) -> str:
 
 
 def _codes(t: ApType) -> str:
+    if t.int_kind:  # its conversion depends on the source: callers pass cast_target(t, source)
+        msg = f"a cast into {t} here is not emulated (an ap_int/ap_uint converts values by the source's type)"
+        raise SpecError(msg)
     return ", ".join(str(c) for c in t.codes())
 
 
@@ -1036,6 +1091,68 @@ def _adder_tree(em, terms: list, cast_args: str) -> str:
     name = f"_t{len(em.lines)}"
     em.append(f"{name} = cast({a} + {b}, {cast_args})")
     return name
+
+
+def resource_order(n_in: int, n_out: int, rf: int, where) -> list:
+    """The order in which hls4ml's Resource kernel adds the products into each output: input
+    indices, the same for every output. It runs the index arithmetic of nnet_dense_resource.h
+    (``dense_resource_rf_leq_nin`` for rf <= n_in, ``_rf_gt_nin_rem0`` for rf a multiple of n_in;
+    Vitis' ``conv_2d_resource_cl`` and the io_stream kernels share them) on the transposed
+    weights ``w[o * n_in + i]``, and checks that each output reads each of its inputs once."""
+    seen = [[] for _ in range(n_out)]
+    block = -(-(n_in * n_out) // rf)
+    if rf <= n_in:
+        multscale = block // n_out
+        for ir in range(rf):
+            w_index, in_index, out_index, step = ir, ir, 0, 0
+            for _ in range(block):
+                seen[out_index].append((w_index, in_index))
+                w_index, in_index = w_index + rf, in_index + rf
+                in_index = ir if in_index >= n_in else in_index
+                out_index, step = (out_index + 1, 0) if step + 1 >= multscale else (out_index, step + 1)
+    elif rf % n_in == 0:
+        outscale = rf // n_in
+        for ir in range(rf):
+            w_index, out_index = ir, ir // n_in
+            for _ in range(block):
+                seen[out_index].append((w_index, ir % n_in))
+                w_index += rf
+                if w_index >= n_in * n_out:
+                    break
+                out_index += outscale
+    else:
+        msg = f"{where}: reuse factor {rf} for {n_in} x {n_out} takes hls4ml's dense_resource_rf_gt_nin, which the emulator does not model"
+        raise SpecError(msg)
+    order = [i for _, i in seen[0]]
+    for o, terms in enumerate(seen):
+        if [i for _, i in terms] != order or any(w != o * n_in + i for w, i in terms) or sorted(order) != list(range(n_in)):
+            msg = f"{where}: hls4ml's Resource kernel with reuse factor {rf} does not compute a plain {n_in} x {n_out} product"
+            raise SpecError(msg)
+    return order
+
+
+def _reorder(plan: _SumPlan, geometry: _Geometry, order: list) -> None:
+    """Put the taps (and the weight rows) in the order the products are added."""
+    n_out = geometry.n_out
+
+    def rows(values):
+        return [values[i * n_out + o] for i in order for o in range(n_out)]
+
+    geometry.taps = [geometry.taps[i] for i in order]
+    plan.weights, plan.offsets = rows(plan.weights), rows(plan.offsets)
+    if plan.shifts:
+        plan.shifts = (rows(plan.shifts[0]), rows(plan.shifts[1]), plan.shifts[2])
+
+
+def _shifted_product(operand: str, x_frac: int, sign, exponent: str, r_t: ApType, acc_codes: str) -> list:
+    """Lines computing ``p``, weight_exponential's product cast into accum_t: ``r_T(x) << e`` in r_T
+    (a shift moves the binary point; the cast back into r_T drops and wraps bits as the shift does),
+    negated in r_T for a negative sign. ``sign``: +-1 or the expression of one."""
+    r_codes = _codes(r_t)
+    lines = [f"p = cast({operand}, {x_frac}, {r_codes})", f"p = cast(p, {r_t.frac} - {exponent}, {r_codes})"]
+    if sign != 1:
+        lines.append(f"p = cast(-p, {r_t.frac}, {r_codes})" if sign == -1 else f"p = cast(-p, {r_t.frac}, {r_codes}) if {sign} < 0 else p")
+    return [*lines, f"p = cast(p, {r_t.frac}, {acc_codes})"]
 
 
 def _int_product_fits(x_t: ApType, where) -> None:

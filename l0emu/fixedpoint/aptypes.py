@@ -5,7 +5,9 @@ point (sign included when ``signed``); ``frac = width - integer`` may be negativ
 ``width``. A number of the type is an integer *mantissa* ``m`` with value ``m * 2**-frac``.
 ``rounding`` (quantization) and ``saturation`` (overflow) name the modes of the
 ``ap_fixed_base.h`` header that hls4ml ships; ``sat_bits`` is its ``N`` template argument,
-used by ``AP_WRAP`` only (wrap-with-saturation-bits).
+used by ``AP_WRAP`` only (wrap-with-saturation-bits). ``int_kind`` marks an ``ap_int<W>`` /
+``ap_uint<W>``: its value grid is that of ``ap_fixed<W,W>``, but a value converts into it as
+``ap_fixed_base::to_ap_int_base`` does, which depends on the source (:func:`cast_target`).
 
 This module holds the facts about the types; :mod:`l0emu.fixedpoint.casts` holds the arithmetic.
 """
@@ -21,6 +23,8 @@ from l0emu.errors import SpecError
 
 __all__ = [
     "ApType",
+    "Expr",
+    "cast_target",
     "xnor_cast_type",
     "KERNEL_MAX_WIDTH",
     "MAX_WIDTH",
@@ -57,6 +61,7 @@ class ApType:
     rounding: str = "TRN"
     saturation: str = "WRAP"
     sat_bits: int = 0
+    int_kind: bool = False
 
     def __post_init__(self):
         if not 1 <= self.width <= MAX_WIDTH:
@@ -71,8 +76,13 @@ class ApType:
         if not 0 <= self.sat_bits <= self.width:
             msg = f"type {self}: saturation bits N must be 0..width ({self.width}), got {self.sat_bits}"
             raise SpecError(msg)
+        if self.int_kind and (self.integer, self.rounding, self.saturation, self.sat_bits) != (self.width, "TRN_ZERO", "WRAP", 0):
+            msg = f"type {self}: an ap_int/ap_uint has integer = width, AP_TRN_ZERO (a double converts toward zero) and AP_WRAP"
+            raise SpecError(msg)
 
     def __str__(self):
+        if self.int_kind:
+            return f"{'ap_int' if self.signed else 'ap_uint'}<{self.width}>"
         kind = "ap_fixed" if self.signed else "ap_ufixed"
         return f"{kind}<{self.width},{self.integer},AP_{self.rounding},AP_{self.saturation},{self.sat_bits}>"
 
@@ -161,9 +171,9 @@ def parse_type(text: str) -> ApType:
             raise SpecError(msg)
         width = _parse_int(args[0], "the width", text)
         _check_width(width, text)
-        # a value with fraction bits converts into ap_int/ap_uint truncated toward zero
-        # (ap_fixed_base::to_ap_int_base), not floored as into ap_fixed<W,W>
-        return ApType(width, width, signed, "TRN_ZERO")
+        # a double converts into ap_int/ap_uint truncated toward zero (ap_int_base(double));
+        # a fixed-point value as cast_target says
+        return ApType(width, width, signed, "TRN_ZERO", int_kind=True)
     if not 2 <= len(args) <= 5:
         msg = f"type {text!r}: {kind} takes 2 to 5 arguments <W,I[,Q[,O[,N]]]>, got {len(args)}"
         raise SpecError(msg)
@@ -193,3 +203,47 @@ def xnor_cast_type(n_in: int) -> ApType:
         bits, n = bits + 1, (n + 1) // 2
     return parse_type(f"ap_int<{bits + 2}>")
 
+
+
+def cast_target(dst: ApType, src: ApType) -> ApType:
+    """The ap_fixed type whose cast (:func:`l0emu.fixedpoint.casts.cast_mantissa`) is the
+    conversion of a ``src`` value into ``dst``: ``dst`` itself unless it is an ap_int/ap_uint.
+
+    Into an ap_int, ``ap_fixed_base::to_ap_int_base`` keeps the source's integer bits (at least
+    one) and adds 1 to a negative value with fraction bits, then the integer wraps into ``dst``:
+    with an integer bit (I >= 1) that is truncation toward zero; with none (I = 0) the start is 0
+    and the 1-bit sum wraps to -1, the floor. With I < 0 the header reads an uninitialised
+    integer, so such a conversion is refused.
+    """
+    if not dst.int_kind:
+        return dst
+    if src.integer < 0:
+        msg = (f"a cast of {src} into {dst}: with integer bits I < 0, hls4ml's ap_types header "
+               "(ap_fixed_base::to_ap_int_base) reads an uninitialised value, so the result is undefined")
+        raise SpecError(msg)
+    toward_zero = src.integer >= 1 or not src.signed or src.frac <= 0
+    return ApType(dst.width, dst.width, dst.signed, "TRN_ZERO" if toward_zero else "TRN")
+
+
+@dataclass(frozen=True)
+class Expr:
+    """The C++ type of an ap_fixed expression a cast reads (a product, a sum), as far as
+    :func:`cast_target` needs it; unlike an ApType it may be wider than 64 bits."""
+
+    integer: int
+    signed: bool
+    frac: int
+
+    def __str__(self):
+        return f"ap_{'' if self.signed else 'u'}fixed<{self.integer + self.frac},{self.integer}> (an expression)"
+
+    @staticmethod
+    def product(a, b) -> Expr:
+        """``a * b``: integer bits and fraction bits add up."""
+        return Expr(a.integer + b.integer, a.signed or b.signed, a.frac + b.frac)
+
+    @staticmethod
+    def sum(a, b) -> Expr:
+        """``a + b``: one integer bit more than the wider operand (one more again for a signed/unsigned mix)."""
+        integer = max(a.integer + (b.signed and not a.signed), b.integer + (a.signed and not b.signed)) + 1
+        return Expr(integer, a.signed or b.signed, max(a.frac, b.frac))

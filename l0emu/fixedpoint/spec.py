@@ -4,10 +4,10 @@ Written by :func:`write_spec` and read by :func:`read_spec`, nowhere else. The f
 bridge builds the dictionary from the hls4ml model *after* hls4ml's passes, so the types
 and integer weights are exactly those of the HLS code.
 
-Format ``l0emu-spec/1``::
+Format ``l0emu-spec/2``::
 
     {
-      "format": "l0emu-spec/1",
+      "format": "l0emu-spec/2",
       "name": "student_q4",
       "source": {"model_sha256": ..., "hls4ml_version": ..., "io_type": "io_parallel", ...},
       "input": {"name": "input_1", "shape": [9, 16, 1], "type": "ap_fixed<16,6,AP_TRN,AP_WRAP,0>"},
@@ -117,13 +117,18 @@ from l0emu.trigger.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS
 from l0emu.trigger.images import POOL, WINDOW_STRIPS
 from l0emu.trigger.sector import MAX_CANDIDATES
 
-__all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "output_layout", "preprocessing_layers", "read_spec", "write_spec", "validate_spec"]
+__all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "OLD_FORMATS", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "STRATEGIES", "dot_sizes", "output_layout", "preprocessing_layers", "read_spec", "valid_reuse_factor", "write_spec", "validate_spec"]
 
-FORMAT = "l0emu-spec/1"
+FORMAT = "l0emu-spec/2"
+# /1 wrote an ap_int<W> as ap_fixed<W,W,AP_TRN_ZERO,AP_WRAP,0>; /2 writes ap_int<W> / ap_uint<W>,
+# which convert from fixed-point values by their own rule (aptypes.cast_target)
+OLD_FORMATS = ("l0emu-spec/1",)
 
-PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary")
+PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary", "weight_exponential")
 SCALE_PRODUCTS = ("mult", "weight_exponential")
 PADDINGS = ("valid", "same")
+# a dense / conv2d layer's strategy as hls4ml's passes leave it; "resource" follows hls4ml's accumulation order
+STRATEGIES = ("latency", "resource")
 FRAMES = ("window", "sector")
 
 
@@ -279,7 +284,14 @@ def _check_dense(layer, where):
 
 
 def _weights(layer, where, n_biases):
-    _choice(layer["product"], PRODUCTS, where / "product")
+    product = _choice(layer["product"], PRODUCTS, where / "product")
+    if (product == "weight_exponential") != ("weight_exponent_width" in layer):
+        where.fail("'weight_exponent_width' goes with product 'weight_exponential' (quantized_po2 kernels), and only with it")
+    if product == "weight_exponential":
+        _int(layer["weight_exponent_width"], where / "weight_exponent_width", 1, 32)
+        for i, m in enumerate(layer["weights"] if isinstance(layer["weights"], list) else []):
+            if type(m) is int and (m == 0 or abs(m) & (abs(m) - 1)):
+                (where / "weights" / i).fail(f"a weight_exponential weight is +-2**e, got mantissa {m}")
     _type(layer, "accum_type", where)
     _mantissas(layer, "weights", "weight_type", math.prod(layer["weights_shape"]), where)
     _mantissas(layer, "biases", "bias_type", n_biases, where)
@@ -288,9 +300,41 @@ def _weights(layer, where, n_biases):
 
 def _optional_knobs(layer, where):
     if "strategy" in layer:
-        _choice(str(layer["strategy"]).lower(), ("latency", "resource"), where / "strategy")
+        _choice(layer["strategy"], STRATEGIES, where / "strategy")
     if "reuse_factor" in layer:
         _int(layer["reuse_factor"], where / "reuse_factor", 1)
+    if layer.get("strategy") == "resource":
+        n_in, n_out = dot_sizes(layer)
+        rf = layer.get("reuse_factor", 1)
+        if not valid_reuse_factor(n_in, n_out, rf):
+            (where / "reuse_factor").fail(f"{rf} is not a reuse factor hls4ml's Resource kernels take for {n_in} inputs x {n_out} outputs "
+                                          "(hls4ml itself picks the nearest valid one)")
+
+
+def dot_sizes(layer) -> tuple:
+    """``(n_in, n_out)`` of the matrix product of a dense or conv2d layer (a conv2d's per pixel)."""
+    if layer["op"] == "dense":
+        return int(layer["n_in"]), int(layer["n_out"])
+    return math.prod(layer["weights_shape"][:-1]), int(layer["filters"])
+
+
+def valid_reuse_factor(n_in: int, n_out: int, rf: int) -> bool:
+    """hls4ml's rule for the reuse factors its Resource kernels compute correctly
+    (FPGABackend._validate_reuse_factor)."""
+    multiplier_limit = -(-(n_in * n_out) // min(n_in, rf))
+    return (multiplier_limit % n_out == 0 or rf >= n_in) and (rf % n_in == 0 or rf < n_in) and (n_in * n_out) % rf == 0
+
+
+def _check_resource_convs(spec, where) -> None:
+    """hls4ml 1.3.0's io_parallel conv_2d_resource_cl (Vitis) reads past its im2col buffer when the
+    reuse factor exceeds the kernel's inputs: its result is undefined, so such a spec is refused."""
+    if spec["source"].get("io_type", "io_parallel") != "io_parallel":
+        return
+    for i, layer in enumerate(spec["layers"]):
+        if layer["op"] == "conv2d" and layer.get("strategy") == "resource" and layer.get("reuse_factor", 1) > dot_sizes(layer)[0]:
+            (_Where(where.origin, (where / "layers" / i).path, f"layer {layer['name']!r}") / "reuse_factor").fail(
+                f"{layer['reuse_factor']} exceeds the {dot_sizes(layer)[0]} inputs of each output pixel; hls4ml's io_parallel Resource "
+                "convolution (conv_2d_resource_cl) reads past its input buffer there, so its result is undefined")
 
 
 def _check_elementwise(layer, where):
@@ -412,7 +456,7 @@ class OpRule:
 
 
 _WEIGHTED = ("weight_type", "bias_type", "accum_type", "weights", "weights_shape", "biases", "product")
-_KNOBS = ("strategy", "reuse_factor")
+_KNOBS = ("strategy", "reuse_factor", "weight_exponent_width")
 _WINDOW = ("strides", "padding", "pad")
 
 OPS = {
@@ -597,8 +641,8 @@ def validate_spec(spec: dict, origin: str = "spec") -> dict:
     where = _Where(str(origin))
     _object(spec, where)
     _fields(spec, _TOP, _TOP_OPTIONAL, where)
-    if spec["format"] != FORMAT:
-        (where / "format").fail(f"is {_describe(spec['format'])}, this l0emu reads {FORMAT!r}")
+    if spec["format"] != FORMAT and spec["format"] not in OLD_FORMATS:
+        (where / "format").fail(f"is {_describe(spec['format'])}, this l0emu reads {', '.join(map(repr, (FORMAT, *OLD_FORMATS)))}")
     _str(spec["name"], where / "name")
     _object(spec["source"], where / "source")
     if "io_type" in spec["source"]:
@@ -614,7 +658,23 @@ def validate_spec(spec: dict, origin: str = "spec") -> dict:
     _check_outputs(spec, shapes, layers[-1]["name"], where)
     if "preprocessing" in spec:
         _check_preprocessing(spec, spec["input"]["shape"], where)
+    _check_resource_convs(spec, where)
+    if spec["format"] in OLD_FORMATS:
+        _check_old_types(spec, where)
     return spec
+
+
+def _check_old_types(spec, where: _Where) -> None:
+    """An /1 spec's ``ap_fixed<W,W,AP_TRN_ZERO,AP_WRAP,0>`` may have been an ap_int<W>, which
+    converts values differently (aptypes.cast_target): refused rather than guessed."""
+    typed = [(where / "input" / "type", spec["input"]["type"])]
+    for i, layer in enumerate(spec["layers"]):
+        typed += [(where / "layers" / i / key, value) for key, value in layer.items() if key.endswith("_type")]
+    for at, text in typed:
+        t = parse_type(text)
+        if not t.int_kind and t.integer == t.width and (t.rounding, t.saturation, t.sat_bits) == ("TRN_ZERO", "WRAP", 0):
+            at.fail(f"{text} in an {spec['format']} spec may stand for an ap_int<{t.width}> or ap_fixed<{t.width},{t.width},AP_TRN_ZERO>, "
+                    f"which convert values differently; re-run 'l0emu convert' to write an {FORMAT} spec")
 
 
 def output_layout(spec: dict) -> tuple:
@@ -650,7 +710,9 @@ def read_spec(path) -> dict:
     except json.JSONDecodeError as err:
         msg = f"{str(path)!r} is not valid JSON: {err}"
         raise SpecError(msg) from None
-    return validate_spec(spec, origin=str(path))
+    spec = validate_spec(spec, origin=str(path))
+    spec["format"] = FORMAT  # an /1 spec that passed means the same in /2
+    return spec
 
 
 def write_spec(spec: dict, path) -> Path:
