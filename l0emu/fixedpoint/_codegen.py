@@ -971,8 +971,9 @@ class _Generator:
             ends = [p * q for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
             sa = sb = 0
         else:
-            frac = max(a.type.frac, b.type.frac) + (1 if op == "average" else 0)
-            sa, sb = frac - a.type.frac, frac - b.type.frac
+            common = max(a.type.frac, b.type.frac)
+            sa, sb = common - a.type.frac, common - b.type.frac
+            frac = common + (1 if op == "average" else 0)  # the sum's mantissa, read one bit finer: halved
             sign = -1 if op == "subtract" else 1
             ends = [(p << sa) + sign * (q << sb) for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
             if op in ("maximum", "minimum"):
