@@ -23,6 +23,7 @@ from l0emu.fixedpoint.aptypes import KERNEL_MAX_WIDTH, parse_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did_you_mean
 from l0emu.fixedpoint.casts import float_to_mantissa
+from l0emu.fixedpoint.emulator import check_stream_pools
 from l0emu.fixedpoint.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, output_layout, read_spec, validate_spec, write_spec
 
 from .keras_env import hls4ml_module, keras, numpy_product_alias, qkeras
@@ -933,7 +934,7 @@ def _layer_entry(layer):
             entry.update(handler(layer))
             entry.update(_shapes(layer))
             entry["result_type"] = _layer_type(layer, "result_t")
-            if entry["op"] in ("flatten", "reshape", "upsample1d", "upsample2d") and entry["result_type"] != _input_type(layer):
+            if entry["op"] in ("flatten", "upsample1d", "upsample2d") and entry["result_type"] != _input_type(layer):
                 msg = f"layer {layer.name!r}: hls4ml's {type(layer).__name__} into type {entry['result_type']} casts its input ({_input_type(layer)}), which l0emu does not emulate"
                 raise SpecError(msg)
             return entry
@@ -1029,7 +1030,8 @@ def extract_spec(hls_model, name, source, settings=None) -> dict:
     }
     if settings["preprocessing"]:
         spec["preprocessing"] = settings["preprocessing"]
-    return validate_spec(spec, origin=f"spec of {name!r}")
+    check_stream_pools(validate_spec(spec, origin=f"spec of {name!r}"))  # refused at convert, not only when emulated
+    return spec
 
 
 # ---------------------------------------------------------------- C-simulation

@@ -908,8 +908,12 @@ class _Generator:
         return Tensor(y.name, tuple(layer["output_shape"]), y.type, y.lo, y.hi)
 
     def _reshape(self, layer, x, steps, where, group):
-        """reshape: hls4ml keeps the row-major order, so the buffer is reused as it is."""
-        return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
+        """reshape: hls4ml keeps the row-major order, so the buffer is reused as it is; io_stream's
+        Repack copies it into the result type (a cast where the types differ)."""
+        res_t = steps[0][1]
+        if res_t == x.type:
+            return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
+        return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", x.name, x.type.frac, x.lo, x.hi, [("cast", res_t)], layer["output_shape"], where, x.dtype)
 
     def _gather(self, layer, x, index, res_t, where):
         """A tensor whose element ``o`` is ``x[index[o]]`` cast into ``res_t`` (a copy where the types agree)."""

@@ -28,7 +28,7 @@ from l0emu.errors import ConfigError, SpecError, did_you_mean
 from l0emu.fixedpoint.casts import float_to_mantissa
 from l0emu.fixedpoint.spec import output_layout, read_spec, spec_inputs, validate_spec
 
-__all__ = ["Emulator", "cache_dir"]
+__all__ = ["Emulator", "cache_dir", "check_stream_pools"]
 
 _N_CODES = 256  # uint8 lit-pixel counts index a table of input mantissas
 
@@ -89,12 +89,57 @@ def _check_stream_convolutions(spec):
             raise SpecError(msg)
 
 
+_STREAM_POOLS = ("max_pool1d", "avg_pool1d", "global_max_pool1d", "global_avg_pool1d", "global_max_pool2d", "global_avg_pool2d")
+
+
+def check_stream_pools(spec):
+    """Refuse the io_stream pools whose arithmetic differs from io_parallel's, which the
+    emulator computes (hls4ml 1.3.0, nnet_pooling_stream.h).
+
+    io_stream pools cast every input into accum_t first, then add (a tree for a window, one
+    by one for a global pool) casting each sum into accum_t, or take the maximum of the casts
+    (a global max starting from accum_t's most negative value); io_parallel adds the inputs
+    themselves in order. Both give the same bits when every input converts into accum_t
+    exactly and no sum of the window's inputs leaves accum_t's range, which is checked here.
+    io_stream pooling with padding aborts hls4ml's C-simulation (an assertion).
+    """
+    if spec.get("source", {}).get("io_type") != "io_stream":
+        return
+    types = {inp.get("name"): parse_type(inp["type"]) for inp in spec_inputs(spec)}
+    previous = spec_inputs(spec)[0].get("name")
+    for layer in spec["layers"]:
+        source = layer.get("inputs", [previous])[0]
+        previous = layer["name"]
+        x_t = types[source]
+        types[layer["name"]] = parse_type(layer["result_type"])
+        if layer["op"] not in _STREAM_POOLS:
+            continue
+        where = f"layer {layer['name']!r}: an io_stream {layer['op']}"
+        if any(layer.get("pad", ())):
+            msg = f"{where} with padding {layer['pad']} is not supported (hls4ml's io_stream pooling asserts there is none); use padding 'valid' or io_parallel"
+            raise SpecError(msg)
+        acc_t = parse_type(layer["accum_type"]) if "accum_type" in layer else x_t
+        shape = layer["input_shape"]
+        count = math.prod(layer["pool"]) if "pool" in layer else math.prod(shape[:-1])
+        n = count if "avg" in layer["op"] else 1
+        low, high = n * min(x_t.min_mantissa, 0), n * max(x_t.max_mantissa, 0)
+        shift = acc_t.frac - x_t.frac
+        if shift < 0 or (low << shift) < acc_t.min_mantissa or (high << shift) > acc_t.max_mantissa or acc_t.sat_bits:
+            what = f"the sum of {n} inputs of {x_t}" if n > 1 else f"its input type {x_t}"
+            msg = (
+                f"{where} with accum_t {acc_t} is not supported: {what} does not fit accum_t exactly, where hls4ml's "
+                "io_stream pooling computes in accum_t (not as io_parallel does); widen accum_t or use io_parallel"
+            )
+            raise SpecError(msg)
+
+
 class Emulator:
     """A compiled, bit-exact emulator of one network spec."""
 
     def __init__(self, spec: dict):
         self.spec = validate_spec(spec)
         _check_stream_convolutions(spec)
+        check_stream_pools(spec)
         self.input_types: tuple = tuple(parse_type(inp["type"]) for inp in spec_inputs(spec))
         self.input_shapes: tuple = tuple(tuple(int(s) for s in inp["shape"]) for inp in spec_inputs(spec))
         self.input_type: ApType = self.input_types[0]  # the (first) input's, which the trigger's images feed
