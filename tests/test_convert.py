@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
+from l0emu.fixedpoint.spec import spec_inputs  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
@@ -90,7 +91,7 @@ def test_convert_writes_project_spec_model_and_settings(converted):
     assert read_spec(out) == spec
     assert [layer["op"] for layer in spec["layers"]] == ["conv2d", "relu", "flatten", "dense", "relu", "dense"]
     assert spec["source"]["renamed_layers"] == {"input": "input_layer"}
-    assert spec["input"]["name"] == "input_layer"
+    assert spec_inputs(spec)[0]["name"] == "input_layer"
     assert spec["source"]["io_type"] == "io_parallel"
     assert spec["source"]["part"] == "xcvu13p-fhga2104-2L-e"
     assert spec["source"]["clock_period_ns"] == 2
@@ -186,7 +187,7 @@ def test_config_overrides_land_in_project_and_spec(tiny_h5, tmp_path):
     assert layers["d1"]["accum_type"] == "ap_fixed<18,10,AP_TRN,AP_WRAP,0>"
     assert layers["d1"]["reuse_factor"] == 4 and layers["c1"]["reuse_factor"] == 3
     assert layers["d1"]["strategy"] == "resource"
-    assert spec["input"]["type"] == "ap_ufixed<1,1,AP_TRN,AP_WRAP,0>"
+    assert spec_inputs(spec)[0]["type"] == "ap_ufixed<1,1,AP_TRN,AP_WRAP,0>"
     assert [o["name"] for o in spec["outputs"]] == ["pt", "eta"]
     parameters = (tmp_path / "fw" / "firmware" / "parameters.h").read_text()
     assert "reuse_factor = 4;" in parameters and "reuse_factor = 3;" in parameters

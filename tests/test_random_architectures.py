@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from conftest import scaled  # noqa: E402
+from l0emu.fixedpoint.spec import spec_inputs  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
@@ -165,8 +166,8 @@ def build(arch):
 def inputs(spec, n, rng):
     """Half sparse hit-like pixels {0, .5, 1}, half over the input type's whole range (all
     zero, all minimum, all maximum, then uniform mantissas)."""
-    shape = tuple(spec["input"]["shape"])
-    t = parse_type(spec["input"]["type"])
+    shape = tuple(spec_inputs(spec)[0]["shape"])
+    t = parse_type(spec_inputs(spec)[0]["type"])
     sparse = rng.choice([0.0, 0.5, 1.0], (n // 2, *shape), p=[0.85, 0.1, 0.05])
     full = full_range_inputs(n - n // 2, spec, seed=int(rng.integers(2**31)))
     return np.concatenate([sparse, full.astype(np.float64)])

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from l0emu.fixedpoint.spec import spec_inputs
 from l0emu.firmware import rtl
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast
 from l0emu import cli
@@ -353,8 +354,8 @@ def _pool(op, name, shape_in, pool, strides, padding, accum=None, result="ap_fix
 
 def _full_range_inputs(spec, n, seed):
     """Uniform mantissas over the input type's whole range, plus the minimum and the maximum."""
-    t = parse_type(spec["input"]["type"])
-    shape = tuple(spec["input"]["shape"])
+    t = parse_type(spec_inputs(spec)[0]["type"])
+    shape = tuple(spec_inputs(spec)[0]["shape"])
     rng = np.random.default_rng(seed)
     m = rng.integers(t.min_mantissa, t.max_mantissa + 1, size=(n,) + shape)
     m[0], m[1] = t.min_mantissa, t.max_mantissa

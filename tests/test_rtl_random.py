@@ -29,6 +29,7 @@ pytest.importorskip("da4ml")
 from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 
 from conftest import scaled  # noqa: E402
+from l0emu.fixedpoint.spec import spec_inputs  # noqa: E402
 from l0emu import cli  # noqa: E402
 from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
 from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
@@ -52,8 +53,8 @@ SETTINGS = dict(
 def full_range_inputs(spec, n, seed):
     """Uniform mantissas over the input type's whole range; events 0, 1, 2 are all-minimum,
     all-maximum and all-zero."""
-    t = parse_type(spec["input"]["type"])
-    shape = tuple(spec["input"]["shape"])
+    t = parse_type(spec_inputs(spec)[0]["type"])
+    shape = tuple(spec_inputs(spec)[0]["shape"])
     m = np.random.default_rng(seed).integers(t.min_mantissa, t.max_mantissa + 1, size=(n,) + shape)
     m[0], m[1], m[2] = t.min_mantissa, t.max_mantissa, 0
     return t.to_float(m)

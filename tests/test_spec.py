@@ -117,7 +117,7 @@ _DELETE = object()
         (("input", "type"), None, r"input\.type: expected an ap type string, got null"),
         (("outputs",), _DELETE, r"missing field 'outputs'"),
         (("layer",), [], r"unknown field 'layer' \(did you mean 'layers'\?\)"),
-        (("format",), "l0emu-spec/2", r"format: is 'l0emu-spec/2', this l0emu reads"),
+        (("format",), "l0emu-spec/3", r"format: format 'l0emu-spec/3' is not one of 'l0emu-spec/1', 'l0emu-spec/2'"),
     ],
 )
 def test_bad_fields_are_refused_with_their_path(path, value, message):

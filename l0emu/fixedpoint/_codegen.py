@@ -32,7 +32,7 @@ from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
 from l0emu.fixedpoint.spec import output_layout, spec_inputs
 
-__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate"]
+__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "as_2d", "generate"]
 
 BLOCK = 32
 UNROLL_LIMIT = 1024
@@ -902,7 +902,7 @@ class _Generator:
         hls4ml's 1-D templates (conv_1d_latency_cl, pooling1d_cl, zeropad1d_cl,
         global_pooling1d_cl / 2d_cl) compute what the 2-D ones compute on a [1, w, c] image
         (same products, accumulation order and casts; a global pool is one window over all)."""
-        flat = _as_2d(layer)
+        flat = as_2d(layer)
         view = Tensor(x.name, tuple(flat["input_shape"]), x.type, x.lo, x.hi)
         y = _OP_EMITTERS[flat["op"]](self, flat, view, steps, where, group)
         return Tensor(y.name, tuple(layer["output_shape"]), y.type, y.lo, y.hi)
@@ -1103,7 +1103,7 @@ def _shift_is_exact(x: Tensor, half: int, e: int) -> bool:
     r_max = (1 << (2 * half - 1)) - 1
     return -r_max <= x.lo << up and x.hi << up <= r_max
 
-def _as_2d(layer) -> dict:
+def as_2d(layer) -> dict:
     """The 2-D layer hls4ml's 1-D kernel (or global pool) computes: one row, the whole input as
     a global pool's window."""
     op, shape = layer["op"], layer["input_shape"]
