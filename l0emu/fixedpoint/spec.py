@@ -4,13 +4,13 @@ Written by :func:`write_spec` and read by :func:`read_spec`, nowhere else. The f
 bridge builds the dictionary from the hls4ml model *after* hls4ml's passes, so the types
 and integer weights are exactly those of the HLS code.
 
-Format ``l0emu-spec/1``::
+Format ``l0emu-spec/2``::
 
     {
-      "format": "l0emu-spec/1",
+      "format": "l0emu-spec/2",
       "name": "student_q4",
       "source": {"model_sha256": ..., "hls4ml_version": ..., "io_type": "io_parallel", ...},
-      "input": {"name": "input_1", "shape": [9, 16, 1], "type": "ap_fixed<16,6,AP_TRN,AP_WRAP,0>"},
+      "inputs": [{"name": "input_1", "shape": [9, 16, 1], "type": "ap_fixed<16,6,AP_TRN,AP_WRAP,0>"}],
       "preprocessing": {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": 8}},
       "layers": [ {"name": ..., "op": ..., ...}, ... ],
       "outputs": [
@@ -18,6 +18,10 @@ Format ``l0emu-spec/1``::
         {"name": "eta", "index": 1, "scale": 32.0, "offset": 0.0, "unit": "strip", "frame": "window"}
       ]
     }
+
+``inputs`` lists every network input (name, shape, type) in the model's order; the
+emulator takes one array per input. Format ``l0emu-spec/1`` (still read) has one object
+``"input"`` instead, whose ``name`` may be absent; :func:`spec_inputs` gives the list for both.
 
 Every layer has ``name``, ``op``, ``input_shape`` and ``output_shape`` (channels last, as
 Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
@@ -64,6 +68,24 @@ Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
   mantissa of ``slope_type`` / ``shift_type``), clipped to [0, 1]; hard_tanh then ``2 s - 1``;
   cast into ``result_type``.
 
+- ``conv1d``: as ``conv2d`` over a ``[width, channels]`` input, with ``kernel`` [kw],
+  ``strides`` [sw], ``pad`` [left, right] and ``weights_shape`` [kw, c_in, c_out]; hls4ml's
+  1-D kernel computes what its 2-D one does on one row (same products, order and casts).
+- ``max_pool1d``, ``avg_pool1d``: as the 2-D pools over ``[width, channels]``, ``pool`` [pw],
+  ``strides`` [sw], ``pad`` [left, right]. ``zero_pad1d``: ``pad`` [left, right].
+- ``global_max_pool1d``, ``global_avg_pool1d``, ``global_max_pool2d``, ``global_avg_pool2d``:
+  one value per channel (output ``[channels]``), the pool over the whole input (hls4ml's
+  global_pooling{1,2}d_cl: a max pool's accum_t optional as above, an average's required).
+- ``reshape``: the row-major order kept, ``output_shape`` any shape of as many values; a
+  result type other than the input's is a cast (io_stream's Repack).
+- ``upsample1d``, ``upsample2d``: nearest-neighbour upsampling by the integer factors ``size``
+  ([fw] or [fh, fw]), as nnet::resize_nearest indexes.
+- merges, reading the two tensors ``inputs`` names (of one shape; ``input_shape`` is the
+  first's): ``add``, ``subtract``, ``multiply`` (the exact ap_fixed result), ``average``
+  (the exact sum halved), ``maximum``, ``minimum``, each cast into ``result_type``;
+  ``concatenate`` (inputs of rank 1 to 3 agreeing off ``axis``; ``axis`` counts the
+  dimensions of one event from 0), each element cast into ``result_type``.
+
 Optional fields the bridge adds: conv2d/dense ``strategy`` and ``reuse_factor``; ``scale``
 ``product`` ("mult", or "weight_exponential" for QKeras ``alpha='auto_po2'``, whose
 ``{sign, exponent}`` scales hls4ml applies as shifts in
@@ -77,9 +99,10 @@ mantissa is an integer inside its type, each layer's input shape is the previous
 output shape, enumerations and field names are closed sets, and ``preprocessing`` must
 match the trigger's fragmentation. A new op plugs in with one :data:`OPS` entry.
 
-Several output layers (heads): a layer may name the one tensor it reads, ``"inputs":
-["trunk_relu"]`` (the network input's ``name`` or an earlier layer; without it, the layer
-before it, or the input for the first layer), and an output may name the layer it reads,
+Branches and several output layers (heads): a layer may name the tensor it reads, ``"inputs":
+["trunk_relu"]`` (a network input's ``name`` or an earlier layer; without it, the layer
+before it, or the first input for the first layer; a merge names both of its tensors, so
+the layers form a DAG in spec order), and an output may name the layer it reads,
 ``"layer": "charge"`` (without it, the last layer), its ``index`` counting within that
 layer. :func:`output_layout` gives the emulator's raw columns: the named layers' tensors side
 by side, in the order ``outputs`` first names them.
