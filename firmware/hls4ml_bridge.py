@@ -475,10 +475,15 @@ def _product(layer):
 
 
 def _shapes(layer):
-    return {
+    shapes = {
         "input_shape": [int(d) for d in layer.get_input_variable().shape],
         "output_shape": [int(d) for d in layer.get_output_variable().shape],
     }
+    for field, shape in shapes.items():
+        if min(shape) < 1:  # seen after a Keras Reshape with a -1 dimension, which hls4ml 1.3.0 propagates unresolved
+            msg = f"layer {layer.name!r}: hls4ml gives it the {field.replace('_', ' ')} {shape}, which is not a shape (a Reshape with -1 before it? give the dimension)"
+            raise SpecError(msg)
+    return shapes
 
 
 def _weighted(layer, keras_order_axes):

@@ -643,7 +643,7 @@ def check_supported(spec: dict) -> None:
             raise SpecError(msg)
     if len(spec_inputs(spec)) > 1:
         names = ", ".join(repr(inp["name"]) for inp in spec_inputs(spec))
-        msg = f"network {spec['name']!r}: the RTL path builds networks with one input; this one has inputs {names}; compare it with the hls4ml C-simulation instead ('l0emu validate')"
+        msg = f"network {spec['name']!r}: several inputs ({names}) are not supported by the RTL path, which builds networks with one input; compare it with the hls4ml C-simulation instead ('l0emu validate')"
         raise SpecError(msg)
     _check_chain(spec)
     for i, layer in enumerate(spec["layers"]):

@@ -234,21 +234,23 @@ def _merge_types(draw):
 
 
 @st.composite
-def graphs(draw):
+def graphs(draw, kinds=None, joins=True):
     """A network with branches that join: ``{"rank", "input", "blocks", "head", "extra", ...}``.
 
     ``rank`` 1 (a [width, channels] sequence: Conv1D, 1-D pools, ZeroPadding1D, UpSampling1D)
     or 2 (an image: Conv2D, UpSampling2D); ``blocks`` each a convolution, then a residual merge
     (a same-shaped branch joined by one of :data:`MERGES`), a two-branch Concatenate on a drawn
-    axis, or a pool / upsampling; ``head`` a global max / average pool, or Flatten (through a
-    Reshape); ``extra`` a second network input of scalar features joined before the output.
+    axis, or a pool / upsampling / padding / plain convolution; ``head`` a global max / average
+    pool, or Flatten (through a Reshape); ``extra`` a second network input of scalar features
+    joined before the output. ``kinds`` limits the blocks, ``joins=False`` draws no second input.
     """
     rank = draw(st.sampled_from([1, 2]))
     io_type = draw(st.sampled_from(["io_parallel", "io_parallel", "io_stream"]))
     shape = draw(st.sampled_from([(12, 2), (9, 1)])) if rank == 1 else draw(st.sampled_from([(5, 6, 1), (4, 4, 2)]))
     blocks = []
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["residual", "concat", "pool", "upsample", "pad"] if rank == 1 else ["residual", "concat", "upsample"]))
+        choices = ["residual", "concat", "pool", "upsample", "pad", "conv"] if rank == 1 else ["residual", "concat", "upsample", "conv"]
+        kind = draw(st.sampled_from([k for k in choices if kinds is None or k in kinds]))
         blocks.append({
             "kind": kind, "filters": draw(st.integers(1, 3)), "kernel": draw(st.integers(1, 3)), "stride": draw(st.integers(1, 2)),
             "merge": draw(st.sampled_from(MERGES)), "merge_type": _merge_types(draw), "axis": draw(st.sampled_from([-1, 1] + ([2] if rank == 2 else []))),
@@ -260,7 +262,7 @@ def graphs(draw):
         "input": shape,
         "blocks": blocks,
         "head": draw(st.sampled_from(["global_max", "global_average", "flatten"])),
-        "extra": draw(st.sampled_from([None, 3])),
+        "extra": draw(st.sampled_from([None, 3])) if joins else None,
         "io_type": io_type,
         "seed": draw(st.integers(0, 2**16)),
     }
@@ -290,6 +292,8 @@ def _block(arch, block, i, x, merge_types):
     x = _conv(rank, block, f"conv{i}", "same" if min(x.shape[1:-1]) < block["kernel"] else "valid", stride=stride)(x)
     if block["activation"]:
         x = qkeras.QActivation(block["activation"], name=f"act{i}")(x)
+    if kind == "conv":
+        return x
     channels = x.shape[-1]
     branch = _conv(rank, block, f"branch{i}", "same", filters=channels if kind == "residual" else None)(x)
     merge_types[f"merge{i}"] = block["merge_type"]
@@ -308,7 +312,8 @@ def build_graph(arch):
     for i, block in enumerate(arch["blocks"]):
         x = _block(arch, block, i, x, merge_types)
     if arch["head"] == "flatten":
-        x = layers.Flatten(name="flatten")(layers.Reshape((-1, x.shape[-1]), name="reshape")(x))
+        rows = int(np.prod(x.shape[1:-1]))  # hls4ml 1.3.0 does not resolve a -1 for the layer after it
+        x = layers.Flatten(name="flatten")(layers.Reshape((rows, x.shape[-1]), name="reshape")(x))
     else:
         rank = arch["rank"]
         pools = {("global_max", 1): layers.GlobalMaxPooling1D, ("global_max", 2): layers.GlobalMaxPooling2D,
