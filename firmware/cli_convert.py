@@ -27,13 +27,15 @@ def _count(layer):
 
 def summary(spec, out_dir, compiled) -> str:
     """A one-screen table of the converted network: layers, types, parameters and files."""
+    from l0emu.fixedpoint.spec import spec_inputs
+
     from .hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, SPEC_FILE  # TensorFlow: not at --help
 
     source = spec["source"]
     lines = [
         f"network {spec['name']!r}: hls4ml {source['hls4ml_version']}, {source['backend']} {source['part']}, "
         f"{source['clock_period_ns']} ns, {source['io_type']}",
-        f"input {spec['input']['name']} {spec['input']['shape']} {spec['input']['type']}",
+        *(f"input {inp['name']} {inp['shape']} {inp['type']}" for inp in spec_inputs(spec)),
         f"{'layer':<16}{'op':<12}{'output':<14}{'params':>7}  types (weight / accum / result)",
     ]
     for layer in spec["layers"]:

@@ -25,6 +25,7 @@ from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError, L0emuError, SpecError, did_you_mean
 from l0emu.fixedpoint._codegen import generate
 from l0emu.fixedpoint.casts import float_to_mantissa
+from l0emu.fixedpoint.emulator import check_stream_pools
 from l0emu.fixedpoint.spec import FORMAT, SOFTMAX_IMPLEMENTATIONS, STRATEGIES, output_layout, read_spec, validate_spec, write_spec
 
 from .keras_env import hls4ml_module, keras, numpy_product_alias, qkeras
@@ -93,6 +94,25 @@ SUPPORTED_KERAS_LAYERS = (
     "BatchNormalization",
     "QBatchNormalization",
     "Dropout",
+    "Conv1D",
+    "QConv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "ZeroPadding1D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "Reshape",
+    "UpSampling1D",
+    "UpSampling2D",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
 )
 _ACTIVATIONS = {"relu": "relu", "linear": "linear", "sigmoid": "sigmoid", "tanh": "tanh"}
 _LEAKY = ("leakyrelu", "leaky_relu")  # Keras LeakyReLU, QKeras quantized_relu(negative_slope)
@@ -478,10 +498,15 @@ def _product(layer):
 
 
 def _shapes(layer):
-    return {
+    shapes = {
         "input_shape": [int(d) for d in layer.get_input_variable().shape],
         "output_shape": [int(d) for d in layer.get_output_variable().shape],
     }
+    for field, shape in shapes.items():
+        if min(shape) < 1:  # seen after a Keras Reshape with a -1 dimension, which hls4ml 1.3.0 propagates unresolved
+            msg = f"layer {layer.name!r}: hls4ml gives it the {field.replace('_', ' ')} {shape}, which is not a shape (a Reshape with -1 before it? give the dimension)"
+            raise SpecError(msg)
+    return shapes
 
 
 def _strategy(layer) -> str:
@@ -828,7 +853,91 @@ def _zero_pad(layer):
 
 
 def _flatten(layer):
-    return {"op": "flatten"}
+    """hls4ml's Reshape (and io_stream's Repack): ``flatten`` into one dimension, else ``reshape``."""
+    return {"op": "flatten" if len(layer.get_output_variable().shape) == 1 else "reshape"}
+
+
+def _conv1d(layer):
+    entry = {
+        "op": "conv1d",
+        "kernel": _ints(layer, "filt_width"),
+        "strides": _ints(layer, "stride_width"),
+        "padding": str(layer.get_attr("padding", "valid")),
+        "pad": _ints(layer, "pad_left", "pad_right"),
+        "filters": int(layer.get_attr("n_filt")),
+    }
+    entry.update(_weighted(layer, (1, 2, 0)))
+    return entry
+
+
+def _no_count_pad(layer):
+    if layer.get_attr("count_pad", False):
+        msg = f"layer {layer.name!r}: an average pool that counts padded cells (count_pad) is not supported"
+        raise SpecError(msg)
+
+
+def _pooling1d(layer):
+    _no_count_pad(layer)
+    op = {"Max": "max_pool1d", "Average": "avg_pool1d"}[layer.get_attr("pool_op")]
+    entry = {
+        "op": op,
+        "pool": _ints(layer, "pool_width"),
+        "strides": _ints(layer, "stride_width"),
+        "padding": str(layer.get_attr("padding", "valid")),
+        "pad": _ints(layer, "pad_left", "pad_right"),
+    }
+    if op == "avg_pool1d":
+        entry["accum_type"] = _layer_type(layer, "accum_t")
+    return entry
+
+
+def _global_pooling(layer, rank):
+    kind = {"Max": "max", "Average": "avg"}[layer.get_attr("pool_op")]
+    entry = {"op": f"global_{kind}_pool{rank}d"}
+    if kind == "avg":
+        entry["accum_type"] = _layer_type(layer, "accum_t")
+    return entry
+
+
+def _zero_pad1d(layer):
+    return {"op": "zero_pad1d", "pad": _ints(layer, "pad_left", "pad_right")}
+
+
+def _resize(layer):
+    """UpSampling1D / 2D: hls4ml's Resize with nearest-neighbour interpolation."""
+    algorithm = layer.get_attr("algorithm", "nearest")
+    if algorithm != "nearest" or layer.get_attr("align_corners", False):
+        msg = f"layer {layer.name!r}: upsampling with interpolation {algorithm!r} (align_corners {layer.get_attr('align_corners', False)}) is not supported; use 'nearest'"
+        raise SpecError(msg)
+    shape_in, shape_out = layer.get_input_variable().shape, layer.get_output_variable().shape
+    if any(o % i for i, o in zip(shape_in[:-1], shape_out[:-1])):
+        msg = f"layer {layer.name!r}: upsampling {list(shape_in)} to {list(shape_out)} is not by whole factors"
+        raise SpecError(msg)
+    return {"op": f"upsample{len(shape_in) - 1}d", "size": [int(o) // int(i) for i, o in zip(shape_in[:-1], shape_out[:-1])]}
+
+
+_MERGES = ("add", "subtract", "multiply", "average", "maximum", "minimum")
+
+
+def _merge(layer):
+    """Keras merges of two tensors (nnet_merge.h); a Concatenate's axis counted within one event."""
+    if isinstance(layer, hls4ml_module().model.layers.Concatenate):
+        rank = len(layer.get_input_variable(layer.inputs[0]).shape)
+        axis = int(layer.get_attr("axis"))
+        normalized = axis - 1 if axis > 0 else rank + axis
+        if not 0 <= normalized < rank:
+            msg = f"layer {layer.name!r}: concatenation axis {axis} is not an axis of the {rank}-D inputs"
+            raise SpecError(msg)
+        return {"op": "concatenate", "axis": normalized}
+    op = str(layer.get_attr("op", "")).lower()
+    if op not in _MERGES or isinstance(layer, hls4ml_module().model.layers.Dot):
+        msg = f"layer {layer.name!r}: merge {op or type(layer).__name__!r} is not supported; supported: {', '.join(_MERGES)}, concatenate"
+        raise SpecError(msg)
+    shapes = [list(layer.get_input_variable(name).shape) for name in layer.inputs]
+    if shapes[0] != shapes[1]:
+        msg = f"layer {layer.name!r}: {op} of shapes {shapes[0]} and {shapes[1]} broadcasts, which is not supported"
+        raise SpecError(msg)
+    return {"op": op}
 
 
 def _fpga_layers():
@@ -836,6 +945,17 @@ def _fpga_layers():
     from hls4ml.backends.fpga import fpga_layers
 
     return fpga_layers
+
+
+def _repack():
+    hls4ml_module()
+    from hls4ml.backends.fpga.passes.repack_stream import Repack
+
+    return Repack
+
+
+def _input_type(layer):
+    return _type(layer.get_input_variable().type.precision, f"layer {layer.name!r}, input")
 
 
 def _layer_entry(layer):
@@ -848,6 +968,14 @@ def _layer_entry(layer):
         (hls_layers.BatchNormalization, _scale),
         (hls_layers.ZeroPadding2D, _zero_pad),
         (hls_layers.Reshape, _flatten),
+        (_repack(), _flatten),
+        (hls_layers.Conv1D, _conv1d),
+        (hls_layers.Pooling1D, _pooling1d),
+        (hls_layers.GlobalPooling1D, lambda layer: _global_pooling(layer, 1)),
+        (hls_layers.GlobalPooling2D, lambda layer: _global_pooling(layer, 2)),
+        (hls_layers.ZeroPadding1D, _zero_pad1d),
+        (hls_layers.Resize, _resize),
+        (hls_layers.Merge, _merge),
         (_fpga_layers().BatchNormalizationQuantizedTanh, _bn_quantized_tanh),
     )
     for kind, handler in handlers:
@@ -857,6 +985,9 @@ def _layer_entry(layer):
             entry.update(handler(layer))
             entry.update(_shapes(layer))
             entry["result_type"] = _layer_type(layer, "result_t")
+            if entry["op"] in ("flatten", "upsample1d", "upsample2d") and entry["result_type"] != _input_type(layer):
+                msg = f"layer {layer.name!r}: hls4ml's {type(layer).__name__} into type {entry['result_type']} casts its input ({_input_type(layer)}), which l0emu does not emulate"
+                raise SpecError(msg)
             return entry
     supported = ", ".join(kind.__name__ for kind, _ in handlers)
     msg = f"hls4ml layer {layer.name!r} is a {type(layer).__name__}, which l0emu cannot emulate; supported: {supported}"
@@ -872,9 +1003,8 @@ def _graph(hls_model):
 
     ``layers``: hls4ml's layers in its order without the Input and io_stream's Clone layers
     (a Clone copies a stream it feeds to several layers, value for value when its type is
-    its input's); ``sources``: the name of the layer (or the input) each layer reads;
-    ``heads``: the layers behind ``hls_model.outputs``, in that order. Layers reading
-    several tensors (merges) are refused by name.
+    its input's); ``sources``: the names of the layers (or inputs) each layer reads, two for
+    a merge; ``heads``: the layers behind ``hls_model.outputs``, in that order.
     """
     hls_layers = hls4ml_module().model.layers
     from hls4ml.backends.fpga.passes.clone import Clone  # importable once hls4ml_module() set it up
@@ -883,8 +1013,9 @@ def _graph(hls_model):
         if isinstance(layer, hls_layers.Input):
             producer[layer.outputs[0]] = layer.name
             continue
-        if len(layer.inputs) != 1:
-            msg = f"layer {layer.name!r} reads {len(layer.inputs)} tensors ({', '.join(layer.inputs)}); the emulator runs layers with one input, without merges"
+        arity = 2 if isinstance(layer, hls_layers.Merge) else 1
+        if len(layer.inputs) != arity:
+            msg = f"layer {layer.name!r} reads {len(layer.inputs)} tensors ({', '.join(layer.inputs)}); the emulator runs a {type(layer).__name__} on {arity}"
             raise SpecError(msg)
         source = producer[layer.inputs[0]]
         if isinstance(layer, Clone):
@@ -895,7 +1026,7 @@ def _graph(hls_model):
             continue
         producer.update((out, layer.name) for out in layer.outputs)
         layers.append(layer)
-        sources[layer.name] = source
+        sources[layer.name] = [producer[name] for name in layer.inputs]
     return layers, sources, [producer[out] for out in hls_model.outputs]
 
 
@@ -928,45 +1059,55 @@ def extract_spec(hls_model, name, source, settings=None) -> dict:
     settings = settings or DEFAULT_SETTINGS
     hls_layers = hls4ml_module().model.layers
     layers = list(hls_model.get_layers())
-    inputs = [layer for layer in layers if isinstance(layer, hls_layers.Input)]
-    if len(inputs) != 1:
-        msg = f"the model has {len(inputs)} inputs; the emulator runs single-input networks"
-        raise SpecError(msg)
+    inputs = [hls_model.graph[name] for name in hls_model.inputs]  # in the model's input order
     kept, sources, heads = _graph(hls_model)
     entries, previous = [], inputs[0].name
     for layer in kept:
         entry = _layer_entry(layer)
-        if sources[layer.name] != previous:  # a branch: name what it reads (absent: the layer before)
-            entry = {"name": entry["name"], "op": entry["op"], "inputs": [sources[layer.name]], **entry}
+        if sources[layer.name] != [previous]:  # a branch or a merge: name what it reads (absent: the layer before)
+            entry = {"name": entry["name"], "op": entry["op"], "inputs": sources[layer.name], **entry}
         entries.append(entry)
         previous = layer.name
     spec = {
         "format": FORMAT,
         "name": name,
         "source": source,
-        "input": {
-            "name": inputs[0].name,
-            "shape": [int(d) for d in inputs[0].get_output_variable().shape],
-            "type": _layer_type(inputs[0], "result_t"),
-        },
+        "inputs": [
+            {"name": inp.name, "shape": [int(d) for d in inp.get_output_variable().shape], "type": _layer_type(inp, "result_t")}
+            for inp in inputs
+        ],
         "layers": entries,
         "outputs": _outputs(settings["outputs"], heads, entries),
     }
     if settings["preprocessing"]:
         spec["preprocessing"] = settings["preprocessing"]
-    return validate_spec(spec, origin=f"spec of {name!r}")
+    check_stream_pools(validate_spec(spec, origin=f"spec of {name!r}"))  # refused at convert, not only when emulated
+    return spec
 
 
 # ---------------------------------------------------------------- C-simulation
 
 
 def _as_batch(hls_model, x):
-    shape = tuple(hls_model.get_input_variables()[0].shape)
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    if x.size % int(np.prod(shape)):
-        msg = f"input of shape {x.shape} does not hold whole samples of the network's input shape {list(shape)}"
+    """``x`` as hls4ml's predict takes it: one array of samples, or a list of one per input
+    (``x`` a list or tuple of arrays in the model's input order)."""
+    shapes = [tuple(v.shape) for v in hls_model.get_input_variables()]
+    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(arrays) != len(shapes):
+        msg = f"the network takes {len(shapes)} inputs {[list(s) for s in shapes]}, got {len(arrays)} arrays"
         raise ConfigError(msg)
-    return x.reshape((-1, *shape))
+    batches = []
+    for array, shape in zip(arrays, shapes):
+        array = np.ascontiguousarray(array, dtype=np.float64)
+        if array.size % int(np.prod(shape)):
+            msg = f"input of shape {array.shape} does not hold whole samples of the network's input shape {list(shape)}"
+            raise ConfigError(msg)
+        batches.append(array.reshape((-1, *shape)))
+    return batches[0] if len(batches) == 1 else batches
+
+
+def _n_samples(batch) -> int:
+    return len(batch[0] if isinstance(batch, list) else batch)
 
 
 def csim_output_layers(hls_model) -> list:
@@ -980,7 +1121,7 @@ def _csim_heads(hls_model, x) -> dict:
     y = hls_model.predict(batch)  # one array, or a list of one per output
     heads = csim_output_layers(hls_model)
     values = y if len(heads) > 1 else [y]
-    return {head: np.asarray(v, dtype=np.float64).reshape(len(batch), -1) for head, v in zip(heads, values)}
+    return {head: np.asarray(v, dtype=np.float64).reshape(_n_samples(batch), -1) for head, v in zip(heads, values)}
 
 
 def csim_predict(hls_model, x) -> np.ndarray:
@@ -1015,7 +1156,7 @@ def csim_trace(hls_model, x) -> dict:
         layer.set_attr("trace", True)
     with numpy_product_alias():  # trace() rewrites the project (auto_po2: np.product)
         _, trace = hls_model.trace(batch)
-    return {name: np.asarray(values, dtype=np.float64).reshape(len(batch), *values.shape[1:]) for name, values in trace.items()}
+    return {name: np.asarray(values, dtype=np.float64).reshape(_n_samples(batch), *values.shape[1:]) for name, values in trace.items()}
 
 
 # ---------------------------------------------------------------- reloading
@@ -1034,6 +1175,14 @@ def _existing_library(hls_model):
     return (stamp, library) if library.is_file() else None
 
 
+def _format2(spec) -> dict:
+    """A format-1 spec (one ``input``) as format 2 writes it (``inputs``), to compare with a rebuilt one."""
+    if "inputs" in spec:
+        return spec
+    top = {key: value for key, value in spec.items() if key != "input"}
+    return {**top, "format": FORMAT, "inputs": [spec["input"]]} if "name" in spec["input"] else spec
+
+
 def load_converted(directory, *, compile=True):
     """Rebuild the hls4ml ModelGraph of a converted project; return ``(hls_model, spec)``.
 
@@ -1050,7 +1199,7 @@ def load_converted(directory, *, compile=True):
     model = load_keras_model(directory / KERAS_MODEL_FILE)
     hls_model, _ = build_hls_model(model, record["settings"], directory, origin=str(record_path))
     spec = extract_spec(hls_model, record["name"], record["source"], record["settings"])
-    if spec != saved:
+    if spec != _format2(saved):
         msg = f"{str(directory / SPEC_FILE)!r} differs from what hls4ml builds now from {KERAS_MODEL_FILE}; re-run 'l0emu convert'"
         raise SpecError(msg)
     if compile:

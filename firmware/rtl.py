@@ -29,7 +29,8 @@ from l0emu.fixedpoint._codegen import resource_order
 from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, L0emuError, SpecError
-from l0emu.fixedpoint.spec import output_layout
+from l0emu.fixedpoint._codegen import as_2d
+from l0emu.fixedpoint.spec import MERGE_OPS, output_layout, spec_inputs
 
 __all__ = [
     "REFUSED_OPS",
@@ -56,11 +57,17 @@ __all__ = [
 SUPPORTED_OPS = (
     "conv2d", "dense", "relu", "linear", "leaky_relu", "max_pool2d", "avg_pool2d", "scale", "flatten", "zero_pad2d", "sigmoid", "tanh",
     "binary_tanh", "bn_binary_tanh", "bn_ternary_tanh", "hard_sigmoid", "hard_tanh",
+    "conv1d", "max_pool1d", "avg_pool1d", "zero_pad1d", "global_max_pool1d", "global_avg_pool1d", "global_max_pool2d",
+    "global_avg_pool2d", "reshape",
 )
 # emulator ops the RTL path refuses, with the reason its message gives
 REFUSED_OPS = {
     "softmax": "not supported by the RTL path: hls4ml's softmax (bit-sliced exp and inverse table lookups, an "
     "adder tree, a product) has no RTL builder; its emulation is checked against the hls4ml C-simulation only",
+    **{op: "not supported by the RTL path, which builds chains of layers reading one tensor each; merges are checked "
+       "against the hls4ml C-simulation only" for op in MERGE_OPS},
+    **{op: "not supported by the RTL path: nearest-neighbour upsampling (a gather of input elements) has no RTL "
+       "builder; its emulation is checked against the hls4ml C-simulation only" for op in ("upsample1d", "upsample2d")},
 }
 # input range R whose N table entries a table activation spans (nnet_activation.h: x * N / R)
 TABLE_SPAN = {"sigmoid": 16, "tanh": 8}
@@ -602,6 +609,23 @@ def _flatten(backend, x, x_type, layer):
     return x.reshape(x.shape[:n_batch] + (-1,)), x_type
 
 
+def _reshape(backend, x, x_type, layer):
+    """reshape: the row-major order kept; cast where the result type differs (io_stream's Repack)."""
+    n_batch = x.ndim - len(layer["input_shape"])
+    x, result = x.reshape(x.shape[:n_batch] + tuple(layer["output_shape"])), _type(layer, "result_type")
+    return (x, x_type) if result == x_type else (backend.cast(x, x_type.frac, result), result)
+
+
+def _one_row(backend, x, x_type, layer):
+    """conv1d, 1-D pools, zero_pad1d and the global pools: hls4ml's 1-D kernels compute what its
+    2-D ones compute on one row, a global pool is one window over the input
+    (:func:`l0emu.fixedpoint._codegen.as_2d`, as the emulator builds them)."""
+    flat = as_2d(layer)
+    n_batch = x.ndim - len(layer["input_shape"])
+    y, y_type = _LAYERS[flat["op"]](backend, x.reshape(x.shape[:n_batch] + tuple(flat["input_shape"])), x_type, flat)
+    return y.reshape(y.shape[:n_batch] + tuple(layer["output_shape"])), y_type
+
+
 _LAYERS = {
     "conv2d": _conv2d,
     "dense": _dense,
@@ -620,6 +644,9 @@ _LAYERS = {
     "bn_ternary_tanh": _bn_quantized_tanh,
     "hard_sigmoid": _hard_activation,
     "hard_tanh": _hard_activation,
+    **{op: _one_row for op in ("conv1d", "max_pool1d", "avg_pool1d", "zero_pad1d", "global_max_pool1d", "global_avg_pool1d",
+                               "global_max_pool2d", "global_avg_pool2d")},
+    "reshape": _reshape,
 }
 assert tuple(_LAYERS) == SUPPORTED_OPS
 
@@ -641,6 +668,14 @@ def _check_chain(spec: dict) -> None:
 
 def check_supported(spec: dict) -> None:
     """Raise :class:`SpecError` naming the first layer the RTL path cannot build."""
+    for i, layer in enumerate(spec["layers"]):
+        if layer["op"] in REFUSED_OPS:
+            msg = f"layer {layer['name']!r} (layers[{i}]): op {layer['op']!r}: {REFUSED_OPS[layer['op']]}"
+            raise SpecError(msg)
+    if len(spec_inputs(spec)) > 1:
+        names = ", ".join(repr(inp["name"]) for inp in spec_inputs(spec))
+        msg = f"network {spec['name']!r}: several inputs ({names}) are not supported by the RTL path, which builds networks with one input; compare it with the hls4ml C-simulation instead ('l0emu validate')"
+        raise SpecError(msg)
     _check_chain(spec)
     for i, layer in enumerate(spec["layers"]):
         if layer["op"] in REFUSED_OPS:
@@ -652,16 +687,16 @@ def check_supported(spec: dict) -> None:
                 f"RTL path; supported ops: {', '.join(SUPPORTED_OPS)}"
             )
             raise SpecError(msg)
-        if layer["op"] in ("conv2d", "dense") and layer["product"] not in WEIGHT_PRODUCTS:
+        if layer["op"] in ("conv2d", "conv1d", "dense") and layer["product"] not in WEIGHT_PRODUCTS:
             msg = (
                 f"layer {layer['name']!r} (layers[{i}]): product {layer['product']!r} is not supported "
                 f"by the RTL path (supported: {', '.join(WEIGHT_PRODUCTS)})"
             )
             raise SpecError(msg)
         if layer["op"] == "scale" and layer.get("product", "mult") == "mult":
-            _check_scale_width(layer, i, spec["layers"][i - 1]["result_type"] if i else spec["input"]["type"])
+            _check_scale_width(layer, i, spec["layers"][i - 1]["result_type"] if i else spec_inputs(spec)[0]["type"])
         if layer["op"] in ("conv2d", "dense") and layer["product"] == "weight_exponential":  # lossless shifts only
-            _exponential_weights(layer, np.asarray(layer["weights"], dtype=np.int64), parse_type(spec["layers"][i - 1]["result_type"] if i else spec["input"]["type"]))
+            _exponential_weights(layer, np.asarray(layer["weights"], dtype=np.int64), parse_type(spec["layers"][i - 1]["result_type"] if i else spec_inputs(spec)[0]["type"]))
 
 
 # A random network (tests/test_rtl_random.py, seed 80) with a BatchNorm kept after a dense
@@ -685,7 +720,7 @@ def _check_scale_width(layer, i, input_type):
 
 
 def _walk(backend, x, spec):
-    x_type = parse_type(spec["input"]["type"])
+    x_type = parse_type(spec_inputs(spec)[0]["type"])
     for layer in spec["layers"]:
         try:
             x, x_type = _LAYERS[layer["op"]](backend, x, x_type, layer)
@@ -707,7 +742,7 @@ EXACT_BITS = 53  # float64 holds integers of up to 53 bits exactly
 def exact_limit(spec: dict) -> str | None:
     """Why the float64 reference cannot be exact for ``spec`` (a type, or a product of input
     and weight, wider than 53 bits), or None when it is."""
-    width = parse_type(spec["input"]["type"]).width
+    width = parse_type(spec_inputs(spec)[0]["type"]).width
     for layer in spec["layers"]:
         for field in ("weight_type", "scale_type", "bias_type", "accum_type", "result_type", "table_type", "param_type",
                       "threshold_type", "slope_type", "shift_type"):
@@ -768,8 +803,8 @@ def trace_spec(spec: dict) -> RtlBuild:
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
     check_supported(spec)
-    in_type = parse_type(spec["input"]["type"])
-    shape = tuple(spec["input"]["shape"])
+    in_type = parse_type(spec_inputs(spec)[0]["type"])
+    shape = tuple(spec_inputs(spec)[0]["shape"])
     hwconf = HWConfig(1, -1, -1)
     solver_options = {"hard_dc": 2}
     k = int(in_type.signed)
@@ -900,8 +935,8 @@ def random_inputs(spec: dict, n: int, seed: int = 0) -> np.ndarray:
     """``n`` input events (values): the first half sparse with values in {0, 0.5, 1} (cast
     into the input type), the rest uniform random mantissas over the input type's whole
     range, the first two of them all-minimum and all-maximum."""
-    in_type = parse_type(spec["input"]["type"])
-    shape = tuple(spec["input"]["shape"])
+    in_type = parse_type(spec_inputs(spec)[0]["type"])
+    shape = tuple(spec_inputs(spec)[0]["shape"])
     rng = np.random.default_rng(seed)
     n_sparse = n // 2
     sparse = rng.choice([0.0, 0.5, 1.0], p=[0.85, 0.05, 0.10], size=(n_sparse,) + shape)
@@ -920,7 +955,7 @@ def event_inputs(spec: dict, paths, n: int) -> np.ndarray:
     from l0emu.trigger.images import pooled_to_float
 
     pooled, _ = first_network_images(paths, n, spec)
-    return pooled_to_float(pooled).reshape((len(pooled),) + tuple(spec["input"]["shape"]))
+    return pooled_to_float(pooled).reshape((len(pooled),) + tuple(spec_inputs(spec)[0]["shape"]))
 
 
 def references(spec: dict, build: RtlBuild, inputs, project_dir=None) -> dict:

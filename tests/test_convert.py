@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
+from l0emu.fixedpoint.spec import spec_inputs  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
@@ -90,7 +91,7 @@ def test_convert_writes_project_spec_model_and_settings(converted):
     assert read_spec(out) == spec
     assert [layer["op"] for layer in spec["layers"]] == ["conv2d", "relu", "flatten", "dense", "relu", "dense"]
     assert spec["source"]["renamed_layers"] == {"input": "input_layer"}
-    assert spec["input"]["name"] == "input_layer"
+    assert spec_inputs(spec)[0]["name"] == "input_layer"
     assert spec["source"]["io_type"] == "io_parallel"
     assert spec["source"]["part"] == "xcvu13p-fhga2104-2L-e"
     assert spec["source"]["clock_period_ns"] == 2
@@ -186,7 +187,7 @@ def test_config_overrides_land_in_project_and_spec(tiny_h5, tmp_path):
     assert layers["d1"]["accum_type"] == "ap_fixed<18,10,AP_TRN,AP_WRAP,0>"
     assert layers["d1"]["reuse_factor"] == 4 and layers["c1"]["reuse_factor"] == 3
     assert layers["d1"]["strategy"] == "resource"
-    assert spec["input"]["type"] == "ap_ufixed<1,1,AP_TRN,AP_WRAP,0>"
+    assert spec_inputs(spec)[0]["type"] == "ap_ufixed<1,1,AP_TRN,AP_WRAP,0>"
     assert [o["name"] for o in spec["outputs"]] == ["pt", "eta"]
     parameters = (tmp_path / "fw" / "firmware" / "parameters.h").read_text()
     assert "reuse_factor = 4;" in parameters and "reuse_factor = 3;" in parameters
@@ -232,7 +233,7 @@ def test_bad_settings_name_the_key(tiny_h5, tmp_path):
         bridge.read_convert_config(bad)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "conv1d"])
+@pytest.mark.parametrize("kind", ["lstm", "separable_conv1d"])
 def test_unsupported_layer_is_named_with_the_supported_list(kind, tmp_path):
     if kind == "lstm":
         inp = keras.Input((9, 16), name="hits")
@@ -240,8 +241,8 @@ def test_unsupported_layer_is_named_with_the_supported_list(kind, tmp_path):
         bad_name, bad_kind = "rnn", "LSTM"
     else:
         inp = keras.Input((16, 1), name="hits")
-        out = keras.layers.Dense(2, name="head")(keras.layers.Flatten()(keras.layers.Conv1D(2, 3, name="c1d")(inp)))
-        bad_name, bad_kind = "c1d", "Conv1D"
+        out = keras.layers.Dense(2, name="head")(keras.layers.Flatten()(keras.layers.SeparableConv1D(2, 3, name="c1d")(inp)))
+        bad_name, bad_kind = "c1d", "SeparableConv1D"
     path = tmp_path / "bad.h5"
     keras.Model(inp, out).save(str(path))
     with pytest.raises(ConfigError, match=f"'{bad_name}' is a {bad_kind}.*supported layer types: InputLayer, Conv2D"):
@@ -286,5 +287,7 @@ def test_shipped_spec_is_rebuilt_from_the_shipped_weights_and_config(tmp_path):
     settings = bridge.read_convert_config(shipped / "convert.yml")
     _, spec = bridge.convert(shipped / "keras_model.h5", tmp_path / "fw", settings, name="default_student")
     expected = json.loads((shipped / "spec.json").read_text())
-    for key in ("format", "name", "input", "preprocessing", "layers", "outputs"):
+    assert expected["format"] == "l0emu-spec/1" and spec["format"] == "l0emu-spec/2"  # the shipped spec, of format 1, still reads
+    assert spec["inputs"] == [expected["input"]]
+    for key in ("name", "preprocessing", "layers", "outputs"):
         assert spec[key] == expected[key], key

@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
+from l0emu.fixedpoint.spec import spec_inputs  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras  # noqa: E402
 from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
@@ -82,7 +83,7 @@ def test_saturating_accumulator_saturates_each_product(tmp_path):
     x = np.arange(64, dtype=np.float64).reshape(64, 1)
     spec, x, ours, theirs = convert_and_compare(model, tmp_path, settings, x=x)
     dense = spec["layers"][0]
-    assert (spec["input"]["type"], dense["accum_type"]) == ("ap_ufixed<6,6,AP_TRN,AP_WRAP,0>", "ap_fixed<16,6,AP_TRN,AP_SAT,0>")
+    assert (spec_inputs(spec)[0]["type"], dense["accum_type"]) == ("ap_ufixed<6,6,AP_TRN,AP_WRAP,0>", "ap_fixed<16,6,AP_TRN,AP_SAT,0>")
     # the C-simulation does saturate the product: x = 63 gives 32 - 2**-10 - 31.5
     assert theirs[63, 0] == (1 << 10) // 2 - 1
     assert_same(ours, theirs, x)
@@ -217,19 +218,6 @@ def test_binary_and_ternary_weights(quantizer, tmp_path):
     products = {layer["product"] for layer in spec["layers"] if "product" in layer}
     assert products == {"weight_binary" if quantizer.startswith("binary") else "weight_ternary"}
     assert_same(ours, theirs, x)
-
-
-def test_merges_are_refused_naming_the_layer(tmp_path):
-    """What hls4ml converts but the emulator does not run is refused at convert, by name
-    (several outputs are supported: tests/test_multi_output.py)."""
-    from l0emu.errors import L0emuError
-
-    inp = keras.Input((6,), name="x")
-    hidden = keras.layers.Dense(4, name="hidden")(inp)
-    merged = keras.layers.Add(name="merge")([keras.layers.Dense(2, name="pt_head")(hidden), keras.layers.Dense(2, name="eta_head")(hidden)])
-    keras.Model(inp, merged).save(str(tmp_path / "merged.h5"))
-    with pytest.raises(L0emuError, match="layer 'merge' is a Add, which l0emu cannot emulate"):
-        bridge.convert(tmp_path / "merged.h5", tmp_path / "fw_merged")
 
 
 def test_qconv2dbatchnorm_and_a_dense_only_network_on_a_flattened_input(tmp_path):

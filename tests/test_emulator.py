@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 
+from l0emu.fixedpoint.spec import spec_inputs
 from l0emu.fixedpoint._codegen import _emit_float_cast, _Names
 from l0emu.fixedpoint.aptypes import ROUNDING_CODES, parse_type
 from l0emu.fixedpoint.emulator import Emulator
@@ -215,7 +216,7 @@ def ref_pool(layer, x, x_t, res_t):
 def ref_network(spec, x_mantissas):
     rows = []
     for event in x_mantissas:
-        x, x_t = [int(v) for v in event], parse_type(spec["input"]["type"])
+        x, x_t = [int(v) for v in event], parse_type(spec_inputs(spec)[0]["type"])
         for layer in spec["layers"]:
             x, x_t = ref_layer(layer, x, x_t)
         rows.append(x)
@@ -231,7 +232,7 @@ def make_spec(layers, input_shape, input_type="ap_fixed<8,3>"):
         "format": "l0emu-spec/2",
         "name": "tiny",
         "source": {"io_type": "io_parallel"},
-        "input": {"name": "image", "shape": list(input_shape), "type": input_type},
+        "inputs": [{"name": "image", "shape": list(input_shape), "type": input_type}],
         "layers": layers,
         "outputs": [{"name": f"y{i}", "index": i, "scale": 2.0, "offset": 0.5, "unit": "GeV"} for i in range(n_out)],
     }
@@ -286,8 +287,8 @@ def pool(name, op, shape, *, pool_size=(2, 2), strides=(2, 2), pad=(0, 0, 0, 0),
 
 def random_inputs(spec, n, rng, density=0.5):
     """Float inputs exactly on the input type's grid (so both paths see the same mantissas)."""
-    t = parse_type(spec["input"]["type"])
-    shape = spec["input"]["shape"]
+    t = parse_type(spec_inputs(spec)[0]["type"])
+    shape = spec_inputs(spec)[0]["shape"]
     m = rng.integers(t.min_mantissa, t.max_mantissa + 1, (n, *shape))
     m = np.where(rng.random(m.shape) < density, m, 0)
     return m, t.to_float(m)

@@ -125,7 +125,7 @@ def test_distributed_arithmetic_is_refused_by_name(tmp_path):
 
 def test_po2_shifts_wider_than_int64_are_refused_by_layer():
     """r_T = ap_fixed<2(E+W), E+W>: with E = 32 and W = 8 a lossy shift needs 80 bits."""
-    spec = {"format": FORMAT, "name": "po2", "source": {}, "input": {"name": "x", "shape": [2], "type": "ap_fixed<8,2>"},
+    spec = {"format": FORMAT, "name": "po2", "source": {}, "inputs": [{"name": "x", "shape": [2], "type": "ap_fixed<8,2>"}],
             "layers": [{"name": "d", "op": "dense", "n_in": 2, "n_out": 1, "weight_type": "ap_fixed<42,2>", "bias_type": "ap_fixed<4,2>",
                         "accum_type": "ap_fixed<40,30>", "weights_shape": [2, 1], "weights": [1, -2], "biases": [0],
                         "product": "weight_exponential", "weight_exponent_width": 32, "input_shape": [2], "output_shape": [1],

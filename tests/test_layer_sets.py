@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import make_event, write_events
 
+from l0emu.fixedpoint.spec import spec_inputs
 from l0emu import cli
 from l0emu.errors import ConfigError, SpecError
 from l0emu.trigger.events import first_fragments, load_events
@@ -60,7 +61,7 @@ def counting_spec(layers=None, candidates=None):
         preprocessing["layers"] = list(layers)
     return {
         "format": "l0emu-spec/2", "name": "counting_layers", "source": {"io_type": "io_parallel"},
-        "input": {"name": "image", "shape": [rows, 16, 1], "type": "ap_ufixed<2,1>"},
+        "inputs": [{"name": "image", "shape": [rows, 16, 1], "type": "ap_ufixed<2,1>"}],
         "preprocessing": preprocessing, "layers": [flatten, dense], "outputs": outputs,
     }  # fmt: skip
 
@@ -308,7 +309,7 @@ def test_train_middle_convert_and_emulator_equals_csim(tmp_path):
     project = tmp_path / "fw"
     assert cli.main(["convert", str(model / "model.h5"), "-o", str(project)]) == 0
     spec = json.loads((project / "spec.json").read_text())
-    assert spec["preprocessing"]["layers"] == [3, 4, 5, 6] and spec["input"]["shape"] == [4, 16, 1]
+    assert spec["preprocessing"]["layers"] == [3, 4, 5, 6] and spec_inputs(spec)[0]["shape"] == [4, 16, 1]
     chunk = load_events(str(sample), entry_stop=300)
     _, pooled = fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, 8, MIDDLE)
     result = compare(project, pooled)

@@ -16,6 +16,7 @@ import re
 import numpy as np
 import pytest
 
+from l0emu.fixedpoint.spec import spec_inputs
 from l0emu.fixedpoint._codegen import generate
 from l0emu.fixedpoint.emulator import Emulator
 from l0emu.errors import ConfigError, SpecError
@@ -63,7 +64,7 @@ def branched_spec(seed=0) -> dict:
         {"name": "b0", "layer": "b", "index": 0, "scale": 1.0, "offset": 0.0},
         {"name": "pre2", "layer": "pre", "index": 2, "scale": 0.5, "offset": 0.0},
     ]
-    spec = {"format": "l0emu-spec/2", "name": "branched", "source": {}, "input": {"name": "x", "shape": [4], "type": "ap_fixed<8,3>"},
+    spec = {"format": "l0emu-spec/2", "name": "branched", "source": {}, "inputs": [{"name": "x", "shape": [4], "type": "ap_fixed<8,3>"}],
             "layers": layers, "outputs": outputs}  # fmt: skip
     return validate_spec(spec)
 
@@ -114,7 +115,7 @@ def test_old_specs_give_the_same_kernel_with_explicit_defaults():
     explicit = copy.deepcopy(spec)
     for previous, layer in zip(explicit["layers"], explicit["layers"][1:]):
         layer["inputs"] = [previous["name"]]
-    explicit["layers"][0]["inputs"] = [spec["input"]["name"]]
+    explicit["layers"][0]["inputs"] = [spec_inputs(spec)[0]["name"]]
     for out in explicit["outputs"]:
         out["layer"] = spec["layers"][-1]["name"]
     assert generate(validate_spec(explicit))[0] == generate(spec)[0]
@@ -140,10 +141,10 @@ _DROP = object()
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("layers", 3, "inputs"), ["trunk_rlu"], r"layers\[3\]\.inputs\[0\]: 'trunk_rlu' is not the network input or an earlier layer \(did you mean 'trunk_relu'"),
-        (("layers", 3, "inputs"), ["b"], r"layer 'b_dense' at layers\[3\]\.inputs\[0\]: 'b' is not the network input or an earlier layer"),
-        (("layers", 3, "inputs"), ["trunk", "a"], r"inputs: expected a list of one layer name \(the emulator has no merge layers\)"),
-        (("layers", 3, "inputs"), "trunk_relu", r"inputs: expected a list of one layer name"),
+        (("layers", 3, "inputs"), ["trunk_rlu"], r"layers\[3\]\.inputs\[0\]: 'trunk_rlu' is not a network input or an earlier layer \(did you mean 'trunk_relu'"),
+        (("layers", 3, "inputs"), ["b"], r"layer 'b_dense' at layers\[3\]\.inputs\[0\]: 'b' is not a network input or an earlier layer"),
+        (("layers", 3, "inputs"), ["trunk", "a"], r"inputs: a dense reads one layer name: expected a list of 1"),
+        (("layers", 3, "inputs"), "trunk_relu", r"inputs: a dense reads one layer name: expected a list of 1"),
         (("layers", 3, "inputs"), ["x"], r"layers\[3\]\.input_shape: is \[3\], but the network input gives \[4\]"),
         (("layers", 5, "inputs"), ["a"], r"layers\[5\]\.input_shape: is \[3\], but layer 'a' gives \[1\]"),
         (("layers", 3, "inputs"), _DROP, r"layers\[3\]\.input_shape: is \[3\], but the previous layer gives \[1\]"),
@@ -161,7 +162,7 @@ def test_spec_errors_name_the_field_and_the_nearest_layers(path, value, message)
 def test_a_name_of_both_the_input_and_a_layer_is_ambiguous():
     spec = _edit(branched_spec(), ("layers", 0, "name"), "x")
     spec = _edit(spec, ("layers", 1, "inputs"), ["x"])
-    with pytest.raises(SpecError, match=r"'x' names both the network input and a layer"):
+    with pytest.raises(SpecError, match=r"layer name 'x' is used twice \(by an earlier layer or a network input\)"):
         validate_spec(spec)
 
 
@@ -230,7 +231,7 @@ def test_every_head_equals_the_c_simulation(converted, inputs):
     _, hls_model, spec = converted
     emu = Emulator.from_spec(spec)
     if inputs == "fragments":
-        x = random_fragments(N_EVENTS, seed=5, shape=tuple(spec["input"]["shape"]))
+        x = random_fragments(N_EVENTS, seed=5, shape=tuple(spec_inputs(spec)[0]["shape"]))
         floats = pooled_to_float(x)
     else:
         x = floats = full_range_inputs(N_EVENTS, spec, seed=5)

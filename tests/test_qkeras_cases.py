@@ -297,7 +297,7 @@ def test_thresholds_finer_than_the_input_keep_every_comparison():
                     threshold_hi=[5, 37, -100, 128], threshold_lo=[-7, 36, -300, 127])  # fmt: skip
     binary = layer("bin", "bn_binary_tanh", "ap_uint<1>", threshold_type="ap_fixed<8,4>", threshold=[-9, 0, 7, 16])
     outputs = [{"name": f"y{i}", "index": i, "scale": 1.0, "offset": 0.0} for i in range(4)]
-    spec = validate_spec({"format": "l0emu-spec/2", "name": "thresholds", "source": {}, "input": {"name": "x", "shape": [4], "type": "ap_fixed<6,3>"},
+    spec = validate_spec({"format": "l0emu-spec/2", "name": "thresholds", "source": {}, "inputs": [{"name": "x", "shape": [4], "type": "ap_fixed<6,3>"}],
                           "layers": [ternary, binary], "outputs": outputs})  # fmt: skip
     t = parse_type("ap_fixed<6,3>")
     every = np.repeat(np.arange(t.min_mantissa, t.max_mantissa + 1)[:, None], 4, axis=1)

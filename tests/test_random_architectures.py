@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from conftest import scaled  # noqa: E402
+from l0emu.fixedpoint.spec import spec_inputs  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
@@ -180,8 +181,8 @@ def build(arch):
 def inputs(spec, n, rng):
     """Half sparse hit-like pixels {0, .5, 1}, half over the input type's whole range (all
     zero, all minimum, all maximum, then uniform mantissas)."""
-    shape = tuple(spec["input"]["shape"])
-    t = parse_type(spec["input"]["type"])
+    shape = tuple(spec_inputs(spec)[0]["shape"])
+    t = parse_type(spec_inputs(spec)[0]["type"])
     sparse = rng.choice([0.0, 0.5, 1.0], (n // 2, *shape), p=[0.85, 0.1, 0.05])
     full = full_range_inputs(n - n // 2, spec, seed=int(rng.integers(2**31)))
     return np.concatenate([sparse, full.astype(np.float64)])
@@ -235,3 +236,146 @@ def monkeypatch_session_cache(tmp_path_factory):
     mp.setenv("L0EMU_CACHE_DIR", str(tmp_path_factory.mktemp("kernels")))
     yield
     mp.undo()
+
+
+# -- graphs: 1-D convolutions, global pools, upsampling, reshape, merges, several inputs ----
+
+MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
+
+
+def _merge_types(draw):
+    """A drawn result type for a merge (hls4ml's inference may exceed the emulator's 63 bits)."""
+    rounding = draw(st.sampled_from(["AP_TRN", "AP_RND", "AP_RND_CONV"]))
+    overflow = draw(st.sampled_from(["AP_WRAP", "AP_SAT"]))
+    return f"ap_fixed<{draw(st.integers(6, 14))},{draw(st.integers(2, 5))},{rounding},{overflow}>"
+
+
+@st.composite
+def graphs(draw, kinds=None, joins=True):
+    """A network with branches that join: ``{"rank", "input", "blocks", "head", "extra", ...}``.
+
+    ``rank`` 1 (a [width, channels] sequence: Conv1D, 1-D pools, ZeroPadding1D, UpSampling1D)
+    or 2 (an image: Conv2D, UpSampling2D); ``blocks`` each a convolution, then a residual merge
+    (a same-shaped branch joined by one of :data:`MERGES`), a two-branch Concatenate on a drawn
+    axis, or a pool / upsampling / padding / plain convolution; ``head`` a global max / average
+    pool, or Flatten (through a Reshape); ``extra`` a second network input of scalar features
+    joined before the output. ``kinds`` limits the blocks, ``joins=False`` draws no second input.
+    """
+    rank = draw(st.sampled_from([1, 2]))
+    io_type = draw(st.sampled_from(["io_parallel", "io_parallel", "io_stream"]))
+    shape = draw(st.sampled_from([(12, 2), (9, 1)])) if rank == 1 else draw(st.sampled_from([(5, 6, 1), (4, 4, 2)]))
+    blocks = []
+    for _ in range(draw(st.integers(1, 3))):
+        choices = ["residual", "concat", "pool", "upsample", "pad", "conv"] if rank == 1 else ["residual", "concat", "upsample", "conv"]
+        kind = draw(st.sampled_from([k for k in choices if kinds is None or k in kinds]))
+        blocks.append({
+            "kind": kind, "filters": draw(st.integers(1, 3)), "kernel": draw(st.integers(1, 3)), "stride": draw(st.integers(1, 2)),
+            "merge": draw(st.sampled_from(MERGES)), "merge_type": _merge_types(draw), "axis": draw(st.sampled_from([-1, 1] + ([2] if rank == 2 else []))),
+            "pool": draw(st.sampled_from(["max", "average"])), "pad": (draw(st.integers(0, 2)), draw(st.integers(0, 2))),
+            "quantizer": draw(quantizer()), "activation": draw(st.sampled_from([None, "quantized_relu(6,2)", "quantized_bits(6,2,alpha=1)"])),
+        })  # fmt: skip
+    return {
+        "rank": rank,
+        "input": shape,
+        "blocks": blocks,
+        "head": draw(st.sampled_from(["global_max", "global_average", "flatten"])),
+        "extra": draw(st.sampled_from([None, 3])) if joins else None,
+        "io_type": io_type,
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+def _conv(rank, block, name, padding="valid", filters=None, stride=1):
+    bits, integer = block["quantizer"]
+    q = f"quantized_bits({bits},{integer},alpha=1)"
+    conv = qkeras.QConv1D if rank == 1 else qkeras.QConv2D
+    return conv(filters or block["filters"], block["kernel"], strides=stride, padding=padding, kernel_quantizer=q, bias_quantizer=q, name=name)
+
+
+def _block(arch, block, i, x, merge_types):
+    """One drawn block on ``x``; a merge's result type goes into ``merge_types``."""
+    rank, layers = arch["rank"], keras.layers
+    kind = block["kind"]
+    if kind == "pad":
+        return layers.ZeroPadding1D(block["pad"], name=f"pad{i}")(x)
+    if kind == "upsample":
+        return (layers.UpSampling1D(2, name=f"up{i}") if rank == 1 else layers.UpSampling2D((2, 1), name=f"up{i}"))(x)
+    width = x.shape[1]
+    if kind == "pool":
+        padding = "valid" if arch["io_type"] == "io_stream" or width < 2 else "same"
+        pool = layers.MaxPooling1D if block["pool"] == "max" else layers.AveragePooling1D
+        return pool(2, strides=block["stride"], padding=padding, name=f"pool{i}")(x)
+    stride = block["stride"] if min(x.shape[1:-1]) >= block["kernel"] + 1 and arch["io_type"] == "io_parallel" else 1
+    x = _conv(rank, block, f"conv{i}", "same" if min(x.shape[1:-1]) < block["kernel"] else "valid", stride=stride)(x)
+    if block["activation"]:
+        x = qkeras.QActivation(block["activation"], name=f"act{i}")(x)
+    if kind == "conv":
+        return x
+    channels = x.shape[-1]
+    branch = _conv(rank, block, f"branch{i}", "same", filters=channels if kind == "residual" else None)(x)
+    merge_types[f"merge{i}"] = block["merge_type"]
+    if kind == "residual":
+        return getattr(layers, block["merge"])(name=f"merge{i}")([x, branch])
+    axis = block["axis"] if block["axis"] in (-1, 1) or rank == 2 else -1
+    return layers.Concatenate(axis=axis, name=f"merge{i}")([x, branch])
+
+
+def build_graph(arch):
+    """The Keras model of a drawn graph with random weights; its conversion settings."""
+    keras.backend.clear_session()
+    layers = keras.layers
+    inp = keras.Input(arch["input"], name="hits")
+    inputs, x, merge_types = [inp], inp, {}
+    for i, block in enumerate(arch["blocks"]):
+        x = _block(arch, block, i, x, merge_types)
+    if arch["head"] == "flatten":
+        rows = int(np.prod(x.shape[1:-1]))  # hls4ml 1.3.0 does not resolve a -1 for the layer after it
+        x = layers.Flatten(name="flatten")(layers.Reshape((rows, x.shape[-1]), name="reshape")(x))
+    else:
+        rank = arch["rank"]
+        pools = {("global_max", 1): layers.GlobalMaxPooling1D, ("global_max", 2): layers.GlobalMaxPooling2D,
+                 ("global_average", 1): layers.GlobalAveragePooling1D, ("global_average", 2): layers.GlobalAveragePooling2D}  # fmt: skip
+        x = pools[(arch["head"], rank)](name="global")(x)
+    if arch["extra"]:
+        features = keras.Input((arch["extra"],), name="features")
+        inputs.append(features)
+        x = layers.Concatenate(name="join")([x, layers.Dense(3, name="features_dense")(features)])
+        merge_types["join"] = "ap_fixed<16,6>"
+    model = keras.Model(inputs if len(inputs) > 1 else inp, layers.Dense(2, name="out")(x))
+    rng = np.random.default_rng(arch["seed"])
+    model.set_weights([rng.uniform(-1, 1, w.shape).astype("f4") for w in model.get_weights()])
+    precision = {name: {"precision": {"result": t}} for name, t in merge_types.items()}
+    # io_stream pools compute in accum_t: wide enough that io_parallel's arithmetic holds
+    precision.update({layer.name: {"precision": {"accum": "ap_fixed<32,16>"}} for layer in model.layers if "pool" in type(layer).__name__.lower()})
+    return model, {"io_type": arch["io_type"], "layers": precision}
+
+
+@pytest.mark.slow
+@pytest.mark.hls4ml
+@settings(
+    max_examples=scaled(2, 50),
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+@given(arch=graphs())
+def test_random_graph_is_bit_exact(arch, tmp_path_factory, monkeypatch_session_cache):
+    """Residual and concatenated branches, 1-D layers, global pools, upsampling, two inputs:
+    emulator == C-simulation on full-range inputs of every input."""
+    directory = tmp_path_factory.mktemp("graph")
+    try:
+        model, settings_ = build_graph(arch)
+    except ValueError as err:  # Keras refuses a drawn shape (e.g. a kernel larger than the input)
+        assume(False)
+    model.save(str(directory / "model.h5"))
+    try:
+        hls_model, spec = bridge.convert(directory / "model.h5", directory / "fw", settings_, name="graph", compile=True)
+    except SpecError as err:
+        assume("the emulator cannot hold" not in str(err))
+        raise
+    x = full_range_inputs(N_EVENTS, spec, seed=arch["seed"])
+    theirs = bridge.csim_raw(hls_model, x, spec)
+    ours = Emulator.from_spec(spec).predict_raw(x)
+    bad = np.flatnonzero(np.any(ours != theirs, axis=1))
+    assert not len(bad), f"{len(bad)} of {N_EVENTS} events differ (first #{bad[0]}: emulator {ours[bad[0]]}, csim {theirs[bad[0]]}); {arch}"

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from l0emu.fixedpoint.spec import spec_inputs
 from l0emu.firmware import rtl
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast
 from l0emu import cli
@@ -87,7 +88,7 @@ def _activation(name, shape, op="relu", result=ACTIVATION):
 def _spec(layers, shape, input_type="ap_ufixed<2,1>"):
     spec = {
         "format": "l0emu-spec/2", "name": "rtl_test", "source": {"test": True},
-        "input": {"name": "x", "shape": list(shape), "type": input_type},
+        "inputs": [{"name": "x", "shape": list(shape), "type": input_type}],
         "layers": layers, "outputs": [{"name": "pt", "index": 0, "scale": 1.0, "offset": 0.0}],
     }
     return validate_spec(spec)
@@ -353,8 +354,8 @@ def _pool(op, name, shape_in, pool, strides, padding, accum=None, result="ap_fix
 
 def _full_range_inputs(spec, n, seed):
     """Uniform mantissas over the input type's whole range, plus the minimum and the maximum."""
-    t = parse_type(spec["input"]["type"])
-    shape = tuple(spec["input"]["shape"])
+    t = parse_type(spec_inputs(spec)[0]["type"])
+    shape = tuple(spec_inputs(spec)[0]["shape"])
     rng = np.random.default_rng(seed)
     m = rng.integers(t.min_mantissa, t.max_mantissa + 1, size=(n,) + shape)
     m[0], m[1] = t.min_mantissa, t.max_mantissa
@@ -533,7 +534,7 @@ def test_leaky_relu_follows_the_template(param, param_type, result):
     layer = {"name": "leaky", "op": "leaky_relu", "input_shape": [1], "output_shape": [1], "result_type": result,
              "param_type": param_type, "param": param}  # fmt: skip
     spec = {"format": "l0emu-spec/2", "name": "leaky", "source": {"test": True}, "layers": [layer],
-            "input": {"name": "x", "shape": [1], "type": str(in_type)}, "outputs": [{"name": "y", "index": 0, "scale": 1.0, "offset": 0.0}]}  # fmt: skip
+            "inputs": [{"name": "x", "shape": [1], "type": str(in_type)}], "outputs": [{"name": "y", "index": 0, "scale": 1.0, "offset": 0.0}]}  # fmt: skip
     m = _all_mantissas(in_type)
     res_t, p_t = parse_type(result), parse_type(param_type)
     expected = np.where(m > 0, quantize_cast(m, in_type.frac, res_t), quantize_cast(m * param, in_type.frac + p_t.frac, res_t))

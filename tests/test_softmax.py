@@ -16,6 +16,7 @@ import pytest
 
 pytest.importorskip("hls4ml")
 
+from l0emu.fixedpoint.spec import spec_inputs  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware.keras_env import keras, qkeras  # noqa: E402
 from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
@@ -71,10 +72,10 @@ def converted(request, tmp_path_factory):
     if head is not None:  # hls4ml keeps the dense's linear activation as its own layer before it
         layers.update({"d_linear": {"precision": {"result": softmax_in}}, "probs": head})
     hls_model, spec = bridge.convert(tmp / "model.h5", tmp / "fw", {"io_type": io_type, "layers": layers}, name="case", compile=True)
-    t = parse_type(spec["input"]["type"])
+    t = parse_type(spec_inputs(spec)[0]["type"])
     rng = np.random.default_rng(len(request.param))
-    mantissas = rng.integers(t.min_mantissa, t.max_mantissa + 1, (N_RANDOM, *spec["input"]["shape"]))
-    edges = np.stack([np.full(spec["input"]["shape"], v) for v in (0, t.min_mantissa, t.max_mantissa)])
+    mantissas = rng.integers(t.min_mantissa, t.max_mantissa + 1, (N_RANDOM, *spec_inputs(spec)[0]["shape"]))
+    edges = np.stack([np.full(spec_inputs(spec)[0]["shape"], v) for v in (0, t.min_mantissa, t.max_mantissa)])
     x = t.to_float(np.concatenate([edges, mantissas]))
     return request.param, spec, bridge.csim_raw(hls_model, x, spec), x
 

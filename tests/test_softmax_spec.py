@@ -39,7 +39,7 @@ def softmax_spec(implementation, n):
         if implementation == "stable":
             layer["norm_type"] = "ap_ufixed<3,1>"
     outputs = [{"name": f"p{i}", "index": i, "scale": 1.0, "offset": 0.0} for i in range(n)]
-    return {"format": "l0emu-spec/2", "name": "softmax", "source": {}, "input": {"name": "x", "shape": [n], "type": str(IN_T)},
+    return {"format": "l0emu-spec/2", "name": "softmax", "source": {}, "inputs": [{"name": "x", "shape": [n], "type": str(IN_T)}],
             "layers": [layer], "outputs": outputs}  # fmt: skip
 
 
@@ -117,7 +117,7 @@ def test_softmax_fields_are_checked(implementation, change, message):
         else:
             layer[key] = value
     if "input_shape" in change:
-        spec["input"]["shape"] = change["input_shape"]
+        spec["inputs"][0]["shape"] = change["input_shape"]
     with pytest.raises(SpecError, match=f"layer 'probs'.*({message})"):
         validate_spec(spec)
 

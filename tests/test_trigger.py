@@ -40,7 +40,7 @@ def counting_spec(stride=8):
         "format": "l0emu-spec/2",
         "name": "counting",
         "source": {"io_type": "io_parallel"},
-        "input": {"name": "image", "shape": [9, 16, 1], "type": "ap_ufixed<2,1>"},
+        "inputs": [{"name": "image", "shape": [9, 16, 1], "type": "ap_ufixed<2,1>"}],
         "preprocessing": {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": stride}},
         "layers": [flatten, dense],
         "outputs": [

@@ -84,13 +84,13 @@ def test_validate_full_range_covers_the_input_type(stream_project, capsys, monke
     """--full-range: uniform mantissas of the input type plus zero, min and max, still bit-exact."""
     from l0emu.fixedpoint.aptypes import parse_type
     from l0emu.cli.dispatch import main
-    from l0emu.fixedpoint.spec import read_spec
+    from l0emu.fixedpoint.spec import read_spec, spec_inputs
     from l0emu.validation.compare import full_range_inputs
 
     monkeypatch.setenv("L0EMU_CACHE_DIR", str(tmp_path / "kernels"))
     spec = read_spec(stream_project)
     x = full_range_inputs(2000, spec, seed=4)
-    t = parse_type(spec["input"]["type"])
+    t = parse_type(spec_inputs(spec)[0]["type"])
     mantissas = np.ldexp(x.astype(np.float64), t.frac)
     assert x.shape == (2000, *INPUT_SHAPE) and x.dtype == np.float32
     assert np.all(mantissas[0] == 0) and np.all(mantissas[1] == t.min_mantissa) and np.all(mantissas[2] == t.max_mantissa)

@@ -14,7 +14,7 @@ DESCRIPTION = "emulator vs hls4ml C-simulation (and QKeras), bit by bit"
 def add_arguments(parser):
     parser.add_argument("project", type=Path, help="project directory written by 'l0emu convert'")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--random", type=int, metavar="N", help="N random sparse inputs of the network's input shape (pixel values 0, 0.5, 1)")
+    source.add_argument("--random", type=int, metavar="N", help="N random sparse inputs of the network's input shape (pixel values 0, 0.5, 1; every input of a network with several)")
     source.add_argument("--events", type=Path, metavar="FILE.root", help="fragmented events from an event file")
     parser.add_argument(
         "--max-events", type=int, default=100_000,
@@ -34,7 +34,7 @@ def main(args) -> int:
     if args.random is not None and args.random < 1:  # before TensorFlow and hls4ml load
         msg = f"--random needs a positive number of events, got {args.random}"
         raise ConfigError(msg)
-    from .compare import compare, full_range_inputs, random_fragments, write_testbench
+    from .compare import compare, full_range_inputs, random_inputs, write_testbench
 
     if args.random is not None:
         from l0emu.fixedpoint.spec import read_spec
@@ -43,7 +43,7 @@ def main(args) -> int:
         if args.full_range:
             counts = full_range_inputs(args.random, spec, seed=args.seed)
         else:
-            counts = random_fragments(args.random, seed=args.seed, shape=tuple(spec["input"]["shape"]))
+            counts = random_inputs(args.random, spec, seed=args.seed)
     else:
         if args.full_range:
             msg = "--full-range draws random inputs: use it with --random N, not with --events"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from l0emu.fixedpoint.aptypes import ApType, parse_type
+from l0emu.fixedpoint.spec import spec_inputs
 from l0emu.errors import SpecError
 
 __all__ = ["QONNX_DOMAIN", "SUPPORTED_OPS", "qonnx_model", "run_qonnx", "to_qcdq"]
@@ -97,9 +98,13 @@ def qonnx_model(spec: dict):
     from onnx import TensorProto, helper
     from qonnx.core.modelwrapper import ModelWrapper
 
+    if len(spec_inputs(spec)) > 1:
+        msg = f"network {spec['name']!r}: several inputs have no QONNX export here (it writes one input 'x')"
+        raise SpecError(msg)
     graph = _Graph()
-    shape = [int(s) for s in spec["input"]["shape"]]
-    x = graph.quant("x", parse_type(spec["input"]["type"]), "input")
+    (inp,) = spec_inputs(spec)
+    shape = [int(s) for s in inp["shape"]]
+    x = graph.quant("x", parse_type(inp["type"]), "input")
     layout = "nhwc"
     for layer in spec["layers"]:
         op = layer["op"]

@@ -30,9 +30,9 @@ import numpy as np
 from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
 from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
-from l0emu.fixedpoint.spec import output_layout
+from l0emu.fixedpoint.spec import output_layout, spec_inputs
 
-__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "generate", "resource_order"]
+__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "as_2d", "generate", "resource_order"]
 
 BLOCK = 32
 UNROLL_LIMIT = 1024
@@ -313,6 +313,7 @@ class _Generator:
         self.tensors = []
         self.traced = []  # (layer name, tensor) in trace order
         self.arrays = []  # (name, values, numpy dtype): module-level constants of looped layers
+        self.inputs = []  # the network inputs' tensors, in the spec's order
 
     # -- names, buffers and kernels ---------------------------------------------------
     def _name(self, stem: str) -> str:
@@ -411,7 +412,7 @@ class _Generator:
         steps = []
         j = k + 1
         while self.fuse and j < len(layers) and layers[j]["op"] in ("relu", "linear"):
-            if _source(layers, j) != layers[j - 1]["name"] or layers[j - 1]["name"] in kept:
+            if _sources(layers, j) != [layers[j - 1]["name"]] or layers[j - 1]["name"] in kept:
                 break
             steps.append(("relu" if layers[j]["op"] == "relu" else "cast", _type(layers[j], "result_type")))
             j += 1
@@ -419,15 +420,18 @@ class _Generator:
 
     # -- the network --------------------------------------------------------------------
     def build(self):
-        """Emit every layer in spec order, each reading the tensor its source layer made;
+        """Emit every layer in spec order, each reading the tensors its source layers made;
         return the output layers' tensors as ``[(layer name, Tensor)]`` in column order."""
-        inp = self.spec["input"]
-        t_in = parse_type(inp["type"])
-        x = self._tensor(f"{inp.get('name', 'input')}_in", inp["shape"], t_in, t_in.min_mantissa, t_in.max_mantissa, "input")
+        made = {}  # tensors by name: the network inputs', then each layer's
+        for j, inp in enumerate(spec_inputs(self.spec)):
+            t_in = parse_type(inp["type"])
+            x = self._tensor(f"{inp.get('name', 'input')}_in", inp["shape"], t_in, t_in.min_mantissa, t_in.max_mantissa, "input")
+            self.inputs.append(x)
+            made.update({inp["name"]: x} if "name" in inp else {})
+            made.setdefault(_INPUT_KEY, x)
         layers = self.spec["layers"]
         heads, _ = output_layout(self.spec)
         kept = {name for name, _, _ in heads} | _read_twice(layers)
-        made = {_INPUT_KEY: x, **({inp["name"]: x} if "name" in inp else {})}  # tensors by layer name
         k = 0
         while k < len(layers):
             layer = layers[k]
@@ -438,7 +442,8 @@ class _Generator:
                 raise SpecError(msg)
             steps, nxt = self._fused_steps(layers, k, kept) if layer["op"] in _FUSING else ([], k + 1)
             group = [layers[j]["name"] for j in range(k, nxt)]
-            x = made[_source(layers, k)]
+            sources = [made[name] for name in _sources(layers, k)]
+            x = sources[0] if len(sources) == 1 else sources
             try:
                 y = emit(self, layer, x, [("cast", _type(layer, "result_type")), *steps], where, group)
             except SpecError as err:
@@ -943,6 +948,115 @@ class _Generator:
         return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, Expr(src.integer, True, frac), lo, hi, steps, layer["output_shape"], where, "i64")
 
 
+    # -- 1-D layers and global pools: hls4ml's 1-D kernels are its 2-D ones on one row ----
+    def _one_row(self, layer, x, steps, where, group):
+        """conv1d, max/avg_pool1d, zero_pad1d and the global pools through their 2-D emitters:
+        hls4ml's 1-D templates (conv_1d_latency_cl, pooling1d_cl, zeropad1d_cl,
+        global_pooling1d_cl / 2d_cl) compute what the 2-D ones compute on a [1, w, c] image
+        (same products, accumulation order and casts; a global pool is one window over all)."""
+        flat = as_2d(layer)
+        view = Tensor(x.name, tuple(flat["input_shape"]), x.type, x.lo, x.hi)
+        y = _OP_EMITTERS[flat["op"]](self, flat, view, steps, where, group)
+        return Tensor(y.name, tuple(layer["output_shape"]), y.type, y.lo, y.hi)
+
+    def _reshape(self, layer, x, steps, where, group):
+        """reshape: hls4ml keeps the row-major order, so the buffer is reused as it is; io_stream's
+        Repack copies it into the result type (a cast where the types differ)."""
+        res_t = steps[0][1]
+        if res_t == x.type:
+            return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
+        return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", x.name, x.type.frac, x.lo, x.hi, [("cast", res_t)], layer["output_shape"], where, x.dtype)
+
+    def _gather(self, layer, x, index, res_t, where):
+        """A tensor whose element ``o`` is ``x[index[o]]`` cast into ``res_t`` (a copy where the types agree)."""
+        g = self._tensor(f"{layer['name']}_gathered", layer["output_shape"], x.type, x.lo, x.hi, where)
+        table = self._array(f"{layer['name']}_index", index, "i64")
+        with self._kernel(f"{layer['name']}: {layer['op']}", [x.name, g.name], [f"for o in range({g.size}):"]) as em:
+            em.append(f"base = {table}[o] * BLOCK")
+            with em.block("for e in range(BLOCK):"):
+                em.append(f"{g.name}[o * BLOCK + e] = {x.name}[base + e]")
+        if res_t == x.type:
+            return g
+        return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", g.name, g.type.frac, g.lo, g.hi, [("cast", res_t)], layer["output_shape"], where, g.dtype)
+
+    def _upsample(self, layer, x, steps, where, group):
+        """nnet::resize_nearest (nnet_image.h): output pixel (i, j) reads input row
+        ``(i * y_ratio) >> 16`` and column ``(j * x_ratio) >> 16``, ratio = (in << 16) / out + 1
+        in int; the resized array has the input's type (any result type is a cast of it)."""
+        shape = x.shape if len(x.shape) == 3 else (1, *x.shape)
+        out = tuple(layer["output_shape"]) if len(x.shape) == 3 else (1, *layer["output_shape"])
+        (h, w, c), (oh, ow, _) = shape, out
+        y_ratio, x_ratio = (h << 16) // oh + 1, (w << 16) // ow + 1
+        if max((oh - 1) * y_ratio, (ow - 1) * x_ratio) >= 1 << 31:
+            msg = f"{where}: an upsampled size of {oh}x{ow} overflows hls4ml's int index arithmetic"
+            raise SpecError(msg)
+        index = [(((i * y_ratio) >> 16) * w + ((j * x_ratio) >> 16)) * c + k for i in range(oh) for j in range(ow) for k in range(c)]
+        return self._gather(layer, x, index, steps[0][1], where)
+
+    def _concatenate(self, layer, xs, steps, where, group):
+        """nnet::concatenate{1,2,3}d: each input's elements cast into the result type, placed
+        side by side along ``axis``."""
+        res_t, axis = steps[0][1], int(layer["axis"])
+        out_shape = tuple(layer["output_shape"])
+        positions = np.arange(int(np.prod(out_shape))).reshape(out_shape)
+        parts = np.split(positions, [xs[0].shape[axis]], axis=axis)
+        casts = []
+        for j, x in enumerate(xs):
+            if x.type == res_t:
+                casts.append(x)
+                continue
+            stem = f"{layer['name']}_in{j}"
+            casts.append(self._cast_kernel(f"{layer['name']}: cast input {j}", stem, x.name, x.type.frac, x.lo, x.hi, [("cast", res_t)], x.shape, where, x.dtype))
+        y = self._tensor(f"{layer['name']}_out", out_shape, res_t, min(t.lo for t in casts), max(t.hi for t in casts), where)
+        for j, (t, part) in enumerate(zip(casts, parts)):
+            table = self._array(f"{layer['name']}_place{j}", part.reshape(-1).tolist(), "i64")
+            with self._kernel(f"{layer['name']}: concatenate input {j}", [t.name, y.name], [f"for i in range({t.size}):"]) as em:
+                em.append(f"base = {table}[i] * BLOCK")
+                with em.block("for e in range(BLOCK):"):
+                    em.append(f"{y.name}[base + e] = {t.name}[i * BLOCK + e]")
+        return y
+
+    def _merge(self, layer, xs, steps, where, group):
+        """nnet_merge.h's elementwise merges: the exact ap_fixed sum, difference or product of
+        the two inputs (average: the sum times ap_ufixed<1,0>(0.5), exact), or the larger /
+        smaller one (cast(a > b ? a : b) is cast(max(a, b))), then the cast into the result type."""
+        a, b = xs
+        op = layer["op"]
+        if op == "multiply":
+            frac = a.type.frac + b.type.frac
+            ends = [p * q for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
+            sa = sb = 0
+        else:
+            common = max(a.type.frac, b.type.frac)
+            sa, sb = common - a.type.frac, common - b.type.frac
+            frac = common + (1 if op == "average" else 0)  # the sum's mantissa, read one bit finer: halved
+            sign = -1 if op == "subtract" else 1
+            ends = [(p << sa) + sign * (q << sb) for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
+            if op in ("maximum", "minimum"):
+                ends = [v << s for t, s in ((a, sa), (b, sb)) for v in (t.lo, t.hi)]
+        lo, hi = min(ends), max(ends)
+        bound = max(abs(lo), abs(hi), *(abs(v) << s for t, s in ((a, sa), (b, sb)) for v in (t.lo, t.hi)))
+        dt = "i64" if bound > _EXACT_LIMIT["f64"] else _dtype_for(-bound, bound, where)
+        if dt == "i64" and bound >= 1 << 62:
+            msg = f"{where}: {op} of {a.type} and {b.type} exceeds the emulator's int64 arithmetic"
+            raise SpecError(msg)
+        acc = self._buffer(f"{layer['name']}_acc", a.size, dt)
+        title = " + ".join(group)
+
+        def operand(t, shift):
+            v = f"{t.name}[j]" if dt != "i64" else f"np.int64({t.name}[j])"
+            if not shift:
+                return v
+            return f"{v} * {_const(dt, 1 << shift)}" if dt != "i64" else f"({v} << {shift})"
+
+        p, q = operand(a, sa), operand(b, sb)
+        value = {"add": f"{p} + {q}", "subtract": f"{p} - {q}", "average": f"{p} + {q}", "multiply": f"{p} * {q}",
+                 "maximum": f"{p} if {p} > {q} else {q}", "minimum": f"{p} if {p} < {q} else {q}"}[op]  # fmt: skip
+        args = list(dict.fromkeys([a.name, b.name, acc]))  # a tensor merged with itself is one argument
+        with self._kernel(f"{title}: {op}", args, [f"for j in range({a.size} * BLOCK):"]) as em:
+            em.append(f"{acc}[j] = {value}")
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, dt)
+
 _INPUT_KEY = object()  # the network input among the layer names: a layer without "inputs" reads it first
 # input range R that a table activation's index spans: x * table_size / R (nnet_activation.h)
 _TABLE_SPAN = {"sigmoid": 16, "tanh": 8}
@@ -968,9 +1082,22 @@ _OP_EMITTERS = {
     "scale": _Generator._scale,
     "flatten": _Generator._flatten,
     "zero_pad2d": _Generator._zero_pad,
+    "conv1d": _Generator._one_row,
+    "max_pool1d": _Generator._one_row,
+    "avg_pool1d": _Generator._one_row,
+    "zero_pad1d": _Generator._one_row,
+    "global_max_pool1d": _Generator._one_row,
+    "global_avg_pool1d": _Generator._one_row,
+    "global_max_pool2d": _Generator._one_row,
+    "global_avg_pool2d": _Generator._one_row,
+    "reshape": _Generator._reshape,
+    "upsample1d": _Generator._upsample,
+    "upsample2d": _Generator._upsample,
+    "concatenate": _Generator._concatenate,
+    **{op: _Generator._merge for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
 }
 # ops whose following relu/linear layers fold into their result casts
-_FUSING = ("conv2d", "dense", "scale")
+_FUSING = ("conv2d", "dense", "scale", "conv1d", "add", "subtract", "multiply", "average", "maximum", "minimum")
 # names the generated module defines or imports: buffers must not shadow them
 _RESERVED = {"np", "njit", "f32", "f64", "cast", "cast_mantissa", "BLOCK", "network", "x", "table", "out", "lookup", "trace",
              "n", "start", "m", "e", "i", "j", "o", "r", "q", "s", "p", "c", "v", "y", "a", "d", "k", "w", "base", "count", "oh", "ow", "ch",
@@ -1031,19 +1158,39 @@ def _shift_is_exact(x: Tensor, half: int, e: int) -> bool:
     r_max = (1 << (2 * half - 1)) - 1
     return -r_max <= x.lo << up and x.hi << up <= r_max
 
-def _source(layers, k):
-    """The name of the tensor ``layers[k]`` reads: its ``inputs`` entry, else the previous
-    layer's (the network input, under ``_INPUT_KEY``, for the first layer)."""
+def as_2d(layer) -> dict:
+    """The 2-D layer hls4ml's 1-D kernel (or global pool) computes: one row, the whole input as
+    a global pool's window."""
+    op, shape = layer["op"], layer["input_shape"]
+    row = [1, *shape] if len(shape) == 2 else list(shape)
+    out = [1, *layer["output_shape"]] if op in ("conv1d", "max_pool1d", "avg_pool1d", "zero_pad1d") else [1, 1, shape[-1]]
+    flat = {**layer, "input_shape": row, "output_shape": out}
+    if op.startswith("global_"):
+        kind = "max_pool2d" if "max" in op else "avg_pool2d"
+        return {**flat, "op": kind, "pool": row[:2], "strides": row[:2], "pad": [0, 0, 0, 0]}
+    pad = [0, 0, *layer["pad"]]
+    if op == "zero_pad1d":
+        return {**flat, "op": "zero_pad2d", "pad": pad}
+    flat.update(strides=[1, *layer["strides"]], pad=pad)
+    if op == "conv1d":
+        return {**flat, "op": "conv2d", "kernel": [1, *layer["kernel"]], "weights_shape": [1, *layer["weights_shape"]]}
+    return {**flat, "op": op.replace("1d", "2d"), "pool": [1, *layer["pool"]]}
+
+
+def _sources(layers, k) -> list:
+    """The names of the tensors ``layers[k]`` reads: its ``inputs``, else the previous layer's
+    (the first network input, under ``_INPUT_KEY``, for the first layer)."""
     if "inputs" in layers[k]:
-        return layers[k]["inputs"][0]
-    return layers[k - 1]["name"] if k else _INPUT_KEY
+        return list(layers[k]["inputs"])
+    return [layers[k - 1]["name"] if k else _INPUT_KEY]
 
 
 def _read_twice(layers) -> set:
     """Names of tensors more than one layer reads (their values must outlive the first reader)."""
     counts = {}
     for k in range(len(layers)):
-        counts[_source(layers, k)] = counts.get(_source(layers, k), 0) + 1
+        for name in _sources(layers, k):
+            counts[name] = counts.get(name, 0) + 1
     return {name for name, count in counts.items() if count > 1}
 
 
@@ -1174,7 +1321,8 @@ def generate(spec: dict, *, fuse: bool = True, block: int = BLOCK):
     """
     gen = _Generator(spec, fuse)
     heads = gen.build()
-    x0 = gen.tensors[0]
+    n_in = sum(t.size for t in gen.inputs)
+    side_by_side = " (the inputs side by side)" if len(gen.inputs) > 1 else ""  # one input: the kernel of before, byte for byte
     lines = [
         f'"""Emulator kernels of network {spec["name"]!r}, generated by l0emu.fixedpoint._codegen from its spec."""',
         "",
@@ -1201,17 +1349,23 @@ def generate(spec: dict, *, fuse: bool = True, block: int = BLOCK):
         "",
         "@njit(cache=True, nogil=True)",
         "def network(x, table, out, lookup, trace):",
-        f'    """x: (n, {x0.size}) input mantissas, or uint8 codes whose mantissas are table[code]."""',
+        f'    """x: (n, {n_in}) input mantissas{side_by_side}, or uint8 codes whose mantissas are table[code]."""',
         "    n = x.shape[0]",
     ]
     lines += [f"    {name} = np.zeros({size} * BLOCK, np.{dtype})" for name, size, dtype in gen.buffers]
     lines += [
         "    for start in range(0, n, BLOCK):",
         "        m = min(BLOCK, n - start)",
-        "        for e in range(m):",
-        f"            for i in range({x0.size}):",
-        f"                {x0.name}[i * BLOCK + e] = table[x[start + e, i]] if lookup else x[start + e, i]",
     ]
+    first = 0
+    for t in gen.inputs:
+        column = f"{first} + i" if first else "i"
+        lines += [
+            "        for e in range(m):",
+            f"            for i in range({t.size}):",
+            f"                {t.name}[i * BLOCK + e] = table[x[start + e, {column}]] if lookup else x[start + e, {column}]",
+        ]
+        first += t.size
     lines += ["        " + call for call in gen.calls]
     column = 0
     for _, y in heads:

@@ -26,9 +26,9 @@ from l0emu.fixedpoint.aptypes import ApType, parse_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, SpecError, did_you_mean
 from l0emu.fixedpoint.casts import float_to_mantissa
-from l0emu.fixedpoint.spec import output_layout, read_spec, validate_spec
+from l0emu.fixedpoint.spec import output_layout, read_spec, spec_inputs, validate_spec
 
-__all__ = ["Emulator", "cache_dir"]
+__all__ = ["Emulator", "cache_dir", "check_stream_pools"]
 
 _N_CODES = 256  # uint8 lit-pixel counts index a table of input mantissas
 
@@ -89,14 +89,61 @@ def _check_stream_convolutions(spec):
             raise SpecError(msg)
 
 
+_STREAM_POOLS = ("max_pool1d", "avg_pool1d", "global_max_pool1d", "global_avg_pool1d", "global_max_pool2d", "global_avg_pool2d")
+
+
+def check_stream_pools(spec):
+    """Refuse the io_stream pools whose arithmetic differs from io_parallel's, which the
+    emulator computes (hls4ml 1.3.0, nnet_pooling_stream.h).
+
+    io_stream pools cast every input into accum_t first, then add (a tree for a window, one
+    by one for a global pool) casting each sum into accum_t, or take the maximum of the casts
+    (a global max starting from accum_t's most negative value); io_parallel adds the inputs
+    themselves in order. Both give the same bits when every input converts into accum_t
+    exactly and no sum of the window's inputs leaves accum_t's range, which is checked here.
+    io_stream pooling with padding aborts hls4ml's C-simulation (an assertion).
+    """
+    if spec.get("source", {}).get("io_type") != "io_stream":
+        return
+    types = {inp.get("name"): parse_type(inp["type"]) for inp in spec_inputs(spec)}
+    previous = spec_inputs(spec)[0].get("name")
+    for layer in spec["layers"]:
+        source = layer.get("inputs", [previous])[0]
+        previous = layer["name"]
+        x_t = types[source]
+        types[layer["name"]] = parse_type(layer["result_type"])
+        if layer["op"] not in _STREAM_POOLS:
+            continue
+        where = f"layer {layer['name']!r}: an io_stream {layer['op']}"
+        if any(layer.get("pad", ())):
+            msg = f"{where} with padding {layer['pad']} is not supported (hls4ml's io_stream pooling asserts there is none); use padding 'valid' or io_parallel"
+            raise SpecError(msg)
+        acc_t = parse_type(layer["accum_type"]) if "accum_type" in layer else x_t
+        shape = layer["input_shape"]
+        count = math.prod(layer["pool"]) if "pool" in layer else math.prod(shape[:-1])
+        n = count if "avg" in layer["op"] else 1
+        low, high = n * min(x_t.min_mantissa, 0), n * max(x_t.max_mantissa, 0)
+        shift = acc_t.frac - x_t.frac
+        if shift < 0 or (low << shift) < acc_t.min_mantissa or (high << shift) > acc_t.max_mantissa or acc_t.sat_bits:
+            what = f"the sum of {n} inputs of {x_t}" if n > 1 else f"its input type {x_t}"
+            msg = (
+                f"{where} with accum_t {acc_t} is not supported: {what} does not fit accum_t exactly, where hls4ml's "
+                "io_stream pooling computes in accum_t (not as io_parallel does); widen accum_t or use io_parallel"
+            )
+            raise SpecError(msg)
+
+
 class Emulator:
     """A compiled, bit-exact emulator of one network spec."""
 
     def __init__(self, spec: dict):
         self.spec = validate_spec(spec)
         _check_stream_convolutions(spec)
-        self.input_type: ApType = parse_type(spec["input"]["type"])
-        self.input_shape = tuple(int(s) for s in spec["input"]["shape"])
+        check_stream_pools(spec)
+        self.input_types: tuple = tuple(parse_type(inp["type"]) for inp in spec_inputs(spec))
+        self.input_shapes: tuple = tuple(tuple(int(s) for s in inp["shape"]) for inp in spec_inputs(spec))
+        self.input_type: ApType = self.input_types[0]  # the (first) input's, which the trigger's images feed
+        self.input_shape = self.input_shapes[0]
         self.source, heads, _ = generate(spec, fuse=True)
         # raw output columns: the heads' tensors side by side (l0emu.fixedpoint.spec.output_layout)
         self.output_types: tuple = tuple(tensor.type for _, tensor in heads for _ in range(tensor.size))
@@ -123,21 +170,34 @@ class Emulator:
 
     # -- inputs ---------------------------------------------------------------------------
     def _inputs(self, x):
-        """(codes or mantissas as a (n, n_in) array, lookup table, whether to look up)."""
-        x = np.asarray(x)
-        n_in = int(np.prod(self.input_shape))
-        if x.ndim < 1 or int(np.prod(x.shape[1:])) != n_in:
-            msg = f"emulator input has shape {x.shape}; the network {self.spec['name']!r} takes (n, {self.input_shape})"
+        """(codes or mantissas as a (n, n_in) array, the inputs side by side; lookup table;
+        whether to look up). ``x``: one array, or a list or tuple of one per network input."""
+        arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+        if len(arrays) != len(self.input_shapes):
+            msg = f"the network {self.spec['name']!r} takes {len(self.input_shapes)} input arrays {list(self.input_shapes)}, got {len(arrays)}"
             raise ConfigError(msg)
-        flat = x.reshape(len(x), n_in)
-        if x.dtype == np.uint8:
-            return np.ascontiguousarray(flat), self._table, True
-        if x.dtype.kind != "f":
-            msg = f"emulator input must be uint8 lit-pixel counts or floats, got dtype {x.dtype}"
+        flats = [self._flat(np.asarray(a), shape, j) for j, (a, shape) in enumerate(zip(arrays, self.input_shapes))]
+        if len({len(f) for f in flats}) != 1:
+            msg = f"the network {self.spec['name']!r} got input arrays of different event counts {[len(f) for f in flats]}"
             raise ConfigError(msg)
+        if all(f.dtype == np.uint8 for f in flats) and len(flats) == 1:
+            return np.ascontiguousarray(flats[0]), self._table, True
+        for f in flats:
+            if f.dtype.kind != "f":
+                kinds = "uint8 lit-pixel counts (one-input networks) or floats" if len(flats) == 1 else "floats (uint8 lit-pixel counts feed one-input networks only)"
+                msg = f"emulator input must be {kinds}, got dtype {f.dtype}"
+                raise ConfigError(msg)
         # nnet::convert_data<float, input_t>: the float32 value, through double, into input_t
-        values = flat.astype(np.float32).astype(np.float64)
-        return float_to_mantissa(values, self.input_type), self._float_table, False
+        parts = [float_to_mantissa(f.astype(np.float32).astype(np.float64), t) for f, t in zip(flats, self.input_types)]
+        return (parts[0] if len(parts) == 1 else np.ascontiguousarray(np.concatenate(parts, axis=1))), self._float_table, False
+
+    def _flat(self, x, shape, j):
+        n_in = int(np.prod(shape))
+        if x.ndim < 1 or int(np.prod(x.shape[1:])) != n_in:
+            which = "" if len(self.input_shapes) == 1 else f" {spec_inputs(self.spec)[j].get('name', j)!r}"
+            msg = f"emulator input{which} has shape {x.shape}; the network {self.spec['name']!r} takes (n, {shape})"
+            raise ConfigError(msg)
+        return x.reshape(len(x), n_in)
 
     def _run(self, kernel, x, trace, key):
         data, table, lookup = self._inputs(x)
@@ -183,7 +243,8 @@ class Emulator:
 
         ``x`` is either uint8 lit-pixel counts shaped like the input (pixel value count/2, as
         :func:`l0emu.trigger.images.fragment_hits` returns them) or float values cast into the input
-        type as hls4ml's ``convert_data<float, input_t>`` does.
+        type as hls4ml's ``convert_data<float, input_t>`` does. A network with several inputs
+        takes a list (or tuple) of float arrays, one per spec input in the spec's order.
         """
         return self._run(self._kernel, x, lambda n: (), "network")
 

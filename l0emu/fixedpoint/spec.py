@@ -10,7 +10,7 @@ Format ``l0emu-spec/2``::
       "format": "l0emu-spec/2",
       "name": "student_q4",
       "source": {"model_sha256": ..., "hls4ml_version": ..., "io_type": "io_parallel", ...},
-      "input": {"name": "input_1", "shape": [9, 16, 1], "type": "ap_fixed<16,6,AP_TRN,AP_WRAP,0>"},
+      "inputs": [{"name": "input_1", "shape": [9, 16, 1], "type": "ap_fixed<16,6,AP_TRN,AP_WRAP,0>"}],
       "preprocessing": {"image": [9, 384], "fragment": {"window": 32, "pool": 2, "stride": 8}},
       "layers": [ {"name": ..., "op": ..., ...}, ... ],
       "outputs": [
@@ -18,6 +18,10 @@ Format ``l0emu-spec/2``::
         {"name": "eta", "index": 1, "scale": 32.0, "offset": 0.0, "unit": "strip", "frame": "window"}
       ]
     }
+
+``inputs`` lists every network input (name, shape, type) in the model's order; the
+emulator takes one array per input. Format ``l0emu-spec/1`` (still read) has one object
+``"input"`` instead, whose ``name`` may be absent; :func:`spec_inputs` gives the list for both.
 
 Every layer has ``name``, ``op``, ``input_shape`` and ``output_shape`` (channels last, as
 Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
@@ -64,6 +68,24 @@ Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
   mantissa of ``slope_type`` / ``shift_type``), clipped to [0, 1]; hard_tanh then ``2 s - 1``;
   cast into ``result_type``.
 
+- ``conv1d``: as ``conv2d`` over a ``[width, channels]`` input, with ``kernel`` [kw],
+  ``strides`` [sw], ``pad`` [left, right] and ``weights_shape`` [kw, c_in, c_out]; hls4ml's
+  1-D kernel computes what its 2-D one does on one row (same products, order and casts).
+- ``max_pool1d``, ``avg_pool1d``: as the 2-D pools over ``[width, channels]``, ``pool`` [pw],
+  ``strides`` [sw], ``pad`` [left, right]. ``zero_pad1d``: ``pad`` [left, right].
+- ``global_max_pool1d``, ``global_avg_pool1d``, ``global_max_pool2d``, ``global_avg_pool2d``:
+  one value per channel (output ``[channels]``), the pool over the whole input (hls4ml's
+  global_pooling{1,2}d_cl: a max pool's accum_t optional as above, an average's required).
+- ``reshape``: the row-major order kept, ``output_shape`` any shape of as many values; a
+  result type other than the input's is a cast (io_stream's Repack).
+- ``upsample1d``, ``upsample2d``: nearest-neighbour upsampling by the integer factors ``size``
+  ([fw] or [fh, fw]), as nnet::resize_nearest indexes.
+- merges, reading the two tensors ``inputs`` names (of one shape; ``input_shape`` is the
+  first's): ``add``, ``subtract``, ``multiply`` (the exact ap_fixed result), ``average``
+  (the exact sum halved), ``maximum``, ``minimum``, each cast into ``result_type``;
+  ``concatenate`` (inputs of rank 1 to 3 agreeing off ``axis``; ``axis`` counts the
+  dimensions of one event from 0), each element cast into ``result_type``.
+
 Optional fields the bridge adds: conv2d/dense ``strategy`` and ``reuse_factor``; ``scale``
 ``product`` ("mult", or "weight_exponential" for QKeras ``alpha='auto_po2'``, whose
 ``{sign, exponent}`` scales hls4ml applies as shifts in
@@ -77,9 +99,10 @@ mantissa is an integer inside its type, each layer's input shape is the previous
 output shape, enumerations and field names are closed sets, and ``preprocessing`` must
 match the trigger's fragmentation. A new op plugs in with one :data:`OPS` entry.
 
-Several output layers (heads): a layer may name the one tensor it reads, ``"inputs":
-["trunk_relu"]`` (the network input's ``name`` or an earlier layer; without it, the layer
-before it, or the input for the first layer), and an output may name the layer it reads,
+Branches and several output layers (heads): a layer may name the tensor it reads, ``"inputs":
+["trunk_relu"]`` (a network input's ``name`` or an earlier layer; without it, the layer
+before it, or the first input for the first layer; a merge names both of its tensors, so
+the layers form a DAG in spec order), and an output may name the layer it reads,
 ``"layer": "charge"`` (without it, the last layer), its ``index`` counting within that
 layer. :func:`output_layout` gives the emulator's raw columns: the named layers' tensors side
 by side, in the order ``outputs`` first names them.
@@ -117,12 +140,14 @@ from l0emu.trigger.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS
 from l0emu.trigger.images import POOL, WINDOW_STRIPS
 from l0emu.trigger.sector import MAX_CANDIDATES
 
-__all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "OLD_FORMATS", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "STRATEGIES", "dot_sizes", "output_layout", "preprocessing_layers", "read_spec", "valid_reuse_factor", "write_spec", "validate_spec"]
+__all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "FORMATS", "MERGE_OPS", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "STRATEGIES", "dot_sizes",
+           "output_layout", "preprocessing_layers", "read_spec", "spec_inputs", "valid_reuse_factor", "write_spec", "validate_spec"]
 
 FORMAT = "l0emu-spec/2"
-# /1 wrote an ap_int<W> as ap_fixed<W,W,AP_TRN_ZERO,AP_WRAP,0>; /2 writes ap_int<W> / ap_uint<W>,
-# which convert from fixed-point values by their own rule (aptypes.cast_target)
-OLD_FORMATS = ("l0emu-spec/1",)
+# Formats this l0emu reads. /1 has one "input" object instead of "inputs", and wrote an
+# ap_int<W> as ap_fixed<W,W,AP_TRN_ZERO,AP_WRAP,0>; /2 writes ap_int<W> / ap_uint<W>, which
+# convert from fixed-point values by their own rule (aptypes.cast_target)
+FORMATS = ("l0emu-spec/1", FORMAT)
 
 PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary", "weight_exponential")
 SCALE_PRODUCTS = ("mult", "weight_exponential")
@@ -410,6 +435,93 @@ def _check_hard_activation(layer, where):
             (where / field).fail(f"expected one integer mantissa of {field}_type {kind}, got {_describe(value)}")
 
 
+def _spatial1d(layer, window_field, where) -> tuple:
+    """(in_w, c) of a 1-D layer (``input_shape`` [width, channels]), its window and output width, checked."""
+    shape = layer["input_shape"]
+    if len(shape) != 2:
+        (where / "input_shape").fail(f"a {layer['op']} takes [width, channels], got {shape}")
+    (window,) = _ints(layer[window_field], where / window_field, 1, low=1)
+    (stride,) = _ints(layer["strides"], where / "strides", 1, low=1)
+    pad = _ints(layer["pad"], where / "pad", 2, low=0)
+    if "padding" in layer:
+        _choice(layer["padding"], PADDINGS, where / "padding")
+    w = shape[0] + pad[0] + pad[1]
+    if window > w:
+        (where / window_field).fail(f"[{window}] is larger than the padded input width {w}")
+    return shape, (w - window) // stride + 1
+
+
+def _check_conv1d(layer, where):
+    shape, out = _spatial1d(layer, "kernel", where)
+    filters = _int(layer["filters"], where / "filters", 1)
+    _expect_shape(layer, "weights_shape", [layer["kernel"][0], shape[1], filters], where, "kernel x input channels x filters")
+    _expect_shape(layer, "output_shape", [out, filters], where, "input_shape, kernel, strides and pad")
+    _weights(layer, where, filters)
+
+
+def _check_pool1d(layer, where):
+    shape, out = _spatial1d(layer, "pool", where)
+    _expect_shape(layer, "output_shape", [out, shape[1]], where, "input_shape, pool, strides and pad")
+    if "accum_type" in layer:
+        _type(layer, "accum_type", where)
+
+
+def _check_zero_pad1d(layer, where):
+    shape = layer["input_shape"]
+    if len(shape) != 2:
+        (where / "input_shape").fail(f"zero_pad1d takes [width, channels], got {shape}")
+    pad = _ints(layer["pad"], where / "pad", 2, low=0)
+    _expect_shape(layer, "output_shape", [shape[0] + pad[0] + pad[1], shape[1]], where, "input_shape and pad")
+
+
+def _check_global_pool(layer, where):
+    """global_{max,avg}_pool{1,2}d: one value per channel (the last axis) of a [width, channels]
+    (1d) or [height, width, channels] (2d) input."""
+    rank = 2 if layer["op"].endswith("1d") else 3
+    shape = layer["input_shape"]
+    if len(shape) != rank:
+        (where / "input_shape").fail(f"a {layer['op']} takes a rank-{rank} input (channels last), got {shape}")
+    _expect_shape(layer, "output_shape", [shape[-1]], where, "the input's channels")
+    if "accum_type" in layer:
+        _type(layer, "accum_type", where)
+
+
+def _check_reshape(layer, where):
+    n = math.prod(layer["input_shape"])
+    if math.prod(layer["output_shape"]) != n:
+        (where / "output_shape").fail(f"{layer['output_shape']} does not hold the {n} values of input_shape {layer['input_shape']}")
+
+
+def _check_upsample(layer, where):
+    """upsample1d / upsample2d: nearest-neighbour upsampling by integer ``size`` factors."""
+    rank = 2 if layer["op"] == "upsample1d" else 3
+    shape = layer["input_shape"]
+    if len(shape) != rank:
+        (where / "input_shape").fail(f"an {layer['op']} takes a rank-{rank} input (channels last), got {shape}")
+    size = _ints(layer["size"], where / "size", rank - 1, low=1)
+    _expect_shape(layer, "output_shape", [*(n * f for n, f in zip(shape, size)), shape[-1]], where, "input_shape times size")
+
+
+def _check_merge(layer, where, shapes):
+    """add, subtract, multiply, average, maximum, minimum: two tensors of one shape, elementwise."""
+    if shapes[1] != shapes[0]:
+        (where / "inputs").fail(f"{layer['op']} joins tensors of one shape, got {shapes[0]} and {shapes[1]}")
+    _check_elementwise(layer, where)
+
+
+def _check_concatenate(layer, where, shapes):
+    """concatenate: ``axis`` counts the dimensions of one event (0 = the first, channels last)."""
+    rank = len(shapes[0])
+    if rank > 3:
+        (where / "input_shape").fail(f"concatenate joins tensors of rank 1 to 3 (as hls4ml does), got {shapes[0]}")
+    axis = _int(layer["axis"], where / "axis", 0, rank - 1)
+    other = [n for i, n in enumerate(shapes[1]) if i != axis]
+    if len(shapes[1]) != rank or other != [n for i, n in enumerate(shapes[0]) if i != axis]:
+        (where / "inputs").fail(f"cannot concatenate {shapes[0]} and {shapes[1]} along axis {axis}")
+    expected = [n + shapes[1][i] if i == axis else n for i, n in enumerate(shapes[0])]
+    _expect_shape(layer, "output_shape", expected, where, f"joining the inputs along axis {axis}")
+
+
 SOFTMAX_IMPLEMENTATIONS = ("stable", "latency", "argmax")  # hls4ml's "legacy" is refused at convert
 _SOFTMAX_TABLES = ("exp_table_size", "inv_table_size", "exp_table_type", "inv_table_type", "exp_table", "inv_table", "accum_type")
 # fields each softmax implementation reads (argmax reads none: it only compares its inputs)
@@ -453,6 +565,8 @@ class OpRule:
     required: tuple
     optional: tuple
     check: object
+    arity: int = 1  # tensors the op reads; a merge (arity 2) names both in "inputs", and its
+    # check also receives their shapes: ``check(layer, where, shapes)``
 
 
 _WEIGHTED = ("weight_type", "bias_type", "accum_type", "weights", "weights_shape", "biases", "product")
@@ -478,17 +592,39 @@ OPS = {
     "bn_ternary_tanh": OpRule(("threshold_type", "threshold_hi", "threshold_lo"), (), _check_thresholds),
     "hard_sigmoid": OpRule(("slope_type", "slope", "shift_type", "shift"), (), _check_hard_activation),
     "hard_tanh": OpRule(("slope_type", "slope", "shift_type", "shift"), (), _check_hard_activation),
+    "conv1d": OpRule(("kernel", *_WINDOW, "filters", *_WEIGHTED), _KNOBS, _check_conv1d),
+    "max_pool1d": OpRule(("pool", *_WINDOW), ("accum_type",), _check_pool1d),
+    "avg_pool1d": OpRule(("pool", *_WINDOW, "accum_type"), (), _check_pool1d),
+    "zero_pad1d": OpRule(("pad",), (), _check_zero_pad1d),
+    "global_max_pool1d": OpRule((), ("accum_type",), _check_global_pool),
+    "global_avg_pool1d": OpRule(("accum_type",), (), _check_global_pool),
+    "global_max_pool2d": OpRule((), ("accum_type",), _check_global_pool),
+    "global_avg_pool2d": OpRule(("accum_type",), (), _check_global_pool),
+    "reshape": OpRule((), (), _check_reshape),
+    "upsample1d": OpRule(("size",), (), _check_upsample),
+    "upsample2d": OpRule(("size",), (), _check_upsample),
+    **{op: OpRule((), (), _check_merge, arity=2) for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
+    "concatenate": OpRule(("axis",), (), _check_concatenate, arity=2),
 }
+MERGE_OPS = tuple(op for op, rule in OPS.items() if rule.arity == 2)
 
 _LAYER_BASE = ("name", "op", "input_shape", "output_shape", "result_type")
-_INPUT = object()  # the key of the network input's shape, apart from every layer name
-_TOP = ("format", "name", "source", "input", "layers", "outputs")
+_INPUT = object()  # the key of a format-1 spec's unnamed input, apart from every layer name
+_TOP = {"l0emu-spec/1": ("format", "name", "source", "input", "layers", "outputs"),
+        FORMAT: ("format", "name", "source", "inputs", "layers", "outputs")}  # fmt: skip
 _TOP_OPTIONAL = ("preprocessing",)
 CANDIDATE_OUTPUTS = ("pt", "charge", "presence")  # what the sector logic reads (module docstring)
 
 
-def _check_layer(layer, i, previous_shape, where: _Where, shapes: dict, input_name) -> list:
-    """Check ``layers[i]``; record its output shape in ``shapes`` (by layer name) and return it."""
+def spec_inputs(spec: dict) -> list:
+    """The network inputs of a validated spec, in order: ``{"name", "shape", "type"}`` each
+    (a format-1 spec's one ``input``, whose ``name`` may be absent)."""
+    return spec["inputs"] if "inputs" in spec else [spec["input"]]
+
+
+def _check_layer(layer, i, previous, where: _Where, shapes: dict, layer_names: set) -> None:
+    """Check ``layers[i]`` (``previous``: the tensor a layer without ``inputs`` reads); record
+    its output shape in ``shapes`` (tensor name -> shape)."""
     at = where / "layers" / i
     _object(layer, at)
     for key in ("name", "op"):
@@ -496,50 +632,68 @@ def _check_layer(layer, i, previous_shape, where: _Where, shapes: dict, input_na
             at.fail(f"missing field {key!r}{did_you_mean(key, layer.keys())}")
     name = _str(layer["name"], at / "name")
     if name in shapes:
-        (at / "name").fail(f"layer name {name!r} is used twice")
+        (at / "name").fail(f"layer name {name!r} is used twice (by an earlier layer or a network input)")
     at = _Where(where.origin, at.path, f"layer {name!r}")
     if not isinstance(layer["op"], str) or layer["op"] not in OPS:
         (at / "op").fail(f"unknown op {_describe(layer['op'])}; supported ops: {', '.join(sorted(OPS))}")
     rule = OPS[layer["op"]]
-    _fields(layer, (*_LAYER_BASE, *rule.required), (*rule.optional, "inputs"), at)
+    _fields(layer, (*_LAYER_BASE, *rule.required, *(("inputs",) if rule.arity > 1 else ())), (*rule.optional, "inputs"), at)
     for field in ("input_shape", "output_shape"):
         _shape(layer[field], at / field)
-    source_shape, source = _read_shape(layer, previous_shape, at, shapes, input_name)
-    if layer["input_shape"] != source_shape:
-        (at / "input_shape").fail(f"is {layer['input_shape']}, but {source} gives {source_shape}")
+    sources = _read_sources(layer, rule.arity, previous, at, shapes)
+    if layer["input_shape"] != shapes[sources[0]]:
+        source = "the previous layer" if "inputs" not in layer else (f"layer {sources[0]!r}" if sources[0] in layer_names else "the network input")
+        (at / "input_shape").fail(f"is {layer['input_shape']}, but {source} gives {shapes[sources[0]]}")
     _type(layer, "result_type", at)
-    rule.check(layer, at)
+    if rule.arity > 1:
+        rule.check(layer, at, [shapes[s] for s in sources])
+    else:
+        rule.check(layer, at)
     shapes[name] = layer["output_shape"]
-    return layer["output_shape"]
+    layer_names.add(name)
 
 
-def _read_shape(layer, previous_shape, at: _Where, shapes: dict, input_name) -> tuple:
-    """(shape, description) of the tensor a layer reads: the one its optional ``inputs``
-    names (the network input or an earlier layer), else the previous layer's output."""
+def _read_sources(layer, arity, previous, at: _Where, shapes: dict) -> list:
+    """The tensors a layer reads: those its ``inputs`` names (network inputs or earlier
+    layers; ``arity`` of them), else ``previous``."""
     if "inputs" not in layer:
-        return previous_shape, "the previous layer"
+        return [previous]
     inputs = layer["inputs"]
-    if not isinstance(inputs, list) or len(inputs) != 1:
-        (at / "inputs").fail(f"expected a list of one layer name (the emulator has no merge layers), got {_describe(inputs)}")
-    source = _str(inputs[0], at / "inputs" / 0)
-    if source == input_name and source in shapes:
-        (at / "inputs" / 0).fail(f"{source!r} names both the network input and a layer; rename the layer")
-    if source == input_name:
-        return shapes[_INPUT], "the network input"
-    if source not in shapes:
-        known = [key for key in shapes if key is not _INPUT] + ([input_name] if input_name else [])
-        (at / "inputs" / 0).fail(f"{source!r} is not the network input or an earlier layer{did_you_mean(source, known)}")
-    return shapes[source], f"layer {source!r}"
+    if not isinstance(inputs, list) or len(inputs) != arity:
+        what = "one layer name" if arity == 1 else f"{arity} layer or input names"
+        (at / "inputs").fail(f"a {layer['op']} reads {what}: expected a list of {arity}, got {_describe(inputs)}")
+    known = [key for key in shapes if key is not _INPUT]
+    for j, source in enumerate(inputs):
+        _str(source, at / "inputs" / j)
+        if source not in shapes:
+            (at / "inputs" / j).fail(f"{source!r} is not a network input or an earlier layer{did_you_mean(source, known)}")
+    return inputs
 
 
-def _check_input(spec, where: _Where) -> list:
-    at = where / "input"
-    _object(spec["input"], at)
-    _fields(spec["input"], ("shape", "type"), ("name",), at)
-    if "name" in spec["input"]:
-        _str(spec["input"]["name"], at / "name")
-    _type(spec["input"], "type", at)
-    return _shape(spec["input"]["shape"], at / "shape")
+def _check_input(entry, at: _Where, named: bool) -> list:
+    _object(entry, at)
+    _fields(entry, ("name", "shape", "type") if named else ("shape", "type"), () if named else ("name",), at)
+    if "name" in entry:
+        _str(entry["name"], at / "name")
+    _type(entry, "type", at)
+    return _shape(entry["shape"], at / "shape")
+
+
+def _check_inputs(spec, where: _Where) -> dict:
+    """The network inputs' shapes by name (a format-1 spec's one input also under ``_INPUT``)."""
+    if "input" in spec:
+        shape = _check_input(spec["input"], where / "input", named=False)
+        return {_INPUT: shape, **({spec["input"]["name"]: shape} if "name" in spec["input"] else {})}
+    inputs = spec["inputs"]
+    if not isinstance(inputs, list) or not inputs:
+        (where / "inputs").fail(f"expected a non-empty list of network inputs, got {_describe(inputs)}")
+    shapes = {}
+    for j, entry in enumerate(inputs):
+        shape = _check_input(entry, where / "inputs" / j, named=True)
+        if entry["name"] in shapes:
+            (where / "inputs" / j / "name").fail(f"input name {entry['name']!r} is used twice")
+        shapes[entry["name"]] = shape
+    return shapes
 
 
 def _check_outputs(spec, shapes: dict, last: str, where: _Where) -> None:
@@ -640,26 +794,30 @@ def validate_spec(spec: dict, origin: str = "spec") -> dict:
     """
     where = _Where(str(origin))
     _object(spec, where)
-    _fields(spec, _TOP, _TOP_OPTIONAL, where)
-    if spec["format"] != FORMAT and spec["format"] not in OLD_FORMATS:
-        (where / "format").fail(f"is {_describe(spec['format'])}, this l0emu reads {', '.join(map(repr, (FORMAT, *OLD_FORMATS)))}")
+    fmt = _choice(spec.get("format"), FORMATS, where / "format") if isinstance(spec.get("format"), str) else None
+    if fmt is None:
+        (where / "format").fail(f"is {_describe(spec.get('format'))}, this l0emu reads {', '.join(map(repr, FORMATS))}")
+    _fields(spec, _TOP[fmt], _TOP_OPTIONAL, where)
     _str(spec["name"], where / "name")
     _object(spec["source"], where / "source")
     if "io_type" in spec["source"]:
         _choice(spec["source"]["io_type"], ("io_parallel", "io_stream"), where / "source" / "io_type")
-    shape = _check_input(spec, where)
+    shapes = _check_inputs(spec, where)  # tensor shapes by name: the inputs', then each layer's
     layers = spec["layers"]
     if not isinstance(layers, list) or not layers:
         (where / "layers").fail(f"expected a non-empty list of layers, got {_describe(layers)}")
-    input_name = spec["input"].get("name")
-    shapes = {_INPUT: shape}  # output shapes by layer name, the network input's under _INPUT
+    previous = next(iter(shapes))  # a first layer without "inputs" reads the (first) network input
+    layer_names = set()
     for i, layer in enumerate(layers):
-        shape = _check_layer(layer, i, shape, where, shapes, input_name)
+        _check_layer(layer, i, previous, where, shapes, layer_names)
+        previous = layer["name"]
     _check_outputs(spec, shapes, layers[-1]["name"], where)
     if "preprocessing" in spec:
-        _check_preprocessing(spec, spec["input"]["shape"], where)
+        if len(spec_inputs(spec)) > 1:
+            (where / "preprocessing").fail("the trigger feeds a network one image; a network with several inputs has no preprocessing")
+        _check_preprocessing(spec, spec_inputs(spec)[0]["shape"], where)
     _check_resource_convs(spec, where)
-    if spec["format"] in OLD_FORMATS:
+    if spec["format"] != FORMAT:
         _check_old_types(spec, where)
     return spec
 
@@ -710,9 +868,7 @@ def read_spec(path) -> dict:
     except json.JSONDecodeError as err:
         msg = f"{str(path)!r} is not valid JSON: {err}"
         raise SpecError(msg) from None
-    spec = validate_spec(spec, origin=str(path))
-    spec["format"] = FORMAT  # an /1 spec that passed means the same in /2
-    return spec
+    return validate_spec(spec, origin=str(path))
 
 
 def write_spec(spec: dict, path) -> Path:

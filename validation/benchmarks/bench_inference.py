@@ -436,7 +436,9 @@ def _fpga_rows(net, rtl_events, pooled, work, args, timing, physics, reference, 
         if "rtl" in args.backends:
             timing.append({"model": net.name, "backend": "rtl (Verilator)", "note": _RTL_OFF})
         return
-    x = _float(pooled[:rtl_events]).reshape((-1, *net.spec["input"]["shape"]))
+    from l0emu.fixedpoint.spec import spec_inputs
+
+    x = _float(pooled[:rtl_events]).reshape((-1, *spec_inputs(net.spec)[0]["shape"]))
     raw, compile_seconds, simulate_seconds = rtl.simulate(build, x, _LATENCY_CUTOFF, _CLOCK_NS)
     pt_raw = raw[:, net.pt["index"]]
     timing.append({

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from l0emu.fixedpoint.aptypes import parse_type
+from l0emu.fixedpoint.spec import spec_inputs
 
 __all__ = ["DESCRIPTION", "COLUMNS", "add_arguments", "main"]
 
@@ -75,7 +76,7 @@ def _row(directory, cutoff, args, simulate):
         build, s = rtl.build_rtl(spec, tmp, cutoff, args.clock_ns)
         trace_s = time.perf_counter() - started
     row = [
-        Path(directory).name, _widths(spec), _short(parse_type(spec["input"]["type"])),
+        Path(directory).name, _widths(spec), _short(parse_type(spec_inputs(spec)[0]["type"])),
         f"{cutoff:g}", str(s["stages"]), f"{s['latency_ns']:g}", f"{s['luts']:,.0f}", f"{100 * s['lut_share']:.3f}",
         f"{s['ffs']:,}", f"{100 * s['ff_share']:.3f}", f"{trace_s:.0f}",
     ]
