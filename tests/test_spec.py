@@ -111,6 +111,49 @@ def heads_spec() -> dict:
 # ------------------------------------------------------------------ targeted cases
 
 
+def graph_spec() -> dict:
+    """Format 2's graph ops once each: two inputs, 1-D layers, every merge, upsampling, global
+    pools, concatenation and a reshape."""
+    t = "ap_fixed<8,3>"
+    acc = "ap_fixed<14,6>"
+
+    def merge(name, op, a, b, shape):
+        return {"name": name, "op": op, "inputs": [a, b], "input_shape": shape, "output_shape": shape, "result_type": t}
+
+    layers = [
+        {"name": "zp", "op": "zero_pad1d", "inputs": ["seq"], "pad": [1, 1], "input_shape": [6, 2], "output_shape": [8, 2], "result_type": t},
+        {"name": "c1", "op": "conv1d", "kernel": [3], "strides": [1], "padding": "valid", "pad": [0, 0], "filters": 2,
+         **_weighted("conv", [3, 2, 2], [(i * 5) % 15 - 7 for i in range(12)], [1, -2]), "strategy": "resource", "reuse_factor": 2,
+         "input_shape": [8, 2], "output_shape": [6, 2], "result_type": t},
+        {"name": "mp", "op": "max_pool1d", "pool": [2], "strides": [2], "padding": "valid", "pad": [0, 0], "accum_type": t,
+         "input_shape": [6, 2], "output_shape": [3, 2], "result_type": t},
+        {"name": "ap", "op": "avg_pool1d", "inputs": ["c1"], "pool": [2], "strides": [2], "padding": "valid", "pad": [0, 0],
+         "accum_type": acc, "input_shape": [6, 2], "output_shape": [3, 2], "result_type": t},
+        merge("sub", "subtract", "mp", "ap", [3, 2]),
+        merge("mul", "multiply", "mp", "ap", [3, 2]),
+        merge("avg", "average", "sub", "mul", [3, 2]),
+        merge("mx", "maximum", "avg", "mp", [3, 2]),
+        merge("mn", "minimum", "mx", "ap", [3, 2]),
+        merge("sum", "add", "mn", "sub", [3, 2]),
+        {"name": "up1", "op": "upsample1d", "size": [2], "input_shape": [3, 2], "output_shape": [6, 2], "result_type": t},
+        {"name": "gmax1", "op": "global_max_pool1d", "accum_type": t, "input_shape": [6, 2], "output_shape": [2], "result_type": t},
+        {"name": "gavg1", "op": "global_avg_pool1d", "inputs": ["up1"], "accum_type": acc, "input_shape": [6, 2], "output_shape": [2], "result_type": t},
+        {"name": "up2", "op": "upsample2d", "inputs": ["img"], "size": [2, 2], "input_shape": [2, 3, 2], "output_shape": [4, 6, 2], "result_type": t},
+        {"name": "gmax2", "op": "global_max_pool2d", "accum_type": t, "input_shape": [4, 6, 2], "output_shape": [2], "result_type": t},
+        {"name": "gavg2", "op": "global_avg_pool2d", "inputs": ["up2"], "accum_type": acc, "input_shape": [4, 6, 2], "output_shape": [2], "result_type": t},
+        {"name": "cat1", "op": "concatenate", "inputs": ["gmax1", "gavg1"], "axis": 0, "input_shape": [2], "output_shape": [4], "result_type": t},
+        {"name": "cat2", "op": "concatenate", "inputs": ["gmax2", "gavg2"], "axis": 0, "input_shape": [2], "output_shape": [4], "result_type": t},
+        {"name": "cat3", "op": "concatenate", "inputs": ["cat1", "cat2"], "axis": 0, "input_shape": [4], "output_shape": [8], "result_type": t},
+        {"name": "rs", "op": "reshape", "input_shape": [8], "output_shape": [2, 4], "result_type": t},
+    ]  # fmt: skip
+    return {
+        "format": "l0emu-spec/2", "name": "graph", "source": {"io_type": "io_parallel"},
+        "inputs": [{"name": "seq", "shape": [6, 2], "type": t}, {"name": "img", "shape": [2, 3, 2], "type": "ap_fixed<6,2>"}],
+        "layers": layers,
+        "outputs": [{"name": "y", "layer": "rs", "index": 0, "scale": 1.0, "offset": 0.0}],
+    }  # fmt: skip
+
+
 def _edit(spec, path, value):
     spec = copy.deepcopy(spec)
     *head, last = path
@@ -158,8 +201,8 @@ _DELETE = object()
         (("outputs", 1, "index"), 2, r"outputs\[1\]\.index: output 'eta' has index 2, the network has 2 outputs"),
         (("outputs", 0, "scale"), 0, r"outputs\[0\]\.scale: a scale of 0"),
         (("outputs", 1, "frame"), "global", r"outputs\[1\]\.frame: frame 'global' is not one of 'window', 'sector'"),
-        (("input", "shape"), [9, 16, 2], r"layers\[0\]\.input_shape: is \[9, 16, 1\], but the previous layer gives \[9, 16, 2\]"),
-        (("input", "type"), None, r"input\.type: expected an ap type string, got null"),
+        (("inputs", 0, "shape"), [9, 16, 2], r"layers\[0\]\.input_shape: is \[9, 16, 1\], but .* gives \[9, 16, 2\]"),
+        (("inputs", 0, "type"), None, r"inputs\[0\]\.type: expected an ap type string, got null"),
         (("outputs",), _DELETE, r"missing field 'outputs'"),
         (("layer",), [], r"unknown field 'layer' \(did you mean 'layers'\?\)"),
         (("format",), "l0emu-spec/3", r"format: format 'l0emu-spec/3' is not one of 'l0emu-spec/1', 'l0emu-spec/2'"),
@@ -171,7 +214,7 @@ def test_bad_fields_are_refused_with_their_path(path, value, message):
 
 
 def test_valid_specs_pass_unchanged():
-    for spec in (STUDENT, MULTI, small_spec(), heads_spec()):
+    for spec in (STUDENT, MULTI, small_spec(), heads_spec(), graph_spec()):
         assert validate_spec(copy.deepcopy(spec)) == spec
 
 
@@ -230,10 +273,11 @@ _BAD_TYPES = ["ap_fixed<4;1>", "ap_fixed<0,1>", "ap_fixed<4,1,AP_SAT>", "ap_fixe
 
 
 def _sites(spec):
-    sites = [(("layers",), "container"), (("outputs",), "container"), (("input",), "container"),
-             (("format",), "enum"), (("input", "shape"), "input_shape")]  # fmt: skip
-    sites += [((top,), "required") for top in ("format", "name", "source", "input", "layers", "outputs")]
-    sites += [((), "unknown"), (("input",), "unknown"), (("input", "type"), "type")]
+    inp = ("inputs", 0) if "inputs" in spec else ("input",)  # format 2 lists its inputs
+    sites = [(("layers",), "container"), (("outputs",), "container"), (inp, "container"),
+             (("format",), "enum"), ((*inp, "shape"), "input_shape")]  # fmt: skip
+    sites += [((top,), "required") for top in ("format", "name", "source", inp[0], "layers", "outputs")]
+    sites += [((), "unknown"), (inp, "unknown"), ((*inp, "type"), "type")]
     for i, layer in enumerate(spec["layers"]):
         base = ("layers", i)
         sites += [(base, "unknown"), (base, "container")]
@@ -261,8 +305,10 @@ def _sites(spec):
                 sites.append((path, "enum"))
             elif field in _TYPES:
                 sites.append((path, "type"))
-            elif field in ("strides", "pool", "pad"):
+            elif field in ("strides", "pool", "pad", "size"):
                 sites += [(path, "shape"), ((*path, 0), "window")]
+            elif field == "axis":
+                sites.append((path, "axis"))
     for j, out in enumerate(spec["outputs"]):
         sites += [(("outputs", j), "unknown"), (("outputs", j, "index"), "index"), (("outputs", j, "scale"), "scale")]
         sites += [(("outputs", j, f), "required") for f in ("name", "index", "scale", "offset")]
@@ -308,6 +354,8 @@ def corrupted(draw, spec):
         new = draw(st.sampled_from([low - 1, high + 1, value + 0.5, float(value), None, str(value), True, [value]]))
     elif kind == "inputs":  # a tensor that is no input or earlier layer, or not one name in a list
         new = draw(st.sampled_from([["nowhere"], value[0], [], [*value, *value], None, [3], [spec["layers"][-1]["name"]]]))
+    elif kind == "axis":  # no axis of the joined tensors
+        new = draw(st.sampled_from([-1, 3, 1.5, None, "0"]))
     elif kind == "strategy":
         new = draw(st.sampled_from(["fast", "", None, 3]))
     elif kind == "window":  # a pad of 0 may be valid; a stride or pool of 0 never is
@@ -362,10 +410,16 @@ def test_corrupted_multi_student_specs_are_refused(case):
     _refused(case)
 
 
+@settings(max_examples=scaled(300, 2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted(graph_spec()))
+def test_corrupted_graph_specs_are_refused(case):
+    _refused(case)
+
+
 def test_the_property_test_corrupts_every_field_of_every_op():
     """Each op is in one of the corrupted specs, and each of its fields there has a corruption of
     its value (not only its deletion)."""
-    specs = (STUDENT, MULTI, small_spec(), heads_spec())
+    specs = (STUDENT, MULTI, small_spec(), heads_spec(), graph_spec())
     assert {layer["op"] for spec in specs for layer in spec["layers"]} == set(OPS)
     for spec in specs:
         valued = {path for path, kind in _sites(spec) if kind not in ("required", "unknown", "container")}

@@ -965,7 +965,7 @@ class _Generator:
         res_t = steps[0][1]
         if res_t == x.type:
             return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
-        return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", x.name, x.type.frac, x.lo, x.hi, [("cast", res_t)], layer["output_shape"], where, x.dtype)
+        return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", x.name, x.type, x.lo, x.hi, [("cast", res_t)], layer["output_shape"], where, x.dtype)
 
     def _gather(self, layer, x, index, res_t, where):
         """A tensor whose element ``o`` is ``x[index[o]]`` cast into ``res_t`` (a copy where the types agree)."""
@@ -977,7 +977,7 @@ class _Generator:
                 em.append(f"{g.name}[o * BLOCK + e] = {x.name}[base + e]")
         if res_t == x.type:
             return g
-        return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", g.name, g.type.frac, g.lo, g.hi, [("cast", res_t)], layer["output_shape"], where, g.dtype)
+        return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", g.name, g.type, g.lo, g.hi, [("cast", res_t)], layer["output_shape"], where, g.dtype)
 
     def _upsample(self, layer, x, steps, where, group):
         """nnet::resize_nearest (nnet_image.h): output pixel (i, j) reads input row
@@ -1006,7 +1006,7 @@ class _Generator:
                 casts.append(x)
                 continue
             stem = f"{layer['name']}_in{j}"
-            casts.append(self._cast_kernel(f"{layer['name']}: cast input {j}", stem, x.name, x.type.frac, x.lo, x.hi, [("cast", res_t)], x.shape, where, x.dtype))
+            casts.append(self._cast_kernel(f"{layer['name']}: cast input {j}", stem, x.name, x.type, x.lo, x.hi, [("cast", res_t)], x.shape, where, x.dtype))
         y = self._tensor(f"{layer['name']}_out", out_shape, res_t, min(t.lo for t in casts), max(t.hi for t in casts), where)
         for j, (t, part) in enumerate(zip(casts, parts)):
             table = self._array(f"{layer['name']}_place{j}", part.reshape(-1).tolist(), "i64")
@@ -1022,6 +1022,9 @@ class _Generator:
         smaller one (cast(a > b ? a : b) is cast(max(a, b))), then the cast into the result type."""
         a, b = xs
         op = layer["op"]
+        if any(kind == "cast" and t.int_kind for kind, t in steps):
+            msg = f"{where}: an {steps[0][1]} result of {op} is not emulated (an ap_int converts by the C++ type of the merged expression, not checked against the C-simulation)"
+            raise SpecError(msg)
         if op == "multiply":
             frac = a.type.frac + b.type.frac
             ends = [p * q for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
@@ -1055,7 +1058,20 @@ class _Generator:
         args = list(dict.fromkeys([a.name, b.name, acc]))  # a tensor merged with itself is one argument
         with self._kernel(f"{title}: {op}", args, [f"for j in range({a.size} * BLOCK):"]) as em:
             em.append(f"{acc}[j] = {value}")
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, frac, lo, hi, steps, layer["output_shape"], where, dt)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, _merge_expr(op, a.type, b.type, frac), lo, hi, steps,
+                                 layer["output_shape"], where, dt)
+
+
+def _merge_expr(op, a, b, frac) -> Expr:
+    """The C++ type of the expression nnet_merge.h casts into the result: a + b, a - b (signed),
+    a * b, (a + b) * ap_ufixed<1,0>(0.5), or the common type of a and b that ``a > b ? a : b`` reads."""
+    if op == "multiply":
+        return Expr.product(a, b)
+    total = Expr.sum(a, b)
+    if op in ("maximum", "minimum"):
+        return Expr(total.integer - 1, total.signed, frac)
+    return Expr(total.integer, total.signed or op == "subtract", frac)
+
 
 _INPUT_KEY = object()  # the network input among the layer names: a layer without "inputs" reads it first
 # input range R that a table activation's index spans: x * table_size / R (nnet_activation.h)
