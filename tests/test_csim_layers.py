@@ -140,7 +140,8 @@ def _wrapping_stream_pools():
     return keras.Model(inp, L.Dense(2, name="out")(joined))
 
 
-WRAPPING = {"io_type": "io_stream", "layers": {name: {"precision": {"accum": "ap_fixed<13,3>", "result": "ap_fixed<14,4>"}} for name in ("ap2", "gap2", "gap1")}}
+WRAPPING = {"io_type": "io_stream", "layers": {"c": {"precision": {"result": "ap_fixed<16,6>"}},
+                                                **{name: {"precision": {"accum": "ap_fixed<13,3>", "result": "ap_fixed<14,4>"}} for name in ("ap2", "gap2", "gap1")}}}  # fmt: skip
 
 
 def _typed(model, io_type):
