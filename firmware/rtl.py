@@ -14,6 +14,8 @@ Resource and timing numbers are da4ml's *estimates*; no synthesis runs here.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import os
 import shutil
 import subprocess
@@ -693,6 +695,8 @@ def check_supported(spec: dict) -> None:
                 f"by the RTL path (supported: {', '.join(WEIGHT_PRODUCTS)})"
             )
             raise SpecError(msg)
+        if layer["op"] in ("avg_pool2d", "avg_pool1d", "global_avg_pool1d", "global_avg_pool2d"):
+            _check_division_width(layer, i)
         if layer["op"] == "scale" and layer.get("product", "mult") == "mult":
             _check_scale_width(layer, i, spec["layers"][i - 1]["result_type"] if i else spec_inputs(spec)[0]["type"])
         if layer["op"] in ("conv2d", "dense") and layer["product"] == "weight_exponential":  # lossless shifts only
@@ -707,6 +711,37 @@ def check_supported(spec: dict) -> None:
 # (test_wide_output_in_verilator): the RTL path takes only the scale products it has been
 # shown to build exactly.
 MAX_SCALE_PRODUCT_BITS = 32
+
+
+# An average pool's division by a count d that is not a power of two is a multiplication by
+# a constant of about W + 1 + log2(d) bits on a (W + 1)-bit mantissa
+# (rtl_casts.TracedOps.divide_toward_zero); da4ml 0.6.0's graph computes that product
+# exactly up to 53 bits: a global average of 5 values in ap_fixed<24,..> is exact, in
+# ap_fixed<25,..> every event differed (found by tests/test_rtl_random.py's 1-D chains).
+MAX_DIVISION_PRODUCT_BITS = 53
+
+
+def _division_counts(layer) -> set:
+    """The counts an average pool divides by: the window's cells inside the input."""
+    if "pool" not in layer:
+        return {math.prod(layer["input_shape"][:-1])}
+    if not any(layer["pad"]):
+        return {math.prod(layer["pool"])}
+    sizes = [range(1, n + 1) for n in layer["pool"]]
+    return {math.prod(cells) for cells in itertools.product(*sizes)}
+
+
+def _check_division_width(layer, i):
+    odd = [d for d in _division_counts(layer) if d & (d - 1)]  # powers of two divide by a shift
+    width = parse_type(layer["accum_type"]).width
+    bits = 2 * (width + 1) + max(odd, default=1).bit_length()
+    if odd and bits > MAX_DIVISION_PRODUCT_BITS:
+        msg = (
+            f"layer {layer['name']!r} (layers[{i}]): an average over {max(odd)} values in accum_t of {width} bits is not "
+            f"supported by the RTL path (its division needs a {bits}-bit product; supported: 2 * (width + 1) + "
+            f"bits of the count <= {MAX_DIVISION_PRODUCT_BITS})"
+        )
+        raise SpecError(msg)
 
 
 def _check_scale_width(layer, i, input_type):

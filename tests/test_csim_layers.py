@@ -131,6 +131,19 @@ def _every_layer_stream_2d():
     return keras.Model(inp, L.Dense(2, name="out")(c))
 
 
+def _wrapping_stream_pools():
+    """io_stream average pools whose accumulator wraps (ap_fixed<13,3> summing ap_fixed<16,6>):
+    modulo 2**13 the stream's tree of sums equals io_parallel's sum in order."""
+    inp = keras.Input((6, 4, 2), name="x")
+    a = L.AveragePooling2D((2, 1), name="ap2")(L.Conv2D(2, 2, name="c")(inp))
+    joined = L.Concatenate(name="cat")([L.GlobalAveragePooling2D(name="gap2")(a), L.GlobalAveragePooling1D(name="gap1")(L.Reshape((6, 2), name="rs")(a))])
+    return keras.Model(inp, L.Dense(2, name="out")(joined))
+
+
+WRAPPING = {"io_type": "io_stream", "layers": {"c": {"precision": {"result": "ap_fixed<16,6>"}},
+                                                **{name: {"precision": {"accum": "ap_fixed<13,3>", "result": "ap_fixed<14,4>"}} for name in ("ap2", "gap2", "gap1")}}}  # fmt: skip
+
+
 def _typed(model, io_type):
     """Narrow result types on every layer; accumulators wide enough for io_stream's pools."""
     layers = {}
@@ -149,8 +162,9 @@ def _typed(model, io_type):
         (_every_layer_parallel, NARROW),
         (_every_layer_stream, "io_stream"),
         (_every_layer_stream_2d, "io_stream"),
+        (_wrapping_stream_pools, WRAPPING),
     ],
-    ids=["parallel", "stream_1d", "stream_2d"],
+    ids=["parallel", "stream_1d", "stream_2d", "stream_wrapping_pools"],
 )
 def test_every_new_layer(build, settings, tmp_path):
     model = _random_weights(build())
@@ -165,7 +179,7 @@ def test_io_stream_pool_with_a_narrow_accumulator_is_refused(tmp_path):
     inp = keras.Input((6, 2), name="x")
     model = keras.Model(inp, L.GlobalAveragePooling1D(name="gap")(L.Conv1D(2, 2, name="c")(inp)))
     model.save(str(tmp_path / "model.h5"))
-    settings = {"io_type": "io_stream", "layers": {"gap": {"precision": {"accum": "ap_fixed<8,3>"}}}}
+    settings = {"io_type": "io_stream", "layers": {"gap": {"precision": {"accum": "ap_fixed<8,3,AP_TRN,AP_SAT>"}}}}
     with pytest.raises(L0emuError, match=r"layer 'gap': an io_stream global_avg_pool1d with accum_t ap_fixed<8,3"):
         bridge.convert(tmp_path / "model.h5", tmp_path / "fw", settings)
 

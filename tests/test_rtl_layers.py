@@ -90,3 +90,17 @@ def test_converted_conv1d_network_rtl_equals_the_c_simulation(tmp_path, capsys, 
     assert cli.main(["rtl", str(project), "--simulate", "300", "--csim"]) == 0
     out = capsys.readouterr().out
     assert "RTL vs hls4ml C-simulation: all 300 events equal, every output bit" in out, out
+
+
+def test_an_average_division_wider_than_da4ml_computes_exactly_is_refused():
+    """A global average of 5 values in a 25-bit accumulator differed from the reference in
+    every event of da4ml's graph (24 bits: exact); the RTL path refuses it by name."""
+    spec = _one_row_spec()
+    spec["layers"][-1]["accum_type"] = "ap_fixed<26,4>"  # an average over 3: 2 * 27 + 2 bits
+    with pytest.raises(SpecError, match=r"layer 'g' \(layers\[5\]\): an average over 3 values in accum_t of 26 bits is not supported"):
+        rtl.check_supported(spec)
+    spec["layers"][-1]["accum_type"] = "ap_fixed<25,4>"  # 2 * 26 + 2 = 54 bits
+    with pytest.raises(SpecError, match="needs a 54-bit product"):
+        rtl.check_supported(spec)
+    spec["layers"][-1]["accum_type"] = "ap_fixed<24,4>"
+    rtl.check_supported(spec)

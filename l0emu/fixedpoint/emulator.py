@@ -89,7 +89,8 @@ def _check_stream_convolutions(spec):
             raise SpecError(msg)
 
 
-_STREAM_POOLS = ("max_pool1d", "avg_pool1d", "global_max_pool1d", "global_avg_pool1d", "global_max_pool2d", "global_avg_pool2d")
+_STREAM_POOLS = ("max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d", "global_max_pool1d", "global_avg_pool1d", "global_max_pool2d",
+                 "global_avg_pool2d")
 
 
 def check_stream_pools(spec):
@@ -100,8 +101,9 @@ def check_stream_pools(spec):
     by one for a global pool) casting each sum into accum_t, or take the maximum of the casts
     (a global max starting from accum_t's most negative value); io_parallel adds the inputs
     themselves in order. Both give the same bits when every input converts into accum_t
-    exactly and no sum of the window's inputs leaves accum_t's range, which is checked here.
-    io_stream pooling with padding aborts hls4ml's C-simulation (an assertion).
+    exactly and no sum of the window's inputs leaves accum_t's range, or, for an average,
+    when accum_t keeps every fractional bit and wraps (sums modulo 2**W in any order); this
+    is checked here. io_stream pooling with padding aborts hls4ml's C-simulation (an assertion).
     """
     if spec.get("source", {}).get("io_type") != "io_stream":
         return
@@ -124,7 +126,9 @@ def check_stream_pools(spec):
         n = count if "avg" in layer["op"] else 1
         low, high = n * min(x_t.min_mantissa, 0), n * max(x_t.max_mantissa, 0)
         shift = acc_t.frac - x_t.frac
-        if shift < 0 or (low << shift) < acc_t.min_mantissa or (high << shift) > acc_t.max_mantissa or acc_t.sat_bits:
+        fits = acc_t.min_mantissa <= low << max(shift, 0) and high << max(shift, 0) <= acc_t.max_mantissa
+        wraps = n > 1 and acc_t.saturation == "WRAP" and not acc_t.sat_bits
+        if shift < 0 or acc_t.sat_bits or not (fits or wraps):
             what = f"the sum of {n} inputs of {x_t}" if n > 1 else f"its input type {x_t}"
             msg = (
                 f"{where} with accum_t {acc_t} is not supported: {what} does not fit accum_t exactly, where hls4ml's "
