@@ -227,7 +227,8 @@ def test_empty_file_gives_zero_rows_and_a_warning(tmp_path, spec_path):
 @pytest.mark.parametrize(
     "args, message",
     [(["--thresholds", "10,x"], "--thresholds"), (["--thresholds", "-5"], "--thresholds"),
-     (["--workers", "-1"], "--workers"), (["--muon-fraction", "2"], "muon_fraction"), (["--step-size", "0"], "--step-size")],
+     (["--workers", "-1"], "--workers"), (["--workers", "100000"], "usable core"),
+     (["--muon-fraction", "2"], "muon_fraction"), (["--step-size", "0"], "--step-size")],
 )
 def test_bad_options_are_named(tmp_path, spec_path, capsys, args, message):
     events = write_events(tmp_path / "ev.root", sample_events(6))

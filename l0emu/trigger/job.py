@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -224,11 +225,23 @@ def _client(workers, scheduler):
         raise ConfigError(msg) from err
     if scheduler:
         with Client(scheduler) as client:
+            _check_worker_count(workers, sum(client.nthreads().values()), f"the scheduler at {scheduler}")
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    # the workers' own log lines (cancelled tasks on an interrupt, "Compute Failed" with the
+    # worker-side traceback of an error the client re-raises) would surround l0emu's one message
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster:
         with Client(cluster) as client:
             yield client
+
+
+def _check_worker_count(workers: int, slots: int, where: str) -> None:
+    """Refuse more workers than ``where`` has cores (or scheduler threads) to run them on:
+    the extra processes would only compete for the same cores and memory."""
+    if workers > slots:
+        msg = f"--workers {workers}: {where} has {slots} usable core{'s' if slots != 1 else ''}; give at most {slots}"
+        raise ConfigError(msg)
 
 
 def run_job(
@@ -255,6 +268,8 @@ def run_job(
     if output_format not in OUTPUT_FORMATS:
         msg = f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}"
         raise ConfigError(msg)
+    if workers and not scheduler:
+        _check_worker_count(workers, compute_threads(), "this machine")
     thresholds = tuple(float(t) for t in thresholds)
     paths = expand_paths(inputs)
     multi = is_multi_spec(spec)
@@ -290,7 +305,7 @@ def run_job(
         results = (
             _local(units, trigger)
             if client is None
-            else _distributed(units, spec_text, thresholds, client, in_flight=2 * max(workers, 1) + 1)
+            else _distributed(units, spec_text, thresholds, client, in_flight=2 * sum(client.nthreads().values()) + 1)
         )
         algorithm, level = _COMPRESSION
         with uproot.recreate(tmp["root"], compression=getattr(uproot, algorithm)(level)) as file:
