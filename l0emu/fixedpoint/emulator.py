@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from l0emu.fixedpoint._batched import plan_stages
 from l0emu.fixedpoint._codegen import generate
 from l0emu.fixedpoint.aptypes import ApType, parse_type
 from l0emu.util.atomic import atomic_path
@@ -104,6 +105,8 @@ class Emulator:
         self.output_layers, self.columns = output_layout(spec)
         self.outputs = {out["name"]: out for out in spec["outputs"]}
         self._kernel = self._compile(self.source, "network")
+        # wide dense layers as exact matrix products where that is provably exact (None: the kernel alone)
+        self._staged = plan_stages(spec, _load_kernel)
         self._trace_kernel = None
         self._trace_tensors = None
         self.compile_seconds = {}
@@ -185,7 +188,12 @@ class Emulator:
         :func:`l0emu.trigger.images.fragment_hits` returns them) or float values cast into the input
         type as hls4ml's ``convert_data<float, input_t>`` does.
         """
-        return self._run(self._kernel, x, lambda n: (), "network")
+        if self._staged is None:
+            return self._run(self._kernel, x, lambda n: (), "network")
+        data, table, lookup = self._inputs(x)
+        out = np.empty((len(data), self.n_outputs), np.int64)
+        self._staged.run(data, table, out, lookup)
+        return out
 
     def predict(self, x) -> dict:
         """Physical outputs: ``offset + scale * y`` per spec output (window frames stay relative)."""
