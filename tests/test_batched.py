@@ -45,7 +45,7 @@ def mlp(widths, rng, *, acc="ap_fixed<48,24>", narrow=()):
 @pytest.mark.parametrize("seed", range(4))
 def test_wide_mlp_staged_equals_kernel_and_reference(seed):
     rng = np.random.default_rng(seed)
-    spec = mlp([16, 48, 40, 24, 5], rng)
+    spec = mlp([16, 24, 20, 16, 5], rng)
     emu = Emulator.from_spec(spec)
     assert emu._staged is not None
     m, x = random_inputs(spec, 300, rng, density=1.0)
@@ -57,7 +57,7 @@ def test_wide_mlp_staged_equals_kernel_and_reference(seed):
 def test_inexact_layers_stay_in_kernel_stages():
     """A narrow accumulator (per-step casts that wrap) keeps its layer in the generated kernel."""
     rng = np.random.default_rng(7)
-    spec = mlp([16, 64, 32, 48, 32, 5], rng, narrow=(1, 4))
+    spec = mlp([16, 16, 16, 16, 16, 5], rng, narrow=(1,))
     emu = Emulator.from_spec(spec)
     kinds = [type(stage).__name__ for stage in emu._staged.stages]
     assert kinds == ["_MatrixStage", "_KernelStage", "_MatrixStage", "_MatrixStage", "_KernelStage"]
@@ -71,7 +71,7 @@ def test_chunks_and_uint8_codes(monkeypatch):
     """Events cross chunk boundaries (a partial last chunk); uint8 codes go through the input table."""
     monkeypatch.setattr(_batched, "CHUNK", 64)
     rng = np.random.default_rng(3)
-    spec = mlp([16, 64, 32, 5], rng)
+    spec = mlp([16, 32, 16, 5], rng)
     emu = Emulator.from_spec(spec)
     codes = rng.integers(0, 256, (1000, 16)).astype(np.uint8)
     np.testing.assert_array_equal(emu.predict_raw(codes), _kernel_only(emu, codes))
@@ -82,7 +82,7 @@ def test_chunks_and_uint8_codes(monkeypatch):
 def test_networks_mostly_elsewhere_keep_one_kernel():
     """Small dense layers (the shipped student's kind) are not cut into stages."""
     rng = np.random.default_rng(5)
-    spec = mlp([16, 12, 5], rng)
+    spec = mlp([16, 12, 12, 5], rng)
     assert Emulator.from_spec(spec)._staged is None
 
 

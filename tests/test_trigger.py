@@ -86,6 +86,12 @@ def read_l0(path):
         return f[L0_TREE].arrays(library="np"), {k: f[k].values() for k in f.keys(cycle=False) if k.startswith("h_")}
 
 
+def read_l0_histograms(path):
+    with uproot.open(path) as f:
+        assert L0_TREE not in f, "l0.root of a distributed run holds no tree: the workers' parts do"
+        return None, {k: f[k].values() for k in f.keys(cycle=False) if k.startswith("h_")}
+
+
 def assert_same_l0(path_a, path_b):
     """Every l0 branch and every histogram of two outputs equal, value for value."""
     (a, ha), (b, hb) = read_l0(path_a), read_l0(path_b)
@@ -152,8 +158,20 @@ def test_two_worker_dask_cluster_equals_single_process(tmp_path):
     files = [str(write_events(tmp_path / f"ev{i}.root", sample_events(45, seed=i))) for i in range(2)]
     single = run_job(files, counting_spec(), tmp_path / "single.root", (5.0, 8.0), step_size=10, progress=False)
     spread = run_job(files, counting_spec(), tmp_path / "dask.root", (5.0, 8.0), step_size=10, workers=2, progress=False)
-    assert_same_l0(tmp_path / "single.root", tmp_path / "dask.root")
+    # the workers wrote the l0 tree, one part per unit of 10 events; l0.root holds the histograms
+    parts = sorted((tmp_path / "dask_parts").iterdir())
+    assert [p.name for p in parts] == [f"part-{k:05d}.root" for k in range(10)]
+    assert spread.outputs["parts"] == tmp_path / "dask_parts"
+    (tree, histograms), (_, spread_histograms) = read_l0(tmp_path / "single.root"), read_l0_histograms(tmp_path / "dask.root")
+    joined = uproot.concatenate([f"{p}:{L0_TREE}" for p in parts], library="np")
+    assert tree.keys() == joined.keys() and histograms.keys() == spread_histograms.keys()
+    for key in tree:
+        np.testing.assert_array_equal(tree[key], joined[key])
+    for key in histograms:
+        np.testing.assert_array_equal(histograms[key], spread_histograms[key])
     assert json.dumps(single.rows) == json.dumps(spread.rows)  # nan-aware: NaN prints as NaN
+    for key in ("csv", "json"):
+        assert single.outputs[key].read_text().replace("single.root", "dask.root") == spread.outputs[key].read_text()
     assert single.n_events == spread.n_events == 90
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "atomic_path",
     "check_output",
     "handle_signals",
+    "signals_deferred",
 ]
 
 HANDLED_SIGNALS = tuple(
@@ -86,6 +87,12 @@ def _signals_deferred():
             _state["pending"].clear()
             _state["interrupted"] = True
             raise Interrupted(signum)
+
+
+def signals_deferred():
+    """Inside the block, :func:`handle_signals`' signals wait and are raised when it ends: for a
+    step an interrupt must not cut in half (starting a dask cluster)."""
+    return _signals_deferred()
 
 
 def _same(a: Path, b: Path) -> bool:
