@@ -4,8 +4,8 @@ The generated kernel of :mod:`l0emu.fixedpoint._codegen` computes each output of
 as its own sum, looping over a block of 32 events; for wide dense layers (a teacher, a
 100-unit MLP) that code is memory bound and runs at a tenth of a core's multiply-add rate.
 A matrix product over thousands of events at once, (events x inputs) @ (inputs x outputs)
-in double precision, runs near that rate, and it is exact where :func:`_codegen`'s own
-interval analysis proves the layer's sum exact (``_SumPlan.exact``: every product and every
+in double precision (single where the sums stay below 2**24), runs near that rate, and it is
+exact where :func:`_codegen`'s own interval analysis proves the layer's sum exact (``_SumPlan.exact``: every product and every
 partial sum fits the accumulator, so hls4ml's per-step casts are all the identity) and every
 partial sum, in any order, stays below 2**53 (``_SumPlan.dt`` is ``f32`` or ``f64``): then
 any summation order, BLAS's included, gives the same integer.
@@ -59,7 +59,7 @@ class _MatrixStage:
         self.n_out = n_out
 
     def __call__(self, x, out):
-        acc = np.matmul(x, self.weights)
+        acc = np.matmul(x.astype(self.weights.dtype, copy=False), self.weights)
         self.epilogue(acc, self.bias, out)
 
 
@@ -210,7 +210,9 @@ def plan_stages(spec, load_kernel):
         if isinstance(stage, int):
             name, _, plan, layer = functions[stage]
             n_in, n_out = int(layer["n_in"]), int(layer["n_out"])
-            weights = np.array([c << plan.up for c in plan.weights], np.float64).reshape(n_in, n_out)
+            # single precision where every partial sum, in any order, stays below 2**24 (twice the rate)
+            dtype = np.float32 if plan.dt == "f32" else np.float64
+            weights = np.array([c << plan.up for c in plan.weights], dtype).reshape(n_in, n_out)
             bias = np.array(plan.bias, np.float64)
             stages[j] = _MatrixStage(weights, bias, getattr(module, name), n_out)
     return Staged(stages, source)
