@@ -36,12 +36,11 @@ from l0emu.fixedpoint.aptypes import parse_type
 
 __all__ = ["MIN_WEIGHTS", "Staged", "plan_stages"]
 
-# Measured on one core (docs/bench/emulator.md): dense layers from 16x16 weights up run faster
-# as matrix products once they hold most of the network's work, but cutting a network whose
-# work is mostly elsewhere (convolutions: the shipped student, a conv tagger, the teacher) into
-# stages slows it (the student 395k -> 230k events/s): its one kernel keeps a block of events in
-# cache through every layer. So a network is staged only where its matrix-stage layers hold at
-# least MIN_SHARE of its multiply-adds.
+# Chosen on one-core runs during development (docs/bench/emulator.md): dense layers from 16x16
+# weights up ran faster as matrix products once they held most of the network's work, while
+# cutting a network whose work is mostly convolutions (the shipped student) into stages was
+# slower: its one kernel keeps a block of events in cache through every layer. So a network is
+# staged only where its matrix-stage layers hold at least MIN_SHARE of its multiply-adds.
 MIN_WEIGHTS = 256
 MIN_SHARE = 0.5
 # events per matrix product: the activations of the widest layers stay in the core's cache

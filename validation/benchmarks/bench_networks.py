@@ -168,6 +168,26 @@ def print_row(name, row) -> None:
           f"differing bits {row['differing_bits']}  stages {row['stages']}", flush=True)
 
 
+def blas_ceilings(repeats: int) -> dict:
+    """Multiply-adds per second of one-thread BLAS on a 4096x100 @ 100x100 product, double and
+    single precision: the exact matrix stages' ceiling (double) against float inference's (single)."""
+    import numpy as np
+
+    from l0emu.fixedpoint._batched import _blas_controller
+
+    rates = {}
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for dtype in (np.float64, np.float32):
+            a, b = np.ones((4096, 100), dtype), np.ones((100, 100), dtype)
+            best = float("inf")
+            for _ in range(10 * repeats):
+                started = time.perf_counter()
+                np.matmul(a, b)
+                best = min(best, time.perf_counter() - started)
+            rates[np.dtype(dtype).name] = 4096 * 100 * 100 / best
+    return rates
+
+
 def main(args) -> int:
     # one numba thread, set before numba is first imported (l0emu's CLI imports none before this)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -176,6 +196,8 @@ def main(args) -> int:
         directory.mkdir(parents=True, exist_ok=True)
         projects = build_networks(args.networks, directory)
         print(f"one core (NUMBA_NUM_THREADS=1, ONNX Runtime 1 thread; run under taskset -c 0), best of {args.repeats}")
+        ceilings = blas_ceilings(args.repeats)
+        print("BLAS, one thread, 4096x100 @ 100x100: " + ", ".join(f"{k} {v / 1e9:.1f} G multiply-adds/s" for k, v in ceilings.items()))
         rows = {}
         for name, project in projects.items():
             rows[name] = measure(project, _EVENTS.get(name, args.events), args.repeats)

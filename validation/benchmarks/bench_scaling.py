@@ -43,6 +43,7 @@ def _job_rate(events_file, spec, workers, step_size, repeats, directory) -> floa
     best = 0.0
     for k in range(repeats):
         out = directory / f"w{workers}_{k}" / "l0.root"
+        out.parent.mkdir()
         result = run_job([events_file], spec, out, DEFAULT_THRESHOLDS, step_size=step_size, workers=workers, progress=False)
         best = max(best, result.n_events / result.seconds)
     return best
