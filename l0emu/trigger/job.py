@@ -130,12 +130,6 @@ def _worker_trigger(spec_text: str, thresholds, threads: int = 1) -> Trigger:
     return trigger
 
 
-def process_range(unit, spec_text: str, thresholds):
-    """Decide one (path, start, stop) unit; returns the ``l0`` columns."""
-    trigger = _worker_trigger(spec_text, thresholds)
-    return trigger.decide(read_range(*unit, muons=trigger.multi))
-
-
 def process_part(unit, spec_text: str, thresholds, part, output_format: str = "ttree") -> tuple:
     """A worker's task: decide one unit and write its ``l0`` tree into the ROOT file ``part``.
 
