@@ -121,3 +121,11 @@ def test_staged_equals_csim(tmp_path):
     assert emu._staged is not None
     _, x = random_inputs(spec, 2000, rng, density=1.0)
     np.testing.assert_array_equal(emu.predict_raw(x.astype(np.float32)), bridge.csim_raw(hls_model, x, spec))
+
+
+def test_shipped_student_keeps_one_kernel():
+    """The trigger's network is convolution-dominated: the staged path must not take it."""
+    from l0emu.cli.run import default_spec_path
+    from l0emu.fixedpoint.spec import read_spec
+
+    assert Emulator(read_spec(default_spec_path()))._staged is None
