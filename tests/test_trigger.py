@@ -173,6 +173,12 @@ def test_two_worker_dask_cluster_equals_single_process(tmp_path):
     for key in ("csv", "json"):
         assert single.outputs[key].read_text().replace("single.root", "dask.root") == spread.outputs[key].read_text()
     assert single.n_events == spread.n_events == 90
+    # l0emu merge recomputes the counts of a finished set from its parts: the same histograms and tables
+    assert cli.main(["merge", str(tmp_path / "dask_parts"), "-o", str(tmp_path / "merged.root")]) == 0
+    _, merged_histograms = read_l0_histograms(tmp_path / "merged.root")
+    for key in histograms:
+        np.testing.assert_array_equal(histograms[key], merged_histograms[key])
+    assert (tmp_path / "merged_rates.csv").read_text() == single.outputs["csv"].read_text()
 
 
 def _outputs_left(tmp_path):
@@ -328,3 +334,12 @@ def test_leading_muon_is_the_first_highest_pt(tmp_path):
     chunk = load_events(str(write_events(tmp_path / "m.root", events)))
     assert chunk.true_pt.tolist() == [9.0, 0.0, 3.5]
     assert chunk.true_eta.tolist() == [np.float32(0.2), 0.0, np.float32(-0.4)]
+
+
+def test_merge_refuses_what_is_not_a_part(tmp_path, capsys):
+    events = write_events(tmp_path / "ev.root", sample_events(6))
+    (tmp_path / "empty").mkdir()
+    for parts, message in (([str(events)], "holds no 'l0' tree"), ([str(tmp_path / "empty")], "holds no part-*.root files")):
+        assert cli.main(["merge", *parts, "-o", str(tmp_path / "m.root")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.root").exists()

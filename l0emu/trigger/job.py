@@ -27,15 +27,16 @@ import uproot
 from tqdm import tqdm
 
 from l0emu.util.atomic import OutputSet, signals_deferred
-from l0emu.errors import ConfigError
+from l0emu.errors import ConfigError, InputFileError
 from l0emu.trigger.events import RangeReader, expand_paths, plan_ranges, read_range
 from l0emu.results.l0_file import OUTPUT_FORMATS, make_l0_writer, write_histograms
 from l0emu.results.multi_rates import MultiCounts, is_count_column, is_multi_spec
 from l0emu.results.rates import RateAssumptions, TriggerCounts
 from l0emu.results.report import RunReport
+from l0emu.schema import L0_TREE, threshold_branch
 from l0emu.trigger.logic import Trigger
 
-__all__ = ["JobResult", "compute_threads", "parts_directory", "process_part", "run_job", "side_outputs"]
+__all__ = ["JobResult", "compute_threads", "merge_parts", "parts_directory", "process_part", "run_job", "side_outputs"]
 
 
 @dataclasses.dataclass
@@ -369,3 +370,72 @@ def run_job(
     if distributed:
         outputs = {**outputs, "parts": parts_directory(output)}
     return JobResult(n_events, seconds, compile_seconds, cpu_seconds, report, outputs)
+
+
+def _part_files(parts) -> list:
+    """Part files in order: a parts directory's ``part-*.root`` by name, or the files/globs given."""
+    if len(parts) == 1 and Path(parts[0]).is_dir():
+        files = sorted(str(p) for p in Path(parts[0]).glob("part-*.root"))
+        if not files:
+            msg = f"{str(parts[0])!r} holds no part-*.root files"
+            raise InputFileError(msg)
+        return files
+    return expand_paths(parts)
+
+
+def _part_thresholds(path, keys) -> tuple:
+    """The thresholds of a part's decision branches (l0_pt7p5 -> 7.5); a multi run's parts are refused."""
+    if "l0_n_mu" in keys:
+        msg = (f"{path!r}: a multi-candidate run's part (its charge and muon-count tables need counts the "
+               "tree does not keep); its l0emu run wrote the tables")
+        raise InputFileError(msg)
+    thresholds = []
+    for key in keys:
+        if key.startswith("l0_pt"):
+            try:
+                value = float(key.removeprefix("l0_pt").replace("p", "."))
+            except ValueError:
+                value = None
+            if value is None or threshold_branch(value) != key:
+                msg = f"{path!r}:{L0_TREE} branch {key!r} is not a decision branch l0_pt<T>"
+                raise InputFileError(msg)
+            thresholds.append(value)
+    if not thresholds:
+        msg = f"{path!r}:{L0_TREE} has no decision branch l0_pt<T>"
+        raise InputFileError(msg)
+    return tuple(thresholds)
+
+
+def merge_parts(parts, output, assumptions: RateAssumptions = RateAssumptions()) -> JobResult:
+    """``l0emu merge``: the histograms (``output``) and the tables and plots beside it, from part
+    files' ``l0`` trees (a finished ``--workers`` run's ``l0_parts/``, or parts of several runs of
+    one network and thresholds). The counts are recomputed from each part's ``true_pt`` and
+    decision branches, so they equal the counts the run merged."""
+    paths = _part_files(parts)
+    outputs = side_outputs(output)
+    output_set = OutputSet(inputs=paths)
+    tmp = {key: output_set.add(path, option=_OUTPUT_OPTION.get(key, "output")) for key, path in outputs.items()}
+    t0 = time.perf_counter()
+    thresholds, counts, n_events = None, None, 0
+    for path in paths:
+        with uproot.open(path) as file:
+            if L0_TREE not in file:
+                msg = f"{path!r} holds no {L0_TREE!r} tree: not a part file of l0emu run --workers"
+                raise InputFileError(msg)
+            tree = file[L0_TREE]
+            found = _part_thresholds(path, tree.keys())
+            if thresholds is None:
+                thresholds, counts = found, TriggerCounts.empty(found)
+            elif found != thresholds:
+                msg = f"{path!r} has thresholds {found}, {paths[0]!r} has {thresholds}: parts of one run's thresholds only"
+                raise InputFileError(msg)
+            branches = ["true_pt", *(threshold_branch(t) for t in thresholds)]
+            for columns in tree.iterate(branches, step_size=1_000_000, library="np"):
+                counts = counts + TriggerCounts.from_columns(columns, thresholds)
+                n_events += len(columns["true_pt"])
+    with output_set:
+        with uproot.recreate(tmp["root"]) as file:
+            write_histograms(file, counts)
+        report = RunReport(counts, thresholds, assumptions)
+        report.write(tmp, "l0emu merge", {"parts": paths, "events": n_events})
+    return JobResult(n_events, time.perf_counter() - t0, 0.0, 0.0, report, outputs)
