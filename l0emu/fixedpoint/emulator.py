@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from l0emu.fixedpoint._batched import plan_stages
+from l0emu.fixedpoint._float_inputs import float32_to_mantissa
 from l0emu.fixedpoint._codegen import generate
 from l0emu.fixedpoint.aptypes import ApType, parse_type
 from l0emu.util.atomic import atomic_path
@@ -139,8 +140,7 @@ class Emulator:
             msg = f"emulator input must be uint8 lit-pixel counts or floats, got dtype {x.dtype}"
             raise ConfigError(msg)
         # nnet::convert_data<float, input_t>: the float32 value, through double, into input_t
-        values = flat.astype(np.float32).astype(np.float64)
-        return float_to_mantissa(values, self.input_type), self._float_table, False
+        return float32_to_mantissa(flat, self.input_type), self._float_table, False
 
     def _run(self, kernel, x, trace, key):
         data, table, lookup = self._inputs(x)
