@@ -188,6 +188,24 @@ def blas_ceilings(repeats: int) -> dict:
     return rates
 
 
+def input_conversion_ns(repeats: int) -> dict:
+    """ns per value of the generic ``float_to_mantissa`` and the float32 path the emulator takes,
+    on a million normal(0, 3) float32 values into ``ap_fixed<16,6>``."""
+    import numpy as np
+
+    from l0emu.fixedpoint._float_inputs import float32_to_mantissa
+    from l0emu.fixedpoint.aptypes import parse_type
+    from l0emu.fixedpoint.casts import float_to_mantissa
+
+    t = parse_type("ap_fixed<16,6>")
+    x = np.random.default_rng(2).normal(0, 3, 1_000_000).astype(np.float32)
+    functions = {"float_to_mantissa": lambda v: float_to_mantissa(v.astype(np.float64), t),
+                 "float32_to_mantissa": lambda v: float32_to_mantissa(v, t)}
+    for function in functions.values():
+        function(x[:10])  # compile
+    return {name: 1e9 / _best(function, x, repeats) for name, function in functions.items()}
+
+
 def main(args) -> int:
     # one numba thread, set before numba is first imported (l0emu's CLI imports none before this)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -198,6 +216,8 @@ def main(args) -> int:
         print(f"one core (NUMBA_NUM_THREADS=1, ONNX Runtime 1 thread; run under taskset -c 0), best of {args.repeats}")
         ceilings = blas_ceilings(args.repeats)
         print("BLAS, one thread, 4096x100 @ 100x100: " + ", ".join(f"{k} {v / 1e9:.1f} G multiply-adds/s" for k, v in ceilings.items()))
+        conversion = input_conversion_ns(args.repeats)
+        print("float inputs into ap_fixed<16,6>: " + ", ".join(f"{k} {v:.1f} ns/value" for k, v in conversion.items()))
         rows = {}
         for name, project in projects.items():
             rows[name] = measure(project, _EVENTS.get(name, args.events), args.repeats)
