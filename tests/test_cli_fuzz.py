@@ -345,11 +345,37 @@ def test_sigterm_with_dask_workers_shuts_them_down(files, tmp_path):
     args = ["run", "events.root", "-o", "l0.root", "--no-progress", "--workers", "1"]
     rc, stderr = _terminate_when_written(args, tmp_path, [tmp_path], env={"L0EMU_FUZZ_WAIT": "histograms"}, children=workers)
     _assert_terminated_cleanly(rc, stderr, tmp_path, before)
+    assert _messages(stderr) == ["l0emu: interrupted (SIGTERM); no partial output was kept"], stderr[-3000:]
     assert workers, "no dask worker process was running"
     deadline = time.monotonic() + 30
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not [pid for pid in workers if _alive(pid)], "dask worker processes outlived the command"
+
+
+def _messages(stderr: str) -> list:
+    """stderr's lines without the harness's own markers (which may share a line with what
+    follows them): what the user would have seen."""
+    for marker in ("L0EMU-FUZZ: waiting with the cluster up", "L0EMU-FUZZ: temporary outputs written"):
+        stderr = stderr.replace(marker, "")
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_error_on_a_dask_worker_prints_one_message(tmp_path):
+    """A bad value found by a worker ends as l0emu's one line: none of dask's log lines
+    ("Compute Failed" with the worker's traceback, cancelled tasks) around it."""
+    pytest.importorskip("distributed")
+    events = [make_event(i, _track(40 + 7 * i), [(6.0 + i, 0.1, 1)]) for i in range(40)]
+    events[33]["hit_strip"][0] = 999  # in the fourth unit of ten events: read by a worker, not the client
+    write_events(tmp_path / "events.root", events)
+    args = ["run", "events.root", "-o", "l0.root", "--no-progress", "--workers", "1", "--step-size", "10"]
+    proc = subprocess.run([sys.executable, "-m", "l0emu.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert _messages(proc.stderr) == [
+        "l0emu run: error: 'events.root':events/hit_strip entry 33: value 999 is outside the sector"
+    ], proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.root"]
 
 
 def _alive(pid: int) -> bool:

@@ -86,6 +86,12 @@ def read_l0(path):
         return f[L0_TREE].arrays(library="np"), {k: f[k].values() for k in f.keys(cycle=False) if k.startswith("h_")}
 
 
+def read_l0_histograms(path):
+    with uproot.open(path) as f:
+        assert L0_TREE not in f, "l0.root of a distributed run holds no tree: the workers' parts do"
+        return None, {k: f[k].values() for k in f.keys(cycle=False) if k.startswith("h_")}
+
+
 def assert_same_l0(path_a, path_b):
     """Every l0 branch and every histogram of two outputs equal, value for value."""
     (a, ha), (b, hb) = read_l0(path_a), read_l0(path_b)
@@ -152,9 +158,27 @@ def test_two_worker_dask_cluster_equals_single_process(tmp_path):
     files = [str(write_events(tmp_path / f"ev{i}.root", sample_events(45, seed=i))) for i in range(2)]
     single = run_job(files, counting_spec(), tmp_path / "single.root", (5.0, 8.0), step_size=10, progress=False)
     spread = run_job(files, counting_spec(), tmp_path / "dask.root", (5.0, 8.0), step_size=10, workers=2, progress=False)
-    assert_same_l0(tmp_path / "single.root", tmp_path / "dask.root")
+    # the workers wrote the l0 tree, one part per unit of 10 events; l0.root holds the histograms
+    parts = sorted((tmp_path / "dask_parts").iterdir())
+    assert [p.name for p in parts] == [f"part-{k:05d}.root" for k in range(10)]
+    assert spread.outputs["parts"] == tmp_path / "dask_parts"
+    (tree, histograms), (_, spread_histograms) = read_l0(tmp_path / "single.root"), read_l0_histograms(tmp_path / "dask.root")
+    joined = uproot.concatenate([f"{p}:{L0_TREE}" for p in parts], library="np")
+    assert tree.keys() == joined.keys() and histograms.keys() == spread_histograms.keys()
+    for key in tree:
+        np.testing.assert_array_equal(tree[key], joined[key])
+    for key in histograms:
+        np.testing.assert_array_equal(histograms[key], spread_histograms[key])
     assert json.dumps(single.rows) == json.dumps(spread.rows)  # nan-aware: NaN prints as NaN
+    for key in ("csv", "json"):
+        assert single.outputs[key].read_text().replace("single.root", "dask.root") == spread.outputs[key].read_text()
     assert single.n_events == spread.n_events == 90
+    # l0emu merge recomputes the counts of a finished set from its parts: the same histograms and tables
+    assert cli.main(["merge", str(tmp_path / "dask_parts"), "-o", str(tmp_path / "merged.root")]) == 0
+    _, merged_histograms = read_l0_histograms(tmp_path / "merged.root")
+    for key in histograms:
+        np.testing.assert_array_equal(histograms[key], merged_histograms[key])
+    assert (tmp_path / "merged_rates.csv").read_text() == single.outputs["csv"].read_text()
 
 
 def _outputs_left(tmp_path):
@@ -227,7 +251,8 @@ def test_empty_file_gives_zero_rows_and_a_warning(tmp_path, spec_path):
 @pytest.mark.parametrize(
     "args, message",
     [(["--thresholds", "10,x"], "--thresholds"), (["--thresholds", "-5"], "--thresholds"),
-     (["--workers", "-1"], "--workers"), (["--muon-fraction", "2"], "muon_fraction"), (["--step-size", "0"], "--step-size")],
+     (["--workers", "-1"], "--workers"), (["--workers", "100000"], "usable core"),
+     (["--muon-fraction", "2"], "muon_fraction"), (["--step-size", "0"], "--step-size")],
 )
 def test_bad_options_are_named(tmp_path, spec_path, capsys, args, message):
     events = write_events(tmp_path / "ev.root", sample_events(6))
@@ -309,3 +334,12 @@ def test_leading_muon_is_the_first_highest_pt(tmp_path):
     chunk = load_events(str(write_events(tmp_path / "m.root", events)))
     assert chunk.true_pt.tolist() == [9.0, 0.0, 3.5]
     assert chunk.true_eta.tolist() == [np.float32(0.2), 0.0, np.float32(-0.4)]
+
+
+def test_merge_refuses_what_is_not_a_part(tmp_path, capsys):
+    events = write_events(tmp_path / "ev.root", sample_events(6))
+    (tmp_path / "empty").mkdir()
+    for parts, message in (([str(events)], "holds no 'l0' tree"), ([str(tmp_path / "empty")], "holds no part-*.root files")):
+        assert cli.main(["merge", *parts, "-o", str(tmp_path / "m.root")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.root").exists()

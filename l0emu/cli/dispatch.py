@@ -40,6 +40,7 @@ VERBS = {
     "convert": "l0emu.firmware.cli_convert",
     "validate": "l0emu.validation.cli_validate",
     "run": "l0emu.cli.run",
+    "merge": "l0emu.cli.merge",
     "rtl": "l0emu.firmware.cli_rtl",
     "grid": "l0emu.validation.cli_grid",
     "acceptance": "l0emu.validation.cli_acceptance",

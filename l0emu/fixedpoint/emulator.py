@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from l0emu.fixedpoint._batched import plan_stages
+from l0emu.fixedpoint._float_inputs import float32_to_mantissa
 from l0emu.fixedpoint._codegen import generate
 from l0emu.fixedpoint.aptypes import ApType, parse_type
 from l0emu.util.atomic import atomic_path
@@ -155,6 +157,8 @@ class Emulator:
         self.output_layers, self.columns = output_layout(spec)
         self.outputs = {out["name"]: out for out in spec["outputs"]}
         self._kernel = self._compile(self.source, "network")
+        # wide dense layers as exact matrix products where that is provably exact (None: the kernel alone)
+        self._staged = plan_stages(spec, _load_kernel)
         self._trace_kernel = None
         self._trace_tensors = None
         self.compile_seconds = {}
@@ -192,7 +196,7 @@ class Emulator:
                 msg = f"emulator input must be {kinds}, got dtype {f.dtype}"
                 raise ConfigError(msg)
         # nnet::convert_data<float, input_t>: the float32 value, through double, into input_t
-        parts = [float_to_mantissa(f.astype(np.float32).astype(np.float64), t) for f, t in zip(flats, self.input_types)]
+        parts = [float32_to_mantissa(f, t) for f, t in zip(flats, self.input_types)]
         return (parts[0] if len(parts) == 1 else np.ascontiguousarray(np.concatenate(parts, axis=1))), self._float_table, False
 
     def _flat(self, x, shape, j):
@@ -250,7 +254,12 @@ class Emulator:
         type as hls4ml's ``convert_data<float, input_t>`` does. A network with several inputs
         takes a list (or tuple) of float arrays, one per spec input in the spec's order.
         """
-        return self._run(self._kernel, x, lambda n: (), "network")
+        if self._staged is None:
+            return self._run(self._kernel, x, lambda n: (), "network")
+        data, table, lookup = self._inputs(x)
+        out = np.empty((len(data), self.n_outputs), np.int64)
+        self._staged.run(data, table, out, lookup)
+        return out
 
     def predict(self, x) -> dict:
         """Physical outputs: ``offset + scale * y`` per spec output (window frames stay relative)."""

@@ -2,7 +2,11 @@
 
 Work is split into (file, entry range) units. They run in this process or on a dask
 cluster, and are consumed in order with a bounded number in flight, so memory is set
-by the chunk size and the output is identical event by event whatever the split.
+by the chunk size and the output is identical event by event whatever the split. In this
+process one writer thread writes the ``l0`` tree into ``l0.root``; on a cluster each task
+writes its unit's tree into its own part file (``l0_parts/part-NNNNN.root``, read as one
+dataset in name order) and returns only its counts, which the client merges into the
+histograms and tables, so no single writer caps the cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -21,17 +26,18 @@ from pathlib import Path
 import uproot
 from tqdm import tqdm
 
-from l0emu.util.atomic import OutputSet
-from l0emu.errors import ConfigError
+from l0emu.util.atomic import OutputSet, signals_deferred
+from l0emu.errors import ConfigError, InputFileError
 from l0emu.trigger.events import RangeReader, expand_paths, plan_ranges, read_range
 from l0emu.results.l0_file import OUTPUT_FORMATS, make_l0_writer, write_histograms
 from l0emu.results.multi_rates import MultiCounts, is_count_column, is_multi_spec
 from l0emu.results.rates import RateAssumptions, TriggerCounts
 from l0emu.results.report import RunReport
+from l0emu.schema import L0_TREE, threshold_branch
 from l0emu.trigger.logic import Trigger
 from l0emu.trigger.samples import check_same_settings
 
-__all__ = ["JobResult", "compute_threads", "run_job", "side_outputs"]
+__all__ = ["JobResult", "compute_threads", "merge_parts", "parts_directory", "process_part", "run_job", "side_outputs"]
 
 
 @dataclasses.dataclass
@@ -126,10 +132,28 @@ def _worker_trigger(spec_text: str, thresholds, threads: int = 1) -> Trigger:
     return trigger
 
 
-def process_range(unit, spec_text: str, thresholds):
-    """Decide one (path, start, stop) unit; returns the ``l0`` columns. Runs on workers too."""
+def process_part(unit, spec_text: str, thresholds, part, output_format: str = "ttree") -> tuple:
+    """A worker's task: decide one unit and write its ``l0`` tree into the ROOT file ``part``.
+
+    Returns ``(events, TriggerCounts, MultiCounts or None)``: the counts are all that travels
+    back to the client, which merges them (the columns stay on the worker's disk).
+    """
     trigger = _worker_trigger(spec_text, thresholds)
-    return trigger.decide(read_range(*unit, muons=trigger.multi))
+    columns = trigger.decide(read_range(*unit, muons=trigger.multi))
+    algorithm, level = _COMPRESSION
+    with uproot.recreate(part, compression=getattr(uproot, algorithm)(level)) as file:
+        counts = TriggerCounts.empty(thresholds)
+        two_muon = MultiCounts.empty(thresholds).pairs.branches if trigger.multi else ()
+        tree = make_l0_writer(file, counts.branches, output_format, two_muon)
+        counts, multi_counts = (_extend_multi if trigger.multi else _extend)(tree, columns, thresholds)
+    return len(columns["event_id"]), counts, multi_counts
+
+
+def parts_directory(output) -> Path:
+    """Where ``--workers``/``--scheduler`` runs keep the ``l0`` tree: l0.root -> l0_parts/, one
+    ``part-NNNNN.root`` per work unit in event order (``uproot.concatenate("l0_parts/*.root:l0")``)."""
+    output = Path(output)
+    return output.with_name(f"{output.with_suffix('').name}_parts")
 
 
 def _local(units, trigger: Trigger):
@@ -196,21 +220,40 @@ def _write_l0(file, results, thresholds, on_chunk, output_format: str = "ttree",
     return counts, multi_counts
 
 
-def _distributed(units, spec_text, thresholds, client, in_flight):
-    futures = []
-    pending = iter(units)
-    for unit in pending:
-        futures.append(client.submit(process_range, unit, spec_text, thresholds, pure=False))
+def _distributed(units, spec_text, thresholds, client, in_flight, parts: Path, output_format):
+    """Each unit a task that writes its own part file; yields ``(events, counts, multi counts)``
+    in unit order, with at most ``in_flight`` tasks submitted ahead."""
+    tasks = ((unit, parts / f"part-{k:05d}.root") for k, unit in enumerate(units))
+    futures = collections.deque()
+
+    def submit(task):
+        unit, part = task
+        futures.append(client.submit(process_part, unit, spec_text, thresholds, str(part), output_format, pure=False))
+
+    for task in tasks:
+        submit(task)
         if len(futures) >= in_flight:
             break
     while futures:
-        head = futures.pop(0)
+        head = futures.popleft()
         result = head.result()
         head.release()
-        nxt = next(pending, None)
-        if nxt is not None:
-            futures.append(client.submit(process_range, nxt, spec_text, thresholds, pure=False))
+        task = next(tasks, None)
+        if task is not None:
+            submit(task)
         yield result
+
+
+def _merge_counts(results, thresholds, on_chunk, multi: bool) -> tuple:
+    """The client's share of a distributed run: the sum of the workers' counts."""
+    counts = TriggerCounts.empty(thresholds)
+    multi_counts = MultiCounts.empty(thresholds) if multi else None
+    for n, part, multi_part in results:
+        counts = counts + part
+        if multi:
+            multi_counts = multi_counts + multi_part
+        on_chunk(n)
+    return counts, multi_counts
 
 
 @contextlib.contextmanager
@@ -225,11 +268,27 @@ def _client(workers, scheduler):
         raise ConfigError(msg) from err
     if scheduler:
         with Client(scheduler) as client:
+            _check_worker_count(workers, sum(client.nthreads().values()), f"the scheduler at {scheduler}")
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            yield client
+    with contextlib.ExitStack() as stack:
+        # an interrupt while the workers start would leave a half-built cluster that dask's
+        # exit handler fails to close (a traceback after l0emu's message): it waits until they are up
+        with signals_deferred():
+            # the workers' own log lines (cancelled tasks on an interrupt, "Compute Failed" with the
+            # worker-side traceback of an error the client re-raises) would surround l0emu's one message
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None, silence_logs=logging.CRITICAL))
+            client = stack.enter_context(Client(cluster))
+        yield client
+
+
+def _check_worker_count(workers: int, slots: int, where: str) -> None:
+    """Refuse more workers than ``where`` has cores (or scheduler threads) to run them on:
+    the extra processes would only compete for the same cores and memory."""
+    if workers > slots:
+        msg = f"--workers {workers}: {where} has {slots} usable core{'s' if slots != 1 else ''}; give at most {slots}"
+        raise ConfigError(msg)
 
 
 def run_job(
@@ -261,6 +320,8 @@ def run_job(
     if output_format not in OUTPUT_FORMATS:
         msg = f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}"
         raise ConfigError(msg)
+    if workers and not scheduler:
+        _check_worker_count(workers, compute_threads(), "this machine")
     thresholds = tuple(float(t) for t in thresholds)
     paths = expand_paths(inputs)
     mixed = check_same_settings(paths, allow_mixed=allow_mixed)
@@ -273,6 +334,8 @@ def run_job(
         key: output_set.add(output if key == "root" else path, option=_OUTPUT_OPTION.get(key, "output"))
         for key, path in outputs.items()
     }
+    distributed = bool(workers or scheduler)
+    parts = output_set.add(parts_directory(output), directory=True, option="parts directory") if distributed else None
     units = plan_ranges(paths, step_size)
     spec_text = json.dumps(spec, sort_keys=True)
     # built (and its emulator compiled) before any output is opened: a bad spec fails here,
@@ -294,14 +357,17 @@ def run_job(
 
     with output_set, contextlib.ExitStack() as stack:
         client = stack.enter_context(_client(workers, scheduler))
-        results = (
-            _local(units, trigger)
-            if client is None
-            else _distributed(units, spec_text, thresholds, client, in_flight=2 * max(workers, 1) + 1)
-        )
         algorithm, level = _COMPRESSION
         with uproot.recreate(tmp["root"], compression=getattr(uproot, algorithm)(level)) as file:
-            counts, multi_counts = _write_l0(file, results, thresholds, on_chunk, output_format, multi)
+            if client is None:
+                counts, multi_counts = _write_l0(file, _local(units, trigger), thresholds, on_chunk, output_format, multi)
+            else:
+                # the workers write the l0 tree, part by part, into the (temporary) parts directory;
+                # l0.root gets the histograms of the merged counts
+                parts.mkdir()
+                in_flight = 2 * sum(client.nthreads().values()) + 1
+                results = _distributed(units, spec_text, thresholds, client, in_flight, parts, output_format)
+                counts, multi_counts = _merge_counts(results, thresholds, on_chunk, multi)
             write_histograms(file, counts, multi_counts)
         bar.close()
         seconds = time.perf_counter() - t0
@@ -309,4 +375,75 @@ def run_job(
         report = RunReport(counts, thresholds, assumptions, multi_counts, mixed)
         metadata = {"spec": spec.get("name"), "inputs": paths, "events": n_events, "mixed_settings": mixed}
         report.write(tmp, spec.get("name"), metadata)
+    if distributed:
+        outputs = {**outputs, "parts": parts_directory(output)}
     return JobResult(n_events, seconds, compile_seconds, cpu_seconds, report, outputs)
+
+
+def _part_files(parts) -> list:
+    """Part files in order: a parts directory's ``part-*.root`` by name, or the files/globs given."""
+    if len(parts) == 1 and Path(parts[0]).is_dir():
+        files = sorted(str(p) for p in Path(parts[0]).glob("part-*.root"))
+        if not files:
+            msg = f"{str(parts[0])!r} holds no part-*.root files"
+            raise InputFileError(msg)
+        return files
+    return expand_paths(parts)
+
+
+def _part_thresholds(path, keys) -> tuple:
+    """The thresholds of a part's decision branches (l0_pt7p5 -> 7.5); a multi run's parts are refused."""
+    if "l0_n_mu" in keys:
+        msg = (f"{path!r}: a multi-candidate run's part (its charge and muon-count tables need counts the "
+               "tree does not keep); its l0emu run wrote the tables")
+        raise InputFileError(msg)
+    thresholds = []
+    for key in keys:
+        if key.startswith("l0_pt"):
+            try:
+                value = float(key.removeprefix("l0_pt").replace("p", "."))
+            except ValueError:
+                value = None
+            if value is None or threshold_branch(value) != key:
+                msg = f"{path!r}:{L0_TREE} branch {key!r} is not a decision branch l0_pt<T>"
+                raise InputFileError(msg)
+            thresholds.append(value)
+    if not thresholds:
+        msg = f"{path!r}:{L0_TREE} has no decision branch l0_pt<T>"
+        raise InputFileError(msg)
+    return tuple(thresholds)
+
+
+def merge_parts(parts, output, assumptions: RateAssumptions = RateAssumptions()) -> JobResult:
+    """``l0emu merge``: the histograms (``output``) and the tables and plots beside it, from part
+    files' ``l0`` trees (a finished ``--workers`` run's ``l0_parts/``, or parts of several runs of
+    one network and thresholds). The counts are recomputed from each part's ``true_pt`` and
+    decision branches, so they equal the counts the run merged."""
+    paths = _part_files(parts)
+    outputs = side_outputs(output)
+    output_set = OutputSet(inputs=paths)
+    tmp = {key: output_set.add(path, option=_OUTPUT_OPTION.get(key, "output")) for key, path in outputs.items()}
+    t0 = time.perf_counter()
+    thresholds, counts, n_events = None, None, 0
+    for path in paths:
+        with uproot.open(path) as file:
+            if L0_TREE not in file:
+                msg = f"{path!r} holds no {L0_TREE!r} tree: not a part file of l0emu run --workers"
+                raise InputFileError(msg)
+            tree = file[L0_TREE]
+            found = _part_thresholds(path, tree.keys())
+            if thresholds is None:
+                thresholds, counts = found, TriggerCounts.empty(found)
+            elif found != thresholds:
+                msg = f"{path!r} has thresholds {found}, {paths[0]!r} has {thresholds}: parts of one run's thresholds only"
+                raise InputFileError(msg)
+            branches = ["true_pt", *(threshold_branch(t) for t in thresholds)]
+            for columns in tree.iterate(branches, step_size=1_000_000, library="np"):
+                counts = counts + TriggerCounts.from_columns(columns, thresholds)
+                n_events += len(columns["true_pt"])
+    with output_set:
+        with uproot.recreate(tmp["root"]) as file:
+            write_histograms(file, counts)
+        report = RunReport(counts, thresholds, assumptions)
+        report.write(tmp, "l0emu merge", {"parts": paths, "events": n_events})
+    return JobResult(n_events, time.perf_counter() - t0, 0.0, 0.0, report, outputs)

@@ -34,6 +34,7 @@ __all__ = [
     "handle_signals",
     "late_signal",
     "outputs_complete",
+    "signals_deferred",
 ]
 
 HANDLED_SIGNALS = tuple(
@@ -111,6 +112,12 @@ def _signals_deferred(final: bool):
             else:
                 _state["interrupted"] = True
                 raise Interrupted(signum)
+
+
+def signals_deferred():
+    """Inside the block, :func:`handle_signals`' signals wait and are raised when it ends: for a
+    step an interrupt must not cut in half (starting a dask cluster)."""
+    return _signals_deferred()
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -1,6 +1,13 @@
 """Emulator vs hls4ml C-simulation vs QKeras throughput on the shipped 4-bit student, one core.
 
     taskset -c 0 l0emu bench emulator [--events N] [--csim-events M] [--network shipped|seed]
+    taskset -c 0 l0emu bench emulator --spec PATH [--events N] [--da4ml-events M]
+
+With ``--spec`` (a spec.json, or a converted project directory): any network, with rows for
+the emulator as built, its single generated kernel, ONNX Runtime on the float Keras model
+beside the spec (``keras_model.h5``, as ``l0emu convert`` writes it; tf2onnx, one thread) and
+da4ml's C++ interpreter (``comb_trace(...).predict``, one thread) on the first
+``--da4ml-events``, with the bits where da4ml and the emulator differ.
 
 ``shipped`` (the default) converts the shipped student (``l0emu/data/default_student``: its
 Keras model and ``convert.yml``) into a temporary hls4ml project; ``seed`` builds the seed
@@ -20,7 +27,7 @@ from pathlib import Path
 
 __all__ = ["DESCRIPTION", "add_arguments", "main"]
 
-DESCRIPTION = "emulator vs hls4ml C-simulation vs QKeras throughput on the shipped 4-bit student, one core"
+DESCRIPTION = "emulator vs C-simulation vs QKeras on the shipped student, or vs ONNX Runtime and da4ml on any --spec, one core"
 
 
 def _best_rate(function, x, repeats):
@@ -37,6 +44,37 @@ def add_arguments(parser) -> None:
     parser.add_argument("--csim-events", type=int, default=20_000, help="events for C-simulation and QKeras (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="emulator timings, the best is kept (default %(default)s)")
     parser.add_argument("--network", choices=("shipped", "seed"), default="shipped", help="the shipped student or the seed architecture with random weights (default %(default)s)")
+    parser.add_argument("--spec", metavar="PATH", help="any network: spec.json or a converted project directory (ONNX Runtime needs its keras_model.h5)")
+    parser.add_argument("--da4ml-events", type=int, default=2_000, help="with --spec: events for da4ml's interpreter, 0 for none (default %(default)s)")
+
+
+def _spec_rows(args) -> int:
+    """``--spec``: the emulator, its single kernel, ONNX Runtime float and da4ml's interpreter."""
+    import numpy as np
+
+    from l0emu.firmware.rtl import interpret, trace_spec
+    from l0emu.fixedpoint.emulator import Emulator
+    from l0emu.fixedpoint.spec import read_spec
+    from l0emu.validation.benchmarks.bench_networks import _best, measure, print_row
+
+    path = Path(args.spec)
+    project = path if path.is_dir() else path.parent
+    row = measure(project, args.events, args.repeats)
+    print_row(read_spec(path)["name"], row)
+    if args.da4ml_events:
+        spec = read_spec(path)
+        x = np.random.default_rng(1).normal(0, 3, (args.da4ml_events, *spec["input"]["shape"])).astype(np.float32)
+        started = time.perf_counter()
+        build = trace_spec(spec)
+        trace_s = time.perf_counter() - started
+        emulator = Emulator(spec)
+        # da4ml takes the input values on the input type's grid: the emulator's own cast of the floats
+        grid = emulator.input_type.to_float(emulator._inputs(x)[0])
+        rate = _best(lambda v: interpret(build, v), grid, args.repeats)
+        differing = int(np.unpackbits((interpret(build, grid) ^ emulator.predict_raw(x)).view(np.uint8)).sum())
+        print(f"da4ml interpreter {rate:12,.0f} ev/s ({len(x):,} events, traced in {trace_s:.1f} s); bits differing from the emulator: {differing}")
+        row["differing_bits"] += differing
+    return 1 if row["differing_bits"] else 0
 
 
 def _model_and_settings(network, tmp):
@@ -62,6 +100,8 @@ def _model_and_settings(network, tmp):
 def main(args) -> int:
     # one numba thread, set before numba is first imported (l0emu's CLI imports none before this)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    if args.spec:
+        return _spec_rows(args)
     import numpy as np
 
     from l0emu.fixedpoint.emulator import Emulator

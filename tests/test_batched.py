@@ -1,0 +1,131 @@
+"""The staged emulator (wide dense layers as BLAS matrix products) against the single kernel,
+the pure-Python reference and hls4ml's C-simulation, bit for bit.
+
+The networks are chosen so that the staged path is taken (asserted): wide ``ap_fixed<16,6>``
+weights and inputs over their full range, accumulators wide enough for the exact path, and
+result types that round, saturate, wrap and zero; layers whose sums are not provably exact
+stay in kernel stages between the matrix stages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from l0emu.fixedpoint import _batched
+from l0emu.fixedpoint.emulator import Emulator
+from test_emulator import dense, elementwise, make_spec, random_inputs, ref_network
+
+RESULTS = ["ap_fixed<16,6>", "ap_fixed<16,6,AP_RND,AP_SAT>", "ap_fixed<12,4,AP_RND_CONV,AP_SAT_SYM>",
+           "ap_fixed<10,3,AP_RND_ZERO,AP_SAT_ZERO>", "ap_ufixed<8,2,AP_RND_INF,AP_WRAP>", "ap_fixed<14,5,AP_TRN_ZERO,AP_WRAP>"]
+
+
+@pytest.fixture(autouse=True)
+def _kernel_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("L0EMU_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "kernels"))
+
+
+def _kernel_only(emu, x):
+    return emu._run(emu._kernel, x, lambda n: (), "network")
+
+
+def mlp(widths, rng, *, acc="ap_fixed<48,24>", narrow=(), wt="ap_fixed<16,6>", input_type="ap_fixed<16,6>"):
+    """Dense layers of ``widths`` with ``wt`` weights, each followed by a relu or linear layer
+    into one of RESULTS; the layers in ``narrow`` get an accumulator that is not provably exact."""
+    layers = []
+    for k, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
+        layer = dense(f"dense{k}", n_in, n_out, rng, acc="ap_fixed<16,6>" if k in narrow else acc, wt=wt)
+        layer["bias_type"] = "ap_fixed<16,6>"
+        layer["biases"] = rng.integers(-(1 << 15), 1 << 15, n_out).tolist()
+        op = "relu" if k % 2 == 0 else "linear"
+        layers += [layer, elementwise(f"act{k}", op, (n_out,), RESULTS[(k + int(rng.integers(6))) % len(RESULTS)])]
+    return make_spec(layers, (widths[0],), input_type)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_wide_mlp_staged_equals_kernel_and_reference(seed):
+    rng = np.random.default_rng(seed)
+    spec = mlp([16, 24, 16, 5], rng)
+    emu = Emulator.from_spec(spec)
+    assert emu._staged is not None
+    m, x = random_inputs(spec, 300, rng, density=1.0)
+    got = emu.predict_raw(x)
+    np.testing.assert_array_equal(got, _kernel_only(emu, x))
+    np.testing.assert_array_equal(got[:40], ref_network(spec, m[:40].reshape(40, -1)))
+
+
+def test_narrow_types_take_single_precision_products():
+    """4-bit weights on 8-bit inputs: every partial sum below 2**24, so float32 matrix products."""
+    rng = np.random.default_rng(9)
+    spec = mlp([16, 16, 16, 5], rng, acc="ap_fixed<32,16>", wt="ap_fixed<4,1>", input_type="ap_fixed<8,3>")
+    emu = Emulator.from_spec(spec)
+    assert emu._staged.stages[0].weights.dtype == np.float32
+    m, x = random_inputs(spec, 300, rng, density=1.0)
+    got = emu.predict_raw(x)
+    np.testing.assert_array_equal(got, _kernel_only(emu, x))
+    np.testing.assert_array_equal(got[:40], ref_network(spec, m[:40].reshape(40, -1)))
+
+
+def test_inexact_layers_stay_in_kernel_stages():
+    """A narrow accumulator (per-step casts that wrap) keeps its layer in the generated kernel."""
+    rng = np.random.default_rng(7)
+    spec = mlp([16, 16, 4, 16, 16, 5], rng, narrow=(1,))
+    emu = Emulator.from_spec(spec)
+    kinds = [type(stage).__name__ for stage in emu._staged.stages]
+    assert kinds == ["_MatrixStage", "_KernelStage", "_MatrixStage", "_KernelStage"]
+    m, x = random_inputs(spec, 200, rng, density=1.0)
+    got = emu.predict_raw(x)
+    np.testing.assert_array_equal(got, _kernel_only(emu, x))
+    np.testing.assert_array_equal(got[:20], ref_network(spec, m[:20].reshape(20, -1)))
+
+
+def test_chunks_and_uint8_codes(monkeypatch):
+    """Events cross chunk boundaries (a partial last chunk); uint8 codes go through the input table."""
+    monkeypatch.setattr(_batched, "CHUNK", 64)
+    rng = np.random.default_rng(3)
+    spec = mlp([16, 16, 16, 5], rng)
+    emu = Emulator.from_spec(spec)
+    codes = rng.integers(0, 256, (1000, 16)).astype(np.uint8)
+    np.testing.assert_array_equal(emu.predict_raw(codes), _kernel_only(emu, codes))
+    _, x = random_inputs(spec, 1000, rng, density=1.0)
+    np.testing.assert_array_equal(emu.predict_raw(x), _kernel_only(emu, x))
+
+
+def test_networks_mostly_elsewhere_keep_one_kernel():
+    """Small dense layers (the shipped student's kind) are not cut into stages."""
+    rng = np.random.default_rng(5)
+    spec = mlp([16, 12, 12, 5], rng)
+    assert Emulator.from_spec(spec)._staged is None
+
+
+@pytest.mark.slow
+@pytest.mark.hls4ml
+def test_staged_equals_csim(tmp_path):
+    """A float Keras MLP converted with hls4ml's defaults (ap_fixed<16,6>), staged, against the C-simulation."""
+    pytest.importorskip("hls4ml")
+    from l0emu.firmware import hls4ml_bridge as bridge
+    from l0emu.firmware.keras_env import keras
+
+    layers = keras.layers
+    inputs = keras.Input((16,))
+    h = layers.Dense(64, activation="relu")(inputs)
+    h = layers.BatchNormalization()(layers.Dense(48)(h))
+    h = layers.Activation("relu")(h)
+    model = keras.Model(inputs, layers.Dense(5)(h))
+    rng = np.random.default_rng(11)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) + (1.0 if w.ndim == 1 and i == 7 else 0.0)
+                       for i, w in enumerate(model.get_weights())])  # fmt: skip
+    model.save(str(tmp_path / "model.h5"))
+    hls_model, spec = bridge.convert(tmp_path / "model.h5", tmp_path / "fw", compile=True)
+    emu = Emulator.from_spec(spec)
+    assert emu._staged is not None
+    _, x = random_inputs(spec, 2000, rng, density=1.0)
+    np.testing.assert_array_equal(emu.predict_raw(x.astype(np.float32)), bridge.csim_raw(hls_model, x, spec))
+
+
+def test_shipped_student_keeps_one_kernel():
+    """The trigger's network is convolution-dominated: the staged path must not take it."""
+    from l0emu.cli.run import default_spec_path
+    from l0emu.fixedpoint.spec import read_spec
+
+    assert Emulator(read_spec(default_spec_path()))._staged is None
