@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["REPO", "cli_reference", "grid_kd_table", "image", "rates_row"]
+__all__ = ["REPO", "cli_reference", "grid_kd_table", "image", "rates_row", "shipped_table"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,8 +98,6 @@ def shipped_table(files: dict) -> str:
         ul = row["fake_rate_ul95"] * 1e3
         lines.append(
             f"| {scenario} | {row['plateau_efficiency']:.4f} ({row['plateau_events']:,} muons) "
-            f"| {row['half_efficiency_gev']:.2f} GeV | {fired} | {ul:.3f} ‰ |" if ul < 0.01 else
-            f"| {scenario} | {row['plateau_efficiency']:.4f} ({row['plateau_events']:,} muons) "
-            f"| {row['half_efficiency_gev']:.2f} GeV | {fired} | {ul:.2f} ‰ |"
+            f"| {row['half_efficiency_gev']:.2f} GeV | {fired} | {ul:.{3 if ul < 0.01 else 2}f} ‰ |"
         )
     return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""What users read: the README and the documentation site's pages, and the package's
+requirements. The site itself is built (strict, tutorials executed) by ``bash .ci/test``."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+# the pages of the site, the README and the provenance shipped with each network
+PAGES = sorted([REPO / "README.md", *DOCS.rglob("*.md"), *(REPO / "l0emu" / "data").glob("*/PROVENANCE.md")])
+ISSUE = re.compile(r"\bissues?[\s-]*#?\d+", re.IGNORECASE)
+MACHINE_PATH = re.compile(r"(?<![\w.])(/work/|/tmp/|/root/|/home/)")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+URL = re.compile(r"\b(https?|ftp)://", re.IGNORECASE)
+
+
+def _docgen():
+    sys.path.insert(0, str(DOCS / "_gen"))
+    try:
+        import docgen
+    finally:
+        sys.path.remove(str(DOCS / "_gen"))
+    return docgen
+
+
+def _where(path: Path, text: str, match) -> str:
+    line = text.count("\n", 0, match.start()) + 1
+    return f"{path.relative_to(REPO)}:{line}: {match.group(0)!r}"
+
+
+def test_readme_is_short():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 150
+    assert len(text.encode()) <= 15_000
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_page_names_no_issue_no_machine_path_no_outside_link(path):
+    text = path.read_text(encoding="utf-8")
+    bad = [_where(path, text, m) for pattern in (ISSUE, MACHINE_PATH, URL) for m in pattern.finditer(text)]
+    for match in LINK.finditer(text):
+        target = match.group(1).split("#", 1)[0]
+        if not target:
+            continue  # an anchor on the same page
+        resolved = (path.parent / target).resolve()
+        if not resolved.is_relative_to(REPO) or not resolved.exists():
+            bad.append(_where(path, text, match) + " does not resolve inside the repository")
+    assert not bad, "\n".join(bad)
+
+
+def _requirements() -> dict:
+    """Section -> requirement strings of setup.cfg (install_requires and every extra)."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg", encoding="utf-8")
+
+    def lines(value):
+        return [line.strip() for line in value.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+    found = {"install_requires": lines(config["options"]["install_requires"])}
+    found.update({f"extra {name}": lines(value) for name, value in config["options.extras_require"].items()})
+    return found
+
+
+def _pins() -> dict:
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        requirement = Requirement(line)
+        specifiers = list(requirement.specifier)
+        assert len(specifiers) == 1 and specifiers[0].operator == "==", f"constraints.txt: {line!r} is not an exact pin"
+        pins[_normal(requirement.name)] = specifiers[0].version
+    return pins
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_no_requirement_is_an_exact_pin_and_the_pins_satisfy_the_ranges():
+    pins = _pins()
+    for section, lines in _requirements().items():
+        assert lines, section
+        for line in lines:
+            requirement = Requirement(line)
+            operators = {s.operator for s in requirement.specifier}
+            assert not operators & {"==", "==="}, f"setup.cfg {section}: {line!r} is an exact pin; pins belong in constraints.txt"
+            assert ">=" in operators, f"setup.cfg {section}: {line!r} has no lower bound (the version tested)"
+            name = _normal(requirement.name)
+            assert name in pins, f"setup.cfg {section}: {line!r} is not pinned in constraints.txt"
+            assert requirement.specifier.contains(pins[name]), f"constraints.txt pins {name}=={pins[name]}, outside {line!r}"
+
+
+def test_readme_shipped_student_table_is_the_committed_rate_files():
+    """The README's table of the shipped student equals what the results page generates
+    from docs/results/default_student/*_rates.json."""
+    import json
+
+    docgen = _docgen()
+    table = docgen.shipped_table({
+        "default": "docs/results/default_student/test_default_rates.json",
+        "hard": "docs/results/default_student/test_hard_rates.json",
+    })
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert table in readme
+    record = json.loads((REPO / "l0emu/data/default_student/training_record.json").read_text())
+    assert f"({record['model']['parameters']:,} parameters, its `training_record.json`)" in readme
+
+
+def test_cli_reference_shows_every_verb_and_benchmark():
+    from l0emu.cli import dispatch
+
+    reference = _docgen().cli_reference()
+    for name in dispatch.VERBS:
+        assert f"## `l0emu {name}`" in reference, name
+    for name in dispatch.benchmarks():
+        assert f"## `l0emu bench {name}`" in reference, name
+    assert "usage: l0emu run" in reference and "--thresholds" in reference
