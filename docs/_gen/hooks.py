@@ -20,7 +20,7 @@ GEN = Path(__file__).resolve().parent
 DOCS = GEN.parent
 REPO = DOCS.parent
 INCLUDE = re.compile(r"^<!-- l0emu:include (\S+)(?: (#+ .+?))? -->$", re.MULTILINE)
-API = "<!-- l0emu:api -->"
+API = re.compile(r"^<!-- l0emu:api -->$", re.MULTILINE)
 LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?\)")
 
 
@@ -115,6 +115,6 @@ def _api_entries() -> str:
 def on_page_markdown(markdown, page, config, files):
     page_path = DOCS / page.file.src_uri
     markdown = INCLUDE.sub(lambda m: _include(m, page_path), markdown)
-    if API in markdown:
-        markdown = markdown.replace(API, _api_entries())
+    if API.search(markdown):
+        markdown = API.sub(lambda _: _api_entries(), markdown)
     return markdown
