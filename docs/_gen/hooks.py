@@ -51,6 +51,9 @@ def on_config(config):
                 seen.add(entry)
                 kept.append(entry)
             else:
+                for value in entry.values():
+                    if isinstance(value, str):
+                        seen.add(value)
                 kept.append({t: dedupe(v) if isinstance(v, list) else v for t, v in entry.items()})
         return kept
 
