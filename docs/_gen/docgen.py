@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["REPO", "cli_reference", "grid_kd_table", "image", "rates_row", "shipped_table"]
+__all__ = ["REPO", "cli_reference", "grid_kd_table", "image", "rates_row", "shipped_table", "teachers_table"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,5 +99,26 @@ def shipped_table(files: dict) -> str:
         lines.append(
             f"| {scenario} | {row['plateau_efficiency']:.4f} ({row['plateau_events']:,} muons) "
             f"| {row['half_efficiency_gev']:.2f} GeV | {fired} | {ul:.{3 if ul < 0.01 else 2}f} ‰ |"
+        )
+    return "\n".join(lines)
+
+
+def teachers_table(path: str) -> str:
+    """Markdown: each teacher's parameters, plateau and fake rate per scenario, from the
+    ``rows`` of a ``grid.json`` holding only teachers."""
+    grid = json.loads((REPO / path).read_text(encoding="utf-8"))
+    label = {"teacher 9x384": "9×384 (whole sector)", "teacher 9x16": "9×16 (fragment)"}
+    rows = {(row["model"], row["scenario"]): row for row in grid["rows"]}
+    lines = [
+        "| teacher | parameters | default: plateau, fake UL | hard: plateau, fake (UL) |",
+        "|---|---|---|---|",
+    ]
+    for model in dict.fromkeys(model for model, _ in rows):
+        default, hard = rows[model, "default"], rows[model, "hard"]
+        d_fake, h_fake = default["fake_rate"], hard["fake_rate"]
+        lines.append(
+            f"| {label.get(model, model)} | {default['parameters']:,} "
+            f"| {default['plateau']['efficiency']:.4f}, {d_fake['fired']}/{d_fake['total']:,} ({d_fake['upper'] * 1e3:.3f} ‰) "
+            f"| {hard['plateau']['efficiency']:.4f}, {h_fake['rate'] * 1e3:.2f} ‰ ({h_fake['upper'] * 1e3:.2f} ‰) |"
         )
     return "\n".join(lines)
