@@ -180,7 +180,7 @@ def _networks(args, work, log):
     for name in args.models:
         if name == "student_q4":
             networks[name] = (shipped / "keras_model.h5", read_convert_config(shipped / "convert.yml"))
-            log[name] = {"source": f"shipped: {shipped}"}
+            log[name] = {"source": "shipped: l0emu/data/default_student"}  # not this machine's install path
         else:
             given = args.teacher if name == "teacher" else args.student_float
             networks[name] = (_trained(name, given, work, args, log), None)
@@ -687,7 +687,7 @@ def main(args) -> int:
     for model, backend, seconds, text in QUOTED:
         if model in networks:
             timing.append({"model": model, "backend": backend, "batch": 1, "latency_s": seconds, "events_per_s": 1.0 / seconds, "note": text})
-    notes.insert(0, f"sample: {len(chunk):,} events of {path} (default scenario, seed {args.seed}); emulator, Keras and ONNX Runtime "
+    notes.insert(0, f"sample: {len(chunk):,} events of {path.name} (default scenario, seed {args.seed}); emulator, Keras and ONNX Runtime "
                  f"run all of them (the teacher the first {min(args.teacher_events, len(chunk)):,}), "
                  f"the C-simulation the first {args.csim_events:,} (teacher {args.csim_teacher_events:,}), "
                  f"Verilator the first {min(args.rtl_events, len(chunk)):,}, qonnx's executor the first {_QONNX_EXEC_EVENTS}")
