@@ -19,6 +19,8 @@ ISSUE = re.compile(r"\bissues?[\s-]*#?\d+", re.IGNORECASE)
 MACHINE_PATH = re.compile(r"(?<![\w.])(/work/|/tmp/|/root/|/home/)")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 URL = re.compile(r"\b(https?|ftp)://", re.IGNORECASE)
+# a file of the repository named in running text, e.g. `l0emu/trigger/sector.py`
+REPO_FILE = re.compile(r"(?<![\w/.])((?:l0emu|simulation|firmware|validation|tests|docs)/[\w/.-]*\w\.(?:py|md|json|yml|sh|csv|png))")
 
 
 def _docgen():
@@ -53,6 +55,14 @@ def test_page_names_no_issue_no_machine_path_no_outside_link(path):
         if not resolved.is_relative_to(REPO) or not resolved.exists():
             bad.append(_where(path, text, match) + " does not resolve inside the repository")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_files_a_page_names_exist(path):
+    """Modules moved into subpackages must not leave their old paths behind in the pages."""
+    text = path.read_text(encoding="utf-8")
+    missing = [_where(path, text, m) for m in REPO_FILE.finditer(text) if not (REPO / m.group(1)).exists()]
+    assert not missing, "\n".join(missing)
 
 
 def _requirements() -> dict:
