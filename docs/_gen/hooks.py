@@ -6,6 +6,7 @@
   into a page (without its title), its relative links rewritten for the page's place, its
   headings one level down; ``<!-- l0emu:include PATH ## Heading -->`` only that section of it;
 - ``<!-- l0emu:api -->`` becomes one mkdocstrings entry per public name of ``l0emu``;
+- the Sphinx roles of docstrings (``:func:``) are dropped from the rendered API page;
 - docs/_gen is put on ``sys.path`` so that executed code blocks can ``import docgen``.
 """
 
@@ -22,6 +23,8 @@ REPO = DOCS.parent
 INCLUDE = re.compile(r"^<!-- l0emu:include (\S+)(?: (#+ .+?))? -->$", re.MULTILINE)
 API = re.compile(r"^<!-- l0emu:api -->$", re.MULTILINE)
 LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?\)")
+# Sphinx roles in docstrings (``:func:`name```), which mkdocstrings shows as text before the code
+ROLE = re.compile(r":(?:func|class|data|mod|meth|attr|exc):(?=<code>)")
 
 
 def _expand(entries: list) -> list:
@@ -121,3 +124,7 @@ def on_page_markdown(markdown, page, config, files):
     if API.search(markdown):
         markdown = API.sub(lambda _: _api_entries(), markdown)
     return markdown
+
+
+def on_page_content(html, page, config, files):
+    return ROLE.sub("", html)
