@@ -131,3 +131,24 @@ def test_cli_reference_shows_every_verb_and_benchmark():
     for name in dispatch.benchmarks():
         assert f"## `l0emu bench {name}`" in reference, name
     assert "usage: l0emu run" in reference and "--thresholds" in reference
+
+
+def test_navigation_patterns_pick_up_pages_by_name():
+    """mkdocs.yml lists supported_ops*.md and bench/**/*.md as patterns: pages added under
+    those names join the site's navigation without an edit (docs/_gen/hooks.py)."""
+    sys.path.insert(0, str(DOCS / "_gen"))
+    try:
+        import hooks
+    finally:
+        sys.path.remove(str(DOCS / "_gen"))
+    expanded = hooks._expand([{"Results": ["results/speed.md", "bench/**/*.md"]}, "supported_ops*.md"])
+    bench = sorted(p.relative_to(DOCS).as_posix() for p in (DOCS / "bench").rglob("*.md"))
+    assert expanded[0] == {"Results": ["results/speed.md", *bench]}
+    assert "bench/inference/bench.md" in bench
+    assert expanded[1:] == sorted(p.name for p in DOCS.glob("supported_ops*.md"))
+
+
+def test_readme_keeps_the_two_commands():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "bash .ci/main" in readme and "bash .ci/test" in readme
+    assert (REPO / ".ci" / "run").read_text().strip().endswith("exec bash .ci/test")
