@@ -152,3 +152,124 @@ def test_readme_keeps_the_two_commands():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "bash .ci/main" in readme and "bash .ci/test" in readme
     assert (REPO / ".ci" / "run").read_text().strip().endswith("exec bash .ci/test")
+
+
+# ---------------------------------------------------------------- figures and their result files
+
+# a figure: a number with a unit of a result (targets and settings, written with ≥ < ..., are not)
+FIGURE = re.compile(r"(?<![\w.,/^=≥≤<>≈~±-])(?<![≥≤<>≈~±] )(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s?(GeV|‰|%|events/s|ns|µs|ms|s|MB|kHz)(?![\w/])")
+# how a stored value (a fraction, seconds, GeV ...) is scaled for each unit on a page
+UNIT_SCALES = {"GeV": (1,), "‰": (1e3,), "%": (100, 1), "events/s": (1,), "ns": (1e9, 1), "µs": (1e6,), "ms": (1e3,), "s": (1,), "MB": (1, 1e-6), "kHz": (1,)}
+RESULT_FILE = re.compile(r"(?<![\w/.])((?:l0emu|docs)/[\w/.-]*\w\.(?:json|csv))")
+RESULT_FOLDER = re.compile(r"(?<![\w/.])(docs/[\w/.-]*\w/)")
+RESULT_LINK = re.compile(r"\]\(([^)\s#]+\.(?:json|csv|md))")
+# reports written by a command (l0emu grid evaluate, the KD study, l0emu bench): result files themselves
+REPORT = re.compile(r"^(grid\w*|kd_study|bench)\.md$")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+HISTORICAL = "historical log (no result file)"
+# pages of definitions and targets, not of results
+DEFINITIONS = {"docs/explanations/physics.md"}
+
+
+def _numbers(value, out: list) -> list:
+    if isinstance(value, bool):
+        return out
+    if isinstance(value, (int, float)):
+        out.append(float(value))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _numbers(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _numbers(item, out)
+    return out
+
+
+def _file_numbers(path: Path) -> list:
+    import csv
+    import json
+
+    if path.suffix == ".json":
+        return _numbers(json.loads(path.read_text(encoding="utf-8")), [])
+    if path.suffix == ".csv":
+        cells = [cell for row in csv.reader(path.open(encoding="utf-8")) for cell in row]
+    else:  # a report's text
+        cells = NUMBER.findall(path.read_text(encoding="utf-8"))
+    found = []
+    for cell in cells:
+        try:
+            found.append(float(cell.replace(",", "")))
+        except ValueError:
+            pass
+    return found
+
+
+def _result_files(page: Path, text: str) -> list:
+    """The result files a page's figures may come from: those it names or links, those in a
+    folder it names, beside it, or in the folder named like it (results/x.md: results/x/)."""
+    found = {REPO / m.group(1) for m in RESULT_FILE.finditer(text)}
+    found |= {(page.parent / m.group(1)).resolve() for m in RESULT_LINK.finditer(text)}
+    folders = {REPO / m.group(1) for m in RESULT_FOLDER.finditer(text)} | {page.parent, page.with_suffix("")}
+    for folder in folders - {REPO}:
+        if folder.is_dir():
+            found |= set(folder.iterdir())
+    return sorted(p for p in found if p.is_file() and (p.suffix in (".json", ".csv") or REPORT.match(p.name)))
+
+
+def _table_figures(text: str):
+    """(line number, figure) of every figure in a Markdown table row, outside code blocks,
+    header rows and sections titled as a historical log."""
+    lines = text.splitlines()
+    fence = historical = False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            fence = not fence
+        elif line.startswith("#") and not fence:
+            historical = HISTORICAL in line.lower()
+        elif not (fence or historical) and line.startswith("|") and not lines[min(i + 1, len(lines) - 1)].startswith("|---"):
+            yield from ((i + 1, m) for m in FIGURE.finditer(line))
+
+
+def _backed(value: float, decimals: int, unit: str, known: list) -> bool:
+    import bisect
+
+    half = 0.5 * 10**-decimals * (1 + 1e-9)
+    for scale in UNIT_SCALES[unit]:
+        at = bisect.bisect_left(known, (value - half) / scale)
+        if any(abs(known[j] * scale - value) <= half for j in (at - 1, at, at + 1) if 0 <= j < len(known)):
+            return True
+    return False
+
+
+FIGURE_PAGES = [p for p in PAGES if not (p.is_relative_to(DOCS) and (REPORT.match(p.name) or p.relative_to(DOCS).parts[0] == "bench"))]
+
+
+@pytest.mark.parametrize("path", FIGURE_PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_table_figures_are_in_result_files(path):
+    """Every figure with a unit in a page's tables equals, at the precision shown, a value of a
+    result file the page names, links or sits beside (generated tables are made from them when
+    the site is built and are not in the page's source)."""
+    if path.relative_to(REPO).as_posix() in DEFINITIONS:
+        return
+    text = path.read_text(encoding="utf-8")
+    known = sorted({v for f in _result_files(path, text) for v in _file_numbers(f)})
+    unbacked = []
+    for line, match in _table_figures(text):
+        decimals = len(match.group(2)) - 1 if match.group(2) else 0
+        value = float(match.group(1).replace(",", "") + (match.group(2) or ""))
+        if not _backed(value, decimals, match.group(3), known):
+            unbacked.append(f"{path.relative_to(REPO)}:{line}: {match.group(0)!r}")
+    assert not unbacked, "figures in no result file of the page:\n" + "\n".join(unbacked)
+
+
+def test_figure_check_finds_an_unbacked_figure(tmp_path):
+    """The check above is not vacuous: a table figure absent from the page's files is found,
+    the same figure in a result file beside the page is not."""
+    page = tmp_path / "page.md"
+    page.write_text("| a | b |\n|---|---|\n| x | 9.77 GeV and 0.54 ‰ |\n", encoding="utf-8")
+    figures = [(m.group(1) + (m.group(2) or ""), m.group(3)) for _, m in _table_figures(page.read_text(encoding="utf-8"))]
+    assert figures == [("9.77", "GeV"), ("0.54", "‰")]
+    assert not _backed(9.77, 2, "GeV", [9.5, 10.0])
+    (tmp_path / "rates.json").write_text('{"half": 9.768989, "fake": 0.00054009}', encoding="utf-8")
+    known = sorted(v for f in _result_files(page, "") for v in _file_numbers(f))
+    assert _backed(9.77, 2, "GeV", known) and _backed(0.54, 2, "‰", known)

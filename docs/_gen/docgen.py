@@ -13,7 +13,21 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["REPO", "cli_reference", "grid_kd_table", "image", "rates_row", "shipped_table", "teachers_table"]
+__all__ = [
+    "REPO",
+    "bit_exactness_table",
+    "cli_reference",
+    "grid_kd_table",
+    "image",
+    "inference_decisions_table",
+    "inference_throughput_table",
+    "multi_rates_table",
+    "multi_targets_table",
+    "muon_count_table",
+    "rates_row",
+    "shipped_table",
+    "teachers_table",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,4 +135,148 @@ def teachers_table(path: str) -> str:
             f"| {default['plateau']['efficiency']:.4f}, {d_fake['fired']}/{d_fake['total']:,} ({d_fake['upper'] * 1e3:.3f} ‰) "
             f"| {hard['plateau']['efficiency']:.4f}, {h_fake['rate'] * 1e3:.2f} ‰ ({h_fake['upper'] * 1e3:.2f} ‰) |"
         )
+    return "\n".join(lines)
+
+
+def _per_mille(value: float) -> str:
+    per_mille = value * 1e3
+    return f"{per_mille:.{3 if per_mille < 0.1 else 2}f} ‰"
+
+
+def _fired(entry: dict) -> str:
+    """``k / n = rate (UL ...)`` of a fraction in a ``*_targets.json``."""
+    fired = f"{entry['k']:,} / {entry['n']:,}"
+    if entry["k"]:
+        fired += f" = {_per_mille(entry['value'])}"
+    return f"{fired} (UL {_per_mille(entry['upper_limit_95'])})"
+
+
+def _efficiency(entry: dict) -> str:
+    return f"{entry['value']:.4f} ({entry['n']:,})"
+
+
+# The multi network's targets: (row label, key in *_targets.json, cell format, target as
+# written, whether a sample meets it).
+MULTI_TARGETS = [
+    ("one-muon crossings, pT ≥ 15 GeV: `l0_pt10`", "one_muon_plateau", _efficiency, "≥ 0.97", lambda e: e["value"] >= 0.97),
+    ("background crossings: `l0_pt10` fires", "background_single_fires", _fired, "UL < 2 ‰", lambda e: e["upper_limit_95"] < 2e-3),
+    ("exactly two muons, both ≥ 15 GeV: `l0_2mu_pt10`", "two_muon_efficiency", _efficiency, "≥ 0.80", lambda e: e["value"] >= 0.80),
+    ("one-muon crossings: `l0_2mu_pt10` fires", "one_muon_double_fires", _fired, "≤ 1 %", lambda e: e["value"] <= 0.01),
+    ("background crossings: `l0_2mu_pt10` fires", "background_double_fires", _fired, "≤ 0.5 ‰", lambda e: e["value"] <= 5e-4),
+    ("one-muon crossings, pT ≥ 10 GeV: `l0_charge == true_charge`", "charge", _efficiency, "≥ 0.97", lambda e: e["value"] >= 0.97),
+]
+
+
+def multi_targets_table(default: str, hard: str) -> str:
+    """Markdown: the multi student's target figures on its two test samples, from the
+    ``*_targets.json`` that docs/results/multi_student/commands.sh writes."""
+    samples = [json.loads((REPO / path).read_text(encoding="utf-8")) for path in (default, hard)]
+    lines = [
+        "| 10 GeV | default noise | hard background | target | met: default / hard |",
+        "|---|---|---|---|---|",
+    ]
+    for label, key, cell, target, met in MULTI_TARGETS:
+        verdicts = " / ".join("yes" if met(s[key]) else "**no**" for s in samples)
+        lines.append(f"| {label} | {cell(samples[0][key])} | {cell(samples[1][key])} | {target} | {verdicts} |")
+    return "\n".join(lines)
+
+
+def _read(path: str) -> dict:
+    return json.loads((REPO / path).read_text(encoding="utf-8"))
+
+
+NETWORK = {"teacher": "teacher", "student_float": "float student", "student_q4": "4-bit student"}
+
+
+def inference_throughput_table(path: str, batches=(1, 256, 4096, 65536)) -> str:
+    """Markdown: events/s (latency per call) of every swept backend at ``batches``, and the
+    single-point rows (FPGA estimate, quoted figures, what did not run), from a ``bench.json``
+    that ``l0emu bench inference`` wrote."""
+    from l0emu.validation.benchmarks.bench_inference import _fmt_latency, _fmt_rate
+
+    timing = _read(path)["timing"]
+    sweep = {(p["model"], p["backend"], p["batch"]): p for p in timing if p.get("sweep")}
+    lines = ["| events/s (latency per call) | " + " | ".join(f"batch {b:,}" for b in batches) + " |",
+             "|---|" + "---|" * len(batches)]
+    for model, backend in dict.fromkeys((m, b) for m, b, _ in sweep):
+        cells = []
+        for batch in batches:
+            point = sweep.get((model, backend, batch))
+            ok = point is not None and "skipped" not in point
+            cells.append(f"{_fmt_rate(point['events_per_s'])} ({_fmt_latency(point['latency_s'])})" if ok else "–")
+        lines.append(f"| {NETWORK[model]}, {backend} | " + " | ".join(cells) + " |")
+    for p in timing:
+        if p.get("sweep"):
+            continue
+        if "events_per_s" in p:
+            figure = f"{_fmt_rate(p['events_per_s'])} ({_fmt_latency(p['latency_s'])}, batch {p['batch']:,})"
+        else:
+            figure = p["note"]  # why it did not run, as the benchmark wrote it
+        lines.append(f"| {NETWORK[p['model']]}, {p['backend']} | {figure} |" + " |" * (len(batches) - 1))
+    return "\n".join(lines)
+
+
+def inference_decisions_table(path: str) -> str:
+    """Markdown: each backend's decisions at 10 GeV against the emulator of the same network,
+    from a ``bench.json`` that ``l0emu bench inference`` wrote."""
+    lines = [
+        "| network | backend | events | plateau eff | 50 % point | fake rate | decisions differing from the emulator |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in _read(path)["physics"]:
+        differ = "reference"
+        if "differing_decisions" in e:
+            differ = f"{e['differing_decisions']:,} ({100 * e['differing_fraction']:.3g} %)"
+        lines.append(
+            f"| {NETWORK[e['model']]} | {e['backend']} | {e['events']:,} | {e['plateau_efficiency']:.4f} "
+            f"| {e['half_efficiency_gev']:.2f} GeV | {e['background_fired']:,} / {e['background_events']:,} | {differ} |"
+        )
+    return "\n".join(lines)
+
+
+def bit_exactness_table(path: str) -> str:
+    """Markdown: the shipped networks against the C-simulation, from the ``check.json`` that
+    docs/explanations/bit_exactness/check.py writes."""
+    lines = [
+        "| network | inputs | compared | with any differing bit | what `l0emu validate` runs |",
+        "|---|---|---|---|---|",
+    ]
+    for c in _read(path)["checks"]:
+        compared = f"{c['inputs_compared']:,}" + (f" (of {c['events']:,} events)" if "events" in c and c["events"] != c["inputs_compared"] else "")
+        lines.append(f"| {c['network']} | {c['inputs']} | {compared} | {c['differing']:,} | `{c['command']}` |")
+    return "\n".join(lines)
+
+
+def _rate_khz(value) -> str:
+    return "n/a" if value is None else (f"{value:,.0f}" if value >= 100 else f"{value:.3g}")
+
+
+def multi_rates_table(default: str, hard: str) -> str:
+    """Markdown: the rows of two ``l0_rates.json`` (default noise, hard background) whose
+    plateau the samples reach, as ``l0emu run --model multi`` wrote them."""
+    tables = [{row["branch"]: row for row in json.loads((REPO / p).read_text(encoding="utf-8"))["rows"]} for p in (default, hard)]
+    lines = [
+        "| item | plateau, default | 50 % point | fake UL | L0 rate [kHz] | plateau, hard | fake UL | L0 rate [kHz] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for branch, d in tables[0].items():
+        h = tables[1][branch]
+        if d["plateau_efficiency"] is None:
+            continue  # the threshold's plateau lies beyond the sample's muons: no figure
+        lines.append(
+            f"| `{branch}` | {d['plateau_efficiency']:.4f} | {_fmt(d['half_efficiency_gev'], 2)} GeV "
+            f"| {_per_mille(d['fake_rate_ul95'])} | {_rate_khz(d['l0_rate_khz'])} "
+            f"| {h['plateau_efficiency']:.4f} | {_per_mille(h['fake_rate_ul95'])} | {_rate_khz(h['l0_rate_khz'])} |"
+        )
+    return "\n".join(lines)
+
+
+def muon_count_table(path: str) -> str:
+    """Markdown: true muons above 3 GeV (rows) against ``l0_n_mu`` (columns), from the
+    ``multi.muon_count`` of an ``l0_rates.json``."""
+    counts = json.loads((REPO / path).read_text(encoding="utf-8"))["multi"]["muon_count"]["events"]
+    lines = ["| true \\ found | 0 | 1 | 2 | 3 |", "|---|---|---|---|---|"]
+    for true, row in enumerate(counts):
+        label = f"≥ {true}" if true == len(counts) - 1 else str(true)
+        lines.append(f"| {label} | " + " | ".join(f"{n:,}" for n in row) + " |")
     return "\n".join(lines)

@@ -6,6 +6,9 @@
   into a page (without its title), its relative links rewritten for the page's place, its
   headings one level down; ``<!-- l0emu:include PATH ## Heading -->`` only that section of it;
 - ``<!-- l0emu:api -->`` becomes one mkdocstrings entry per public name of ``l0emu``;
+- ``<!-- l0emu:bench-index -->`` becomes a list of the benchmark results committed under
+  docs/bench/ (one entry per report page, with the result files beside it), so that the
+  speed page names every measurement there, new ones included, and no other;
 - the Sphinx roles of docstrings (``:func:``) are dropped from the rendered API page;
 - docs/_gen is put on ``sys.path`` so that executed code blocks can ``import docgen``.
 """
@@ -22,6 +25,8 @@ DOCS = GEN.parent
 REPO = DOCS.parent
 INCLUDE = re.compile(r"^<!-- l0emu:include (\S+)(?: (#+ .+?))? -->$", re.MULTILINE)
 API = re.compile(r"^<!-- l0emu:api -->$", re.MULTILINE)
+BENCH_INDEX = re.compile(r"^<!-- l0emu:bench-index -->$", re.MULTILINE)
+RESULT_SUFFIXES = (".json", ".csv", ".png", ".txt", ".log")
 LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?\)")
 # Sphinx roles in docstrings (``:func:`name```), which mkdocstrings shows as text before the code
 ROLE = re.compile(r":(?:func|class|data|mod|meth|attr|exc):(?=<code>)")
@@ -118,9 +123,33 @@ def _api_entries() -> str:
     return "\n".join(lines)
 
 
+def bench_index(page_path: Path) -> str:
+    """Markdown: one item per report page under docs/bench/ (its title, linked), with the
+    result files of its folder; a folder without a page is listed by its files."""
+    bench = DOCS / "bench"
+    items = []
+    for folder in sorted({p.parent for p in bench.rglob("*") if p.is_file()}):
+        pages = sorted(folder.glob("*.md"))
+        results = sorted(p.name for p in folder.iterdir() if p.suffix in RESULT_SUFFIXES)
+        files = ", ".join(f"`{name}`" for name in results) or "no result file"
+        where = folder.relative_to(DOCS).as_posix()
+        for md in pages or [None]:
+            if md is None:
+                items.append(f"- `{where}/`: {files}")
+                continue
+            first = md.read_text(encoding="utf-8").splitlines()[0]
+            title = first[2:].strip() if first.startswith("# ") else md.stem
+            link = posixpath.relpath(md.as_posix(), page_path.parent.as_posix())
+            items.append(f"- [{title}]({link}) (`{where}/`): {files}")
+    if not items:
+        return "No benchmark result is committed under `docs/bench/` yet."
+    return "\n".join(items)
+
+
 def on_page_markdown(markdown, page, config, files):
     page_path = DOCS / page.file.src_uri
     markdown = INCLUDE.sub(lambda m: _include(m, page_path), markdown)
+    markdown = BENCH_INDEX.sub(lambda _: bench_index(page_path), markdown)
     if API.search(markdown):
         markdown = API.sub(lambda _: _api_entries(), markdown)
     return markdown
