@@ -159,7 +159,7 @@ def test_readme_keeps_the_two_commands():
 # a figure: a number with a unit of a result (targets and settings, written with ≥ < ..., are not)
 FIGURE = re.compile(r"(?<![\w.,/^=≥≤<>≈~±-])(?<![≥≤<>≈~±] )(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s?(GeV|‰|%|events/s|ns|µs|ms|s|MB|kHz)(?![\w/])")
 # how a stored value (a fraction, seconds, GeV ...) is scaled for each unit on a page
-UNIT_SCALES = {"GeV": (1,), "‰": (1e3,), "%": (100, 1), "events/s": (1,), "ns": (1e9, 1), "µs": (1e6,), "ms": (1e3,), "s": (1,), "MB": (1, 1e-6), "kHz": (1,)}
+UNIT_SCALES = {"GeV": (1,), "‰": (1e3, 1), "%": (100, 1), "events/s": (1,), "ns": (1e9, 1), "µs": (1e6,), "ms": (1e3,), "s": (1,), "MB": (1, 1e-6), "kHz": (1,)}
 RESULT_FILE = re.compile(r"(?<![\w/.])((?:l0emu|docs)/[\w/.-]*\w\.(?:json|csv))")
 RESULT_FOLDER = re.compile(r"(?<![\w/.])(docs/[\w/.-]*\w/)")
 RESULT_LINK = re.compile(r"\]\(([^)\s#]+\.(?:json|csv|md))")
@@ -192,7 +192,8 @@ def _file_numbers(path: Path) -> list:
     if path.suffix == ".json":
         return _numbers(json.loads(path.read_text(encoding="utf-8")), [])
     if path.suffix == ".csv":
-        cells = [cell for row in csv.reader(path.open(encoding="utf-8")) for cell in row]
+        with path.open(encoding="utf-8") as f:
+            cells = [cell for row in csv.reader(f) for cell in row]
     else:  # a report's text
         cells = NUMBER.findall(path.read_text(encoding="utf-8"))
     found = []
@@ -220,12 +221,16 @@ def _table_figures(text: str):
     """(line number, figure) of every figure in a Markdown table row, outside code blocks,
     header rows and sections titled as a historical log."""
     lines = text.splitlines()
-    fence = historical = False
+    fence, historical = False, 0  # the level of the historical section we are in, 0: none
     for i, line in enumerate(lines):
         if line.startswith("```"):
             fence = not fence
         elif line.startswith("#") and not fence:
-            historical = HISTORICAL in line.lower()
+            level = len(line) - len(line.lstrip("#"))
+            if historical and level <= historical:
+                historical = 0
+            if not historical and HISTORICAL in line.lower():
+                historical = level
         elif not (fence or historical) and line.startswith("|") and not lines[min(i + 1, len(lines) - 1)].startswith("|---"):
             yield from ((i + 1, m) for m in FIGURE.finditer(line))
 
@@ -269,6 +274,8 @@ def test_figure_check_finds_an_unbacked_figure(tmp_path):
     page.write_text("| a | b |\n|---|---|\n| x | 9.77 GeV and 0.54 ‰ |\n", encoding="utf-8")
     figures = [(m.group(1) + (m.group(2) or ""), m.group(3)) for _, m in _table_figures(page.read_text(encoding="utf-8"))]
     assert figures == [("9.77", "GeV"), ("0.54", "‰")]
+    logged = "## Historical log (no result file)\n\n| x | 1.5 GeV |\n\n### More\n\n| y | 2 ns |\n\n## Results\n\n| z | 3 s |\n"
+    assert [m.group(0) for _, m in _table_figures(logged)] == ["3 s"]
     assert not _backed(9.77, 2, "GeV", [9.5, 10.0])
     (tmp_path / "rates.json").write_text('{"half": 9.768989, "fake": 0.00054009}', encoding="utf-8")
     known = sorted(v for f in _result_files(page, "") for v in _file_numbers(f))

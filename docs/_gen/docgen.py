@@ -27,6 +27,7 @@ __all__ = [
     "rates_row",
     "shipped_table",
     "teachers_table",
+    "thresholds_table",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -279,4 +280,22 @@ def muon_count_table(path: str) -> str:
     for true, row in enumerate(counts):
         label = f"≥ {true}" if true == len(counts) - 1 else str(true)
         lines.append(f"| {label} | " + " | ".join(f"{n:,}" for n in row) + " |")
+    return "\n".join(lines)
+
+
+def thresholds_table(default: str, hard: str) -> str:
+    """Markdown: every threshold of two ``l0_rates.json`` (default and hard scenario, the
+    same network), as ``l0emu run`` wrote them."""
+    tables = [json.loads((REPO / p).read_text(encoding="utf-8"))["rows"] for p in (default, hard)]
+    lines = [
+        "| T [GeV] | default: plateau | 50 % point | fake rate | L0 rate | hard: plateau | 50 % point | fake rate (UL) | L0 rate |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d, h in zip(*tables, strict=True):
+        fake = [f"{r['background_fired']:,} / {r['background_events']:,}" if not r["background_fired"] else _per_mille(r["fake_rate"]) for r in (d, h)]
+        lines.append(
+            f"| {d['threshold_gev']:g} | {d['plateau_efficiency']:.4f} | {d['half_efficiency_gev']:.2f} GeV | {fake[0]} "
+            f"| {d['l0_rate_khz']:.2f} kHz | {h['plateau_efficiency']:.4f} | {h['half_efficiency_gev']:.2f} GeV "
+            f"| {fake[1]} ({_per_mille(h['fake_rate_ul95'])}) | {h['l0_rate_khz']:.2f} kHz |"
+        )
     return "\n".join(lines)
