@@ -217,9 +217,10 @@ def _result_files(page: Path, text: str) -> list:
     return sorted(p for p in found if p.is_file() and (p.suffix in (".json", ".csv") or REPORT.match(p.name)))
 
 
-def _table_figures(text: str):
+def _table_figures(text: str, units=None):
     """(line number, figure) of every figure in a Markdown table row, outside code blocks,
-    header rows and sections titled as a historical log."""
+    header rows and sections titled as a historical log; with ``units``, also the figures of
+    those units in running text."""
     lines = text.splitlines()
     fence, historical = False, 0  # the level of the historical section we are in, 0: none
     for i, line in enumerate(lines):
@@ -231,8 +232,12 @@ def _table_figures(text: str):
                 historical = 0
             if not historical and HISTORICAL in line.lower():
                 historical = level
-        elif not (fence or historical) and line.startswith("|") and not lines[min(i + 1, len(lines) - 1)].startswith("|---"):
+        elif fence or historical or lines[min(i + 1, len(lines) - 1)].startswith("|---"):
+            continue
+        elif line.startswith("|"):
             yield from ((i + 1, m) for m in FIGURE.finditer(line))
+        elif units:
+            yield from ((i + 1, m) for m in FIGURE.finditer(line) if m.group(3) in units)
 
 
 def _backed(value: float, decimals: int, unit: str, known: list) -> bool:
@@ -251,15 +256,15 @@ FIGURE_PAGES = [p for p in PAGES if not (p.is_relative_to(DOCS) and (REPORT.matc
 
 @pytest.mark.parametrize("path", FIGURE_PAGES, ids=lambda p: str(p.relative_to(REPO)))
 def test_table_figures_are_in_result_files(path):
-    """Every figure with a unit in a page's tables equals, at the precision shown, a value of a
-    result file the page names, links or sits beside (generated tables are made from them when
-    the site is built and are not in the page's source)."""
+    """Every figure with a unit in a page's tables, and every speed in its text, equals at the
+    precision shown a value of a result file the page names, links or sits beside (generated
+    tables are made from them when the site is built and are not in the page's source)."""
     if path.relative_to(REPO).as_posix() in DEFINITIONS:
         return
     text = path.read_text(encoding="utf-8")
     known = sorted({v for f in _result_files(path, text) for v in _file_numbers(f)})
     unbacked = []
-    for line, match in _table_figures(text):
+    for line, match in _table_figures(text, units={"events/s"}):
         decimals = len(match.group(2)) - 1 if match.group(2) else 0
         value = float(match.group(1).replace(",", "") + (match.group(2) or ""))
         if not _backed(value, decimals, match.group(3), known):
@@ -276,6 +281,8 @@ def test_figure_check_finds_an_unbacked_figure(tmp_path):
     assert figures == [("9.77", "GeV"), ("0.54", "‰")]
     logged = "## Historical log (no result file)\n\n| x | 1.5 GeV |\n\n### More\n\n| y | 2 ns |\n\n## Results\n\n| z | 3 s |\n"
     assert [m.group(0) for _, m in _table_figures(logged)] == ["3 s"]
+    prose = "It ran at 5,000 events/s for 3 s.\n"
+    assert [m.group(0) for _, m in _table_figures(prose, units={"events/s"})] == ["5,000 events/s"]
     assert not _backed(9.77, 2, "GeV", [9.5, 10.0])
     (tmp_path / "rates.json").write_text('{"half": 9.768989, "fake": 0.00054009}', encoding="utf-8")
     known = sorted(v for f in _result_files(page, "") for v in _file_numbers(f))

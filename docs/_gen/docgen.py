@@ -22,6 +22,7 @@ __all__ = [
     "inference_decisions_table",
     "inference_throughput_table",
     "multi_rates_table",
+    "multi_study_table",
     "multi_targets_table",
     "muon_count_table",
     "rates_row",
@@ -298,4 +299,35 @@ def thresholds_table(default: str, hard: str) -> str:
             f"| {d['l0_rate_khz']:.2f} kHz | {h['plateau_efficiency']:.4f} | {h['half_efficiency_gev']:.2f} GeV "
             f"| {fake[1]} ({_per_mille(h['fake_rate_ul95'])}) | {h['l0_rate_khz']:.2f} kHz |"
         )
+    return "\n".join(lines)
+
+
+def _share(entry: dict) -> str:
+    return f"{entry['k']:,} / {entry['n']:,} = {entry['value']:.4f}"
+
+
+# (row label, group, key, cell format) of the multi study's table, from multi_study.json
+MULTI_STUDY_ROWS = [
+    ("two muons, both pT ≥ 15 GeV (exactly 2 muons): ≥ 2 candidates fire", "two_muon", "two_fire", _share),
+    ("— same, each muon inside its own firing window", "two_muon", "two_fire_matched", _share),
+    ("≥ 2 muons with the two leading ≥ 15 GeV (2 and 3 muons): ≥ 2 fire", "two_muon", "two_fire_ge2_muons", _share),
+    ("two muons: a single window holds both", "two_muon", "single_window_holds_both", _share),
+    ("two muons: the single window fires (one muon found)", "two_muon", "single_window_fires", _share),
+    ("one muon: a second candidate fires", "one_muon", "second_candidate_fires", _fired),
+    ("one muon: ≥ 2 candidates fire", "one_muon", "two_fire", _fired),
+    ("one muon, pT ≥ 15 GeV: plateau of the single window", "one_muon", "plateau_single_window", _share),
+    ("one muon, pT ≥ 15 GeV: plateau of any candidate", "one_muon", "plateau_any_candidate", _share),
+    ("no signal muon: ≥ 2 candidates fire", "background", "two_fire", _fired),
+    ("no signal muon: the single window fires", "background", "single_window_fires", _fired),
+    ("no signal muon: any candidate fires", "background", "any_fires", _fired),
+]
+
+
+def multi_study_table(path: str, min_hits: int = 6) -> str:
+    """Markdown: what ``l0emu multi-study`` measured for one ``min_hits`` (a single-muon
+    network on each candidate window, 10 GeV), default noise and hard background."""
+    study = json.loads((REPO / path).read_text(encoding="utf-8"))["by_min_hits"][str(min_hits)]
+    lines = ["| 10 GeV | default noise | hard background |", "|---|---|---|"]
+    for label, group, key, cell in MULTI_STUDY_ROWS:
+        lines.append(f"| {label} | {cell(study['default'][group][key])} | {cell(study['hard'][group][key])} |")
     return "\n".join(lines)
