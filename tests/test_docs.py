@@ -159,7 +159,7 @@ def test_readme_keeps_the_two_commands():
 # a figure: a number with a unit of a result (targets and settings, written with ≥ < ..., are not)
 FIGURE = re.compile(r"(?<![\w.,/^=≥≤<>≈~±-])(?<![≥≤<>≈~±] )(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s?(GeV|‰|%|events/s|ns|µs|ms|s|MB|kHz)(?![\w/])")
 # how a stored value (a fraction, seconds, GeV ...) is scaled for each unit on a page
-UNIT_SCALES = {"GeV": (1,), "‰": (1e3, 1), "%": (100, 1), "events/s": (1,), "ns": (1e9, 1), "µs": (1e6,), "ms": (1e3,), "s": (1,), "MB": (1, 1e-6), "kHz": (1,)}
+UNIT_SCALES = {"GeV": (1,), "‰": (1e3,), "%": (100, 1), "events/s": (1,), "ns": (1e9, 1), "µs": (1e6,), "ms": (1e3,), "s": (1,), "MB": (1, 1e-6), "kHz": (1,)}
 RESULT_FILE = re.compile(r"(?<![\w/.])((?:l0emu|docs)/[\w/.-]*\w\.(?:json|csv))")
 RESULT_FOLDER = re.compile(r"(?<![\w/.])(docs/[\w/.-]*\w/)")
 RESULT_LINK = re.compile(r"\]\(([^)\s#]+\.(?:json|csv|md))")
@@ -194,14 +194,15 @@ def _file_numbers(path: Path) -> list:
     if path.suffix == ".csv":
         with path.open(encoding="utf-8") as f:
             cells = [cell for row in csv.reader(f) for cell in row]
-    else:  # a report's text
+    else:  # a report's text: its figures as shown, perhaps in ‰ or %
         cells = NUMBER.findall(path.read_text(encoding="utf-8"))
     found = []
     for cell in cells:
         try:
-            found.append(float(cell.replace(",", "")))
+            value = float(cell.replace(",", ""))
         except ValueError:
-            pass
+            continue
+        found += [value] if path.suffix in (".json", ".csv") else [value, value / 1e3, value / 100]
     return found
 
 
