@@ -26,6 +26,7 @@ __all__ = [
     "multi_targets_table",
     "muon_count_table",
     "rates_row",
+    "separation_table",
     "shipped_table",
     "teachers_table",
     "thresholds_table",
@@ -330,4 +331,22 @@ def multi_study_table(path: str, min_hits: int = 6) -> str:
     lines = ["| 10 GeV | default noise | hard background |", "|---|---|---|"]
     for label, group, key, cell in MULTI_STUDY_ROWS:
         lines.append(f"| {label} | {cell(study['default'][group][key])} | {cell(study['hard'][group][key])} |")
+    return "\n".join(lines)
+
+
+def separation_table(rates: str, study: str) -> str:
+    """Markdown: two-muon efficiency at 10 GeV per separation bin, the multi network (its
+    ``l0_rates.json``, ``l0_2mu_pt10``) against a single-muon network on the same sector logic
+    (``multi_study.json``, min_hits 6), default noise."""
+    multi = json.loads((REPO / rates).read_text(encoding="utf-8"))["multi"]["two_muon_separation"]
+    single = json.loads((REPO / study).read_text(encoding="utf-8"))["by_min_hits"]["6"]["default"]["two_muon"]["by_separation"]
+    edges = multi["edges_strips"]
+    if edges != single["edges"]:
+        msg = f"{rates} and {study} bin the separation differently"
+        raise ValueError(msg)
+    bins = [f"{lo:g}-{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])]
+    lines = ["| separation [strips] | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
+    for label, values in (("shipped multi student", multi["by_branch"]["l0_2mu_pt10"]["value"]),
+                          ("shipped single-muon student, same sector logic", single["two_fire"]["value"])):
+        lines.append(f"| {label} | " + " | ".join(_fmt(v, 3) for v in values) + " |")
     return "\n".join(lines)
