@@ -288,3 +288,30 @@ def test_figure_check_finds_an_unbacked_figure(tmp_path):
     (tmp_path / "rates.json").write_text('{"half": 9.768989, "fake": 0.00054009}', encoding="utf-8")
     known = sorted(v for f in _result_files(page, "") for v in _file_numbers(f))
     assert _backed(9.77, 2, "GeV", known) and _backed(0.54, 2, "‰", known)
+
+
+def test_speed_page_lists_every_benchmark_result(tmp_path, monkeypatch):
+    """The speed page's list (``<!-- l0emu:bench-index -->``) names every report page under
+    docs/bench/ with its result files; a folder committed there later joins it by itself."""
+    sys.path.insert(0, str(DOCS / "_gen"))
+    try:
+        import hooks
+    finally:
+        sys.path.remove(str(DOCS / "_gen"))
+    speed = DOCS / "results" / "speed.md"
+    assert "<!-- l0emu:bench-index -->" in speed.read_text(encoding="utf-8")
+    listed = hooks.bench_index(speed)
+    for page in (DOCS / "bench").rglob("*.md"):
+        assert f"(../bench/{page.relative_to(DOCS / 'bench').as_posix()})" in listed, page
+    assert "`bench.json`" in listed
+    bench = tmp_path / "docs" / "bench"
+    (bench / "trigger").mkdir(parents=True)
+    (bench / "trigger" / "trigger.json").write_text("{}", encoding="utf-8")
+    (bench / "emulator").mkdir()
+    (bench / "emulator" / "report.md").write_text("# Emulator speed\n", encoding="utf-8")
+    (bench / "emulator" / "emulator.csv").write_text("a\n", encoding="utf-8")
+    monkeypatch.setattr(hooks, "DOCS", tmp_path / "docs")
+    assert hooks.bench_index(tmp_path / "docs" / "results" / "speed.md").splitlines() == [
+        "- [Emulator speed](../bench/emulator/report.md) (`bench/emulator/`): `emulator.csv`",
+        "- `bench/trigger/`: `trigger.json`",
+    ]
