@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shipped networks against hls4ml's C-simulation (check.json beside this script).
-# Run from an empty directory; the event files are fresh samples of seeds 361/362.
+# Run from an empty directory; the event files are new samples of seeds 361/362.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$(python -c "import importlib.resources as r; print(r.files('l0emu') / 'data')")
