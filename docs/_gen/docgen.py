@@ -214,7 +214,9 @@ def inference_throughput_table(path: str, batches=(1, 256, 4096, 65536)) -> str:
         if "events_per_s" in p:
             figure = f"{_fmt_rate(p['events_per_s'])} ({_fmt_latency(p['latency_s'])}, batch {p['batch']:,})"
         else:
-            figure = p["note"]  # why it did not run, as the benchmark wrote it
+            # why it did not run, as the benchmark wrote it; not the parenthesis after it, which
+            # quotes a build time measured once on another network
+            figure = p["note"].split(" (", 1)[0]
         lines.append(f"| {NETWORK[p['model']]}, {p['backend']} | {figure} |" + " |" * (len(batches) - 1))
     return "\n".join(lines)
 
