@@ -21,7 +21,7 @@ def test_upper_limit_matches_binomial_tail():
 
 
 def test_upper_limits_quoted_for_the_shipped_student():
-    # README's fake-rate table: 0 of 499,821 (default) and 936 of 500,353 (hard) background events;
+    # the grid's fake-rate table (docs/grid/grid.md): 0 of 499,821 (default) and 936 of 500,353 (hard) background events;
     # the figures the previous hand-written incomplete beta gave agree to 1e-9 relative
     assert upper_limit(0, 499_821) == pytest.approx(5.993592297e-06, rel=1e-9)
     assert upper_limit(936, 500_353) == pytest.approx(1.974327167e-03, rel=1e-9)
