@@ -45,11 +45,11 @@ def small_spec() -> dict:
         {"name": "r1", "op": "relu", "input_shape": [3, 7, 2], "output_shape": [3, 7, 2], "result_type": act},
         {"name": "mp", "op": "max_pool2d", "pool": [1, 2], "strides": [1, 2], "padding": "valid", "pad": [0, 0, 0, 0],
          "input_shape": [3, 7, 2], "output_shape": [3, 3, 2], "result_type": act},
-        {"name": "ap", "op": "avg_pool2d", "pool": [2, 2], "strides": [1, 1], "padding": "same", "pad": [0, 1, 0, 1],
-         "accum_type": "ap_fixed<10,4>", "input_shape": [3, 3, 2], "output_shape": [3, 3, 2], "result_type": act},
-        {"name": "fl", "op": "flatten", "input_shape": [3, 3, 2], "output_shape": [18], "result_type": act},
-        {"name": "d1", "op": "dense", "n_in": 18, "n_out": 2, **_weighted("dense", [18, 2], [(i % 13) - 6 for i in range(36)], [1, -1]),
-         "strategy": "latency", "reuse_factor": 1, "input_shape": [18], "output_shape": [2], "result_type": res},
+        {"name": "ap", "op": "avg_pool2d", "pool": [2, 2], "strides": [1, 1], "padding": "valid", "pad": [0, 0, 0, 0],
+         "accum_type": "ap_fixed<10,4>", "input_shape": [3, 3, 2], "output_shape": [2, 2, 2], "result_type": act},
+        {"name": "fl", "op": "flatten", "input_shape": [2, 2, 2], "output_shape": [8], "result_type": act},
+        {"name": "d1", "op": "dense", "n_in": 8, "n_out": 2, **_weighted("dense", [8, 2], [(i % 13) - 6 for i in range(16)], [1, -1]),
+         "strategy": "latency", "reuse_factor": 1, "input_shape": [8], "output_shape": [2], "result_type": res},
         {"name": "out", "op": "linear", "input_shape": [2], "output_shape": [2], "result_type": "ap_fixed<8,4,AP_RND,AP_SAT>"},
     ]  # fmt: skip
     return {

@@ -153,11 +153,11 @@ def _epilogue(gen, name, title, plan, steps, where):
     """Source of the numba loop ``(acc, bias, y)``: bias added, then ``steps`` cast as the
     generated kernel casts (float domain where exact, ``cast_mantissa`` otherwise)."""
     lines = _codegen._Emitter()
-    res = gen._apply_steps(lines, "v", plan.acc_t.frac, plan.lo, plan.hi, steps, "f64", True)
+    res = gen._apply_steps(lines, "v", plan.acc_src, plan.lo, plan.hi, steps, "f64", True)
     domain = "f64"
     if res is None:
         lines = _codegen._Emitter()
-        res = gen._apply_steps(lines, "v", plan.acc_t.frac, plan.lo, plan.hi, steps, "i64", False)
+        res = gen._apply_steps(lines, "v", plan.acc_src, plan.lo, plan.hi, steps, "i64", False)
         domain = "i64"
     v, lo, hi = res
     em = _codegen._Emitter()

@@ -117,7 +117,7 @@ def _signals_deferred(final: bool):
 def signals_deferred():
     """Inside the block, :func:`handle_signals`' signals wait and are raised when it ends: for a
     step an interrupt must not cut in half (starting a dask cluster)."""
-    return _signals_deferred()
+    return _signals_deferred(final=False)
 
 
 def _same(a: Path, b: Path) -> bool:
