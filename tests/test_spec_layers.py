@@ -131,3 +131,19 @@ def test_predict_takes_one_array_per_input():
         emulator.predict_raw([seq, np.ones((5, 4))])
     with pytest.raises(ConfigError, match=r"uint8 lit-pixel counts feed one-input networks only"):
         emulator.predict_raw([seq.astype(np.uint8), scalars.astype(np.uint8)])
+
+
+def test_conv1d_resource_is_refused_where_its_order_is_not_modelled():
+    """io_parallel conv_1d_resource_cl adds in conv_2d_resource_cl's order (emulated); io_stream
+    runs Resource through compute_output_buffer_1d (refused), and a reuse factor beyond the
+    kernel's inputs makes the 1-D kernel assert (refused)."""
+    spec = two_input_spec()
+    spec["layers"][0].update(strategy="resource", reuse_factor=2)
+    validate_spec(copy.deepcopy(spec))
+    stream = copy.deepcopy(spec)
+    stream["source"]["io_type"] = "io_stream"
+    with pytest.raises(SpecError, match=r"layer 'c1'.*strategy: an io_stream Conv1D with the Resource strategy is not emulated"):
+        validate_spec(stream)
+    spec["layers"][0]["reuse_factor"] = 12
+    with pytest.raises(SpecError, match=r"reuse_factor: 12 exceeds the 6 inputs of each output pixel.*conv_1d_resource_cl"):
+        validate_spec(spec)

@@ -351,15 +351,22 @@ def valid_reuse_factor(n_in: int, n_out: int, rf: int) -> bool:
 
 
 def _check_resource_convs(spec, where) -> None:
-    """hls4ml 1.3.0's io_parallel conv_2d_resource_cl (Vitis) reads past its im2col buffer when the
-    reuse factor exceeds the kernel's inputs: its result is undefined, so such a spec is refused."""
-    if spec["source"].get("io_type", "io_parallel") != "io_parallel":
-        return
+    """hls4ml 1.3.0's io_parallel conv_{1,2}d_resource_cl (Vitis) reads past its im2col buffer (2-D)
+    or asserts (1-D) when the reuse factor exceeds the kernel's inputs: such a spec is refused. Its
+    io_stream conv1d runs the Resource strategy through compute_output_buffer_1d, an order the
+    emulator does not model: refused too."""
+    stream = spec["source"].get("io_type", "io_parallel") != "io_parallel"
     for i, layer in enumerate(spec["layers"]):
-        if layer["op"] == "conv2d" and layer.get("strategy") == "resource" and layer.get("reuse_factor", 1) > dot_sizes(layer)[0]:
-            (_Where(where.origin, (where / "layers" / i).path, f"layer {layer['name']!r}") / "reuse_factor").fail(
+        if layer["op"] not in ("conv1d", "conv2d") or layer.get("strategy") != "resource":
+            continue
+        at = _Where(where.origin, (where / "layers" / i).path, f"layer {layer['name']!r}")
+        if stream and layer["op"] == "conv1d":
+            (at / "strategy").fail("an io_stream Conv1D with the Resource strategy is not emulated (hls4ml runs it through "
+                    "compute_output_buffer_1d in its own order); use Latency or io_parallel")
+        if not stream and layer.get("reuse_factor", 1) > dot_sizes(layer)[0]:
+            (at / "reuse_factor").fail(
                 f"{layer['reuse_factor']} exceeds the {dot_sizes(layer)[0]} inputs of each output pixel; hls4ml's io_parallel Resource "
-                "convolution (conv_2d_resource_cl) reads past its input buffer there, so its result is undefined")
+                f"convolution (conv_{layer['op'][-2:]}_resource_cl) reads past its input buffer there, so its result is undefined")
 
 
 def _check_elementwise(layer, where):
