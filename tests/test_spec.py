@@ -306,7 +306,7 @@ def test_an_old_spec_with_an_ambiguous_integer_type_is_refused(tmp_path):
 def test_resource_reuse_factors_follow_hls4mls_rule():
     spec = small_spec()
     dense = spec["layers"][7]
-    dense.update(strategy="resource", reuse_factor=4)  # 36 weights: 4 < 18 inputs, but 18 % 4 != 0
+    dense.update(strategy="resource", reuse_factor=4)  # 36 / 4 = 9 multipliers do not split over 2 outputs
     with pytest.raises(SpecError, match=r"layer 'd1' at layers\[7\]\.reuse_factor: 4 is not a reuse factor hls4ml's Resource kernels are correct for with 18 inputs x 2"):
         validate_spec(spec)
     dense.update(reuse_factor=6)
