@@ -36,8 +36,9 @@ from l0emu.validation.compare import full_range_inputs  # noqa: E402
 INPUT_SHAPES = [(9, 16, 1), (5, 7, 1), (6, 6, 2)]
 # refusals a drawn network may meet, each naming its layer: accumulators hls4ml infers wider than the
 # 63 bits the emulator computes, an io_parallel Resource convolution whose reuse factor hls4ml's code
-# overruns, lossy po2 shifts wider than int64, ap_int casts from I < 0 (undefined in the headers)
-REFUSALS = ("the emulator cannot hold", "reads past its input buffer", "drops bits here", "uninitialised")
+# overruns, lossy po2 shifts wider than int64, ap_int casts from I < 0 (undefined in the headers), a
+# reuse factor hls4ml's rule rejects (kept by hls4ml for a 1x1 convolution)
+REFUSALS = ("the emulator cannot hold", "reads past its input buffer", "drops bits here", "uninitialised", "is not a reuse factor")
 N_EVENTS = scaled(200, 1000)
 
 

@@ -448,3 +448,16 @@ def test_an_old_spec_with_an_ambiguous_integer_type_is_refused(tmp_path):
     path.write_text(json.dumps(spec))
     with pytest.raises(SpecError, match=r"result_type: ap_fixed<6,6,AP_TRN_ZERO,AP_WRAP,0> in an l0emu-spec/1 spec may stand for an ap_int<6>.*re-run 'l0emu convert'"):
         read_spec(path)
+
+
+def test_resource_reuse_factors_follow_hls4mls_rule():
+    spec = small_spec()
+    dense = spec["layers"][7]
+    dense.update(strategy="resource", reuse_factor=4)  # 36 / 4 = 9 multipliers do not split over 2 outputs
+    with pytest.raises(SpecError, match=r"layer 'd1' at layers\[7\]\.reuse_factor: 4 is not a reuse factor hls4ml's Resource kernels are correct for with 18 inputs x 2"):
+        validate_spec(spec)
+    dense.update(reuse_factor=6)
+    validate_spec(spec)
+    dense.update(strategy="distributed_arithmetic")
+    with pytest.raises(SpecError, match=r"strategy 'distributed_arithmetic' is not one of 'latency', 'resource'"):
+        validate_spec(spec)

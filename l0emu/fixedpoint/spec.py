@@ -332,8 +332,9 @@ def _optional_knobs(layer, where):
         n_in, n_out = dot_sizes(layer)
         rf = layer.get("reuse_factor", 1)
         if not valid_reuse_factor(n_in, n_out, rf):
-            (where / "reuse_factor").fail(f"{rf} is not a reuse factor hls4ml's Resource kernels take for {n_in} inputs x {n_out} outputs "
-                                          "(hls4ml itself picks the nearest valid one)")
+            (where / "reuse_factor").fail(f"{rf} is not a reuse factor hls4ml's Resource kernels are correct for with {n_in} inputs x {n_out} "
+                                          "outputs (its own rule, FPGABackend._validate_reuse_factor; hls4ml keeps such a factor for a 1x1 "
+                                          "convolution, whose io_parallel kernel then reads past its weights)")
 
 
 def dot_sizes(layer) -> tuple:
