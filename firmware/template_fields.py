@@ -85,13 +85,49 @@ TEMPLATE_FIELDS = {
         "parallelization_factor": "no bits: how many slices run in parallel; a 1-D input is one slice",
     },  # fmt: skip
     "Reshape": {},  # hls4ml writes no code for a flatten in io_parallel (and a copy in io_stream)
+    "Conv1D": {
+        **_DOT, **_FORMAT, "n_chan": "spec: input_shape", "n_filt": "spec: filters", "filt_width": "spec: kernel",
+        "in_width": "spec: input_shape", "out_width": "spec: output_shape", "pad_left": "spec: pad", "pad_right": "spec: pad",
+        "stride_width": "spec: strides", "implementation": "refused: anything but linebuffer in io_stream (Vitis asserts it)",
+        "dilation": "refused: anything but 1 (hls4ml's Keras parser sets none; its buffers ignore it)",
+        "conv_fn": "no bits: Conv1DLatency, Conv1DResource or, for a pointwise io_parallel Latency kernel, BatchedDenseForConv1D, "
+                   "whose pointwise_conv_1d_latency_cl casts each product into accum_t and adds it to the bias channel by channel, "
+                   "as the im2col kernel does",
+        **{field: _CONV_BUFFERS for field in ("config_t", "fill_fn", "instructions", "min_width", "n_partitions", "scale_index_type")},
+    },  # fmt: skip
+    **dict.fromkeys(("Pooling1D", "GlobalPooling1D", "GlobalPooling2D"), {}),
+    "ZeroPadding1D": {},
+    "Merge": {
+        **{field: _NAME for field in ("index", "config", "input1", "input2", "output")}, "input1_t": "spec: the first input's type",
+        "input2_t": "spec: the second input's type", "output_t": "spec: result_type", "merge": "spec: op (add, subtract, multiply, "
+        "average, maximum, minimum)", "reuse": _PRAGMA, "n_elem": "spec: input_shape", "n_elem1": "spec: input_shape",
+        "n_elem2": "spec: the second input's shape",
+    },  # fmt: skip
+    "Concatenate": {
+        **{field: _NAME for field in ("index", "config", "input1", "input2", "output")}, "input1_t": "spec: the first input's type",
+        "input2_t": "spec: the second input's type", "output_t": "spec: result_type", "merge": "spec: op (concatenate)",
+        "axis": "spec: axis", **{f"n_elem{k}_{d}": "spec: the inputs' shapes" for k in (1, 2) for d in range(3)},
+    },  # fmt: skip
+    "Resize": {
+        **_FUNCTION, "input_t": _TYPES["input_t"], "in_height": "spec: input_shape", "in_width": "spec: input_shape",
+        "out_height": "spec: output_shape", "out_width": "spec: output_shape", "n_chan": "spec: input_shape",
+        "algorithm": "refused: anything but nearest (bilinear, align_corners)",
+    },  # fmt: skip
 }
+# the 1-D and global pools fill the 2-D pool's template (pool_op: max or average; n_in, n_out: the 1-D width)
+for _pool in ("Pooling1D", "GlobalPooling1D", "GlobalPooling2D"):
+    TEMPLATE_FIELDS[_pool] = {**TEMPLATE_FIELDS["Pooling2D"], "pool_op": "spec: op (max or average pool)",
+                              "n_in": "spec: input_shape (1-D width)", "n_out": "spec: output_shape (1-D width)"}
+TEMPLATE_FIELDS["ZeroPadding1D"] = dict(TEMPLATE_FIELDS["ZeroPadding2D"])
 
 
 def check_layer_settings(layer) -> None:
     """Refuse, by layer and setting, the values of template fields the emulator does not model."""
     if str(layer.get_attr("data_format", "channels_last")) != "channels_last":
         msg = f"layer {layer.name!r}: data_format {layer.get_attr('data_format')!r} is not emulated; use channels_last"
+        raise SpecError(msg)
+    if int(layer.get_attr("dilation", 1)) != 1:
+        msg = f"layer {layer.name!r}: dilation {layer.get_attr('dilation')} is not emulated; use 1"
         raise SpecError(msg)
     if layer.get_attr("count_pad", False):
         msg = f"layer {layer.name!r}: count_pad=True (padding counted in the average) is not emulated"

@@ -55,7 +55,8 @@ def _emulated_classes() -> list:
 
     return [hls_layers.Conv2D, hls_layers.Dense, hls_layers.Activation, hls_layers.HardActivation, hls_layers.ParametrizedActivation,
             hls_layers.Softmax, hls_layers.Pooling2D, hls_layers.BatchNormalization, hls_layers.ZeroPadding2D, hls_layers.Reshape,
-            fpga_layers.BatchNormalizationQuantizedTanh]  # fmt: skip
+            fpga_layers.BatchNormalizationQuantizedTanh, hls_layers.Conv1D, hls_layers.Pooling1D, hls_layers.GlobalPooling1D,
+            hls_layers.GlobalPooling2D, hls_layers.ZeroPadding1D, hls_layers.Merge, hls_layers.Concatenate, hls_layers.Resize]  # fmt: skip
 
 
 def test_every_template_field_of_an_emulated_layer_is_accounted_for():
