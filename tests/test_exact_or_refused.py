@@ -147,3 +147,20 @@ def test_quantized_po2_shifts_that_drop_bits_match(tmp_path):
     assert spec["layers"][0]["product"] == "weight_exponential"
     assert "p = cast(p, " in generate(spec)[0]  # the lossy shifts, step by step
     assert_same(ours, theirs, x)
+
+
+def test_resource_conv1d_adds_in_conv2ds_order(tmp_path):
+    """QConv1D (3 taps x 2 channels per pixel) + QDense at reuse factor 3, io_parallel, saturating
+    accumulators: Vitis' conv_1d_resource_cl runs conv_2d_resource_cl's accumulation loop."""
+    inp = keras.Input((9, 2), name="x")
+    y = qkeras.QConv1D(4, 3, kernel_quantizer="quantized_bits(4,2,alpha=1)", bias_quantizer="quantized_bits(4,2,alpha=1)", name="c")(inp)
+    y = keras.layers.Flatten(name="f")(y)
+    y = qkeras.QDense(3, kernel_quantizer="quantized_bits(4,2,alpha=1)", bias_quantizer="quantized_bits(4,2,alpha=1)", name="d")(y)
+    model = keras.Model(inp, y)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.uniform(-2, 2, w.shape).astype("f4") for w in model.get_weights()])
+    acc = {"precision": {"accum": "ap_fixed<7,3,AP_TRN,AP_SAT>", "result": "ap_fixed<8,4>"}}
+    settings = {"strategy": "Resource", "reuse_factor": 3, "layers": {"x": {"precision": {"result": "ap_fixed<6,3>"}}, "c": acc, "d": acc}}
+    spec, x, ours, theirs = convert_and_compare(model, tmp_path, settings, n=4000)
+    assert {layer["name"]: layer["strategy"] for layer in spec["layers"] if "strategy" in layer} == {"c": "resource", "d": "resource"}
+    assert_same(ours, theirs, x)

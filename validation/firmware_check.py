@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from l0emu.firmware.hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, convert,
 from l0emu.errors import InputFileError, SpecError
 from l0emu.trigger.events import first_network_images
 from l0emu.trigger.images import pooled_to_float
-from l0emu.fixedpoint.spec import read_spec
+from l0emu.fixedpoint.spec import read_spec, spec_inputs
 from l0emu.trigger.logic import Trigger
 
 __all__ = ["check_firmware"]
@@ -39,8 +40,8 @@ def _rebuilt_firmware(spec_path: Path, spec: dict, into: Path):
         raise InputFileError(msg)
     record = json.loads((directory / CONFIG_FILE).read_text())
     hls_model, rebuilt = convert(directory / KERAS_MODEL_FILE, into, record["settings"], name=record["name"], compile=True)
-    for key in ("input", "layers", "outputs"):
-        if rebuilt[key] != spec[key]:
+    for key, part in (("inputs", spec_inputs), ("layers", itemgetter("layers")), ("outputs", itemgetter("outputs"))):
+        if part(rebuilt) != part(spec):
             msg = f"{str(spec_path)!r}: its {key!r} differ from what hls4ml builds from {KERAS_MODEL_FILE}; re-run 'l0emu convert'"
             raise SpecError(msg)
     return hls_model
