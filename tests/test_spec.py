@@ -453,10 +453,10 @@ def test_an_old_spec_with_an_ambiguous_integer_type_is_refused(tmp_path):
 def test_resource_reuse_factors_follow_hls4mls_rule():
     spec = small_spec()
     dense = spec["layers"][7]
-    dense.update(strategy="resource", reuse_factor=4)  # 36 / 4 = 9 multipliers do not split over 2 outputs
-    with pytest.raises(SpecError, match=r"layer 'd1' at layers\[7\]\.reuse_factor: 4 is not a reuse factor hls4ml's Resource kernels are correct for with 18 inputs x 2"):
+    dense.update(strategy="resource", reuse_factor=3)  # 16 products do not split into 3 equal rounds
+    with pytest.raises(SpecError, match=r"layer 'd1' at layers\[7\]\.reuse_factor: 3 is not a reuse factor hls4ml's Resource kernels are correct for with 8 inputs x 2"):
         validate_spec(spec)
-    dense.update(reuse_factor=6)
+    dense.update(reuse_factor=4)
     validate_spec(spec)
     dense.update(strategy="distributed_arithmetic")
     with pytest.raises(SpecError, match=r"strategy 'distributed_arithmetic' is not one of 'latency', 'resource'"):
