@@ -27,6 +27,15 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 import qkeras  # noqa: E402
 
+if getattr(qkeras, "__version__", None) is None:
+    # hgq2 ships a Keras 3 shim named ``qkeras`` that overwrites QKeras's files when both
+    # are installed from PyPI; .ci/setup installs hgq2 without it (docs/design.md).
+    msg = (
+        f"the 'qkeras' package at {qkeras.__file__} is not QKeras 0.9.0 (hgq2's Keras 3 shim "
+        "replaced it?); reinstall QKeras and install hgq2 without its shim: bash .ci/setup"
+    )
+    raise ImportError(msg)
+
 
 def hls4ml_module():
     """hls4ml, imported on first use (it is slow to import and only the bridge needs it)."""
