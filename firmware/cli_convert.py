@@ -25,11 +25,11 @@ def _count(layer):
     return len(layer.get("weights", ())) + len(layer.get("biases", ())) + len(layer.get("scale", ())) + len(layer.get("bias", ()))
 
 
-def summary(spec, out_dir, compiled) -> str:
+def summary(spec, out_dir, compiled, model_file="keras_model.h5") -> str:
     """A one-screen table of the converted network: layers, types, parameters and files."""
     from l0emu.fixedpoint.spec import spec_inputs
 
-    from .hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, SPEC_FILE  # TensorFlow: not at --help
+    from .hls4ml_bridge import CONFIG_FILE, SPEC_FILE  # TensorFlow: not at --help
 
     source = spec["source"]
     lines = [
@@ -56,7 +56,7 @@ def summary(spec, out_dir, compiled) -> str:
         renamed = ", ".join(f"{old!r} -> {new!r}" for old, new in source["renamed_layers"].items())
         lines.append(f"renamed for hls4ml: {renamed}")
     out_dir = Path(out_dir)
-    lines.append(f"wrote {out_dir / SPEC_FILE}, {out_dir / KERAS_MODEL_FILE}, {out_dir / CONFIG_FILE} and the HLS project in {out_dir}/")
+    lines.append(f"wrote {out_dir / SPEC_FILE}, {out_dir / model_file}, {out_dir / CONFIG_FILE} and the HLS project in {out_dir}/")
     lines.append("C-simulation library compiled" if compiled else "not compiled (pass --compile, or 'l0emu validate' compiles it)")
     lines.append("no Vivado/Vitis here: synthesis reports are not produced")
     return "\n".join(lines)
@@ -65,7 +65,7 @@ def summary(spec, out_dir, compiled) -> str:
 def main(args) -> int:
     # the output is checked before TensorFlow loads: not a file, not holding the model or config
     check_output(args.output, directory=True, parents=True, inputs=[p for p in (args.model, args.config) if p], option="-o")
-    from .hls4ml_bridge import convert, read_convert_config  # TensorFlow and hls4ml: only when converting
+    from .hls4ml_bridge import convert, front_end_for, read_convert_config  # TensorFlow and hls4ml: only when converting
 
     settings = read_convert_config(args.config) if args.config else {}
     if args.io_type:
@@ -73,5 +73,5 @@ def main(args) -> int:
     origin = args.config or "conversion settings"
     _, spec = convert(args.model, args.output, settings, name=args.name, compile=args.compile, origin=origin)
     outputs_complete()
-    print(summary(spec, args.output, args.compile))
+    print(summary(spec, args.output, args.compile, front_end_for(args.model).model_file))
     return 0

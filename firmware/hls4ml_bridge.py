@@ -34,6 +34,8 @@ from .template_fields import check_layer_settings
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_SETTINGS",
+    "FRONT_ENDS",
+    "FrontEnd",
     "KERAS_MODEL_FILE",
     "SPEC_FILE",
     "SUPPORTED_KERAS_LAYERS",
@@ -45,8 +47,10 @@ __all__ = [
     "csim_raw",
     "csim_trace",
     "extract_spec",
+    "front_end_for",
     "load_converted",
     "load_keras_model",
+    "project_front_end",
     "read_convert_config",
 ]
 
@@ -222,6 +226,57 @@ def _with_training_targets(settings, model_path) -> dict:
     return settings
 
 
+# ---------------------------------------------------------------- front ends
+
+
+class FrontEnd:
+    """How one kind of model enters l0emu: read from a file, copied into the project, and
+    turned into an hls4ml ModelGraph. ``convert`` picks one by the model path
+    (:func:`front_end_for`), records its ``name`` in the project, and
+    :func:`load_converted` rebuilds the graph from ``model_file`` with the same one.
+    """
+
+    name = "keras2"
+    model_file = KERAS_MODEL_FILE  # the model's copy inside a converted project
+    description = "Keras 2 / QKeras: an .h5 file or a SavedModel directory"
+
+    def accepts(self, path: Path) -> bool:
+        return path.suffix.lower() in (".h5", ".hdf5") or path.is_dir()
+
+    def load(self, path):
+        return load_keras_model(path)
+
+    def save(self, model, path: Path):
+        model.save(str(path))
+
+    def build(self, model, settings, output_dir, origin):
+        """``(hls_model, renamed)``: the ModelGraph and the layers renamed for hls4ml."""
+        return build_hls_model(model, settings, output_dir, origin)
+
+    def predict(self, model, x):
+        """The framework's own outputs for ``x`` (one array, or one per input)."""
+        return model.predict(x, batch_size=4096, verbose=0)
+
+
+FRONT_ENDS = {front.name: front for front in (FrontEnd(),)}
+
+
+def front_end_for(path) -> FrontEnd:
+    """The front end that reads the model at ``path``; an error lists what each one takes."""
+    path = Path(path)
+    for front in FRONT_ENDS.values():
+        if front.accepts(path):
+            return front
+    takes = "; ".join(front.description for front in FRONT_ENDS.values())
+    msg = f"model {str(path)!r}: no front end reads a {path.suffix or 'suffix-less'} file; l0emu takes {takes}"
+    raise InputFileError(msg)
+
+
+def project_front_end(record: dict) -> FrontEnd:
+    """The front end a converted project was made with (projects before front ends: Keras 2)."""
+    return FRONT_ENDS[record.get("front_end", FrontEnd.name)]
+
+
 # ---------------------------------------------------------------- conversion
 
 
@@ -369,14 +424,18 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
     settings = _with_training_targets(_settings(settings, origin), model_path)
-    model = load_keras_model(model_path)
+    if not model_path.exists():
+        msg = f"model {str(model_path)!r} does not exist"
+        raise InputFileError(msg)
+    front = front_end_for(model_path)
+    model = front.load(model_path)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / CONFIG_FILE).is_file():
         msg = f"output directory {str(out_dir)!r} is not empty and holds no earlier conversion; refusing to overwrite it"
         raise ConfigError(msg)
     name = name or (model_path.parent.name if model_path.stem == "model" else model_path.stem)
     with atomic_path(out_dir, directory=True, parents=True, inputs=[model_path]) as tmp:
         tmp.mkdir()
-        hls_model, renamed = build_hls_model(model, settings, tmp, origin)
+        hls_model, renamed = front.build(model, settings, tmp, origin)
         _write_project(hls_model, tmp)
         source = {
             "model_file": model_path.name,
@@ -392,8 +451,8 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
         spec = extract_spec(hls_model, name, source, settings)
         generate(spec)  # the emulator's own refusals (po2 shifts that drop bits, ap_int from I < 0) come at convert
         write_spec(spec, tmp / SPEC_FILE)
-        model.save(str(tmp / KERAS_MODEL_FILE))
-        record = {"name": name, "settings": settings, "source": source}
+        front.save(model, tmp / front.model_file)
+        record = {"name": name, "front_end": front.name, "settings": settings, "source": source}
         (tmp / CONFIG_FILE).write_text(json.dumps(record, indent=1) + "\n")
         if _record_beside(model_path).is_file():
             shutil.copyfile(_record_beside(model_path), tmp / PROJECT_RECORD_FILE)
@@ -1196,11 +1255,12 @@ def load_converted(directory, *, compile=True):
         raise InputFileError(msg)
     record = json.loads(record_path.read_text())
     saved = read_spec(directory / SPEC_FILE)
-    model = load_keras_model(directory / KERAS_MODEL_FILE)
-    hls_model, _ = build_hls_model(model, record["settings"], directory, origin=str(record_path))
+    front = project_front_end(record)
+    model = front.load(directory / front.model_file)
+    hls_model, _ = front.build(model, record["settings"], directory, str(record_path))
     spec = extract_spec(hls_model, record["name"], record["source"], record["settings"])
     if spec != _format2(saved):
-        msg = f"{str(directory / SPEC_FILE)!r} differs from what hls4ml builds now from {KERAS_MODEL_FILE}; re-run 'l0emu convert'"
+        msg = f"{str(directory / SPEC_FILE)!r} differs from what hls4ml builds now from {front.model_file}; re-run 'l0emu convert'"
         raise SpecError(msg)
     if compile:
         existing = _existing_library(hls_model)

@@ -7,13 +7,15 @@ QKeras (the Keras model saved in the project by ``l0emu convert``) is compared i
 
 from __future__ import annotations
 
+import json
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from l0emu.firmware.hls4ml_bridge import KERAS_MODEL_FILE, csim_output_layers, csim_raw, csim_trace, load_converted, load_keras_model
+from l0emu.firmware.hls4ml_bridge import CONFIG_FILE, csim_output_layers, csim_raw, csim_trace, load_converted, project_front_end
 from l0emu.util.atomic import atomic_path
 from l0emu.fixedpoint.aptypes import parse_type
 from l0emu.errors import ConfigError
@@ -153,8 +155,9 @@ def compare(project_dir, counts: np.ndarray) -> Comparison:
     emulator.predict_raw(_take(counts, slice(0, 1)))  # compile before timing
     ours, t_emu = _timed(emulator.predict_raw, counts)
     theirs, t_csim = _timed(csim_raw, hls_model, floats, spec)
-    model = load_keras_model(project_dir / KERAS_MODEL_FILE)
-    keras_out, t_keras = _timed(lambda x: model.predict(x, batch_size=4096, verbose=0), floats)
+    front = project_front_end(json.loads((project_dir / CONFIG_FILE).read_text()))
+    model = front.load(project_dir / front.model_file)
+    keras_out, t_keras = _timed(lambda x: front.predict(model, x), floats)
     n = _count(counts)
     keras_out = _keras_columns(keras_out, hls_model, emulator, n)
     bad = np.flatnonzero(np.any(ours != theirs, axis=1))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l0emu.firmware.hls4ml_bridge import CONFIG_FILE, KERAS_MODEL_FILE, convert, csim_raw
+from l0emu.firmware.hls4ml_bridge import CONFIG_FILE, convert, csim_raw, project_front_end
 from l0emu.errors import InputFileError, SpecError
 from l0emu.trigger.events import first_network_images
 from l0emu.trigger.images import pooled_to_float
@@ -31,18 +31,19 @@ def _rebuilt_firmware(spec_path: Path, spec: dict, into: Path):
     outputs), so the C-simulation checks exactly what the emulator runs.
     """
     directory = spec_path if spec_path.is_dir() else spec_path.parent
-    missing = [f for f in (CONFIG_FILE, KERAS_MODEL_FILE) if not (directory / f).is_file()]
+    record = json.loads((directory / CONFIG_FILE).read_text()) if (directory / CONFIG_FILE).is_file() else {}
+    model_file = project_front_end(record).model_file
+    missing = [f for f in (CONFIG_FILE, model_file) if not (directory / f).is_file()]
     if missing:
         msg = (
             f"--check-firmware needs the hls4ml conversion beside the spec: {str(directory)!r} lacks "
             f"{', '.join(missing)}; pass --spec pointing into a directory written by 'l0emu convert'"
         )
         raise InputFileError(msg)
-    record = json.loads((directory / CONFIG_FILE).read_text())
-    hls_model, rebuilt = convert(directory / KERAS_MODEL_FILE, into, record["settings"], name=record["name"], compile=True)
+    hls_model, rebuilt = convert(directory / model_file, into, record["settings"], name=record["name"], compile=True)
     for key, part in (("inputs", spec_inputs), ("layers", itemgetter("layers")), ("outputs", itemgetter("outputs"))):
         if part(rebuilt) != part(spec):
-            msg = f"{str(spec_path)!r}: its {key!r} differ from what hls4ml builds from {KERAS_MODEL_FILE}; re-run 'l0emu convert'"
+            msg = f"{str(spec_path)!r}: its {key!r} differ from what hls4ml builds from {model_file}; re-run 'l0emu convert'"
             raise SpecError(msg)
     return hls_model
 
