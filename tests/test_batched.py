@@ -14,7 +14,7 @@ import pytest
 
 from l0emu.fixedpoint import _batched
 from l0emu.fixedpoint.emulator import Emulator
-from test_emulator import dense, elementwise, make_spec, random_inputs, ref_network
+from test_emulator import conv, dense, elementwise, make_spec, pool, random_inputs, ref_network
 
 RESULTS = ["ap_fixed<16,6>", "ap_fixed<16,6,AP_RND,AP_SAT>", "ap_fixed<12,4,AP_RND_CONV,AP_SAT_SYM>",
            "ap_fixed<10,3,AP_RND_ZERO,AP_SAT_ZERO>", "ap_ufixed<8,2,AP_RND_INF,AP_WRAP>", "ap_fixed<14,5,AP_TRN_ZERO,AP_WRAP>"]
@@ -129,3 +129,64 @@ def test_shipped_student_keeps_one_kernel():
     from l0emu.fixedpoint.spec import read_spec
 
     assert Emulator(read_spec(default_spec_path()))._staged is None
+
+
+def _conv_network(rng):
+    """A wide 'same' convolution (f64 products), a max pool that tiles, a strided convolution
+    with asymmetric padding and narrow types (f32 products), then a small dense head."""
+    c1, shape = conv("conv1", (8, 10, 12), 12, rng, padding="same", acc="ap_fixed<32,16>", wt="ap_fixed<6,2>")
+    relu1 = elementwise("relu1", "relu", shape, "ap_fixed<8,3>")
+    pool1, shape = pool("pool1", "max_pool2d", shape, result_type="ap_fixed<8,3>")
+    c2, _ = conv("conv2", shape, 12, rng, acc="ap_fixed<24,12>", res="ap_fixed<10,3,AP_RND_ZERO,AP_SAT_ZERO>", strides=(2, 2))
+    c2.update(pad=[0, 1, 0, 1], padding="same", output_shape=[2, 2, 12])  # TensorFlow's 'same' for stride 2 on even sizes
+    flat = {"name": "flat", "op": "flatten", "input_shape": [2, 2, 12], "output_shape": [48], "result_type": c2["result_type"]}
+    head = dense("head", 48, 5, rng, acc="ap_fixed<32,16>")
+    return make_spec([c1, relu1, pool1, c2, flat, head], (8, 10, 12))
+
+
+def test_wide_convolutions_as_matrix_stages():
+    rng = np.random.default_rng(21)
+    spec = _conv_network(rng)
+    emu = Emulator.from_spec(spec)
+    stages = emu._staged.stages
+    assert [type(stage).__name__ for stage in stages] == ["_ConvStage", "_MaxPoolStage", "_ConvStage", "_KernelStage"]
+    assert (stages[0].weights.dtype, stages[2].weights.dtype) == (np.float64, np.float32)
+    m, x = random_inputs(spec, 150, rng, density=0.9)
+    got = emu.predict_raw(x)
+    np.testing.assert_array_equal(got, _kernel_only(emu, x))
+    np.testing.assert_array_equal(got[:6], ref_network(spec, m[:6].reshape(6, -1)))
+
+
+def test_convolution_groups_cross_chunks(monkeypatch):
+    """im2col groups of 3 events inside chunks of 8, and a partial last chunk and group."""
+    monkeypatch.setattr(_batched, "IM2COL_ELEMENTS", 3 * 80 * 108)
+    monkeypatch.setattr(_batched, "CHUNK", 8)
+    rng = np.random.default_rng(22)
+    spec = _conv_network(rng)
+    emu = Emulator.from_spec(spec)
+    assert emu._staged.stages[0].group == 3
+    _, x = random_inputs(spec, 45, rng, density=0.9)
+    np.testing.assert_array_equal(emu.predict_raw(x), _kernel_only(emu, x))
+
+
+@pytest.mark.parametrize(("bias", "acc", "products"), [(1, "ap_fixed<40,40>", np.float32), (2, "ap_fixed<40,40>", np.float64),
+                                                       (1, "ap_fixed<25,25>", None)])
+def test_convolution_product_precision_at_its_bound(bias, acc, products):
+    """Sums reaching 2**24 exactly (bias 1 plus 255 times 65,793) take float32 products; one more
+    takes float64; an accumulator one value short of the sum keeps the generated kernel."""
+    rng = np.random.default_rng(23)
+    per_tap = [664] * 98 + [721]  # the 99 taps' weights of every filter sum to 65,793
+    weights = [w for w in per_tap for _ in range(11)]
+    layer, _ = conv("conv", (4, 4, 11), 11, rng, padding="same", acc=acc, wt="ap_fixed<16,16>", weights=weights)
+    layer.update(bias_type="ap_fixed<8,8>", biases=[bias] * 11)
+    spec = make_spec([layer], (4, 4, 11), "ap_ufixed<8,8>")
+    emu = Emulator.from_spec(spec)
+    if products is None:
+        assert emu._staged is None
+        return
+    assert emu._staged.stages[0].weights.dtype == products
+    x = np.full((40, 4, 4, 11), 255.0, np.float32)
+    x[20:] = rng.integers(0, 256, x[20:].shape)
+    got = emu.predict_raw(x)
+    np.testing.assert_array_equal(got, _kernel_only(emu, x))
+    assert got.max() == (1 << 24) - 1 + bias

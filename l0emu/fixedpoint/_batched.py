@@ -30,6 +30,7 @@ import functools
 import hashlib
 
 import numpy as np
+from numba import njit
 
 from l0emu.fixedpoint import _codegen
 from l0emu.fixedpoint.aptypes import parse_type
@@ -46,6 +47,9 @@ MIN_WEIGHTS = 256
 MIN_SHARE = 0.5
 # events per matrix product: the activations of the widest layers stay in the core's cache
 CHUNK = 2048
+CHUNK_ELEMENTS = 1 << 16  # and at most this many values in one stage's output (512 KiB of float64)
+# elements of one im2col block of a convolution stage (1 MiB of float64: within a core's L2)
+IM2COL_ELEMENTS = 1 << 17
 
 
 class _MatrixStage:
@@ -61,6 +65,93 @@ class _MatrixStage:
     def __call__(self, x, out):
         acc = np.matmul(x.astype(self.weights.dtype, copy=False), self.weights)
         self.epilogue(acc, self.bias, out)
+
+
+class _ConvStage(_MatrixStage):
+    """One conv2d layer as a matrix product: every output pixel's window copied into a row
+    (im2col, from a zero-bordered copy of each event), ``rows @ W``, then the epilogue on
+    (pixels, filters). Events go through in groups whose rows stay within :data:`IM2COL_ELEMENTS`.
+    """
+
+    def __init__(self, weights, bias, epilogue, layer):
+        super().__init__(weights, bias, epilogue, int(np.prod(layer["output_shape"])))
+        (h, w, c), (top, bottom, left, right) = layer["input_shape"], layer["pad"]
+        self.geometry = np.array([h, w, c, top, bottom, left, right, *layer["kernel"], *layer["strides"], *layer["output_shape"][:2]], np.int64)
+        self.padded_size = (h + top + bottom) * (w + left + right) * c
+        self.pixels = int(np.prod(layer["output_shape"][:2]))
+        self.group = max(1, IM2COL_ELEMENTS // (self.pixels * len(weights)))
+
+    def __call__(self, x, out):
+        taps, filters = self.weights.shape
+        padded = np.zeros(self.padded_size, self.weights.dtype)  # the border stays zero
+        rows = np.empty((min(self.group, len(x)) * self.pixels, taps), self.weights.dtype)
+        acc = np.empty((len(rows), filters), self.weights.dtype)
+        for start in range(0, len(x), self.group):
+            stop = min(start + self.group, len(x))
+            n_rows = (stop - start) * self.pixels
+            _im2col(x[start:stop], self.geometry, padded, rows[:n_rows])
+            np.matmul(rows[:n_rows], self.weights, out=acc[:n_rows])
+            self.epilogue(acc[:n_rows], self.bias, out[start:stop].reshape(-1, filters))
+
+
+@njit(cache=True, nogil=True)
+def _im2col(x, geometry, padded, rows):
+    """Each output pixel's window of each event as one row of ``rows``: taps in the generated
+    kernel's order (kernel row, kernel column, channel), so the weights keep their layout.
+    ``padded`` holds one event with its zero border; a window row is one contiguous run of it."""
+    h, w, c, top, _, left, right, kh, kw, sh, sw, oh_n, ow_n = geometry.ravel()
+    wp = w + left + right
+    run = kw * c
+    r = 0
+    for e in range(x.shape[0]):
+        for i in range(h):
+            base = ((top + i) * wp + left) * c
+            for j in range(w * c):
+                padded[base + j] = x[e, i * w * c + j]
+        for oh in range(oh_n):
+            for ow in range(ow_n):
+                for a in range(kh):
+                    src = ((oh * sh + a) * wp + ow * sw) * c
+                    for t in range(run):
+                        rows[r, a * run + t] = padded[src + t]
+                r += 1
+
+
+class _MaxPoolStage:
+    """A max pool whose windows tile its input (strides equal to the pool, no padding) and whose
+    accumulator and result types are its input's: the window's largest mantissa, no cast."""
+
+    def __init__(self, layer):
+        self.geometry = np.array([*layer["input_shape"], *layer["pool"], *layer["output_shape"][:2]], np.int64)
+        self.n_out = int(np.prod(layer["output_shape"]))
+
+    def __call__(self, x, out):
+        _max_pool(x, self.geometry, out)
+
+
+@njit(cache=True, nogil=True)
+def _max_pool(x, geometry, out):
+    h, w, c, ph, pw, oh_n, ow_n = geometry
+    for e in range(x.shape[0]):
+        for oh in range(oh_n):
+            for ow in range(ow_n):
+                o = (oh * ow_n + ow) * c
+                first = (oh * ph * w + ow * pw) * c
+                for ch in range(c):
+                    out[e, o + ch] = x[e, first + ch]
+                for a in range(ph):
+                    for b in range(pw):
+                        i = ((oh * ph + a) * w + ow * pw + b) * c
+                        for ch in range(c):
+                            out[e, o + ch] = max(out[e, o + ch], x[e, i + ch])
+
+
+def _is_plain_max_pool(layer, x) -> bool:
+    """Whether ``layer`` is a max pool :class:`_MaxPoolStage` computes (``x``: its input tensor)."""
+    if layer["op"] != "max_pool2d" or any(int(p) for p in layer["pad"]) or list(layer["strides"]) != list(layer["pool"]):
+        return False
+    acc_t = parse_type(layer["accum_type"]) if "accum_type" in layer else x.type
+    return acc_t == x.type and parse_type(layer["result_type"]) == x.type
 
 
 class _KernelStage:
@@ -94,11 +185,15 @@ class Staged:
 
     def _run(self, data, table, out, lookup):
         n = len(data)
-        for start in range(0, n, CHUNK):
-            stop = min(start + CHUNK, n)
+        # events per chunk: every stage's output stays within a core's cache, and its buffer is
+        # allocated once (fresh pages of a large allocation cost the kernel's zeroing each time)
+        chunk = max(1, min(CHUNK, CHUNK_ELEMENTS // max(stage.n_out for stage in self.stages), n))
+        buffers = [np.empty((chunk, stage.n_out), np.float64) for stage in self.stages]
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
             x = data[start:stop]
-            for k, stage in enumerate(self.stages):
-                y = np.empty((stop - start, stage.n_out), np.float64)
+            for k, (stage, buffer) in enumerate(zip(self.stages, buffers)):
+                y = buffer[: stop - start]
                 if k == 0 and isinstance(stage, _KernelStage):
                     stage(x, y, table, lookup)
                 elif k == 0:
@@ -106,7 +201,7 @@ class Staged:
                 else:
                     stage(x, y)
                 x = y
-            out[start:stop] = x.astype(np.int64)
+            out[start:stop] = x
 
 
 @functools.cache
@@ -140,11 +235,16 @@ def _sub_spec(spec, layers, tensor):
 
 def _matrix_plan(gen, layer, x, where):
     """The layer's exact sum plan, or None where the matrix product would not be exact."""
-    if layer["op"] != "dense" or layer["product"] not in ("mult", "weight_ternary", "weight_binary"):
+    if layer["op"] not in ("dense", "conv2d") or layer["product"] not in ("mult", "weight_ternary", "weight_binary"):
         return None
-    if int(layer["n_in"]) * int(layer["n_out"]) < MIN_WEIGHTS:
+    if len(layer["weights"]) < MIN_WEIGHTS:
         return None
-    _, geometry = gen._dense_geometry(layer, x)
+    if layer["op"] == "conv2d" and sum(1 for w in layer["weights"] if w) <= _codegen.UNROLL_LIMIT:
+        return None  # the kernel's unrolled sums, literal weights over blocks of events, ran faster
+    if layer["op"] == "dense":
+        x, geometry = gen._dense_geometry(layer, x)
+    else:
+        x, geometry = gen._conv_geometry(layer, x, where)
     plan = gen._sum_plan(layer, x, geometry, where)
     return plan if plan.exact and plan.dt in ("f32", "f64") else None
 
@@ -190,6 +290,12 @@ def plan_stages(spec, load_kernel):
     while k < len(layers):
         layer = layers[k]
         where = f"layer {layer['name']!r}"
+        if _is_plain_max_pool(layer, source_of(k)):
+            if run_start < k:
+                stages.append(_kernel_stage(spec, layers[run_start:k], source_of(run_start), load_kernel))
+            stages.append(_MaxPoolStage(layer))
+            k = run_start = k + 1
+            continue
         plan = _matrix_plan(gen, layer, source_of(k), where)
         if plan is None:
             k += 1
@@ -213,12 +319,15 @@ def plan_stages(spec, load_kernel):
     for j, stage in enumerate(stages):
         if isinstance(stage, int):
             name, _, plan, layer = functions[stage]
-            n_in, n_out = int(layer["n_in"]), int(layer["n_out"])
+            n_out = int(layer["n_out"] if layer["op"] == "dense" else layer["output_shape"][-1])
             # single precision where every partial sum, in any order, stays below 2**24 (twice the rate)
             dtype = np.float32 if plan.dt == "f32" else np.float64
-            weights = np.array([c << plan.up for c in plan.weights], dtype).reshape(n_in, n_out)
+            weights = np.array([c << plan.up for c in plan.weights], dtype).reshape(-1, n_out)
             bias = np.array(plan.bias, np.float64)
-            stages[j] = _MatrixStage(weights, bias, getattr(module, name), n_out)
+            if layer["op"] == "dense":
+                stages[j] = _MatrixStage(weights, bias, getattr(module, name), n_out)
+            else:
+                stages[j] = _ConvStage(weights, bias, getattr(module, name), layer)
     return Staged(stages, source)
 
 

@@ -16,7 +16,8 @@ does not depend on what was learnt, only on the weights' bit patterns, which hls
 Per network, on the same random inputs (normal, sigma 3, so every input bit toggles): the
 emulator as built (matrix stages where :mod:`l0emu.fixedpoint._batched` chooses them), the
 emulator's single generated kernel, and ONNX Runtime (tf2onnx, opset 13, one thread) on the
-float model in calls of 256 and 4,096 events; best of ``--repeats``; and the number of output
+float model in calls of 256 and 4,096 events; all four called in turn ``--repeats`` times, the
+median of each kept (interleaved, so a shared machine's load moves them alike); and the number of output
 bits where the two emulator paths differ (must be 0). :func:`measure` is shared with
 ``l0emu bench emulator --spec``.
 """
@@ -39,7 +40,7 @@ _EVENTS = {"teacher": 20_000, "conv_tagger": 100_000}  # the others: --events
 
 def add_arguments(parser) -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events per dense network (default %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="timings per backend, the best is kept (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds of timings, each backend once per round in turn; the median is kept (default %(default)s)")
     parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS))
     parser.add_argument("--keep", metavar="DIR", help="build the networks into DIR and keep them (default: a temporary directory)")
 
@@ -109,6 +110,20 @@ def _best(function, x, repeats) -> float:
     return len(x) / best
 
 
+def interleaved_rates(functions: dict, x, repeats) -> dict:
+    """Median events/s of each function, called in turn ``repeats`` times on ``x``: on a shared
+    machine the load then moves every function's timings alike, and the medians' ratios hold."""
+    import numpy as np
+
+    seconds = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function(x)
+            seconds[name].append(time.perf_counter() - started)
+    return {name: len(x) / float(np.median(times)) for name, times in seconds.items()}
+
+
 def _onnx_runner(keras_path, shape, batch):
     import onnxruntime as ort
     import tensorflow as tf
@@ -146,22 +161,24 @@ def measure(project: Path, events: int, repeats: int) -> dict:
     emulator = Emulator(spec)
     kernel = lambda v: emulator._run(emulator._kernel, v, lambda n: (), "network")  # noqa: E731
     staged, single = emulator.predict_raw(x), kernel(x)
+    functions = {"emulator": emulator.predict_raw, "emulator_single_kernel": kernel}
+    keras_path = project / "keras_model.h5"
+    if keras_path.is_file():
+        functions.update({f"onnxruntime_float_b{batch}": _onnx_runner(keras_path, shape, batch) for batch in (256, 4096)})
     row = {
         "events": events,
         "stages": [type(s).__name__.strip("_") for s in emulator._staged.stages] if emulator._staged else "one kernel",
         "build_and_first_call_s": round(time.perf_counter() - started, 1),
         "differing_bits": int(np.unpackbits((staged ^ single).view(np.uint8)).sum()),
-        "emulator": _best(emulator.predict_raw, x, repeats),
-        "emulator_single_kernel": _best(kernel, x, repeats),
+        "load_average_before": os.getloadavg()[0],
+        **interleaved_rates(functions, x, repeats),
+        "load_average_after": os.getloadavg()[0],
     }
-    keras_path = project / "keras_model.h5"
-    for batch in (256, 4096):
-        row[f"onnxruntime_float_b{batch}"] = _best(_onnx_runner(keras_path, shape, batch), x, repeats) if keras_path.is_file() else None
     return row
 
 
 def print_row(name, row) -> None:
-    ort = max(v for k, v in row.items() if k.startswith("onnxruntime") and v) if row["onnxruntime_float_b4096"] else None
+    ort = max((v for k, v in row.items() if k.startswith("onnxruntime")), default=None)
     ratio = f"{row['emulator'] / ort:5.2f}x" if ort else "  n/a"
     print(f"{name:12s} emulator {row['emulator']:12,.0f} ev/s  single kernel {row['emulator_single_kernel']:12,.0f} ev/s  "
           f"ONNX Runtime float {ort or float('nan'):12,.0f} ev/s (best batch)  emulator/ORT {ratio}  "
@@ -213,7 +230,7 @@ def main(args) -> int:
         directory = Path(args.keep or tmp)
         directory.mkdir(parents=True, exist_ok=True)
         projects = build_networks(args.networks, directory)
-        print(f"one core (NUMBA_NUM_THREADS=1, ONNX Runtime 1 thread; run under taskset -c 0), best of {args.repeats}")
+        print(f"one core (NUMBA_NUM_THREADS=1, ONNX Runtime 1 thread; run under taskset -c 0); medians of {args.repeats} interleaved rounds")
         ceilings = blas_ceilings(args.repeats)
         print("BLAS, one thread, 4096x100 @ 100x100: " + ", ".join(f"{k} {v / 1e9:.1f} G multiply-adds/s" for k, v in ceilings.items()))
         conversion = input_conversion_ns(args.repeats)
