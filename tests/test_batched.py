@@ -144,7 +144,8 @@ def _conv_network(rng):
     return make_spec([c1, relu1, pool1, c2, flat, head], (8, 10, 12))
 
 
-def test_wide_convolutions_as_matrix_stages():
+def test_wide_convolutions_as_matrix_stages(monkeypatch):
+    monkeypatch.setattr(_batched, "MIN_CONV_WORK", 0)  # conv2 too, though it is small
     rng = np.random.default_rng(21)
     spec = _conv_network(rng)
     emu = Emulator.from_spec(spec)
@@ -155,25 +156,18 @@ def test_wide_convolutions_as_matrix_stages():
     got = emu.predict_raw(x)
     np.testing.assert_array_equal(got, _kernel_only(emu, x))
     np.testing.assert_array_equal(got[:6], ref_network(spec, m[:6].reshape(6, -1)))
-
-
-def test_convolution_groups_cross_chunks(monkeypatch):
-    """im2col groups of 3 events inside chunks of 8, and a partial last chunk and group."""
-    monkeypatch.setattr(_batched, "IM2COL_ELEMENTS", 3 * 80 * 108)
+    # im2col groups of 3 events inside chunks of 8: partial last groups and a partial last chunk
     monkeypatch.setattr(_batched, "CHUNK", 8)
-    rng = np.random.default_rng(22)
-    spec = _conv_network(rng)
-    emu = Emulator.from_spec(spec)
-    assert emu._staged.stages[0].group == 3
-    _, x = random_inputs(spec, 45, rng, density=0.9)
-    np.testing.assert_array_equal(emu.predict_raw(x), _kernel_only(emu, x))
+    stages[0].group = 3
+    np.testing.assert_array_equal(emu.predict_raw(x[:45]), got[:45])
 
 
 @pytest.mark.parametrize(("bias", "acc", "products"), [(1, "ap_fixed<40,40>", np.float32), (2, "ap_fixed<40,40>", np.float64),
                                                        (1, "ap_fixed<25,25>", None)])
-def test_convolution_product_precision_at_its_bound(bias, acc, products):
+def test_convolution_product_precision_at_its_bound(bias, acc, products, monkeypatch):
     """Sums reaching 2**24 exactly (bias 1 plus 255 times 65,793) take float32 products; one more
     takes float64; an accumulator one value short of the sum keeps the generated kernel."""
+    monkeypatch.setattr(_batched, "MIN_CONV_WORK", 0)
     rng = np.random.default_rng(23)
     per_tap = [664] * 98 + [721]  # the 99 taps' weights of every filter sum to 65,793
     weights = [w for w in per_tap for _ in range(11)]
@@ -190,3 +184,28 @@ def test_convolution_product_precision_at_its_bound(bias, acc, products):
     got = emu.predict_raw(x)
     np.testing.assert_array_equal(got, _kernel_only(emu, x))
     assert got.max() == (1 << 24) - 1 + bias
+
+
+@pytest.mark.slow
+@pytest.mark.hls4ml
+def test_convolution_stages_equal_csim(tmp_path, monkeypatch):
+    """A float Keras conv net converted with hls4ml's defaults: 'same' and strided convolutions
+    and a max pool as stages, against the C-simulation."""
+    pytest.importorskip("hls4ml")
+    from l0emu.firmware import hls4ml_bridge as bridge
+    from l0emu.firmware.keras_env import keras
+
+    monkeypatch.setattr(_batched, "MIN_CONV_WORK", 0)
+    layers = keras.layers
+    inputs = keras.Input((6, 8, 3))
+    h = layers.MaxPooling2D(2)(layers.Conv2D(12, 3, padding="same", activation="relu")(inputs))
+    h = layers.Conv2D(12, 3, strides=2, padding="same", activation="relu")(h)
+    model = keras.Model(inputs, layers.Dense(4)(layers.Flatten()(h)))
+    rng = np.random.default_rng(12)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    model.save(str(tmp_path / "model.h5"))
+    hls_model, spec = bridge.convert(tmp_path / "model.h5", tmp_path / "fw", compile=True)
+    emu = Emulator.from_spec(spec)
+    assert [type(stage).__name__ for stage in emu._staged.stages][:3] == ["_ConvStage", "_MaxPoolStage", "_ConvStage"]
+    _, x = random_inputs(spec, 500, rng, density=1.0)
+    np.testing.assert_array_equal(emu.predict_raw(x.astype(np.float32)), bridge.csim_raw(hls_model, x, spec))
