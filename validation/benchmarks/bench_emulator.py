@@ -42,7 +42,7 @@ def _best_rate(function, x, repeats):
 def add_arguments(parser) -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events for the emulator timing (default %(default)s)")
     parser.add_argument("--csim-events", type=int, default=20_000, help="events for C-simulation and QKeras (default %(default)s)")
-    parser.add_argument("--repeats", type=int, default=5, help="emulator timings, the best is kept (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=5, help="emulator timings: the best is kept (with --spec: rounds of interleaved timings, the median kept) (default %(default)s)")
     parser.add_argument("--network", choices=("shipped", "seed"), default="shipped", help="the shipped student or the seed architecture with random weights (default %(default)s)")
     parser.add_argument("--spec", metavar="PATH", help="any network: spec.json or a converted project directory (ONNX Runtime needs its keras_model.h5)")
     parser.add_argument("--da4ml-events", type=int, default=2_000, help="with --spec: events for da4ml's interpreter, 0 for none (default %(default)s)")
