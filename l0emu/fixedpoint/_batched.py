@@ -1,4 +1,4 @@
-"""Wide dense layers as BLAS matrix products over whole batches of events, where that is exact.
+"""Wide dense and convolution layers as BLAS matrix products over whole batches of events, where that is exact.
 
 The generated kernel of :mod:`l0emu.fixedpoint._codegen` computes each output of each event
 as its own sum, looping over a block of 32 events; for wide dense layers (a teacher, a
@@ -16,6 +16,9 @@ A network is cut into stages, in spec order:
   exact as above; ``numpy.matmul`` does the products and sums, and a generated numba loop adds
   the biases and applies the layer's result casts and the relu/linear layers fused after it,
   with the very cast lines :mod:`_codegen` writes for its own epilogues;
+- a *convolution* stage: the same for a conv2d layer of at least :data:`MIN_CONV_WORK`
+  multiply-adds per event, each output pixel's window first copied into a row (im2col);
+- a *max-pool* stage: a max pool whose windows tile its input and whose types are its input's;
 - a *kernel* stage: every other run of layers, as the spec of that run alone (its input the
   tensor before it) through the unchanged code generator.
 
@@ -103,7 +106,7 @@ def _im2col(x, geometry, padded, rows):
     """Each output pixel's window of each event as one row of ``rows``: taps in the generated
     kernel's order (kernel row, kernel column, channel), so the weights keep their layout.
     ``padded`` holds one event with its zero border; a window row is one contiguous run of it."""
-    h, w, c, top, _, left, right, kh, kw, sh, sw, oh_n, ow_n = geometry.ravel()
+    h, w, c, top, _, left, right, kh, kw, sh, sw, oh_n, ow_n = geometry
     wp = w + left + right
     run = kw * c
     r = 0
@@ -135,6 +138,7 @@ class _MaxPoolStage:
 
 @njit(cache=True, nogil=True)
 def _max_pool(x, geometry, out):
+    """out[e, (oh, ow, ch)]: the largest of x[e, (oh * ph + a, ow * pw + b, ch)] over the window."""
     h, w, c, ph, pw, oh_n, ow_n = geometry
     for e in range(x.shape[0]):
         for oh in range(oh_n):
