@@ -39,6 +39,7 @@ __all__ = [
     "KERAS_MODEL_FILE",
     "SPEC_FILE",
     "SUPPORTED_KERAS_LAYERS",
+    "apply_layer_settings",
     "build_hls_model",
     "compile_model",
     "convert",
@@ -52,6 +53,7 @@ __all__ = [
     "load_keras_model",
     "project_front_end",
     "read_convert_config",
+    "settings_with_defaults",
 ]
 
 KERAS_MODEL_FILE = "keras_model.h5"
@@ -177,7 +179,8 @@ def read_convert_config(path) -> dict:
     return settings
 
 
-def _settings(overrides, origin) -> dict:
+def settings_with_defaults(overrides, origin) -> dict:
+    """``DEFAULT_SETTINGS`` with ``overrides`` applied, every value checked (``origin`` names the source in errors)."""
     settings = json.loads(json.dumps(DEFAULT_SETTINGS))
     for key, value in (overrides or {}).items():
         if key not in DEFAULT_SETTINGS:
@@ -349,6 +352,12 @@ def _hls_config(hls4ml, arch_dict, settings, renamed, origin):
         default_reuse_factor=settings["reuse_factor"],
     )
     config["Model"]["Strategy"] = settings["strategy"]
+    return apply_layer_settings(config, settings, renamed, origin)
+
+
+def apply_layer_settings(config, settings, renamed, origin):
+    """Write the settings' per-layer overrides (``layers``) into an hls4ml config from
+    ``config_from_*_model(granularity="name")``; every front end's layer names go through here."""
     names = config["LayerName"]
     for keras_name, layer in settings["layers"].items():
         name = renamed.get(keras_name, keras_name)
@@ -371,7 +380,7 @@ def build_hls_model(model, settings: dict, output_dir, origin="conversion settin
 
     Returns ``(hls_model, renamed)`` where ``renamed`` maps reserved Keras names to new ones.
     """
-    settings = _settings(settings, origin)
+    settings = settings_with_defaults(settings, origin)
     _check_supported(model)
     hls4ml = hls4ml_module()
     from hls4ml.utils.config import create_config
@@ -423,7 +432,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
     Returns ``(hls_model, spec)``.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
-    settings = _with_training_targets(_settings(settings, origin), model_path)
+    settings = _with_training_targets(settings_with_defaults(settings, origin), model_path)
     if not model_path.exists():
         msg = f"model {str(model_path)!r} does not exist"
         raise InputFileError(msg)
@@ -1270,3 +1279,8 @@ def load_converted(directory, *, compile=True):
         else:
             compile_model(hls_model)
     return hls_model, spec
+
+
+# The other front ends register themselves in FRONT_ENDS when imported; importing them here lets
+# every entry point (convert, load_converted, validate) find them. They import their frameworks lazily.
+from . import frontend_onnx  # noqa: E402,F401  (imports FrontEnd from this module, defined above)

@@ -1,0 +1,165 @@
+"""The ONNX front end: float ONNX and QONNX (``Quant`` nodes, e.g. a Brevitas export) models.
+
+hls4ml 1.3.0 reads ONNX only after qonnx has cleaned it up: :func:`cleaned_model` applies what
+hls4ml's own QONNX tests apply before ``convert_from_onnx_model`` (``cleanup_model``,
+``ConvertToChannelsLastAndClean``, ``GemmToMatMul``, ``cleanup_model`` again), so a
+convolution's input is channels last, as the spec and hls4ml's io_parallel hold it. A float
+model takes ``default_precision`` (``ap_fixed<16,6>``) where hls4ml's config asks for one; a
+QONNX model takes its types from its ``Quant`` nodes, which hls4ml turns into layer types and
+ApplyAlpha (scale) layers. The ``--config`` file's ``layers`` name the layers of hls4ml's config,
+the (cleaned) ONNX node names.
+
+Refused here, by node: an ONNX op hls4ml 1.3.0 has no parser for, and a ``Quant`` node whose
+bit width varies per element (the spec holds one type per tensor). Layers hls4ml builds but the
+emulator does not model are refused by ``extract_spec``, by layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from l0emu.errors import ConfigError, InputFileError, SpecError
+
+from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, settings_with_defaults
+from .keras_env import hls4ml_module
+
+__all__ = ["ONNX_MODEL_FILE", "OnnxFrontEnd", "build_onnx_model", "cleaned_model", "load_onnx_model", "run_onnx"]
+
+ONNX_MODEL_FILE = "model.onnx"
+# ONNX ops hls4ml 1.3.0's parser drops without a layer (onnx_to_hls.parse_onnx_model)
+_SKIPPED_OPS = ("Dropout", "Identity")
+
+
+def load_onnx_model(path):
+    """The ``onnx.ModelProto`` in ``path``, as given (cleaned only when built)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        msg = f"model {str(path)!r} does not exist or is not a file; pass an .onnx file"
+        raise InputFileError(msg)
+    try:
+        return onnx.load(str(path))
+    except (OSError, DecodeError) as err:
+        msg = f"cannot load an ONNX model from {str(path)!r}: {err}"
+        raise InputFileError(msg) from None
+
+
+def cleaned_model(model):
+    """The qonnx ``ModelWrapper`` hls4ml 1.3.0 reads: cleaned up, channels last, Gemm as MatMul."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.util.cleanup import cleanup_model
+
+    with warnings.catch_warnings():
+        # GemmToMatMul warns about every opset after 9; the Gemm of later opsets has the same attributes
+        warnings.filterwarnings("ignore", message="The GemmToMatMul transformation only offers explicit support", category=UserWarning)
+        wrapper = cleanup_model(ModelWrapper(model))
+        wrapper = wrapper.transform(ConvertToChannelsLastAndClean())
+        wrapper = wrapper.transform(GemmToMatMul())
+        return cleanup_model(wrapper)
+
+
+def _check_nodes(wrapper, origin):
+    """Refuse, by node name, ops hls4ml cannot parse and Quant nodes with per-element bit widths."""
+    from hls4ml.converters.onnx_to_hls import get_supported_onnx_layers
+
+    parsed = set(get_supported_onnx_layers()) | set(_SKIPPED_OPS)
+    for node in wrapper.graph.node:
+        if node.op_type not in parsed:
+            msg = f"{origin}: ONNX node {node.name!r} is a {node.op_type}, which hls4ml 1.3.0 cannot convert; it converts {', '.join(sorted(parsed))}"
+            raise ConfigError(msg)
+        if node.op_type == "Quant":
+            bitwidth = wrapper.get_initializer(node.input[3])
+            if bitwidth is None or np.asarray(bitwidth).size != 1:
+                msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width per element (or not a constant one); the spec holds one type per tensor"
+                raise SpecError(msg)
+
+
+def _quietly(function, *args, **kwargs):
+    """hls4ml's ONNX parser prints every layer it reads; a conversion prints only its summary."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return function(*args, **kwargs)
+
+
+def build_onnx_model(model, settings, output_dir, origin="conversion settings"):
+    """An ONNX model -> hls4ml ModelGraph (all passes applied; nothing written): ``(hls_model, {})``."""
+    settings = settings_with_defaults(settings, origin)
+    hls4ml = hls4ml_module()
+    from hls4ml.model import ModelGraph
+    from hls4ml.utils.config import create_config
+
+    wrapper = cleaned_model(model)
+    _check_nodes(wrapper, origin)
+    config = create_config(
+        output_dir=str(output_dir),
+        project_name=settings["project_name"],
+        backend=settings["backend"],
+        part=settings["part"],
+        clock_period=settings["clock_period"],
+        io_type=settings["io_type"],
+    )
+    try:
+        hls_config = _quietly(
+            hls4ml.utils.config.config_from_onnx_model,
+            wrapper,
+            granularity="name",
+            backend=settings["backend"],
+            default_precision=settings["default_precision"],
+            default_reuse_factor=settings["reuse_factor"],
+        )
+        hls_config["Model"]["Strategy"] = settings["strategy"]
+        config["HLSConfig"] = apply_layer_settings(hls_config, settings, {}, origin)
+        layers, inputs, outputs = _quietly(hls4ml.converters.parse_onnx_model, wrapper.model)
+        hls_model = _quietly(ModelGraph.from_layer_list, config, layers, inputs, outputs)
+    except (ValueError, TypeError, KeyError, AssertionError, RuntimeError, NotImplementedError) as err:
+        msg = f"hls4ml could not convert the ONNX model: {type(err).__name__}: {err}"
+        raise ConfigError(msg) from None
+    return hls_model, {}
+
+
+def run_onnx(model, x) -> np.ndarray:
+    """The ONNX model's own outputs for ``x`` (float32, channels last as the spec's input),
+    computed by qonnx's executor on the cleaned graph (its Quant nodes in numpy)."""
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    x = np.asarray(x, dtype=np.float32)
+    wrapper = cleaned_model(model).transform(ChangeBatchSize(len(x))).transform(InferShapes())
+    name_in, name_out = wrapper.graph.input[0].name, wrapper.graph.output[0].name
+    x = x.reshape(wrapper.get_tensor_shape(name_in))
+    return np.asarray(execute_onnx(wrapper, {name_in: x})[name_out], dtype=np.float64).reshape(len(x), -1)
+
+
+class OnnxFrontEnd(FrontEnd):
+    """Float ONNX and QONNX files; the project keeps the file as given and cleans it when built."""
+
+    name = "onnx"
+    model_file = ONNX_MODEL_FILE
+    description = "ONNX / QONNX: an .onnx file (float, or quantized with QONNX Quant nodes, e.g. a Brevitas export)"
+
+    def accepts(self, path: Path) -> bool:
+        return path.suffix.lower() == ".onnx"
+
+    def load(self, path):
+        return load_onnx_model(path)
+
+    def save(self, model, path: Path):
+        Path(path).write_bytes(model.SerializeToString())
+
+    def build(self, model, settings, output_dir, origin):
+        return build_onnx_model(model, settings, output_dir, origin)
+
+    def predict(self, model, x):
+        return run_onnx(model, x)
+
+
+FRONT_ENDS[OnnxFrontEnd.name] = OnnxFrontEnd()
