@@ -127,16 +127,23 @@ def build_onnx_model(model, settings, output_dir, origin="conversion settings"):
 
 def run_onnx(model, x) -> np.ndarray:
     """The ONNX model's own outputs for ``x`` (float32, channels last as the spec's input),
-    computed by qonnx's executor on the cleaned graph (its Quant nodes in numpy)."""
+    computed by qonnx's executor on the cleaned-up graph in its own (channels-first) layout,
+    its Quant nodes in numpy; outputs of rank 3 or more come back channels last."""
+    from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.cleanup import cleanup_model
 
-    x = np.asarray(x, dtype=np.float32)
-    wrapper = cleaned_model(model).transform(ChangeBatchSize(len(x))).transform(InferShapes())
+    n = len(x)
+    wrapper = cleanup_model(ModelWrapper(model)).transform(ChangeBatchSize(n)).transform(InferShapes())
     name_in, name_out = wrapper.graph.input[0].name, wrapper.graph.output[0].name
-    x = x.reshape(wrapper.get_tensor_shape(name_in))
-    return np.asarray(execute_onnx(wrapper, {name_in: x})[name_out], dtype=np.float64).reshape(len(x), -1)
+    shape = wrapper.get_tensor_shape(name_in)
+    x = np.asarray(x, dtype=np.float32)
+    if len(shape) > 2:  # (n, ..., C) -> (n, C, ...)
+        x = np.moveaxis(x.reshape(n, *shape[2:], shape[1]), -1, 1)
+    y = np.asarray(execute_onnx(wrapper, {name_in: x.reshape(shape)})[name_out], dtype=np.float64)
+    return (np.moveaxis(y, 1, -1) if y.ndim > 2 else y).reshape(n, -1)
 
 
 class OnnxFrontEnd(FrontEnd):
