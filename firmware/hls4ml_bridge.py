@@ -938,14 +938,7 @@ def _conv1d(layer):
     return entry
 
 
-def _no_count_pad(layer):
-    if layer.get_attr("count_pad", False):
-        msg = f"layer {layer.name!r}: an average pool that counts padded cells (count_pad) is not supported"
-        raise SpecError(msg)
-
-
 def _pooling1d(layer):
-    _no_count_pad(layer)
     op = {"Max": "max_pool1d", "Average": "avg_pool1d"}[layer.get_attr("pool_op")]
     entry = {
         "op": op,
@@ -1283,4 +1276,4 @@ def load_converted(directory, *, compile=True):
 
 # The other front ends register themselves in FRONT_ENDS when imported; importing them here lets
 # every entry point (convert, load_converted, validate) find them. They import their frameworks lazily.
-from . import frontend_onnx  # noqa: E402,F401  (imports FrontEnd from this module, defined above)
+from . import frontend_onnx, frontend_torch  # noqa: E402,F401  (they import FrontEnd from this module, defined above)

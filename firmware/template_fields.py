@@ -56,7 +56,7 @@ TEMPLATE_FIELDS = {
     "Pooling2D": {
         **_FUNCTION, **_TYPES, **_SPATIAL, **_FORMAT, "accum_t": "spec: accum_type", "pool_op": "spec: op (max_pool2d, avg_pool2d)",
         "pool_height": "spec: pool", "pool_width": "spec: pool", "n_filt": "spec: input_shape", "reuse": _PRAGMA,
-        "count_pad": "refused: true (the emulator divides by the unpadded count, hls4ml's default)",
+        "count_pad": "refused: true on an average pool with padding (the emulator divides by the unpadded count, hls4ml's Keras default; a max pool, or no padding, ignores it)",
         "implementation": "refused: anything but linebuffer in io_stream (Vitis asserts it)",
         "n_in": "no bits: the 1-D pooling's width, not read by pooling2d", "n_out": "no bits: the 1-D pooling's width, not read by pooling2d",
     },  # fmt: skip
@@ -129,7 +129,7 @@ def check_layer_settings(layer) -> None:
     if int(layer.get_attr("dilation", 1)) != 1:
         msg = f"layer {layer.name!r}: dilation {layer.get_attr('dilation')} is not emulated; use 1"
         raise SpecError(msg)
-    if layer.get_attr("count_pad", False):
+    if layer.get_attr("count_pad", False) and _averages_padding(layer):
         msg = f"layer {layer.name!r}: count_pad=True (padding counted in the average) is not emulated"
         raise SpecError(msg)
     io_type = layer.model.config.get_config_value("IOType")
@@ -137,3 +137,10 @@ def check_layer_settings(layer) -> None:
     if io_type == "io_stream" and ("Conv" in layer.class_name or "Pooling" in layer.class_name) and implementation != "linebuffer":
         msg = f"layer {layer.name!r}: io_stream implementation {implementation!r} is not emulated; use linebuffer"
         raise SpecError(msg)
+
+
+def _averages_padding(layer) -> bool:
+    """Whether ``count_pad`` changes bits: only an average pool divides by the count, and
+    only padded cells make it differ (hls4ml's PyTorch parser sets it on every pool)."""
+    padded = any(int(layer.get_attr(f"pad_{side}", 0)) for side in ("top", "bottom", "left", "right"))
+    return str(layer.get_attr("pool_op", "")) == "Average" and padded
