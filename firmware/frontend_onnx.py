@@ -63,24 +63,54 @@ def cleaned_model(model):
         warnings.filterwarnings("ignore", message="The GemmToMatMul transformation only offers explicit support", category=UserWarning)
         wrapper = cleanup_model(ModelWrapper(model))
         wrapper = wrapper.transform(ConvertToChannelsLastAndClean())
-        wrapper = wrapper.transform(GemmToMatMul())
+        wrapper = _with_gemm_bias(wrapper).transform(GemmToMatMul())
         return cleanup_model(wrapper)
 
 
-def _check_nodes(wrapper, origin):
+def _with_gemm_bias(wrapper):
+    """Give each Gemm without a bias (a PyTorch ``Linear(bias=False)``) a zero one: qonnx 1.0's
+    GemmToMatMul reads the third input unconditionally."""
+    for node in wrapper.graph.node:
+        if node.op_type == "Gemm" and len(node.input) == 2:
+            shape = wrapper.get_tensor_shape(node.output[0])
+            name = wrapper.make_new_valueinfo_name()
+            wrapper.set_initializer(name, np.zeros(shape[-1:], dtype=np.float32))
+            node.input.append(name)
+    return wrapper
+
+
+def _file_names(model, op_type) -> str:
+    """The names the ONNX file gives its nodes of ``op_type`` (qonnx's cleanup renames every node)."""
+    names = [node.name or "(unnamed)" for node in model.graph.node if node.op_type == op_type]
+    return f" (in the file: {', '.join(repr(n) for n in names)})" if names else ""
+
+
+def _per_element_bit_width(wrapper, node) -> bool:
+    bitwidth = wrapper.get_initializer(node.input[3]) if len(node.input) > 3 else None
+    return bitwidth is not None and np.asarray(bitwidth).size != 1
+
+
+def _check_nodes(model, wrapper, origin):
     """Refuse, by node name, ops hls4ml cannot parse and Quant nodes with per-element bit widths."""
     from hls4ml.converters.onnx_to_hls import get_supported_onnx_layers
+    from qonnx.core.modelwrapper import ModelWrapper
 
+    given = ModelWrapper(model)
+    for node in given.graph.node:  # before the cleanup, so that the message has the file's name
+        if node.op_type == "Quant" and _per_element_bit_width(given, node):
+            msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width per element; the spec holds one type per tensor"
+            raise SpecError(msg)
     parsed = set(get_supported_onnx_layers()) | set(_SKIPPED_OPS)
     for node in wrapper.graph.node:
         if node.op_type not in parsed:
-            msg = f"{origin}: ONNX node {node.name!r} is a {node.op_type}, which hls4ml 1.3.0 cannot convert; it converts {', '.join(sorted(parsed))}"
+            msg = (
+                f"{origin}: ONNX node {node.name!r}{_file_names(model, node.op_type)} is a {node.op_type}, which hls4ml 1.3.0 "
+                f"cannot convert; it converts {', '.join(sorted(parsed))}"
+            )
             raise ConfigError(msg)
-        if node.op_type == "Quant":
-            bitwidth = wrapper.get_initializer(node.input[3])
-            if bitwidth is None or np.asarray(bitwidth).size != 1:
-                msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width per element (or not a constant one); the spec holds one type per tensor"
-                raise SpecError(msg)
+        if node.op_type == "Quant" and (wrapper.get_initializer(node.input[3]) is None or _per_element_bit_width(wrapper, node)):
+            msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width that is not one constant; the spec holds one type per tensor"
+            raise SpecError(msg)
 
 
 def _quietly(function, *args, **kwargs):
@@ -97,7 +127,7 @@ def build_onnx_model(model, settings, output_dir, origin="conversion settings"):
     from hls4ml.utils.config import create_config
 
     wrapper = cleaned_model(model)
-    _check_nodes(wrapper, origin)
+    _check_nodes(model, wrapper, origin)
     config = create_config(
         output_dir=str(output_dir),
         project_name=settings["project_name"],
