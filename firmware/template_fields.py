@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from l0emu.errors import SpecError
 
-__all__ = ["TEMPLATE_FIELDS", "check_layer_settings"]
+__all__ = ["REFUSED_SUBCLASSES", "TEMPLATE_FIELDS", "check_layer_settings"]
 
 _NAME = "no bits: names the config struct, a C++ variable or the function called"
 _PRAGMA = "no bits: sets HLS pragmas (pipelining, partitioning), not arithmetic"
@@ -119,10 +119,29 @@ for _pool in ("Pooling1D", "GlobalPooling1D", "GlobalPooling2D"):
     TEMPLATE_FIELDS[_pool] = {**TEMPLATE_FIELDS["Pooling2D"], "pool_op": "spec: op (max or average pool)",
                               "n_in": "spec: input_shape (1-D width)", "n_out": "spec: output_shape (1-D width)"}
 TEMPLATE_FIELDS["ZeroPadding1D"] = dict(TEMPLATE_FIELDS["ZeroPadding2D"])
+# QONNX scales (Quant nodes with a scale that is not folded into a type) become ApplyAlpha layers,
+# which hls4ml writes with the batch-normalization templates
+TEMPLATE_FIELDS["ApplyAlpha"] = dict(TEMPLATE_FIELDS["BatchNormalization"])
+# a 1x1 convolution (hls4ml's pointwise class) and QKeras' QConv2DBatchnorm fill the convolution's templates
+TEMPLATE_FIELDS["PointwiseConv2D"] = TEMPLATE_FIELDS["Conv2DBatchnorm"] = dict(TEMPLATE_FIELDS["Conv2D"])
+TEMPLATE_FIELDS["PointwiseConv1D"] = dict(TEMPLATE_FIELDS["Conv1D"])
+
+# Subclasses of emulated hls4ml classes whose arithmetic differs from their parent's: the layer
+# handlers would take them by class, so they are refused by name (the ONNX and PyTorch parsers make them).
+REFUSED_SUBCLASSES = {
+    "DepthwiseConv1D": "each channel convolved with its own kernel (a grouped convolution), which the emulator's convolution does not model",
+    "DepthwiseConv2D": "each channel convolved with its own kernel (a grouped convolution), which the emulator's convolution does not model",
+    "BiasAdd": "a bias added to one tensor by hls4ml's merge templates, which the emulator does not model",
+}
 
 
 def check_layer_settings(layer) -> None:
-    """Refuse, by layer and setting, the values of template fields the emulator does not model."""
+    """Refuse, by layer and setting, the values of template fields the emulator does not model
+    (and, by layer, the classes of :data:`REFUSED_SUBCLASSES`)."""
+    refused = next((name for name in REFUSED_SUBCLASSES if name in {cls.__name__ for cls in type(layer).__mro__}), None)
+    if refused:
+        msg = f"layer {layer.name!r} is hls4ml's {refused}: {REFUSED_SUBCLASSES[refused]}"
+        raise SpecError(msg)
     if str(layer.get_attr("data_format", "channels_last")) != "channels_last":
         msg = f"layer {layer.name!r}: data_format {layer.get_attr('data_format')!r} is not emulated; use channels_last"
         raise SpecError(msg)

@@ -189,3 +189,4 @@ def test_model_files_go_to_their_front_end_and_others_are_refused(tmp_path):
     (tmp_path / "broken.onnx").write_bytes(b"not a protobuf")
     with pytest.raises(InputFileError, match=r"cannot load an ONNX model from .*broken.onnx"):
         convert(tmp_path / "broken.onnx", tmp_path / "fw", {})
+
