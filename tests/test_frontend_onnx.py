@@ -190,3 +190,22 @@ def test_model_files_go_to_their_front_end_and_others_are_refused(tmp_path):
     with pytest.raises(InputFileError, match=r"cannot load an ONNX model from .*broken.onnx"):
         convert(tmp_path / "broken.onnx", tmp_path / "fw", {})
 
+
+
+@pytest.mark.slow
+def test_float_onnx_of_a_keras_model_is_bit_exact(tmp_path):
+    """tf2onnx's export of a tf-keras network: MatMul, Add and Relu nodes, the float default types."""
+    tf2onnx = pytest.importorskip("tf2onnx")
+    from l0emu.firmware.hls4ml_bridge import convert
+    from l0emu.firmware.keras_env import keras
+
+    inp = keras.Input((8,), name="x")
+    model = keras.Model(inp, keras.layers.Dense(3, name="d2")(keras.layers.Dense(6, activation="relu", name="d1")(inp)))
+    rng = np.random.default_rng(6)
+    model.set_weights([rng.uniform(-1, 1, w.shape).astype(np.float32) for w in model.get_weights()])
+    import tensorflow as tf
+
+    tf2onnx.convert.from_keras(model, input_signature=(tf.TensorSpec((1, 8), tf.float32, name="x"),), opset=13, output_path=str(tmp_path / "keras.onnx"))
+    hls_model, spec = convert(tmp_path / "keras.onnx", tmp_path / "fw", {}, compile=True)
+    assert [layer["op"] for layer in spec["layers"]] == ["dense", "relu", "dense"]
+    _bit_exact(hls_model, spec, seed=7)
