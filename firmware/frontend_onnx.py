@@ -28,11 +28,12 @@ from l0emu.errors import ConfigError, InputFileError, SpecError
 from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, settings_with_defaults
 from .keras_env import hls4ml_module
 
-__all__ = ["ONNX_MODEL_FILE", "OnnxFrontEnd", "build_onnx_model", "cleaned_model", "load_onnx_model", "run_onnx"]
+__all__ = ["ONNX_MODEL_FILE", "OnnxFrontEnd", "build_onnx_model", "cleaned_model", "hls4ml_call", "load_onnx_model", "run_onnx"]
 
 ONNX_MODEL_FILE = "model.onnx"
 # ONNX ops hls4ml 1.3.0's parser drops without a layer (onnx_to_hls.parse_onnx_model)
 _SKIPPED_OPS = ("Dropout", "Identity")
+_WHAT = "the ONNX model"
 
 
 def load_onnx_model(path):
@@ -113,10 +114,15 @@ def _check_nodes(model, wrapper, origin):
             raise SpecError(msg)
 
 
-def _quietly(function, *args, **kwargs):
-    """hls4ml's ONNX parser prints every layer it reads; a conversion prints only its summary."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return function(*args, **kwargs)
+def hls4ml_call(what, function, *args, **kwargs):
+    """``function(*args, **kwargs)`` of hls4ml's converters, quietly (its parsers print every layer
+    they read; a conversion prints only its summary), its refusals as ConfigError about ``what``."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return function(*args, **kwargs)
+    except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers and attributes
+        msg = f"hls4ml could not convert {what}: {type(err).__name__}: {err}"
+        raise ConfigError(msg) from None
 
 
 def build_onnx_model(model, settings, output_dir, origin="conversion settings"):
@@ -136,23 +142,20 @@ def build_onnx_model(model, settings, output_dir, origin="conversion settings"):
         clock_period=settings["clock_period"],
         io_type=settings["io_type"],
     )
-    try:
-        hls_config = _quietly(
-            hls4ml.utils.config.config_from_onnx_model,
-            wrapper,
-            granularity="name",
-            backend=settings["backend"],
-            default_precision=settings["default_precision"],
-            default_reuse_factor=settings["reuse_factor"],
-        )
-        hls_config["Model"]["Strategy"] = settings["strategy"]
-        config["HLSConfig"] = apply_layer_settings(hls_config, settings, {}, origin)
-        layers, inputs, outputs = _quietly(hls4ml.converters.parse_onnx_model, wrapper.model)
-        hls_model = _quietly(ModelGraph.from_layer_list, config, layers, inputs, outputs)
-    except (ValueError, TypeError, KeyError, AssertionError, RuntimeError, NotImplementedError) as err:
-        msg = f"hls4ml could not convert the ONNX model: {type(err).__name__}: {err}"
-        raise ConfigError(msg) from None
-    return hls_model, {}
+    hls_config = hls4ml_call(
+        _WHAT,
+        hls4ml.utils.config.config_from_onnx_model,
+        wrapper,
+        granularity="name",
+        backend=settings["backend"],
+        default_precision=settings["default_precision"],
+        default_reuse_factor=settings["reuse_factor"],
+    )
+    hls_config["Model"]["Strategy"] = settings["strategy"]
+    config["HLSConfig"] = apply_layer_settings(hls_config, settings, {}, origin)
+    layers, inputs, outputs = hls4ml_call(_WHAT, hls4ml.converters.parse_onnx_model, wrapper.model)
+    return hls4ml_call(_WHAT, ModelGraph.from_layer_list, config, layers, inputs, outputs), {}
+
 
 
 def run_onnx(model, x) -> np.ndarray:

@@ -15,8 +15,6 @@ traced module's node names). ``torch`` is imported only here, when a model is re
 
 from __future__ import annotations
 
-import contextlib
-import io
 import tempfile
 from pathlib import Path
 
@@ -24,12 +22,14 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError
 
+from .frontend_onnx import hls4ml_call
 from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, convert, settings_with_defaults
 from .keras_env import hls4ml_module
 
 __all__ = ["TORCH_MODEL_FILE", "TorchFrontEnd", "TorchModel", "build_torch_model", "convert_module", "load_torch_model", "save_torch_model"]
 
 TORCH_MODEL_FILE = "torch_model.pt"
+_WHAT = "the PyTorch module"
 
 
 class TorchModel:
@@ -99,12 +99,6 @@ def load_torch_model(path) -> TorchModel:
     return TorchModel(saved["module"], saved["input_shape"])
 
 
-def _quietly(function, *args, **kwargs):
-    """hls4ml's PyTorch parser prints every layer it reads; a conversion prints only its summary."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return function(*args, **kwargs)
-
-
 def build_torch_model(model: TorchModel, settings, output_dir, origin="conversion settings"):
     """A traced module -> hls4ml ModelGraph (all passes applied; nothing written): ``(hls_model, {})``."""
     settings = settings_with_defaults(settings, origin)
@@ -121,28 +115,25 @@ def build_torch_model(model: TorchModel, settings, output_dir, origin="conversio
         clock_period=settings["clock_period"],
         io_type=settings["io_type"],
     )
-    try:
-        hls_config = _quietly(
-            hls4ml.utils.config.config_from_pytorch_model,
-            model.module,
-            tuple(model.input_shape),
-            granularity="name",
-            backend=settings["backend"],
-            default_precision=settings["default_precision"],
-            default_reuse_factor=settings["reuse_factor"],
-            channels_last_conversion="internal",
-        )
-        hls_config["Model"]["Strategy"] = settings["strategy"]
-        # the module and its (tuple) shape stay out of the config hls4ml writes to hls4ml_config.yml, which loads safely
-        input_shape = hls_config.pop("InputShape")
-        hls_config.pop("PytorchModel")
-        config["HLSConfig"] = apply_layer_settings(hls_config, settings, {}, origin)
-        layers, inputs, outputs = _quietly(parse_pytorch_model, {**config, "PytorchModel": model.module, "InputShape": input_shape})
-        hls_model = _quietly(ModelGraph.from_layer_list, config, layers, inputs, outputs)
-    except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers and shapes
-        msg = f"hls4ml could not convert the PyTorch module: {type(err).__name__}: {err}"
-        raise ConfigError(msg) from None
-    return hls_model, {}
+    hls_config = hls4ml_call(
+        _WHAT,
+        hls4ml.utils.config.config_from_pytorch_model,
+        model.module,
+        tuple(model.input_shape),
+        granularity="name",
+        backend=settings["backend"],
+        default_precision=settings["default_precision"],
+        default_reuse_factor=settings["reuse_factor"],
+        channels_last_conversion="internal",
+    )
+    hls_config["Model"]["Strategy"] = settings["strategy"]
+    # the module and its (tuple) shape stay out of the config hls4ml writes to hls4ml_config.yml, which loads safely
+    input_shape = hls_config.pop("InputShape")
+    hls_config.pop("PytorchModel")
+    config["HLSConfig"] = apply_layer_settings(hls_config, settings, {}, origin)
+    layers, inputs, outputs = hls4ml_call(_WHAT, parse_pytorch_model, {**config, "PytorchModel": model.module, "InputShape": input_shape})
+    return hls4ml_call(_WHAT, ModelGraph.from_layer_list, config, layers, inputs, outputs), {}
+
 
 
 def run_torch(model: TorchModel, x) -> np.ndarray:
