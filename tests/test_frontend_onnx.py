@@ -209,3 +209,15 @@ def test_float_onnx_of_a_keras_model_is_bit_exact(tmp_path):
     hls_model, spec = convert(tmp_path / "keras.onnx", tmp_path / "fw", {}, compile=True)
     assert [layer["op"] for layer in spec["layers"]] == ["dense", "relu", "dense"]
     _bit_exact(hls_model, spec, seed=7)
+
+
+def test_a_layer_setting_names_an_onnx_node_after_the_cleanup(tmp_path):
+    from onnx import helper, numpy_helper
+
+    from l0emu.errors import ConfigError
+    from l0emu.firmware.hls4ml_bridge import convert
+
+    weights = numpy_helper.from_array(np.eye(4, dtype=np.float32), "w")
+    path = _onnx_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="project")], [weights], tmp_path / "matmul.onnx")
+    with pytest.raises(ConfigError, match=r"layers.project: no such layer in the model \(available: 'MatMul_0'"):
+        convert(path, tmp_path / "fw", {"layers": {"project": {"precision": {"weight": "ap_fixed<8,2>"}}}})
