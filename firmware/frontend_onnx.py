@@ -53,7 +53,7 @@ def load_onnx_model(path):
 
 
 def cleaned_model(model):
-    """The qonnx ``ModelWrapper`` hls4ml 1.3.0 reads: cleaned up, channels last, Gemm as MatMul."""
+    """The qonnx ``ModelWrapper`` hls4ml 1.3.0 reads: cleaned up, channels last (its input too), Gemm as MatMul."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
@@ -63,7 +63,8 @@ def cleaned_model(model):
         # GemmToMatMul warns about every opset after 9; the Gemm of later opsets has the same attributes
         warnings.filterwarnings("ignore", message="The GemmToMatMul transformation only offers explicit support", category=UserWarning)
         wrapper = cleanup_model(ModelWrapper(model))
-        wrapper = wrapper.transform(ConvertToChannelsLastAndClean())
+        # the input too: else a Transpose node stays at the input, which hls4ml keeps as a layer in io_stream
+        wrapper = wrapper.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
         wrapper = _with_gemm_bias(wrapper).transform(GemmToMatMul())
         return cleanup_model(wrapper)
 

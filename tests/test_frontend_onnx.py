@@ -1,5 +1,5 @@
 """The ONNX, QONNX (Brevitas) and PyTorch front ends: each network built here, converted, and
-compared bit for bit with hls4ml's C-simulation on 2,000 full-range inputs (three compilations
+compared bit for bit with hls4ml's C-simulation on 2,000 full-range inputs (four compilations
 and one through the CLI); refusals name the node or file at fault."""
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ class _BrevitasNet(torch.nn.Module):
 
 
 @pytest.mark.slow
-def test_qonnx_of_a_brevitas_network_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_qonnx_of_a_brevitas_network_is_bit_exact(tmp_path, io_type):
     from brevitas.export import export_qonnx
 
     from l0emu.firmware.hls4ml_bridge import convert
@@ -98,7 +99,7 @@ def test_qonnx_of_a_brevitas_network_is_bit_exact(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # brevitas' and torch.export's notices about their own internals
         export_qonnx(net, input_t=torch.randn(1, 1, 6, 8), export_path=str(tmp_path / "brevitas.onnx"))
-    hls_model, spec = convert(tmp_path / "brevitas.onnx", tmp_path / "fw", {}, compile=True)
+    hls_model, spec = convert(tmp_path / "brevitas.onnx", tmp_path / "fw", {"io_type": io_type}, compile=True)
     by_op = {layer["op"]: layer for layer in spec["layers"]}
     # the types of the Quant nodes: 4-bit kernel (narrow range), 5-bit unsigned ReLU, rounding to nearest
     assert re.fullmatch(r"ap_fixed<4,-?\d+,AP_RND_CONV,AP_SAT_SYM,0>", by_op["conv2d"]["weight_type"])
