@@ -16,8 +16,6 @@ emulator does not model are refused by ``extract_spec``, by layer.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import warnings
 from pathlib import Path
 
@@ -25,10 +23,10 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError, SpecError
 
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, settings_with_defaults
+from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, hls4ml_call, settings_with_defaults
 from .keras_env import hls4ml_module
 
-__all__ = ["ONNX_MODEL_FILE", "OnnxFrontEnd", "build_onnx_model", "cleaned_model", "hls4ml_call", "load_onnx_model", "run_onnx"]
+__all__ = ["ONNX_MODEL_FILE", "OnnxFrontEnd", "build_onnx_model", "cleaned_model", "load_onnx_model", "run_onnx"]
 
 ONNX_MODEL_FILE = "model.onnx"
 # ONNX ops hls4ml 1.3.0's parser drops without a layer (onnx_to_hls.parse_onnx_model)
@@ -113,17 +111,6 @@ def _check_nodes(model, wrapper, origin):
         if node.op_type == "Quant" and (wrapper.get_initializer(node.input[3]) is None or _per_element_bit_width(wrapper, node)):
             msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width that is not one constant; the spec holds one type per tensor"
             raise SpecError(msg)
-
-
-def hls4ml_call(what, function, *args, **kwargs):
-    """``function(*args, **kwargs)`` of hls4ml's converters, quietly (its parsers print every layer
-    they read; a conversion prints only its summary), its refusals as ConfigError about ``what``."""
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return function(*args, **kwargs)
-    except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers and attributes
-        msg = f"hls4ml could not convert {what}: {type(err).__name__}: {err}"
-        raise ConfigError(msg) from None
 
 
 def build_onnx_model(model, settings, output_dir, origin="conversion settings"):

@@ -22,8 +22,7 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError
 
-from .frontend_onnx import hls4ml_call
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, convert, settings_with_defaults
+from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, convert, hls4ml_call, settings_with_defaults
 from .keras_env import hls4ml_module
 
 __all__ = ["TORCH_MODEL_FILE", "TorchFrontEnd", "TorchModel", "build_torch_model", "convert_module", "load_torch_model", "save_torch_model"]

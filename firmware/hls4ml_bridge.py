@@ -11,8 +11,10 @@ models are tf-keras, so we call its Keras-2 parser directly (docs/design.md, "Kn
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -49,6 +51,7 @@ __all__ = [
     "csim_trace",
     "extract_spec",
     "front_end_for",
+    "hls4ml_call",
     "load_converted",
     "load_keras_model",
     "project_front_end",
@@ -230,6 +233,17 @@ def _with_training_targets(settings, model_path) -> dict:
 
 
 # ---------------------------------------------------------------- front ends
+
+
+def hls4ml_call(what, function, *args, **kwargs):
+    """``function(*args, **kwargs)`` of hls4ml's converters, quietly (its parsers print every layer
+    they read; a conversion prints only its summary), its refusals as ConfigError about ``what``."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return function(*args, **kwargs)
+    except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers and attributes
+        msg = f"hls4ml could not convert {what}: {type(err).__name__}: {err}"
+        raise ConfigError(msg) from None
 
 
 class FrontEnd:

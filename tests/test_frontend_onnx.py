@@ -222,3 +222,15 @@ def test_a_layer_setting_names_an_onnx_node_after_the_cleanup(tmp_path):
     path = _onnx_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="project")], [weights], tmp_path / "matmul.onnx")
     with pytest.raises(ConfigError, match=r"layers.project: no such layer in the model \(available: 'MatMul_0'"):
         convert(path, tmp_path / "fw", {"layers": {"project": {"precision": {"weight": "ap_fixed<8,2>"}}}})
+
+
+def test_a_front_end_module_imports_first_and_leaves_torch_unloaded():
+    """The front ends and the bridge import each other (registration), so a front end may be
+    imported before the bridge; none imports torch before a PyTorch model is read."""
+    import subprocess
+    import sys
+
+    code = "import sys, l0emu.firmware.frontend_onnx as m; print(sorted(m.FRONT_ENDS), 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == "['keras2', 'onnx', 'pytorch'] False"
