@@ -85,21 +85,39 @@ def _file_names(model, op_type) -> str:
     return f" (in the file: {', '.join(repr(n) for n in names)})" if names else ""
 
 
-def _per_element_bit_width(wrapper, node) -> bool:
-    bitwidth = wrapper.get_initializer(node.input[3]) if len(node.input) > 3 else None
-    return bitwidth is not None and np.asarray(bitwidth).size != 1
+# Quant inputs: (x, scale, zero point, bit width)
+_SCALE, _BIT_WIDTH = 1, 3
+
+
+def _per_element(wrapper, node, index) -> bool:
+    """Whether the Quant input ``index`` is a constant with more than one value."""
+    value = wrapper.get_initializer(node.input[index]) if len(node.input) > index else None
+    return value is not None and np.asarray(value).size != 1
+
+
+def _check_quant(wrapper, node, origin):
+    if _per_element(wrapper, node, _BIT_WIDTH):
+        msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width per element; the spec holds one type per tensor"
+        raise SpecError(msg)
+    if _per_element(wrapper, node, _SCALE):
+        shape = list(np.asarray(wrapper.get_initializer(node.input[_SCALE])).shape)
+        msg = (
+            f"{origin}: QONNX node {node.name!r} quantizes with a scale per channel (shape {shape}), which hls4ml 1.3.0 "
+            "fails to convert (its precision inference loses the scale layer's input); use per-tensor scales "
+            "(Brevitas: a PerTensor weight quantizer)"
+        )
+        raise SpecError(msg)
 
 
 def _check_nodes(model, wrapper, origin):
-    """Refuse, by node name, ops hls4ml cannot parse and Quant nodes with per-element bit widths."""
+    """Refuse, by node name, ops hls4ml cannot parse and Quant nodes with per-element bit widths or scales."""
     from hls4ml.converters.onnx_to_hls import get_supported_onnx_layers
     from qonnx.core.modelwrapper import ModelWrapper
 
     given = ModelWrapper(model)
     for node in given.graph.node:  # before the cleanup, so that the message has the file's name
-        if node.op_type == "Quant" and _per_element_bit_width(given, node):
-            msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width per element; the spec holds one type per tensor"
-            raise SpecError(msg)
+        if node.op_type == "Quant":
+            _check_quant(given, node, origin)
     parsed = set(get_supported_onnx_layers()) | set(_SKIPPED_OPS)
     for node in wrapper.graph.node:
         if node.op_type not in parsed:
@@ -108,9 +126,11 @@ def _check_nodes(model, wrapper, origin):
                 f"cannot convert; it converts {', '.join(sorted(parsed))}"
             )
             raise ConfigError(msg)
-        if node.op_type == "Quant" and (wrapper.get_initializer(node.input[3]) is None or _per_element_bit_width(wrapper, node)):
-            msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width that is not one constant; the spec holds one type per tensor"
-            raise SpecError(msg)
+        if node.op_type == "Quant":  # constants the cleanup folded
+            _check_quant(wrapper, node, origin)
+            if wrapper.get_initializer(node.input[_BIT_WIDTH]) is None:
+                msg = f"{origin}: QONNX node {node.name!r} quantizes with a bit width that is not a constant; the spec holds one type per tensor"
+                raise SpecError(msg)
 
 
 def build_onnx_model(model, settings, output_dir, origin="conversion settings"):

@@ -162,17 +162,24 @@ def test_an_onnx_op_hls4ml_cannot_convert_is_refused_by_node(tmp_path):
         convert(path, tmp_path / "fw", {})
 
 
-def test_a_quant_node_with_a_bit_width_per_element_is_refused_by_node(tmp_path):
+@pytest.mark.parametrize(
+    ("scale", "bitwidth", "refusal"),
+    [
+        (0.25, [4, 4, 6, 6], r"QONNX node 'mixed' quantizes with a bit width per element"),
+        ([0.25, 0.5, 0.25, 0.5], 4.0, r"QONNX node 'mixed' quantizes with a scale per channel \(shape \[4\]\), which hls4ml 1.3.0 fails"),
+    ],
+)
+def test_a_quant_node_with_values_per_element_is_refused_by_node(tmp_path, scale, bitwidth, refusal):
     from onnx import helper, numpy_helper
 
     from l0emu.errors import SpecError
     from l0emu.firmware.hls4ml_bridge import convert
 
-    constants = {"scale": np.float32(0.25), "zeropt": np.float32(0.0), "bitwidth": np.array([4, 4, 6, 6], dtype=np.float32)}
-    initializers = [numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()]
+    constants = {"scale": np.float32(scale), "zeropt": np.float32(0.0), "bitwidth": np.array(bitwidth, dtype=np.float32)}
+    initializers = [numpy_helper.from_array(np.asarray(value, dtype=np.float32), name) for name, value in constants.items()]
     quant = helper.make_node("Quant", ["x", *constants], ["y"], name="mixed", domain="qonnx.custom_op.general", signed=1, narrow=0, rounding_mode="ROUND")
     path = _onnx_graph([quant], initializers, tmp_path / "mixed.onnx")
-    with pytest.raises(SpecError, match=r"QONNX node 'mixed' quantizes with a bit width per element"):
+    with pytest.raises(SpecError, match=refusal):
         convert(path, tmp_path / "fw", {})
 
 
