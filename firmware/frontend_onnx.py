@@ -193,6 +193,7 @@ class OnnxFrontEnd(FrontEnd):
     name = "onnx"
     model_file = ONNX_MODEL_FILE
     description = "ONNX / QONNX: an .onnx file (float, or quantized with QONNX Quant nodes, e.g. a Brevitas export)"
+    framework = "ONNX"
 
     def accepts(self, path: Path) -> bool:
         return path.suffix.lower() == ".onnx"

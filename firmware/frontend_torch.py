@@ -156,6 +156,7 @@ class TorchFrontEnd(FrontEnd):
     name = "pytorch"
     model_file = TORCH_MODEL_FILE
     description = "PyTorch: a torch.nn.Module with its input shape (l0emu.convert), or the .pt file it writes"
+    framework = "PyTorch"
 
     def accepts(self, path: Path) -> bool:
         return path.suffix.lower() == ".pt"

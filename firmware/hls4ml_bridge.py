@@ -256,6 +256,7 @@ class FrontEnd:
     name = "keras2"
     model_file = KERAS_MODEL_FILE  # the model's copy inside a converted project
     description = "Keras 2 / QKeras: an .h5 file or a SavedModel directory"
+    framework = "QKeras"  # the name `l0emu validate` gives the model's own outputs
 
     def accepts(self, path: Path) -> bool:
         return path.suffix.lower() in (".h5", ".hdf5") or path.is_dir()
