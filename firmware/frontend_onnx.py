@@ -176,8 +176,12 @@ def run_onnx(model, x) -> np.ndarray:
     from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.util.cleanup import cleanup_model
 
+    wrapper = cleanup_model(ModelWrapper(model))
+    if len(wrapper.graph.input) != 1 or len(wrapper.graph.output) != 1 or isinstance(x, (list, tuple)):
+        msg = f"the ONNX model has {len(wrapper.graph.input)} inputs and {len(wrapper.graph.output)} outputs; l0emu computes the own outputs only of ONNX models with one input and one output"
+        raise ConfigError(msg)
     n = len(x)
-    wrapper = cleanup_model(ModelWrapper(model)).transform(ChangeBatchSize(n)).transform(InferShapes())
+    wrapper = wrapper.transform(ChangeBatchSize(n)).transform(InferShapes())
     name_in, name_out = wrapper.graph.input[0].name, wrapper.graph.output[0].name
     shape = wrapper.get_tensor_shape(name_in)
     x = np.asarray(x, dtype=np.float32)

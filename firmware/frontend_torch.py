@@ -140,6 +140,9 @@ def run_torch(model: TorchModel, x) -> np.ndarray:
     outputs of rank 3 or more come back channels last."""
     import torch
 
+    if isinstance(x, (list, tuple)):
+        msg = f"the PyTorch module takes one input of shape {model.input_shape}, got {len(x)} arrays"
+        raise ConfigError(msg)
     n = len(x)
     shape = model.input_shape
     x = np.asarray(x, dtype=np.float32)
