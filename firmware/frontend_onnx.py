@@ -2,16 +2,17 @@
 
 hls4ml 1.3.0 reads ONNX only after qonnx has cleaned it up: :func:`cleaned_model` applies what
 hls4ml's own QONNX tests apply before ``convert_from_onnx_model`` (``cleanup_model``,
-``ConvertToChannelsLastAndClean``, ``GemmToMatMul``, ``cleanup_model`` again), so a
-convolution's input is channels last, as the spec and hls4ml's io_parallel hold it. A float
+``ConvertToChannelsLastAndClean``, ``GemmToMatMul``, ``cleanup_model`` again), with the
+network's input made channels last too, as the spec holds every tensor. A float
 model takes ``default_precision`` (``ap_fixed<16,6>``) where hls4ml's config asks for one; a
 QONNX model takes its types from its ``Quant`` nodes, which hls4ml turns into layer types and
 ApplyAlpha (scale) layers. The ``--config`` file's ``layers`` name the layers of hls4ml's config,
 the (cleaned) ONNX node names.
 
-Refused here, by node: an ONNX op hls4ml 1.3.0 has no parser for, and a ``Quant`` node whose
-bit width varies per element (the spec holds one type per tensor). Layers hls4ml builds but the
-emulator does not model are refused by ``extract_spec``, by layer.
+Refused here, by node: an ONNX op hls4ml 1.3.0 has no parser for, a ``Quant`` node whose bit
+width varies per element (the spec holds one type per tensor), and one with a scale per channel
+(hls4ml 1.3.0 fails on it). Layers hls4ml builds but the emulator does not model are refused by
+``extract_spec``, by layer.
 """
 
 from __future__ import annotations
