@@ -11,8 +11,10 @@ models are tf-keras, so we call its Keras-2 parser directly (docs/design.md, "Kn
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -39,6 +41,7 @@ __all__ = [
     "KERAS_MODEL_FILE",
     "SPEC_FILE",
     "SUPPORTED_KERAS_LAYERS",
+    "apply_layer_settings",
     "build_hls_model",
     "compile_model",
     "convert",
@@ -48,10 +51,12 @@ __all__ = [
     "csim_trace",
     "extract_spec",
     "front_end_for",
+    "hls4ml_call",
     "load_converted",
     "load_keras_model",
     "project_front_end",
     "read_convert_config",
+    "settings_with_defaults",
 ]
 
 KERAS_MODEL_FILE = "keras_model.h5"
@@ -177,7 +182,8 @@ def read_convert_config(path) -> dict:
     return settings
 
 
-def _settings(overrides, origin) -> dict:
+def settings_with_defaults(overrides, origin) -> dict:
+    """``DEFAULT_SETTINGS`` with ``overrides`` applied, every value checked (``origin`` names the source in errors)."""
     settings = json.loads(json.dumps(DEFAULT_SETTINGS))
     for key, value in (overrides or {}).items():
         if key not in DEFAULT_SETTINGS:
@@ -229,6 +235,17 @@ def _with_training_targets(settings, model_path) -> dict:
 # ---------------------------------------------------------------- front ends
 
 
+def hls4ml_call(what, function, *args, **kwargs):
+    """``function(*args, **kwargs)`` of hls4ml's converters, quietly (its parsers print every layer
+    they read; a conversion prints only its summary), its refusals as ConfigError about ``what``."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return function(*args, **kwargs)
+    except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers and attributes
+        msg = f"hls4ml could not convert {what}: {type(err).__name__}: {err}"
+        raise ConfigError(msg) from None
+
+
 class FrontEnd:
     """How one kind of model enters l0emu: read from a file, copied into the project, and
     turned into an hls4ml ModelGraph. ``convert`` picks one by the model path
@@ -239,6 +256,7 @@ class FrontEnd:
     name = "keras2"
     model_file = KERAS_MODEL_FILE  # the model's copy inside a converted project
     description = "Keras 2 / QKeras: an .h5 file or a SavedModel directory"
+    framework = "QKeras"  # the name `l0emu validate` gives the model's own outputs
 
     def accepts(self, path: Path) -> bool:
         return path.suffix.lower() in (".h5", ".hdf5") or path.is_dir()
@@ -349,6 +367,12 @@ def _hls_config(hls4ml, arch_dict, settings, renamed, origin):
         default_reuse_factor=settings["reuse_factor"],
     )
     config["Model"]["Strategy"] = settings["strategy"]
+    return apply_layer_settings(config, settings, renamed, origin)
+
+
+def apply_layer_settings(config, settings, renamed, origin):
+    """Write the settings' per-layer overrides (``layers``) into an hls4ml config from
+    ``config_from_*_model(granularity="name")``; every front end's layer names go through here."""
     names = config["LayerName"]
     for keras_name, layer in settings["layers"].items():
         name = renamed.get(keras_name, keras_name)
@@ -371,7 +395,7 @@ def build_hls_model(model, settings: dict, output_dir, origin="conversion settin
 
     Returns ``(hls_model, renamed)`` where ``renamed`` maps reserved Keras names to new ones.
     """
-    settings = _settings(settings, origin)
+    settings = settings_with_defaults(settings, origin)
     _check_supported(model)
     hls4ml = hls4ml_module()
     from hls4ml.utils.config import create_config
@@ -423,7 +447,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
     Returns ``(hls_model, spec)``.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
-    settings = _with_training_targets(_settings(settings, origin), model_path)
+    settings = _with_training_targets(settings_with_defaults(settings, origin), model_path)
     if not model_path.exists():
         msg = f"model {str(model_path)!r} does not exist"
         raise InputFileError(msg)
@@ -929,14 +953,7 @@ def _conv1d(layer):
     return entry
 
 
-def _no_count_pad(layer):
-    if layer.get_attr("count_pad", False):
-        msg = f"layer {layer.name!r}: an average pool that counts padded cells (count_pad) is not supported"
-        raise SpecError(msg)
-
-
 def _pooling1d(layer):
-    _no_count_pad(layer)
     op = {"Max": "max_pool1d", "Average": "avg_pool1d"}[layer.get_attr("pool_op")]
     entry = {
         "op": op,
@@ -1270,3 +1287,8 @@ def load_converted(directory, *, compile=True):
         else:
             compile_model(hls_model)
     return hls_model, spec
+
+
+# The other front ends register themselves in FRONT_ENDS when imported; importing them here lets
+# every entry point (convert, load_converted, validate) find them. They import their frameworks lazily.
+from . import frontend_onnx, frontend_torch  # noqa: E402,F401  (they import FrontEnd from this module, defined above)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from l0emu.errors import SpecError
 
-__all__ = ["TEMPLATE_FIELDS", "check_layer_settings"]
+__all__ = ["REFUSED_SUBCLASSES", "TEMPLATE_FIELDS", "check_layer_settings"]
 
 _NAME = "no bits: names the config struct, a C++ variable or the function called"
 _PRAGMA = "no bits: sets HLS pragmas (pipelining, partitioning), not arithmetic"
@@ -56,7 +56,7 @@ TEMPLATE_FIELDS = {
     "Pooling2D": {
         **_FUNCTION, **_TYPES, **_SPATIAL, **_FORMAT, "accum_t": "spec: accum_type", "pool_op": "spec: op (max_pool2d, avg_pool2d)",
         "pool_height": "spec: pool", "pool_width": "spec: pool", "n_filt": "spec: input_shape", "reuse": _PRAGMA,
-        "count_pad": "refused: true (the emulator divides by the unpadded count, hls4ml's default)",
+        "count_pad": "refused: true on an average pool with padding (the emulator divides by the unpadded count, hls4ml's Keras default; a max pool, or no padding, ignores it)",
         "implementation": "refused: anything but linebuffer in io_stream (Vitis asserts it)",
         "n_in": "no bits: the 1-D pooling's width, not read by pooling2d", "n_out": "no bits: the 1-D pooling's width, not read by pooling2d",
     },  # fmt: skip
@@ -119,17 +119,36 @@ for _pool in ("Pooling1D", "GlobalPooling1D", "GlobalPooling2D"):
     TEMPLATE_FIELDS[_pool] = {**TEMPLATE_FIELDS["Pooling2D"], "pool_op": "spec: op (max or average pool)",
                               "n_in": "spec: input_shape (1-D width)", "n_out": "spec: output_shape (1-D width)"}
 TEMPLATE_FIELDS["ZeroPadding1D"] = dict(TEMPLATE_FIELDS["ZeroPadding2D"])
+# QONNX scales (Quant nodes with a scale that is not folded into a type) become ApplyAlpha layers,
+# which hls4ml writes with the batch-normalization templates
+TEMPLATE_FIELDS["ApplyAlpha"] = dict(TEMPLATE_FIELDS["BatchNormalization"])
+# a 1x1 convolution (hls4ml's pointwise class) and QKeras' QConv2DBatchnorm fill the convolution's templates
+TEMPLATE_FIELDS["PointwiseConv2D"] = TEMPLATE_FIELDS["Conv2DBatchnorm"] = dict(TEMPLATE_FIELDS["Conv2D"])
+TEMPLATE_FIELDS["PointwiseConv1D"] = dict(TEMPLATE_FIELDS["Conv1D"])
+
+# Subclasses of emulated hls4ml classes whose arithmetic differs from their parent's: the layer
+# handlers would take them by class, so they are refused by name (the ONNX and PyTorch parsers make them).
+REFUSED_SUBCLASSES = {
+    "DepthwiseConv1D": "each channel convolved with its own kernel (a grouped convolution), which the emulator's convolution does not model",
+    "DepthwiseConv2D": "each channel convolved with its own kernel (a grouped convolution), which the emulator's convolution does not model",
+    "BiasAdd": "a bias added to one tensor by hls4ml's merge templates, which the emulator does not model",
+}
 
 
 def check_layer_settings(layer) -> None:
-    """Refuse, by layer and setting, the values of template fields the emulator does not model."""
+    """Refuse, by layer and setting, the values of template fields the emulator does not model
+    (and, by layer, the classes of :data:`REFUSED_SUBCLASSES`)."""
+    refused = next((name for name in REFUSED_SUBCLASSES if name in {cls.__name__ for cls in type(layer).__mro__}), None)
+    if refused:
+        msg = f"layer {layer.name!r} is hls4ml's {refused}: {REFUSED_SUBCLASSES[refused]}"
+        raise SpecError(msg)
     if str(layer.get_attr("data_format", "channels_last")) != "channels_last":
         msg = f"layer {layer.name!r}: data_format {layer.get_attr('data_format')!r} is not emulated; use channels_last"
         raise SpecError(msg)
     if int(layer.get_attr("dilation", 1)) != 1:
         msg = f"layer {layer.name!r}: dilation {layer.get_attr('dilation')} is not emulated; use 1"
         raise SpecError(msg)
-    if layer.get_attr("count_pad", False):
+    if layer.get_attr("count_pad", False) and _averages_padding(layer):
         msg = f"layer {layer.name!r}: count_pad=True (padding counted in the average) is not emulated"
         raise SpecError(msg)
     io_type = layer.model.config.get_config_value("IOType")
@@ -137,3 +156,10 @@ def check_layer_settings(layer) -> None:
     if io_type == "io_stream" and ("Conv" in layer.class_name or "Pooling" in layer.class_name) and implementation != "linebuffer":
         msg = f"layer {layer.name!r}: io_stream implementation {implementation!r} is not emulated; use linebuffer"
         raise SpecError(msg)
+
+
+def _averages_padding(layer) -> bool:
+    """Whether ``count_pad`` changes bits: only an average pool divides by the count, and
+    only padded cells make it differ (hls4ml's PyTorch parser sets it on every pool)."""
+    padded = any(int(layer.get_attr(f"pad_{side}", 0)) for side in ("top", "bottom", "left", "right"))
+    return str(layer.get_attr("pool_op", "")) == "Average" and padded

@@ -10,14 +10,15 @@ subclasses naming the file, branch or option at fault)::
 
 :func:`simulate` is the one place the runtime floor reaches into ``l0emu.simulation``; it
 imports it on call, and the toy detector needs nothing beyond the floor's own
-dependencies (numpy, numba, uproot, awkward).
+dependencies (numpy, numba, uproot, awkward). :func:`convert` needs the ``firmware`` extra
+(hls4ml; PyTorch for a module) and imports it on call.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["simulate", "run_trigger"]
+__all__ = ["simulate", "run_trigger", "convert"]
 
 
 def simulate(output, n_events: int, *, seed: int = 0, scenario: str = "default", overrides: dict | None = None,
@@ -66,3 +67,27 @@ def run_trigger(inputs, output, *, spec=None, thresholds=None, progress: bool = 
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     thresholds = DEFAULT_THRESHOLDS if thresholds is None else thresholds
     return run_job(inputs, spec, output, thresholds, progress=progress, **options)
+
+
+def convert(model, output, *, input_shape=None, settings: dict | None = None, name: str | None = None, compile: bool = False):
+    """Convert a model into an hls4ml project with ``spec.json``, as ``l0emu convert`` does.
+
+    ``model``: a model file (Keras ``.h5`` or SavedModel directory, ``.onnx``), or a
+    ``torch.nn.Module`` with its ``input_shape`` (channels first, no batch dimension, as
+    PyTorch takes it; the project's input is channels last, as every spec's). ``settings``:
+    the ``--config`` file's keys (io_type, default_precision, layers, outputs, ...).
+    Returns the spec (a dict); ``output`` holds the project :func:`run_trigger` and
+    ``l0emu validate`` read.
+    """
+    if isinstance(model, (str, Path)):
+        if input_shape is not None:
+            from l0emu.errors import ConfigError
+
+            msg = f"input_shape is for a torch.nn.Module; the model file {str(model)!r} carries its own"
+            raise ConfigError(msg)
+        from l0emu.firmware.hls4ml_bridge import convert as convert_file
+
+        return convert_file(model, output, settings, name=name, compile=compile)[1]
+    from l0emu.firmware.frontend_torch import convert_module
+
+    return convert_module(model, input_shape, output, settings, name=name, compile=compile)[1]

@@ -40,6 +40,7 @@ class Comparison:
     rates: dict = field(default_factory=dict)  # events/s of "emulator", "csim", "qkeras"
     emulator_compile_s: float = 0.0
     mismatched_by_output: dict = field(default_factory=dict)  # spec output name -> events whose value differs
+    framework: str = "QKeras"  # the model's own framework, as its front end names it (compared in values)
 
     @property
     def ok(self) -> bool:
@@ -55,8 +56,8 @@ class Comparison:
         if self.first_mismatch is not None:
             lines.append(f"first differing event:            {self.first_mismatch} (first differing layer: {self.first_layer})")
         lines += [
-            f"max |QKeras - emulator|:          {self.qkeras_max_dev_emulator:.6g}",
-            f"max |QKeras - C-simulation|:      {self.qkeras_max_dev_csim:.6g}",
+            f"{'max |' + self.framework + ' - emulator|:':34s}{self.qkeras_max_dev_emulator:.6g}",
+            f"{'max |' + self.framework + ' - C-simulation|:':34s}{self.qkeras_max_dev_csim:.6g}",
             f"numba compile (first call):       {self.emulator_compile_s:.1f} s",
         ]
         lines += [f"{name + ' events/s:':34s}{rate:,.0f}" for name, rate in self.rates.items()]
@@ -169,9 +170,10 @@ def compare(project_dir, counts: np.ndarray) -> Comparison:
         first_layer=_first_differing_layer(hls_model, emulator, _take(counts, slice(first, first + 1))) if first is not None else None,
         qkeras_max_dev_emulator=float(np.max(np.abs(keras_out - emulator.to_float(ours)), initial=0.0)),
         qkeras_max_dev_csim=float(np.max(np.abs(keras_out - emulator.to_float(theirs)), initial=0.0)),
-        rates={"emulator": _rate(n, t_emu), "C-simulation": _rate(n, t_csim), "QKeras": _rate(n, t_keras)},
+        rates={"emulator": _rate(n, t_emu), "C-simulation": _rate(n, t_csim), front.framework: _rate(n, t_keras)},
         emulator_compile_s=sum(emulator.compile_seconds.values()),
         mismatched_by_output={name: int(np.count_nonzero(ours[:, j] != theirs[:, j])) for name, j in emulator.columns.items()},
+        framework=front.framework,
     )
 
 
