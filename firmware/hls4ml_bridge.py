@@ -39,7 +39,9 @@ __all__ = [
     "KERAS_MODEL_FILE",
     "SPEC_FILE",
     "SUPPORTED_KERAS_LAYERS",
+    "apply_layer_settings",
     "build_hls_model",
+    "conversion_settings",
     "compile_model",
     "convert",
     "csim_output_layers",
@@ -177,7 +179,8 @@ def read_convert_config(path) -> dict:
     return settings
 
 
-def _settings(overrides, origin) -> dict:
+def conversion_settings(overrides, origin) -> dict:
+    """The defaults with ``overrides`` applied, every key and value checked (``origin`` names the source)."""
     settings = json.loads(json.dumps(DEFAULT_SETTINGS))
     for key, value in (overrides or {}).items():
         if key not in DEFAULT_SETTINGS:
@@ -348,6 +351,12 @@ def _hls_config(hls4ml, arch_dict, settings, renamed, origin):
         default_precision=settings["default_precision"],
         default_reuse_factor=settings["reuse_factor"],
     )
+    return apply_layer_settings(config, settings, renamed, origin)
+
+
+def apply_layer_settings(config, settings, renamed, origin):
+    """The conversion settings' strategy and per-layer overrides written into hls4ml's config
+    (``renamed``: Keras names hls4ml knows under another name)."""
     config["Model"]["Strategy"] = settings["strategy"]
     names = config["LayerName"]
     for keras_name, layer in settings["layers"].items():
@@ -371,7 +380,7 @@ def build_hls_model(model, settings: dict, output_dir, origin="conversion settin
 
     Returns ``(hls_model, renamed)`` where ``renamed`` maps reserved Keras names to new ones.
     """
-    settings = _settings(settings, origin)
+    settings = conversion_settings(settings, origin)
     _check_supported(model)
     hls4ml = hls4ml_module()
     from hls4ml.utils.config import create_config
@@ -423,7 +432,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
     Returns ``(hls_model, spec)``.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
-    settings = _with_training_targets(_settings(settings, origin), model_path)
+    settings = _with_training_targets(conversion_settings(settings, origin), model_path)
     if not model_path.exists():
         msg = f"model {str(model_path)!r} does not exist"
         raise InputFileError(msg)
@@ -1017,6 +1026,31 @@ def _input_type(layer):
     return _type(layer.get_input_variable().type.precision, f"layer {layer.name!r}, input")
 
 
+def _fixed_point_quantizer():
+    hls4ml_module()
+    from hls4ml.model.optimizer.passes.hgq_proxy_model import FixedPointQuantizer  # importable once hls4ml_module() ran
+
+    return FixedPointQuantizer
+
+
+def _quantize(layer):
+    """hls4ml's FixedPointQuantizer (HGQ2's quantizers; generate_mask_fn writes one cast per
+    element, ``ap_fixed<B, I, AP_<RND>, AP_<SAT>>(inp[j])``, or 0 where B = 0): its mask
+    ``(k, B, I)``, broadcast over the input as hls4ml does, as the spec's k, i, f bits."""
+    shape = tuple(int(d) for d in layer.get_input_variable().shape)
+    k, width, integer = (np.broadcast_to(np.asarray(a)[0], shape).astype(np.int64).ravel() for a in layer.mask_kbi)
+    return {
+        "op": "quantize",
+        "element_types": {
+            "k": [int(v) for v in k],
+            "i": [int(v) for v in integer - k],
+            "f": [int(v) for v in width - integer],
+            "rounding": str(layer.RND),
+            "overflow": str(layer.SAT),
+        },
+    }
+
+
 def _layer_entry(layer):
     hls_layers = hls4ml_module().model.layers
     handlers = (
@@ -1036,6 +1070,7 @@ def _layer_entry(layer):
         (hls_layers.Resize, _resize),
         (hls_layers.Merge, _merge),
         (_fpga_layers().BatchNormalizationQuantizedTanh, _bn_quantized_tanh),
+        (_fixed_point_quantizer(), _quantize),
     )
     for kind, handler in handlers:
         if isinstance(layer, kind):
@@ -1270,3 +1305,8 @@ def load_converted(directory, *, compile=True):
         else:
             compile_model(hls_model)
     return hls_model, spec
+
+
+# front ends in their own modules register themselves in FRONT_ENDS when imported; importing them
+# here (after every name they build on exists) puts them in the registry whoever imports first
+from . import frontend_keras3  # noqa: E402, F401

@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "simulate": "l0emu.api",
     "run_trigger": "l0emu.api",
+    "convert": "l0emu.api",
     "Emulator": "l0emu.fixedpoint.emulator",
     "read_spec": "l0emu.fixedpoint.spec",
     "write_spec": "l0emu.fixedpoint.spec",

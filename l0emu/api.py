@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["simulate", "run_trigger"]
+__all__ = ["simulate", "run_trigger", "convert"]
 
 
 def simulate(output, n_events: int, *, seed: int = 0, scenario: str = "default", overrides: dict | None = None,
@@ -66,3 +66,32 @@ def run_trigger(inputs, output, *, spec=None, thresholds=None, progress: bool = 
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     thresholds = DEFAULT_THRESHOLDS if thresholds is None else thresholds
     return run_job(inputs, spec, output, thresholds, progress=progress, **options)
+
+
+def convert(model, output, *, settings=None, name=None, compile: bool = False):
+    """Convert a model into an hls4ml project with ``spec.json``; what ``l0emu convert MODEL -o
+    OUTPUT`` does. Needs the ``firmware`` extra (imported on call).
+
+    ``model``: a model file (Keras 2 / QKeras ``.h5`` or SavedModel, Keras 3 / HGQ2 ``.keras``)
+    or a Keras 3 model object, which is saved into the project as ``model.keras``.
+    ``settings``: a conversion config file (JSON or YAML, as ``--config``) or its dict.
+    Returns ``(hls_model, spec)``.
+    """
+    import tempfile
+
+    from l0emu.firmware.frontend_keras3 import MODEL_FILE, is_keras3_model
+    from l0emu.firmware.hls4ml_bridge import convert as convert_file
+    from l0emu.firmware.hls4ml_bridge import read_convert_config
+    from l0emu.errors import ConfigError
+
+    if isinstance(settings, (str, Path)):
+        settings = read_convert_config(settings)
+    if isinstance(model, (str, Path)):
+        return convert_file(model, output, settings, name=name, compile=compile)
+    if not is_keras3_model(model):
+        msg = f"model: expected a file path or a Keras 3 model object, got {type(model).__name__} (save a tf-keras model as .h5 and pass its path)"
+        raise ConfigError(msg)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / MODEL_FILE
+        model.save(str(path))
+        return convert_file(path, output, settings, name=name or model.name, compile=compile)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
+from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, element_types, parse_type, xnor_cast_type
 from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
 from l0emu.fixedpoint.spec import output_layout, spec_inputs
@@ -967,6 +967,45 @@ class _Generator:
             return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
         return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", x.name, x.type, x.lo, x.hi, [("cast", res_t)], layer["output_shape"], where, x.dtype)
 
+    def _quantize(self, layer, x, steps, where, group):
+        """quantize (hls4ml's FixedPointQuantizer): element j cast into its own type, then into
+        the result type; an element without bits is 0. One loop per distinct element type, over
+        the elements of that type, in one kernel."""
+        res_t = steps[0][1]
+        spec_types = layer["element_types"]
+        types = element_types(*(spec_types[key] for key in ("k", "i", "f", "rounding", "overflow")))
+        groups = {}
+        for j, t in enumerate(types):
+            groups.setdefault(t, []).append(j)
+        loops, lo, hi = [], None, None
+        for t, elements in groups.items():
+            body, value, vlo, vhi = self._element_cast(x, t, res_t)
+            loops.append((self._array(f"{layer['name']}_elements", elements, "i64"), body, value))
+            lo, hi = (vlo, vhi) if lo is None else (min(lo, vlo), max(hi, vhi))
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, lo, hi, where)
+        with self._kernel(f"{' + '.join(group)}: quantize", [x.name, y.name]) as em:
+            for elements, body, value in loops:
+                with em.block(f"for j in {elements}:"), em.block("for e in range(BLOCK):"):
+                    em.extend(body)
+                    em.append(f"{y.name}[j * BLOCK + e] = {value}")
+        return y
+
+    def _element_cast(self, x, t, res_t):
+        """Lines computing one element of type ``t`` (None: no bits, so 0) cast into ``res_t``
+        from ``x[j * BLOCK + e]``: ``(lines, value, lo, hi)``, in floats where exact."""
+        if t is None:
+            return [], "0", 0, 0
+        steps = [("cast", t), ("cast", res_t)]
+        if x.dtype != "i64":
+            body, v = _Emitter(), self.names("v")
+            body.append(f"{v} = {x.name}[j * BLOCK + e]")
+            res = self._apply_steps(body, v, x.type, x.lo, x.hi, steps, x.dtype, True)
+            if res is not None:
+                return body.lines, *res
+        body, v = _Emitter(), self.names("v")
+        body.append(f"{v} = np.int64({x.name}[j * BLOCK + e])")
+        return body.lines, *self._apply_steps(body, v, x.type, x.lo, x.hi, steps, "i64", False)
+
     def _gather(self, layer, x, index, res_t, where):
         """A tensor whose element ``o`` is ``x[index[o]]`` cast into ``res_t`` (a copy where the types agree)."""
         g = self._tensor(f"{layer['name']}_gathered", layer["output_shape"], x.type, x.lo, x.hi, where)
@@ -1110,6 +1149,7 @@ _OP_EMITTERS = {
     "upsample1d": _Generator._upsample,
     "upsample2d": _Generator._upsample,
     "concatenate": _Generator._concatenate,
+    "quantize": _Generator._quantize,
     **{op: _Generator._merge for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
 }
 # ops whose following relu/linear layers fold into their result casts
