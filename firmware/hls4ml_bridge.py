@@ -1264,7 +1264,11 @@ def _existing_library(hls_model):
     config_path = directory / "hls4ml_config.yml"
     if not config_path.is_file():
         return None
-    stamp = yaml.safe_load(config_path.read_text()).get("Stamp")
+    class TagBlindLoader(yaml.SafeLoader):
+        """hls4ml writes a Keras 3 model's entry as ``!keras_model PATH``; only ``Stamp`` is read here."""
+
+    TagBlindLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    stamp = yaml.load(config_path.read_text(), Loader=TagBlindLoader).get("Stamp")  # noqa: S506 (a SafeLoader)
     library = directory / "firmware" / f"{hls_model.config.get_project_name()}-{stamp}.so"
     return (stamp, library) if library.is_file() else None
 
