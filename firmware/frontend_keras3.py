@@ -40,6 +40,26 @@ def is_keras3_model(model) -> bool:
     return isinstance(model, keras3().Model)
 
 
+def _bit_exact(model, settings, origin) -> bool:
+    """Whether hls4ml infers every type from the model's quantizers (``bit_exact``; by default
+    where the model has HGQ2 layers). It then overwrites every result, accumulator and weight
+    type, so a precision the settings give for a layer would be silently ignored: refused."""
+    bit_exact = settings["bit_exact"]
+    if bit_exact not in (None, True, False):
+        msg = f"{origin}: bit_exact must be true, false or absent, got {bit_exact!r}"
+        raise ConfigError(msg)
+    if bit_exact is None:
+        bit_exact = any(type(layer).__module__.startswith("hgq.") for layer in model.layers)
+    ignored = [name for name, layer in settings["layers"].items() if "precision" in layer]
+    if bit_exact and ignored:
+        msg = (
+            f"{origin}: layers.{ignored[0]}.precision: hls4ml's bit-exact type inference (on for HGQ2 models) sets every "
+            "type from the quantizers and would ignore it; set bit_exact: false to convert with the settings' types"
+        )
+        raise ConfigError(msg)
+    return bit_exact
+
+
 class Keras3FrontEnd(FrontEnd):
     name = "keras3"
     model_file = MODEL_FILE
@@ -66,6 +86,7 @@ class Keras3FrontEnd(FrontEnd):
         """``(hls_model, {})``: hls4ml's Keras-3 parse of ``model`` with all passes (Keras 3
         names its input layers ``input_layer``, so nothing needs renaming)."""
         settings = conversion_settings(settings, origin)
+        bit_exact = _bit_exact(model, settings, origin)
         hls4ml = hls4ml_module()
         config = hls4ml.utils.config_from_keras_model(
             model,
@@ -89,6 +110,7 @@ class Keras3FrontEnd(FrontEnd):
                 clock_period=settings["clock_period"],
                 io_type=settings["io_type"],
                 hls_config=config,
+                bit_exact=bit_exact,
                 allow_da_fallback=False,
                 allow_v2_fallback=False,
             )

@@ -74,6 +74,7 @@ DEFAULT_SETTINGS = {
     "layers": {},
     "outputs": None,
     "preprocessing": None,
+    "bit_exact": None,  # Keras 3 models: hls4ml's type inference from HGQ2's quantizers (None: on where the model has them)
 }
 _IO_TYPES = ("io_parallel", "io_stream")
 _STRATEGIES = ("Latency", "Resource")
@@ -156,7 +157,8 @@ def read_convert_config(path) -> dict:
     default_precision, outputs (the spec's output list), preprocessing, and ``layers``:
     ``{layer name: {"precision": {"result"|"weight"|"bias"|"accum"|...: type},
     "reuse_factor": n, "strategy": "Latency"|"Resource", "table_size": n (sigmoid, tanh, softmax),
-    "implementation": "stable"|"latency"|"argmax" (softmax)}}``.
+    "implementation": "stable"|"latency"|"argmax" (softmax)}}``, and for Keras 3 models ``bit_exact``
+    (hls4ml's type inference from HGQ2's quantizers; default: on where the model has them).
     """
     path = Path(path)
     if not path.is_file():
@@ -381,6 +383,9 @@ def build_hls_model(model, settings: dict, output_dir, origin="conversion settin
     Returns ``(hls_model, renamed)`` where ``renamed`` maps reserved Keras names to new ones.
     """
     settings = conversion_settings(settings, origin)
+    if settings["bit_exact"] is not None:
+        msg = f"{origin}: bit_exact is a setting of Keras 3 (.keras) models; hls4ml's Keras 2 path takes its types from the config"
+        raise ConfigError(msg)
     _check_supported(model)
     hls4ml = hls4ml_module()
     from hls4ml.utils.config import create_config
