@@ -193,6 +193,20 @@ def test_a_precision_that_bit_exact_inference_would_ignore_is_refused(dense_file
         convert(dense_file, tmp_path / "fw", settings)
 
 
+@pytest.mark.hls4ml
+def test_an_hls4ml_layer_the_emulator_does_not_model_is_refused_by_name(tmp_path):
+    """HGQ2's QEinsumDense becomes hls4ml's EinsumDense, which the bridge has no handler for."""
+    keras = _hgq2()
+    from hgq.layers import QEinsumDense
+
+    from l0emu.firmware.hls4ml_bridge import convert
+
+    inp = keras.Input((4,), name="x")
+    keras.Model(inp, QEinsumDense("bi,ij->bj", output_shape=3, name="einsum")(inp)).save(str(tmp_path / "einsum.keras"))
+    with pytest.raises(SpecError, match=r"hls4ml layer 'einsum' is a VitisEinsumDense, which l0emu cannot emulate; supported: .*FixedPointQuantizer"):
+        convert(tmp_path / "einsum.keras", tmp_path / "fw", {})
+
+
 def test_the_api_takes_paths_and_keras3_models_only(tmp_path):
     _hgq2()
     from l0emu import convert
