@@ -194,6 +194,14 @@ def test_a_precision_that_bit_exact_inference_would_ignore_is_refused(dense_file
 
 
 @pytest.mark.hls4ml
+def test_per_element_quantizers_in_io_stream_are_refused(dense_file, tmp_path):
+    from l0emu.firmware.hls4ml_bridge import convert
+
+    with pytest.raises(ConfigError, match=r"hls4ml could not convert the Keras 3 model: NotImplementedError: Heterogenous quantization .*io_parallel"):
+        convert(dense_file, tmp_path / "fw", {"io_type": "io_stream"})
+
+
+@pytest.mark.hls4ml
 def test_an_hls4ml_layer_the_emulator_does_not_model_is_refused_by_name(tmp_path):
     """HGQ2's QEinsumDense becomes hls4ml's EinsumDense, which the bridge has no handler for."""
     keras = _hgq2()
