@@ -22,7 +22,7 @@ from l0emu.errors import ConfigError, InputFileError
 from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings
 from .keras_env import hls4ml_module
 
-__all__ = ["KERAS3", "Keras3FrontEnd", "is_keras3_model", "keras3"]
+__all__ = ["KERAS3", "MODEL_FILE", "Keras3FrontEnd", "is_keras3_model", "keras3"]
 
 MODEL_FILE = "model.keras"
 
@@ -45,7 +45,7 @@ def _bit_exact(model, settings, origin) -> bool:
     where the model has HGQ2 layers). It then overwrites every result, accumulator and weight
     type, so a precision the settings give for a layer would be silently ignored: refused."""
     bit_exact = settings["bit_exact"]
-    if bit_exact not in (None, True, False):
+    if bit_exact is not None and not isinstance(bit_exact, bool):
         msg = f"{origin}: bit_exact must be true, false or absent, got {bit_exact!r}"
         raise ConfigError(msg)
     if bit_exact is None:
