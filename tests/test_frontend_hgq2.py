@@ -268,7 +268,8 @@ def test_a_keras3_model_object_through_the_api_is_bit_exact(conv_project, tmp_pa
 @pytest.mark.slow
 def test_the_rtl_path_builds_an_hgq2_network_and_agrees(conv_project, tmp_path, monkeypatch):
     """da4ml's interpreter of the traced graph, the pure-Python reference and the C-simulation
-    against the emulator (a Verilator build of the same graph is tests/test_rtl.py's path)."""
+    against the emulator, and ``l0emu rtl`` writing the graph's Verilog (a Verilator build of
+    such a graph is tests/test_rtl.py's path)."""
     pytest.importorskip("da4ml")
     from l0emu.firmware import rtl
     from l0emu.validation.compare import full_range_inputs
@@ -282,3 +283,7 @@ def test_the_rtl_path_builds_an_hgq2_network_and_agrees(conv_project, tmp_path, 
     assert set(references) == {"pure-Python reference", "da4ml interpreter", "hls4ml C-simulation"}
     for name, values in references.items():
         np.testing.assert_array_equal(np.asarray(values).reshape(emulator.shape), emulator, err_msg=name)
+    from l0emu.cli.dispatch import main
+
+    assert main(["rtl", str(project)]) == 0  # the Verilog of the same trace, written by `l0emu rtl`
+    assert list((project / "rtl").rglob("*.v"))
