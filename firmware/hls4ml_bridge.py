@@ -7,6 +7,8 @@ carry the same literals) cast into their weight types as ``ap_fixed(double)`` do
 
 hls4ml 1.3.0 would pick its Keras-3 parser because the installed ``keras`` is 3.x; our
 models are tf-keras, so we call its Keras-2 parser directly (docs/design.md, "Known facts").
+Keras 3 models (HGQ2) take the Keras-3 parser through their own front end
+(:mod:`l0emu.firmware.frontend_keras3`), which registers itself in :data:`FRONT_ENDS`.
 """
 
 from __future__ import annotations
@@ -1269,6 +1271,7 @@ def _existing_library(hls_model):
     config_path = directory / "hls4ml_config.yml"
     if not config_path.is_file():
         return None
+
     class TagBlindLoader(yaml.SafeLoader):
         """hls4ml writes a Keras 3 model's entry as ``!keras_model PATH``; only ``Stamp`` is read here."""
 
