@@ -1,4 +1,4 @@
-"""``l0emu convert MODEL -o DIR``: a Keras/QKeras or ONNX/QONNX model -> hls4ml project + ``spec.json``."""
+"""``l0emu convert MODEL -o DIR``: a Keras 2/QKeras, Keras 3/HGQ2 or ONNX/QONNX model -> hls4ml project + ``spec.json``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ from l0emu.util.atomic import check_output, outputs_complete
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "summary"]
 
-DESCRIPTION = "Keras/QKeras or ONNX/QONNX model -> hls4ml project + spec.json"
+DESCRIPTION = "Keras/QKeras, Keras 3/HGQ2 or ONNX/QONNX model -> hls4ml project + spec.json"
 
 
 def add_arguments(parser):
-    parser.add_argument("model", help="Keras/QKeras model (an .h5 file or a SavedModel directory), ONNX/QONNX model (.onnx), or a PyTorch .pt file written by l0emu.convert")
+    parser.add_argument(
+        "model",
+        help="Keras 2/QKeras model (an .h5 file or a SavedModel directory), Keras 3/HGQ2 model (.keras), "
+        "ONNX/QONNX model (.onnx), or a PyTorch .pt file written by l0emu.convert",
+    )
     parser.add_argument("-o", "--output", required=True, help="project directory to write (replaced if it holds an earlier conversion)")
     parser.add_argument("--config", help="conversion settings (.json or .yml): io_type, reuse_factor, strategy, layers.<name>.precision, outputs, ...")
     parser.add_argument("--io-type", choices=("io_parallel", "io_stream"), help="overrides the config's io_type (hls4ml_bridge.DEFAULT_SETTINGS when neither sets it)")

@@ -24,7 +24,7 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError, SpecError
 
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, hls4ml_call, settings_with_defaults
+from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, hls4ml_call, refuse_bit_exact
 from .keras_env import hls4ml_module
 
 __all__ = ["ONNX_MODEL_FILE", "OnnxFrontEnd", "build_onnx_model", "cleaned_model", "load_onnx_model", "run_onnx"]
@@ -136,7 +136,8 @@ def _check_nodes(model, wrapper, origin):
 
 def build_onnx_model(model, settings, output_dir, origin="conversion settings"):
     """An ONNX model -> hls4ml ModelGraph (all passes applied; nothing written): ``(hls_model, {})``."""
-    settings = settings_with_defaults(settings, origin)
+    settings = conversion_settings(settings, origin)
+    refuse_bit_exact(settings, origin)
     hls4ml = hls4ml_module()
     from hls4ml.model import ModelGraph
     from hls4ml.utils.config import create_config

@@ -22,7 +22,7 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError
 
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, convert, hls4ml_call, settings_with_defaults
+from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, convert, hls4ml_call, refuse_bit_exact
 from .keras_env import hls4ml_module
 
 __all__ = ["TORCH_MODEL_FILE", "TorchFrontEnd", "TorchModel", "build_torch_model", "convert_module", "load_torch_model", "save_torch_model"]
@@ -100,7 +100,8 @@ def load_torch_model(path) -> TorchModel:
 
 def build_torch_model(model: TorchModel, settings, output_dir, origin="conversion settings"):
     """A traced module -> hls4ml ModelGraph (all passes applied; nothing written): ``(hls_model, {})``."""
-    settings = settings_with_defaults(settings, origin)
+    settings = conversion_settings(settings, origin)
+    refuse_bit_exact(settings, origin)
     hls4ml = hls4ml_module()
     from hls4ml.converters.pytorch_to_hls import parse_pytorch_model
     from hls4ml.model import ModelGraph

@@ -7,6 +7,8 @@ carry the same literals) cast into their weight types as ``ap_fixed(double)`` do
 
 hls4ml 1.3.0 would pick its Keras-3 parser because the installed ``keras`` is 3.x; our
 models are tf-keras, so we call its Keras-2 parser directly (docs/design.md, "Known facts").
+Keras 3 models (HGQ2) take the Keras-3 parser through their own front end
+(:mod:`l0emu.firmware.frontend_keras3`), which registers itself in :data:`FRONT_ENDS`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "SUPPORTED_KERAS_LAYERS",
     "apply_layer_settings",
     "build_hls_model",
+    "conversion_settings",
     "compile_model",
     "convert",
     "csim_output_layers",
@@ -56,7 +59,7 @@ __all__ = [
     "load_keras_model",
     "project_front_end",
     "read_convert_config",
-    "settings_with_defaults",
+    "refuse_bit_exact",
 ]
 
 KERAS_MODEL_FILE = "keras_model.h5"
@@ -77,6 +80,7 @@ DEFAULT_SETTINGS = {
     "layers": {},
     "outputs": None,
     "preprocessing": None,
+    "bit_exact": None,  # Keras 3 models: hls4ml's type inference from HGQ2's quantizers (None: on where the model has them)
 }
 _IO_TYPES = ("io_parallel", "io_stream")
 _STRATEGIES = ("Latency", "Resource")
@@ -159,7 +163,8 @@ def read_convert_config(path) -> dict:
     default_precision, outputs (the spec's output list), preprocessing, and ``layers``:
     ``{layer name: {"precision": {"result"|"weight"|"bias"|"accum"|...: type},
     "reuse_factor": n, "strategy": "Latency"|"Resource", "table_size": n (sigmoid, tanh, softmax),
-    "implementation": "stable"|"latency"|"argmax" (softmax)}}``.
+    "implementation": "stable"|"latency"|"argmax" (softmax)}}``, and for Keras 3 models ``bit_exact``
+    (hls4ml's type inference from HGQ2's quantizers; default: on where the model has them).
     """
     path = Path(path)
     if not path.is_file():
@@ -182,8 +187,8 @@ def read_convert_config(path) -> dict:
     return settings
 
 
-def settings_with_defaults(overrides, origin) -> dict:
-    """``DEFAULT_SETTINGS`` with ``overrides`` applied, every value checked (``origin`` names the source in errors)."""
+def conversion_settings(overrides, origin) -> dict:
+    """``DEFAULT_SETTINGS`` with ``overrides`` applied, every key and value checked (``origin`` names the source)."""
     settings = json.loads(json.dumps(DEFAULT_SETTINGS))
     for key, value in (overrides or {}).items():
         if key not in DEFAULT_SETTINGS:
@@ -366,13 +371,14 @@ def _hls_config(hls4ml, arch_dict, settings, renamed, origin):
         default_precision=settings["default_precision"],
         default_reuse_factor=settings["reuse_factor"],
     )
-    config["Model"]["Strategy"] = settings["strategy"]
     return apply_layer_settings(config, settings, renamed, origin)
 
 
 def apply_layer_settings(config, settings, renamed, origin):
-    """Write the settings' per-layer overrides (``layers``) into an hls4ml config from
-    ``config_from_*_model(granularity="name")``; every front end's layer names go through here."""
+    """Write the settings' strategy and per-layer overrides (``layers``) into an hls4ml config from
+    ``config_from_*_model(granularity="name")``; every front end's layer names go through here
+    (``renamed``: names hls4ml knows under another name)."""
+    config["Model"]["Strategy"] = settings["strategy"]
     names = config["LayerName"]
     for keras_name, layer in settings["layers"].items():
         name = renamed.get(keras_name, keras_name)
@@ -390,12 +396,20 @@ def apply_layer_settings(config, settings, renamed, origin):
     return config
 
 
+def refuse_bit_exact(settings, origin):
+    """``bit_exact`` only means something to hls4ml's Keras-3 (HGQ2) path; elsewhere it would be ignored."""
+    if settings["bit_exact"] is not None:
+        msg = f"{origin}: bit_exact is a setting of Keras 3 (.keras) models; this front end takes its types from the config"
+        raise ConfigError(msg)
+
+
 def build_hls_model(model, settings: dict, output_dir, origin="conversion settings"):
     """Convert ``model`` into an hls4ml ModelGraph (all passes applied; nothing written).
 
     Returns ``(hls_model, renamed)`` where ``renamed`` maps reserved Keras names to new ones.
     """
-    settings = settings_with_defaults(settings, origin)
+    settings = conversion_settings(settings, origin)
+    refuse_bit_exact(settings, origin)
     _check_supported(model)
     hls4ml = hls4ml_module()
     from hls4ml.utils.config import create_config
@@ -447,7 +461,7 @@ def convert(model_path, out_dir, settings=None, *, name=None, compile=False, ori
     Returns ``(hls_model, spec)``.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
-    settings = _with_training_targets(settings_with_defaults(settings, origin), model_path)
+    settings = _with_training_targets(conversion_settings(settings, origin), model_path)
     if not model_path.exists():
         msg = f"model {str(model_path)!r} does not exist"
         raise InputFileError(msg)
@@ -1034,6 +1048,31 @@ def _input_type(layer):
     return _type(layer.get_input_variable().type.precision, f"layer {layer.name!r}, input")
 
 
+def _fixed_point_quantizer():
+    hls4ml_module()
+    from hls4ml.model.optimizer.passes.hgq_proxy_model import FixedPointQuantizer  # importable once hls4ml_module() ran
+
+    return FixedPointQuantizer
+
+
+def _quantize(layer):
+    """hls4ml's FixedPointQuantizer (HGQ2's quantizers; generate_mask_fn writes one cast per
+    element, ``ap_fixed<B, I, AP_<RND>, AP_<SAT>>(inp[j])``, or 0 where B = 0): its mask
+    ``(k, B, I)``, broadcast over the input as hls4ml does, as the spec's k, i, f bits."""
+    shape = tuple(int(d) for d in layer.get_input_variable().shape)
+    k, width, integer = (np.broadcast_to(np.asarray(a)[0], shape).astype(np.int64).ravel() for a in layer.mask_kbi)
+    return {
+        "op": "quantize",
+        "element_types": {
+            "k": [int(v) for v in k],
+            "i": [int(v) for v in integer - k],
+            "f": [int(v) for v in width - integer],
+            "rounding": str(layer.RND),
+            "overflow": str(layer.SAT),
+        },
+    }
+
+
 def _layer_entry(layer):
     hls_layers = hls4ml_module().model.layers
     handlers = (
@@ -1053,6 +1092,7 @@ def _layer_entry(layer):
         (hls_layers.Resize, _resize),
         (hls_layers.Merge, _merge),
         (_fpga_layers().BatchNormalizationQuantizedTanh, _bn_quantized_tanh),
+        (_fixed_point_quantizer(), _quantize),
     )
     for kind, handler in handlers:
         if isinstance(layer, kind):
@@ -1246,7 +1286,12 @@ def _existing_library(hls_model):
     config_path = directory / "hls4ml_config.yml"
     if not config_path.is_file():
         return None
-    stamp = yaml.safe_load(config_path.read_text()).get("Stamp")
+
+    class TagBlindLoader(yaml.SafeLoader):
+        """hls4ml writes a Keras 3 model's entry as ``!keras_model PATH``; only ``Stamp`` is read here."""
+
+    TagBlindLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    stamp = yaml.load(config_path.read_text(), Loader=TagBlindLoader).get("Stamp")  # noqa: S506 (a SafeLoader)
     library = directory / "firmware" / f"{hls_model.config.get_project_name()}-{stamp}.so"
     return (stamp, library) if library.is_file() else None
 
@@ -1289,6 +1334,7 @@ def load_converted(directory, *, compile=True):
     return hls_model, spec
 
 
-# The other front ends register themselves in FRONT_ENDS when imported; importing them here lets
-# every entry point (convert, load_converted, validate) find them. They import their frameworks lazily.
-from . import frontend_onnx, frontend_torch  # noqa: E402,F401  (they import FrontEnd from this module, defined above)
+# front ends in their own modules register themselves in FRONT_ENDS when imported; importing them
+# here (after every name they build on exists) puts them in the registry whoever imports first.
+# They import their frameworks (Keras 3, ONNX, torch) lazily.
+from . import frontend_keras3, frontend_onnx, frontend_torch  # noqa: E402, F401

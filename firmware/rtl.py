@@ -28,7 +28,7 @@ import numpy as np
 
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast, type_bounds
 from l0emu.fixedpoint._codegen import resource_order
-from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
+from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, element_types, parse_type, xnor_cast_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, L0emuError, SpecError
 from l0emu.fixedpoint._codegen import as_2d
@@ -60,7 +60,7 @@ SUPPORTED_OPS = (
     "conv2d", "dense", "relu", "linear", "leaky_relu", "max_pool2d", "avg_pool2d", "scale", "flatten", "zero_pad2d", "sigmoid", "tanh",
     "binary_tanh", "bn_binary_tanh", "bn_ternary_tanh", "hard_sigmoid", "hard_tanh",
     "conv1d", "max_pool1d", "avg_pool1d", "zero_pad1d", "global_max_pool1d", "global_avg_pool1d", "global_max_pool2d",
-    "global_avg_pool2d", "reshape",
+    "global_avg_pool2d", "reshape", "quantize",
 )
 # emulator ops the RTL path refuses, with the reason its message gives
 REFUSED_OPS = {
@@ -618,6 +618,27 @@ def _reshape(backend, x, x_type, layer):
     return (x, x_type) if result == x_type else (backend.cast(x, x_type.frac, result), result)
 
 
+def _element_types(layer) -> list:
+    spec_types = layer["element_types"]
+    return element_types(*(spec_types[key] for key in ("k", "i", "f", "rounding", "overflow")))
+
+
+def _quantize(backend, x, x_type, layer):
+    """quantize (hls4ml's FixedPointQuantizer): element j cast into its own type (0 where it
+    has no bits), then into the result type."""
+    result = _type(layer, "result_type")
+    n_batch = x.ndim - len(layer["input_shape"])
+    flat = x.reshape(x.shape[:n_batch] + (-1,))
+    columns = []
+    for j, t in enumerate(_element_types(layer)):
+        if t is None:
+            columns.append(backend.cast(np.full(flat.shape[:n_batch], 0.0, dtype=flat.dtype), 0, result))
+        else:
+            q = backend.cast(flat[..., j], x_type.frac, cast_target(t, x_type))
+            columns.append(backend.cast(q, t.frac, cast_target(result, t)))
+    return np.stack(columns, axis=-1).reshape(x.shape[:n_batch] + tuple(layer["output_shape"])), result
+
+
 def _one_row(backend, x, x_type, layer):
     """conv1d, 1-D pools, zero_pad1d and the global pools: hls4ml's 1-D kernels compute what its
     2-D ones compute on one row, a global pool is one window over the input
@@ -649,6 +670,7 @@ _LAYERS = {
     **{op: _one_row for op in ("conv1d", "max_pool1d", "avg_pool1d", "zero_pad1d", "global_max_pool1d", "global_avg_pool1d",
                                "global_max_pool2d", "global_avg_pool2d")},
     "reshape": _reshape,
+    "quantize": _quantize,
 }
 assert tuple(_LAYERS) == SUPPORTED_OPS
 
@@ -786,6 +808,9 @@ def exact_limit(spec: dict) -> str | None:
         factor = next((f for f in ("weight_type", "scale_type", "param_type", "slope_type") if f in layer), None)
         if factor and width + parse_type(layer[factor]).width > EXACT_BITS:
             return f"layer {layer['name']!r}: its products need {width + parse_type(layer[factor]).width} bits, more than float64's {EXACT_BITS}"
+        widest = max((t.width for t in _element_types(layer) if t is not None), default=0) if layer["op"] == "quantize" else 0
+        if widest > EXACT_BITS:
+            return f"layer {layer['name']!r}: an element type of {widest} bits is wider than float64's {EXACT_BITS} exact bits"
         if layer["op"] != "flatten":
             width = parse_type(layer["result_type"]).width
     return None

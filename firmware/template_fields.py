@@ -108,6 +108,11 @@ TEMPLATE_FIELDS = {
         "input2_t": "spec: the second input's type", "output_t": "spec: result_type", "merge": "spec: op (concatenate)",
         "axis": "spec: axis", **{f"n_elem{k}_{d}": "spec: the inputs' shapes" for k in (1, 2) for d in range(3)},
     },  # fmt: skip
+    "FixedPointQuantizer": {
+        **_TYPES, "input": _NAME, "output": _NAME, "namespace": _NAME,
+        "name": "spec: element_types (it names the function hls4ml generates for the layer, one cast per element "
+                "into that element's type, its modes the layer's RND and SAT; io_stream refused by hls4ml)",
+    },  # fmt: skip
     "Resize": {
         **_FUNCTION, "input_t": _TYPES["input_t"], "in_height": "spec: input_shape", "in_width": "spec: input_shape",
         "out_height": "spec: output_shape", "out_width": "spec: output_shape", "n_chan": "spec: input_shape",

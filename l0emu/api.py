@@ -69,25 +69,51 @@ def run_trigger(inputs, output, *, spec=None, thresholds=None, progress: bool = 
     return run_job(inputs, spec, output, thresholds, progress=progress, **options)
 
 
-def convert(model, output, *, input_shape=None, settings: dict | None = None, name: str | None = None, compile: bool = False):
-    """Convert a model into an hls4ml project with ``spec.json``, as ``l0emu convert`` does.
+def convert(model, output, *, input_shape=None, settings=None, name=None, compile: bool = False):
+    """Convert a model into an hls4ml project with ``spec.json``; what ``l0emu convert MODEL -o
+    OUTPUT`` does. Needs the ``firmware`` extra (imported on call).
 
-    ``model``: a model file (Keras ``.h5`` or SavedModel directory, ``.onnx``), or a
-    ``torch.nn.Module`` with its ``input_shape`` (channels first, no batch dimension, as
-    PyTorch takes it; the project's input is channels last, as every spec's). ``settings``:
-    the ``--config`` file's keys (io_type, default_precision, layers, outputs, ...).
-    Returns the spec (a dict); ``output`` holds the project :func:`run_trigger` and
+    ``model``: a model file (Keras 2 / QKeras ``.h5`` or SavedModel, Keras 3 / HGQ2 ``.keras``,
+    ONNX / QONNX ``.onnx``), a Keras 3 model object (saved into the project as ``model.keras``),
+    or a ``torch.nn.Module`` with its ``input_shape`` (channels first, no batch dimension, as
+    PyTorch takes it; the project's input is channels last, as every spec's).
+    ``settings``: a conversion config file (JSON or YAML, as ``--config``) or its dict.
+    Returns ``(hls_model, spec)``; ``output`` holds the project :func:`run_trigger` and
     ``l0emu validate`` read.
     """
-    if isinstance(model, (str, Path)):
-        if input_shape is not None:
-            from l0emu.errors import ConfigError
+    import tempfile
 
-            msg = f"input_shape is for a torch.nn.Module; the model file {str(model)!r} carries its own"
+    from l0emu.errors import ConfigError
+    from l0emu.firmware.frontend_keras3 import MODEL_FILE, is_keras3_model
+    from l0emu.firmware.hls4ml_bridge import convert as convert_file
+    from l0emu.firmware.hls4ml_bridge import read_convert_config
+
+    if isinstance(settings, (str, Path)):
+        settings = read_convert_config(settings)
+    if input_shape is not None or _is_torch_module(model):
+        from l0emu.firmware.frontend_torch import convert_module
+
+        if input_shape is None or isinstance(model, (str, Path)):
+            msg = "input_shape goes with a torch.nn.Module (and a module needs it); a model file or Keras model carries its own"
             raise ConfigError(msg)
-        from l0emu.firmware.hls4ml_bridge import convert as convert_file
+        return convert_module(model, input_shape, output, settings, name=name, compile=compile)
+    if isinstance(model, (str, Path)):
+        return convert_file(model, output, settings, name=name, compile=compile)
+    if not is_keras3_model(model):
+        msg = (
+            f"model: expected a file path, a Keras 3 model object or a torch.nn.Module, got {type(model).__name__} "
+            "(save a tf-keras model as .h5 and pass its path)"
+        )
+        raise ConfigError(msg)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / MODEL_FILE
+        model.save(str(path))
+        return convert_file(path, output, settings, name=name or model.name, compile=compile)
 
-        return convert_file(model, output, settings, name=name, compile=compile)[1]
-    from l0emu.firmware.frontend_torch import convert_module
 
-    return convert_module(model, input_shape, output, settings, name=name, compile=compile)[1]
+def _is_torch_module(model) -> bool:
+    """Whether ``model`` is a ``torch.nn.Module``, without importing torch when it is not loaded."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)

@@ -33,13 +33,13 @@ def _texts(value):
             yield from _texts(v)
 
 
-def _template_fields() -> dict:
-    """{hls4ml layer class name: fields of every Vitis template written for it}."""
+def _backend_template_fields(backend: str) -> dict:
+    """{hls4ml layer class name: fields of every template the backend registers for it}."""
     hls4ml = hls4ml_module()
     from hls4ml.model.optimizer import get_optimizer
 
     fields = {}
-    for name in hls4ml.backends.get_backend("Vitis")._get_layer_templates():
+    for name in hls4ml.backends.get_backend(backend)._get_layer_templates():
         template = get_optimizer(name)
         classes = template.layer_class if isinstance(template.layer_class, (list, tuple)) else [template.layer_class]
         found = {f for text in _texts(vars(template)) for f in re.findall(r"\{(\w+)(?:\.\w+)*\}", text)}
@@ -48,16 +48,27 @@ def _template_fields() -> dict:
     return fields
 
 
+def _template_fields() -> dict:
+    """{hls4ml layer class name: fields of every Vitis template written for it}; a class with no
+    template of Vitis' own is written by the Vivado backend's, which Vitis builds on (HGQ2's
+    FixedPointQuantizer)."""
+    vitis = _backend_template_fields("Vitis")
+    inherited = {name: found for name, found in _backend_template_fields("Vivado").items() if name not in vitis}
+    return {**inherited, **vitis}
+
+
 def _emulated_classes() -> list:
     """The hls4ml classes the bridge's layer handlers take (from a converted layer's error message)."""
     hls_layers = hls4ml_module().model.layers
     from hls4ml.backends.fpga import fpga_layers
+    from hls4ml.model.optimizer.passes.hgq_proxy_model import FixedPointQuantizer
 
     return [hls_layers.Conv2D, hls_layers.Dense, hls_layers.Activation, hls_layers.HardActivation, hls_layers.ParametrizedActivation,
             hls_layers.Softmax, hls_layers.Pooling2D, hls_layers.BatchNormalization, hls_layers.ZeroPadding2D, hls_layers.Reshape,
             fpga_layers.BatchNormalizationQuantizedTanh, hls_layers.Conv1D, hls_layers.Pooling1D, hls_layers.GlobalPooling1D,
             hls_layers.GlobalPooling2D, hls_layers.ZeroPadding1D, hls_layers.Merge, hls_layers.Concatenate, hls_layers.Resize,
-            hls_layers.ApplyAlpha, fpga_layers.PointwiseConv1D, fpga_layers.PointwiseConv2D, hls_layers.Conv2DBatchnorm]  # fmt: skip
+            hls_layers.ApplyAlpha, fpga_layers.PointwiseConv1D, fpga_layers.PointwiseConv2D, hls_layers.Conv2DBatchnorm,
+            FixedPointQuantizer]  # fmt: skip
 
 
 def test_every_template_field_of_an_emulated_layer_is_accounted_for():

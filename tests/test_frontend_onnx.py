@@ -132,7 +132,7 @@ def test_a_torch_module_through_the_api_is_bit_exact_and_rebuilds(tmp_path):
     with torch.no_grad():
         net.bn.running_mean.copy_(torch.tensor([0.25, -0.5, 0.125]))
         net.bn.running_var.copy_(torch.tensor([0.5, 2.0, 1.5]))
-    spec = l0emu.convert(net, tmp_path / "fw", input_shape=(2, 6, 8), settings={"default_precision": "ap_fixed<14,5>"}, compile=True)
+    _, spec = l0emu.convert(net, tmp_path / "fw", input_shape=(2, 6, 8), settings={"default_precision": "ap_fixed<14,5>"}, compile=True)
     assert spec["inputs"][0] == {"name": "x", "shape": [6, 8, 2], "type": "ap_fixed<14,5,AP_TRN,AP_WRAP,0>"}
     assert [layer["op"] for layer in spec["layers"]] == ["conv2d", "relu", "max_pool2d", "scale", "flatten", "dense"]
     hls_model, rebuilt = load_converted(tmp_path / "fw")  # from torch_model.pt, with the compiled library

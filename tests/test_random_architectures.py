@@ -11,7 +11,8 @@ factors 1 to 8 (hls4ml takes the nearest valid one); ap_int / ap_uint result typ
 quantized_po2 kernels), gives it random weights, converts
 it with the bridge (io_parallel, sometimes io_stream), compiles the C-simulation (~10-20 s) and compares every output bit on sparse
 hit-like inputs and inputs over the input type's whole range (with zero, min and max).
-CI runs 3 examples; ``L0EMU_TEST_SCALE=full`` runs 50.
+CI runs 3 examples; ``L0EMU_TEST_SCALE=full`` runs 50. HGQ2 (Keras 3) networks with random
+per-element bits go through the Keras 3 front end the same way (CI 1, full 20).
 """
 
 from __future__ import annotations
@@ -380,3 +381,88 @@ def test_random_graph_is_bit_exact(arch, tmp_path_factory, monkeypatch_session_c
     ours = Emulator.from_spec(spec).predict_raw(x)
     bad = np.flatnonzero(np.any(ours != theirs, axis=1))
     assert not len(bad), f"{len(bad)} of {N_EVENTS} events differ (first #{bad[0]}: emulator {ours[bad[0]]}, csim {theirs[bad[0]]}); {arch}"
+
+
+# -- HGQ2 (Keras 3): a fixed-point type per element ------------------------------------------
+# bits drawn per element for HGQ2's quantizer variables (hgq names them by the quantizer's place):
+# activations (kif: integer and fractional bits), kernels and biases (kbi: width and integer bits)
+HGQ2_BITS = {("iq", "i"): (-1, 3), ("iq", "f"): (0, 5), ("kq", "b"): (1, 6), ("kq", "i"): (-1, 1), ("bq", "b"): (1, 6), ("bq", "i"): (-1, 2)}
+
+
+@st.composite
+def hgq2_architectures(draw):
+    """A plain description of an HGQ2 network: QConv2D blocks (pooled or not), then QDense layers."""
+    shape = draw(st.sampled_from(INPUT_SHAPES))
+    h, w = shape[0], shape[1]
+    layers = []
+    for _ in range(draw(st.integers(0, 2))):
+        kernel = (draw(st.integers(1, min(3, h))), draw(st.integers(1, min(3, w))))
+        stride = draw(st.integers(1, 2))
+        h, w = _out_size(h, kernel[0], stride, "valid"), _out_size(w, kernel[1], stride, "valid")
+        layers.append({"kind": "conv", "filters": draw(st.integers(1, 3)), "kernel": kernel, "stride": stride,
+                       "activation": draw(st.sampled_from([None, "relu", "tanh"]))})  # fmt: skip
+        pool = draw(st.sampled_from([None, "max", "average"]))
+        if pool and h >= 2 and w >= 2:
+            layers.append({"kind": pool, "size": (2, 2)})
+            h, w = h // 2, w // 2
+    for _ in range(draw(st.integers(1, 2))):
+        layers.append({"kind": "dense", "units": draw(st.integers(2, 8)), "activation": draw(st.sampled_from([None, "relu", "tanh"]))})
+    return {"input": shape, "layers": layers, "seed": draw(st.integers(0, 2**16))}
+
+
+def build_hgq2(arch):
+    """The HGQ2 model of ``arch`` with random weights and random per-element bits."""
+    from hgq.layers import QAveragePooling2D, QConv2D, QDense, QMaxPooling2D
+
+    from l0emu.firmware.frontend_keras3 import keras3
+
+    keras3_ = keras3()
+    inp = keras3_.Input(arch["input"], name="image")
+    x = inp
+    for i, layer in enumerate(arch["layers"]):
+        if layer["kind"] == "conv":
+            x = QConv2D(layer["filters"], layer["kernel"], strides=layer["stride"], activation=layer["activation"], name=f"conv{i}")(x)
+        elif layer["kind"] == "dense":
+            if len(x.shape) > 2:
+                x = keras3_.layers.Flatten(name=f"flatten{i}")(x)
+            x = QDense(layer["units"], activation=layer["activation"], name=f"dense{i}")(x)
+        else:
+            x = (QMaxPooling2D if layer["kind"] == "max" else QAveragePooling2D)(layer["size"], name=f"pool{i}")(x)
+    model = keras3_.Model(inp, x)
+    rng = np.random.default_rng(arch["seed"])
+    for var in model.weights:
+        parts = var.path.split("/")  # e.g. dense0/dense0_kq/fixed_point_quantizer_kbi_2/b
+        place, field = parts[-3].rsplit("_", 1)[-1] if len(parts) >= 3 else None, parts[-1]
+        if (place, field) in HGQ2_BITS:
+            var.assign(rng.integers(*HGQ2_BITS[(place, field)], endpoint=True, size=var.shape).astype("f4"))
+        elif field in ("kernel", "bias"):
+            var.assign(rng.uniform(-1, 1, var.shape).astype("f4"))
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.hls4ml
+@settings(
+    max_examples=scaled(1, 20),
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(arch=hgq2_architectures())
+def test_random_hgq2_architecture_is_bit_exact(arch, tmp_path_factory, monkeypatch_session_cache):
+    """HGQ2 networks with random per-element bits (hls4ml's FixedPointQuantizer layers, the spec's
+    quantize op) through the Keras 3 front end: emulator == C-simulation on sparse and full-range inputs."""
+    pytest.importorskip("hgq")
+    directory = tmp_path_factory.mktemp("hgq2_arch")
+    build_hgq2(arch).save(str(directory / "model.keras"))
+    try:
+        hls_model, spec = bridge.convert(directory / "model.keras", directory / "fw", {}, name="hgq2_arch", compile=True)
+    except SpecError as err:
+        assume(not any(refusal in str(err) for refusal in REFUSALS))
+        raise
+    x = inputs(spec, N_EVENTS, np.random.default_rng(arch["seed"]))
+    theirs = bridge.csim_raw(hls_model, x, spec)
+    ours = Emulator.from_spec(spec).predict_raw(x.astype(np.float32))
+    bad = np.flatnonzero(np.any(ours != theirs, axis=1))
+    assert not len(bad), f"{len(bad)} of {len(x)} events differ (first #{bad[0]}: emulator {ours[bad[0]]}, csim {theirs[bad[0]]}); {arch}"

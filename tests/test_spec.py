@@ -113,7 +113,7 @@ def heads_spec() -> dict:
 
 def graph_spec() -> dict:
     """Format 2's graph ops once each: two inputs, 1-D layers, every merge, upsampling, global
-    pools, concatenation and a reshape."""
+    pools, concatenation, a reshape and a quantize (a type per element)."""
     t = "ap_fixed<8,3>"
     acc = "ap_fixed<14,6>"
 
@@ -145,6 +145,9 @@ def graph_spec() -> dict:
         {"name": "cat2", "op": "concatenate", "inputs": ["gmax2", "gavg2"], "axis": 0, "input_shape": [2], "output_shape": [4], "result_type": t},
         {"name": "cat3", "op": "concatenate", "inputs": ["cat1", "cat2"], "axis": 0, "input_shape": [4], "output_shape": [8], "result_type": t},
         {"name": "rs", "op": "reshape", "input_shape": [8], "output_shape": [2, 4], "result_type": t},
+        {"name": "q", "op": "quantize", "inputs": ["cat3"], "input_shape": [8], "output_shape": [8], "result_type": acc,
+         "element_types": {"k": [1, 0, 1, 0, 1, 0, 1, 1], "i": [0, 1, 2, -1, 3, 0, 1, 2], "f": [2, 3, 0, 4, 1, 0, 5, -1],
+                           "rounding": "RND", "overflow": "WRAP"}},
     ]  # fmt: skip
     return {
         "format": "l0emu-spec/2", "name": "graph", "source": {"io_type": "io_parallel"},
@@ -309,6 +312,11 @@ def _sites(spec):
                 sites += [(path, "shape"), ((*path, 0), "window")]
             elif field == "axis":
                 sites.append((path, "axis"))
+            elif field == "element_types":
+                sites += [(path, "element_types"), (path, "unknown")]
+                sites += [((*path, key), "required") for key in value]
+                sites += [site for key in ("k", "i", "f") for site in (((*path, key), "shape"), ((*path, key, 0), "bits"))]
+                sites += [((*path, key), "mode") for key in ("rounding", "overflow")]
     for j, out in enumerate(spec["outputs"]):
         sites += [(("outputs", j), "unknown"), (("outputs", j, "index"), "index"), (("outputs", j, "scale"), "scale")]
         sites += [(("outputs", j, f), "required") for f in ("name", "index", "scale", "offset")]
@@ -354,6 +362,12 @@ def corrupted(draw, spec):
         new = draw(st.sampled_from([low - 1, high + 1, value + 0.5, float(value), None, str(value), True, [value]]))
     elif kind == "inputs":  # a tensor that is no input or earlier layer, or not one name in a list
         new = draw(st.sampled_from([["nowhere"], value[0], [], [*value, *value], None, [3], [spec["layers"][-1]["name"]]]))
+    elif kind == "element_types":
+        new = draw(st.sampled_from(["abc", None, [], {}]))
+    elif kind == "bits":  # a sign bit count other than 0 or 1, a type wider than 63 bits, no integer
+        new = draw(st.sampled_from([2 if path[-2] == "k" else 70, -65, 0.5, None, "1"]))
+    elif kind == "mode":  # HGQ2's modes are hls4ml's upper-case names
+        new = draw(st.sampled_from([value + "x", value.lower(), "", None, 3]))
     elif kind == "axis":  # no axis of the joined tensors
         new = draw(st.sampled_from([-1, 3, 1.5, None, "0"]))
     elif kind == "strategy":

@@ -27,15 +27,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, parse_type, xnor_cast_type
+from l0emu.fixedpoint.aptypes import OVERFLOW_CODES, ROUNDING_CODES, ApType, Expr, cast_target, element_types, parse_type, xnor_cast_type
 from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
 from l0emu.fixedpoint.spec import output_layout, spec_inputs
 
-__all__ = ["BLOCK", "UNROLL_LIMIT", "Tensor", "as_2d", "generate", "resource_order"]
+__all__ = ["BLOCK", "ELEMENT_TYPE_LIMIT", "UNROLL_LIMIT", "Tensor", "as_2d", "generate", "resource_order"]
 
 BLOCK = 32
 UNROLL_LIMIT = 1024
+# distinct element types of a quantize layer up to which each gets its own (float-domain) loop
+ELEMENT_TYPE_LIMIT = 4
 CHAINS = 4  # independent partial sums per exact output sum
 _EXACT_LIMIT = {"f32": 1 << 24, "f64": 1 << 53}
 _PRODUCTS = ("mult", "weight_ternary", "weight_binary", "both_binary", "data_binary", "weight_exponential")
@@ -967,6 +969,68 @@ class _Generator:
             return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
         return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", x.name, x.type, x.lo, x.hi, [("cast", res_t)], layer["output_shape"], where, x.dtype)
 
+    def _quantize(self, layer, x, steps, where, group):
+        """quantize (hls4ml's FixedPointQuantizer): element j cast into its own type, then into
+        the result type; an element without bits is 0. Up to ``ELEMENT_TYPE_LIMIT`` distinct
+        element types: one loop per type over its elements (float-domain casts where exact);
+        more: one int64 loop over all elements reading each one's type from arrays, so numba's
+        compile time does not grow with the number of types."""
+        res_t = steps[0][1]
+        spec_types = layer["element_types"]
+        types = element_types(*(spec_types[key] for key in ("k", "i", "f", "rounding", "overflow")))
+        groups = {}
+        for j, t in enumerate(types):
+            groups.setdefault(t, []).append(j)
+        title = f"{' + '.join(group)}: quantize"
+        if len(groups) > ELEMENT_TYPE_LIMIT:
+            return self._quantize_looped(layer, x, res_t, types, title, where)
+        loops, lo, hi = [], None, None
+        for t, elements in groups.items():
+            body, value, vlo, vhi = self._element_cast(x, t, res_t)
+            loops.append((self._array(f"{layer['name']}_elements", elements, "i64"), body, value))
+            lo, hi = (vlo, vhi) if lo is None else (min(lo, vlo), max(hi, vhi))
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, lo, hi, where)
+        with self._kernel(title, [x.name, y.name]) as em:
+            for elements, body, value in loops:
+                with em.block(f"for j in {elements}:"), em.block("for e in range(BLOCK):"):
+                    em.extend(body)
+                    em.append(f"{y.name}[j * BLOCK + e] = {value}")
+        return y
+
+    def _quantize_looped(self, layer, x, res_t, types, title, where):
+        """The int64 loop of :meth:`_quantize`: width, frac and signedness per element from arrays."""
+        bounds = [(0, 0) if t is None else _cast_interval(*_cast_interval(x.lo, x.hi, x.type.frac, t)[:2], t.frac, res_t)[:2] for t in types]
+        y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, min(b[0] for b in bounds), max(b[1] for b in bounds), where)
+        stem = layer["name"]
+        width = self._array(f"{stem}_width", [0 if t is None else t.width for t in types], "i64")
+        frac = self._array(f"{stem}_frac", [0 if t is None else t.frac for t in types], "i64")
+        signed = self._array(f"{stem}_signed", [0 if t is None else int(t.signed) for t in types], "i64")
+        modes = layer["element_types"]
+        codes = f"{ROUNDING_CODES[modes['rounding']]}, {OVERFLOW_CODES[modes['overflow']]}, 0"
+        with self._kernel(title, [x.name, y.name], [f"for j in range({y.size}):"]) as em:
+            em.append(f"w, p, c = {width}[j], {frac}[j], {signed}[j] != 0")
+            with em.block("for e in range(BLOCK):"):
+                em.append(f"v = np.int64({x.name}[j * BLOCK + e])")
+                em.append(f"q = cast(v, {x.type.frac}, w, p, c, {codes}) if w > 0 else np.int64(0)")
+                em.append(f"{y.name}[j * BLOCK + e] = cast(q, p, {_codes(res_t)})")
+        return y
+
+    def _element_cast(self, x, t, res_t):
+        """Lines computing one element of type ``t`` (None: no bits, so 0) cast into ``res_t``
+        from ``x[j * BLOCK + e]``: ``(lines, value, lo, hi)``, in floats where exact."""
+        if t is None:
+            return [], "0", 0, 0
+        steps = [("cast", t), ("cast", res_t)]
+        if x.dtype != "i64":
+            body, v = _Emitter(), self.names("v")
+            body.append(f"{v} = {x.name}[j * BLOCK + e]")
+            res = self._apply_steps(body, v, x.type, x.lo, x.hi, steps, x.dtype, True)
+            if res is not None:
+                return body.lines, *res
+        body, v = _Emitter(), self.names("v")
+        body.append(f"{v} = np.int64({x.name}[j * BLOCK + e])")
+        return body.lines, *self._apply_steps(body, v, x.type, x.lo, x.hi, steps, "i64", False)
+
     def _gather(self, layer, x, index, res_t, where):
         """A tensor whose element ``o`` is ``x[index[o]]`` cast into ``res_t`` (a copy where the types agree)."""
         g = self._tensor(f"{layer['name']}_gathered", layer["output_shape"], x.type, x.lo, x.hi, where)
@@ -1110,6 +1174,7 @@ _OP_EMITTERS = {
     "upsample1d": _Generator._upsample,
     "upsample2d": _Generator._upsample,
     "concatenate": _Generator._concatenate,
+    "quantize": _Generator._quantize,
     **{op: _Generator._merge for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
 }
 # ops whose following relu/linear layers fold into their result casts

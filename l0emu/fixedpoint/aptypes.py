@@ -25,6 +25,7 @@ __all__ = [
     "ApType",
     "Expr",
     "cast_target",
+    "element_types",
     "xnor_cast_type",
     "KERNEL_MAX_WIDTH",
     "MAX_WIDTH",
@@ -247,3 +248,13 @@ class Expr:
         """``a + b``: one integer bit more than the wider operand (one more again for a signed/unsigned mix)."""
         integer = max(a.integer + (b.signed and not a.signed), b.integer + (a.signed and not b.signed)) + 1
         return Expr(integer, a.signed or b.signed, max(a.frac, b.frac))
+
+
+def element_types(k, i, f, rounding: str, overflow: str) -> list:
+    """The types of a per-element quantizer (hls4ml's FixedPointQuantizer, HGQ2's k, i, f bits):
+    element ``j`` is ``ap_fixed<k+i+f, k+i, AP_<rounding>, AP_<overflow>>`` (``ap_ufixed`` where
+    ``k`` is 0), or None where it has no bits, which hls4ml's generated code writes as 0."""
+    return [
+        ApType(kj + ij + fj, kj + ij, bool(kj), rounding, overflow) if kj + ij + fj > 0 else None
+        for kj, ij, fj in zip(k, i, f)
+    ]

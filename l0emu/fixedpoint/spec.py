@@ -86,6 +86,13 @@ Keras and hls4ml's io_parallel hold them) and ``result_type``. Per op:
   ``concatenate`` (inputs of rank 1 to 3 agreeing off ``axis``; ``axis`` counts the
   dimensions of one event from 0), each element cast into ``result_type``.
 
+- ``quantize``: a type per element (hls4ml's FixedPointQuantizer, which HGQ2 models give it):
+  ``element_types`` ``{"k": [...], "i": [...], "f": [...], "rounding": "RND", "overflow": "WRAP"}``,
+  one sign bit ``k`` (0 or 1), integer bits ``i`` (sign excluded) and fractional bits ``f`` per
+  element of the input (C order). Element ``j`` is cast into ``ap_fixed<k+i+f, k+i, AP_<rounding>,
+  AP_<overflow>>`` (``ap_ufixed`` where k = 0), or is 0 where ``k+i+f`` is 0, then into
+  ``result_type``.
+
 Optional fields the bridge adds: conv2d/dense ``strategy`` and ``reuse_factor``; ``scale``
 ``product`` ("mult", or "weight_exponential" for QKeras ``alpha='auto_po2'``, whose
 ``{sign, exponent}`` scales hls4ml applies as shifts in
@@ -133,14 +140,14 @@ import json
 import math
 from pathlib import Path
 
-from l0emu.fixedpoint.aptypes import parse_type
+from l0emu.fixedpoint.aptypes import KERNEL_MAX_WIDTH, OVERFLOW_CODES, ROUNDING_CODES, parse_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import SpecError, did_you_mean
 from l0emu.trigger.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS
 from l0emu.trigger.images import POOL, WINDOW_STRIPS
 from l0emu.trigger.sector import MAX_CANDIDATES
 
-__all__ = ["CANDIDATE_OUTPUTS", "FORMAT", "FORMATS", "MERGE_OPS", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "STRATEGIES", "dot_sizes",
+__all__ = ["CANDIDATE_OUTPUTS", "ELEMENT_TYPE_KEYS", "FORMAT", "FORMATS", "MERGE_OPS", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "STRATEGIES", "dot_sizes",
            "output_layout", "preprocessing_layers", "read_spec", "spec_inputs", "valid_reuse_factor", "write_spec", "validate_spec"]
 
 FORMAT = "l0emu-spec/2"
@@ -577,6 +584,29 @@ class OpRule:
     # check also receives their shapes: ``check(layer, where, shapes)``
 
 
+ELEMENT_TYPE_KEYS = ("k", "i", "f", "rounding", "overflow")
+_ELEMENT_BITS = 64  # |i| and |f| bound of one element's type: a wider one is no 64-bit ap_fixed
+
+
+def _check_element_types(layer, where):
+    """quantize: a sign bit, integer and fractional bits per element, each element's type
+    at most :data:`KERNEL_MAX_WIDTH` bits wide (0: the element is 0)."""
+    _check_elementwise(layer, where)
+    at = where / "element_types"
+    types = _object(layer["element_types"], at)
+    _fields(types, ELEMENT_TYPE_KEYS, (), at)
+    _choice(types["rounding"], tuple(ROUNDING_CODES), at / "rounding")
+    _choice(types["overflow"], tuple(OVERFLOW_CODES), at / "overflow")
+    n = math.prod(layer["input_shape"])
+    k = _ints(types["k"], at / "k", n)
+    i, f = (_ints(types[key], at / key, n, low=-_ELEMENT_BITS) for key in ("i", "f"))
+    for j, (kj, ij, fj) in enumerate(zip(k, i, f)):
+        if kj > 1:
+            (at / "k" / j).fail(f"a sign bit count is 0 or 1, got {kj}")
+        if not 0 <= kj + ij + fj <= KERNEL_MAX_WIDTH:
+            (at / "i" / j).fail(f"element {j} has k + i + f = {kj + ij + fj} bits, not in [0, {KERNEL_MAX_WIDTH}]")
+
+
 _WEIGHTED = ("weight_type", "bias_type", "accum_type", "weights", "weights_shape", "biases", "product")
 _KNOBS = ("strategy", "reuse_factor", "weight_exponent_width")
 _WINDOW = ("strides", "padding", "pad")
@@ -613,6 +643,7 @@ OPS = {
     "upsample2d": OpRule(("size",), (), _check_upsample),
     **{op: OpRule((), (), _check_merge, arity=2) for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
     "concatenate": OpRule(("axis",), (), _check_concatenate, arity=2),
+    "quantize": OpRule(("element_types",), (), _check_element_types),
 }
 MERGE_OPS = tuple(op for op, rule in OPS.items() if rule.arity == 2)
 
