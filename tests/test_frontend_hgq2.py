@@ -221,7 +221,7 @@ def test_the_api_takes_paths_and_keras3_models_only(tmp_path):
     from l0emu.firmware.keras_env import keras
 
     tf_keras_model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    with pytest.raises(ConfigError, match=r"expected a file path or a Keras 3 model object, got Sequential"):
+    with pytest.raises(ConfigError, match=r"expected a file path, a Keras 3 model object or a torch.nn.Module, got Sequential"):
         convert(tf_keras_model, tmp_path / "fw")
 
 

@@ -241,4 +241,4 @@ def test_a_front_end_module_imports_first_and_leaves_torch_unloaded():
     code = "import sys, l0emu.firmware.frontend_onnx as m; print(sorted(m.FRONT_ENDS), 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n")[-2] == "['keras2', 'onnx', 'pytorch'] False"
+    assert done.stdout.split("\n")[-2] == "['keras2', 'keras3', 'onnx', 'pytorch'] False"
