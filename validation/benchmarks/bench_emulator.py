@@ -54,7 +54,7 @@ def _spec_rows(args) -> int:
 
     from l0emu.firmware.rtl import interpret, trace_spec
     from l0emu.fixedpoint.emulator import Emulator
-    from l0emu.fixedpoint.spec import read_spec
+    from l0emu.fixedpoint.spec import read_spec, spec_inputs
     from l0emu.validation.benchmarks.bench_networks import _best, measure, print_row
 
     path = Path(args.spec)
@@ -63,7 +63,7 @@ def _spec_rows(args) -> int:
     print_row(read_spec(path)["name"], row)
     if args.da4ml_events:
         spec = read_spec(path)
-        x = np.random.default_rng(1).normal(0, 3, (args.da4ml_events, *spec["input"]["shape"])).astype(np.float32)
+        x = np.random.default_rng(1).normal(0, 3, (args.da4ml_events, *spec_inputs(spec)[0]["shape"])).astype(np.float32)
         started = time.perf_counter()
         build = trace_spec(spec)
         trace_s = time.perf_counter() - started

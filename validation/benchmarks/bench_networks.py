@@ -137,10 +137,10 @@ def measure(project: Path, events: int, repeats: int) -> dict:
     import numpy as np
 
     from l0emu.fixedpoint.emulator import Emulator
-    from l0emu.fixedpoint.spec import read_spec
+    from l0emu.fixedpoint.spec import read_spec, spec_inputs
 
     spec = read_spec(project)
-    shape = tuple(spec["input"]["shape"])
+    shape = tuple(spec_inputs(spec)[0]["shape"])
     x = np.random.default_rng(1).normal(0, 3, (events, *shape)).astype(np.float32)
     started = time.perf_counter()
     emulator = Emulator(spec)
