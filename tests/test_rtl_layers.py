@@ -9,10 +9,10 @@ import re
 import numpy as np
 import pytest
 
+from conftest import assert_rtl_graph_exact, network_spec
 from l0emu.cli import dispatch as cli
 from l0emu.errors import SpecError
 from l0emu.firmware import rtl
-from l0emu.fixedpoint.emulator import Emulator
 from l0emu.fixedpoint.spec import validate_spec
 
 T = "ap_fixed<8,3>"
@@ -33,21 +33,12 @@ def _one_row_spec():
         {"name": "g", "op": "global_avg_pool1d", "input_shape": [3, 2], "output_shape": [2], "result_type": T,
          "accum_type": "ap_fixed<7,2,AP_RND,AP_SAT>"},
     ]  # fmt: skip
-    return validate_spec({"format": "l0emu-spec/2", "name": "one_row", "source": {"test": True},
-                          "inputs": [{"name": "x", "shape": [6, 2], "type": T}], "layers": layers,
-                          "outputs": [{"name": "y0", "index": 0, "scale": 1.0, "offset": 0.0}, {"name": "y1", "index": 1, "scale": 1.0, "offset": 0.0}]})  # fmt: skip
+    outputs = [{"name": "y0", "index": 0, "scale": 1.0, "offset": 0.0}, {"name": "y1", "index": 1, "scale": 1.0, "offset": 0.0}]
+    return network_spec(layers, {"x": ([6, 2], T)}, outputs, name="one_row")
 
 
 def test_one_row_layers_trace_like_the_reference_and_the_emulator():
-    spec = _one_row_spec()
-    t = Emulator.from_spec(spec).input_type
-    rng = np.random.default_rng(3)
-    m = rng.integers(t.min_mantissa, t.max_mantissa + 1, size=(600, 6, 2))
-    m[0], m[1] = t.min_mantissa, t.max_mantissa
-    inputs = t.to_float(m)
-    reference = rtl.evaluate_exact(spec, inputs)
-    assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
-    assert np.array_equal(rtl.interpret(rtl.trace_spec(spec), inputs), reference)
+    reference = assert_rtl_graph_exact(_one_row_spec(), n=600, seed=3)
     assert len(np.unique(reference, axis=0)) > 20
 
 
@@ -69,20 +60,15 @@ def _joined_spec(a_type="ap_fixed<8,3>", b_type="ap_ufixed<6,2>", wide="ap_fixed
     ]  # fmt: skip
     outputs = [{"name": "y0", "layer": "cat", "index": 0, "scale": 1.0, "offset": 0.0},
                {"name": "y1", "layer": "cat2", "index": 1, "scale": 1.0, "offset": 0.0}]  # fmt: skip
-    return validate_spec({"format": "l0emu-spec/2", "name": "joined", "source": {"test": True},
-                          "inputs": [{"name": "a", "shape": [3, 2], "type": a_type}, {"name": "b", "shape": [3, 2], "type": b_type}],
-                          "layers": layers, "outputs": outputs})  # fmt: skip
+    return network_spec(layers, {"a": ([3, 2], a_type), "b": ([3, 2], b_type)}, outputs, name="joined")
 
 
 @pytest.mark.parametrize(("a_type", "b_type"), [("ap_fixed<8,3>", "ap_ufixed<6,2>"), ("ap_fixed<24,10>", "ap_fixed<22,2>")])
 def test_merges_upsampling_and_two_inputs_trace_like_the_reference_and_the_emulator(a_type, b_type):
     """The wide case multiplies 24 x 22 bits: the emulator once rounded that product in float32."""
     spec = _joined_spec(a_type, b_type)
-    inputs = rtl.random_inputs(spec, 600, seed=4)
-    reference = rtl.evaluate_exact(spec, inputs)
+    reference = assert_rtl_graph_exact(spec, inputs=rtl.random_inputs(spec, 600, seed=4))
     assert reference.shape == (600, 18 + 12)
-    assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
-    assert np.array_equal(rtl.interpret(rtl.trace_spec(spec), inputs), reference)
     assert len(np.unique(reference, axis=0)) > 250
 
 
