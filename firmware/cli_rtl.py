@@ -80,7 +80,7 @@ def main(args) -> int:
         source = f"{len(inputs)} network inputs from the first {args.simulate} events of {', '.join(args.events)}"
     else:
         inputs = rtl.random_inputs(spec, args.simulate, seed=args.seed)
-        source = f"{len(inputs)} random events (seed {args.seed})"
+        source = f"{args.simulate} random events (seed {args.seed})"
     print(f"simulating {source} in Verilator (compiling the Verilog; this takes a while) ...")
     got, compile_seconds, simulate_seconds = rtl.simulate(build, inputs, args.latency_cutoff, args.clock_ns)
     print(f"  Verilator build: {compile_seconds:.1f} s; simulation: {simulate_seconds:.1f} s = {len(got) / simulate_seconds:,.0f} events/s")

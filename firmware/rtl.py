@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast, type_bounds
-from l0emu.fixedpoint._codegen import resource_order
+from l0emu.fixedpoint._codegen import merge_expr, resource_order, upsample_index
 from l0emu.fixedpoint.aptypes import ApType, Expr, cast_target, element_types, parse_type, xnor_cast_type
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, L0emuError, SpecError
@@ -47,6 +47,7 @@ __all__ = [
     "check_supported",
     "evaluate_exact",
     "exact_limit",
+    "input_arrays",
     "interpret",
     "event_inputs",
     "random_inputs",
@@ -60,16 +61,12 @@ SUPPORTED_OPS = (
     "conv2d", "dense", "relu", "linear", "leaky_relu", "max_pool2d", "avg_pool2d", "scale", "flatten", "zero_pad2d", "sigmoid", "tanh",
     "binary_tanh", "bn_binary_tanh", "bn_ternary_tanh", "hard_sigmoid", "hard_tanh",
     "conv1d", "max_pool1d", "avg_pool1d", "zero_pad1d", "global_max_pool1d", "global_avg_pool1d", "global_max_pool2d",
-    "global_avg_pool2d", "reshape", "quantize",
+    "global_avg_pool2d", "reshape", "quantize", "upsample1d", "upsample2d", *MERGE_OPS,
 )
 # emulator ops the RTL path refuses, with the reason its message gives
 REFUSED_OPS = {
     "softmax": "not supported by the RTL path: hls4ml's softmax (bit-sliced exp and inverse table lookups, an "
     "adder tree, a product) has no RTL builder; its emulation is checked against the hls4ml C-simulation only",
-    **{op: "not supported by the RTL path, which builds chains of layers reading one tensor each; merges are checked "
-       "against the hls4ml C-simulation only" for op in MERGE_OPS},
-    **{op: "not supported by the RTL path: nearest-neighbour upsampling (a gather of input elements) has no RTL "
-       "builder; its emulation is checked against the hls4ml C-simulation only" for op in ("upsample1d", "upsample2d")},
 }
 # input range R whose N table entries a table activation spans (nnet_activation.h: x * N / R)
 TABLE_SPAN = {"sigmoid": 16, "tanh": 8}
@@ -108,6 +105,10 @@ class ExactBackend:
     @staticmethod
     def maximum(a, b):
         return np.maximum(a, b)
+
+    @staticmethod
+    def minimum(a, b):
+        return np.minimum(a, b)
 
     @staticmethod
     def divide_toward_zero(x, f, d):
@@ -184,6 +185,16 @@ class TracedBackend:
             return u.max_of(v)
 
         return self._map(larger, a, b)
+
+    def minimum(self, a, b):
+        def smaller(u, v):
+            if not hasattr(u, "min_of"):
+                u, v = v, u
+            if not hasattr(u, "min_of"):
+                return self.ops._const(min(u, v))
+            return u.min_of(v)
+
+        return self._map(smaller, a, b)
 
     def divide_toward_zero(self, x, f, d):
         return self._map(lambda v, n: self.ops.divide_toward_zero(v, f, int(n)), x, d)
@@ -649,6 +660,38 @@ def _one_row(backend, x, x_type, layer):
     return y.reshape(y.shape[:n_batch] + tuple(layer["output_shape"])), y_type
 
 
+def _upsample(backend, x, x_type, layer):
+    """nnet::resize_nearest: each output element a copy of the input element
+    :func:`l0emu.fixedpoint._codegen.upsample_index` names, cast where the result type differs."""
+    n_batch = x.ndim - len(layer["input_shape"])
+    index = upsample_index(layer["input_shape"], layer["output_shape"], f"layer {layer['name']!r}")
+    y = x.reshape(x.shape[:n_batch] + (-1,))[..., index].reshape(x.shape[:n_batch] + tuple(layer["output_shape"]))
+    result = _type(layer, "result_type")
+    return (y, x_type) if result == x_type else (backend.cast(y, x_type.frac, cast_target(result, x_type)), result)
+
+
+def _merge(backend, xs, layer):
+    """nnet_merge.h's elementwise merges: the exact sum, difference, product, halved sum, larger
+    or smaller value, cast into the result type from the C++ type of the merged expression
+    (:func:`l0emu.fixedpoint._codegen.merge_expr`)."""
+    (a, a_type), (b, b_type) = xs
+    op, result = layer["op"], _type(layer, "result_type")
+    expr = merge_expr(op, a_type, b_type)
+    value = {
+        "add": lambda: a + b, "subtract": lambda: a - b, "multiply": lambda: a * b, "average": lambda: (a + b) * 0.5,
+        "maximum": lambda: backend.maximum(a, b), "minimum": lambda: backend.minimum(a, b),
+    }[op]()  # fmt: skip
+    return backend.cast(value, expr.frac, cast_target(result, expr)), result
+
+
+def _concatenate(backend, xs, layer):
+    """nnet::concatenate{1,2,3}d: each input's elements cast into the result type, side by side along ``axis``."""
+    result = _type(layer, "result_type")
+    parts = [x if t == result else backend.cast(x, t.frac, cast_target(result, t)) for x, t in xs]
+    # axis counts the dimensions of one event: from the end, it is the same with or without a batch axis
+    return np.concatenate(parts, axis=int(layer["axis"]) - len(layer["input_shape"])), result
+
+
 _LAYERS = {
     "conv2d": _conv2d,
     "dense": _dense,
@@ -671,37 +714,16 @@ _LAYERS = {
                                "global_max_pool2d", "global_avg_pool2d")},
     "reshape": _reshape,
     "quantize": _quantize,
+    "upsample1d": _upsample,
+    "upsample2d": _upsample,
+    **{op: _concatenate if op == "concatenate" else _merge for op in MERGE_OPS},
 }
 assert tuple(_LAYERS) == SUPPORTED_OPS
 
 
-def _check_chain(spec: dict) -> None:
-    """The RTL path walks a chain of layers to one output layer: refuse branches and heads."""
-    heads, _ = output_layout(spec)
-    branches = [layer["name"] for layer in spec["layers"] if "inputs" in layer]
-    if len(heads) > 1 or heads[0][0] != spec["layers"][-1]["name"] or branches:
-        reads = ", ".join(f"{out['name']} <- {out.get('layer', spec['layers'][-1]['name'])!r}" for out in spec["outputs"])
-        msg = (
-            f"network {spec['name']!r}: the RTL path builds chains of layers with one output layer; this one has "
-            f"output layers {', '.join(repr(name) for name, _, _ in heads)} (outputs: {reads})"
-            + (f" and branches at {', '.join(map(repr, branches))}" if branches else "")
-            + "; compare its heads with the hls4ml C-simulation instead ('l0emu validate')"
-        )
-        raise SpecError(msg)
-
-
 def check_supported(spec: dict) -> None:
     """Raise :class:`SpecError` naming the first layer the RTL path cannot build."""
-    for i, layer in enumerate(spec["layers"]):
-        if layer["op"] in REFUSED_OPS:
-            msg = f"layer {layer['name']!r} (layers[{i}]): op {layer['op']!r}: {REFUSED_OPS[layer['op']]}"
-            raise SpecError(msg)
-    if len(spec_inputs(spec)) > 1:
-        names = ", ".join(repr(inp["name"]) for inp in spec_inputs(spec))
-        msg = f"network {spec['name']!r}: several inputs ({names}) are not supported by the RTL path, which builds networks with one input; compare it with the hls4ml C-simulation instead ('l0emu validate')"
-        raise SpecError(msg)
-    _check_chain(spec)
-    for i, layer in enumerate(spec["layers"]):
+    for i, (layer, in_types) in enumerate(_input_types(spec)):
         if layer["op"] in REFUSED_OPS:
             msg = f"layer {layer['name']!r} (layers[{i}]): op {layer['op']!r}: {REFUSED_OPS[layer['op']]}"
             raise SpecError(msg)
@@ -717,12 +739,29 @@ def check_supported(spec: dict) -> None:
                 f"by the RTL path (supported: {', '.join(WEIGHT_PRODUCTS)})"
             )
             raise SpecError(msg)
+        if layer["op"] in MERGE_OPS and layer["op"] != "concatenate" and parse_type(layer["result_type"]).int_kind:
+            msg = (
+                f"layer {layer['name']!r} (layers[{i}]): an {layer['result_type']} result of {layer['op']} is not supported by "
+                "the RTL path, as it is not emulated (supported: ap_fixed results of merges)"
+            )
+            raise SpecError(msg)
+        if layer["op"] in MERGE_OPS and layer["op"] != "concatenate":
+            _check_merge_width(layer, i, in_types)
         if layer["op"] in ("avg_pool2d", "avg_pool1d", "global_avg_pool1d", "global_avg_pool2d"):
             _check_division_width(layer, i)
         if layer["op"] == "scale" and layer.get("product", "mult") == "mult":
-            _check_scale_width(layer, i, spec["layers"][i - 1]["result_type"] if i else spec_inputs(spec)[0]["type"])
+            _check_scale_width(layer, i, in_types[0])
         if layer["op"] in ("conv2d", "dense") and layer["product"] == "weight_exponential":  # lossless shifts only
-            _exponential_weights(layer, np.asarray(layer["weights"], dtype=np.int64), parse_type(spec["layers"][i - 1]["result_type"] if i else spec_inputs(spec)[0]["type"]))
+            _exponential_weights(layer, np.asarray(layer["weights"], dtype=np.int64), in_types[0])
+
+
+def _input_types(spec):
+    """Each layer with the types of the tensors it reads (a flatten keeps its input's type)."""
+    types = {inp["name"]: parse_type(inp["type"]) for inp in spec_inputs(spec)}
+    for layer, sources in _sources(spec):
+        in_types = [types[name] for name in sources]
+        yield layer, in_types
+        types[layer["name"]] = in_types[0] if layer["op"] == "flatten" else parse_type(layer["result_type"])
 
 
 # A random network (tests/test_rtl_random.py, seed 80) with a BatchNorm kept after a dense
@@ -766,8 +805,30 @@ def _check_division_width(layer, i):
         raise SpecError(msg)
 
 
-def _check_scale_width(layer, i, input_type):
-    width = parse_type(input_type).width + parse_type(layer["scale_type"]).width
+# da4ml 0.6.0's graph differed from the reference on an addition (and on a maximum, a minimum:
+# a subtraction inside) of ap_fixed<40,4> and ap_fixed<6,1> (a 41-bit sum) and agreed up to
+# 40 bits; products of two variables agreed up to 52 bits (26 x 26), the widest the float64
+# reference checks (tests/test_rtl_layers.py): the RTL path takes the merges shown exact.
+MAX_MERGE_SUM_BITS = 40
+MAX_MERGE_PRODUCT_BITS = 52
+
+
+def _check_merge_width(layer, i, in_types):
+    a, b = in_types
+    product = layer["op"] == "multiply"
+    expr = Expr.product(a, b) if product else Expr.sum(a, b)
+    bits, limit = expr.integer + expr.frac, MAX_MERGE_PRODUCT_BITS if product else MAX_MERGE_SUM_BITS
+    if bits > limit:
+        what = "product" if product else "sum (or difference)"
+        msg = (
+            f"layer {layer['name']!r} (layers[{i}]): {layer['op']} of {a} and {b} is not supported by the RTL path (their "
+            f"{what} has {bits} bits; supported: {'products' if product else 'sums'} of up to {limit} bits)"
+        )
+        raise SpecError(msg)
+
+
+def _check_scale_width(layer, i, input_type: ApType):
+    width = input_type.width + parse_type(layer["scale_type"]).width
     if width > MAX_SCALE_PRODUCT_BITS:
         msg = (
             f"layer {layer['name']!r} (layers[{i}]): a scale (BatchNorm) product of {width} bits is not "
@@ -776,11 +837,25 @@ def _check_scale_width(layer, i, input_type):
         raise SpecError(msg)
 
 
-def _walk(backend, x, spec):
-    x_type = parse_type(spec_inputs(spec)[0]["type"])
+def _sources(spec):
+    """Each layer with the names of the tensors it reads: its ``inputs``, else the layer before it
+    (the first network input for the first layer)."""
+    previous = spec_inputs(spec)[0]["name"]
     for layer in spec["layers"]:
+        yield layer, layer.get("inputs", [previous])
+        previous = layer["name"]
+
+
+def _walk(backend, inputs, spec):
+    """The network on ``inputs`` (one array per spec input): the ``(tensor, type)`` of each
+    output layer, in the order of :func:`l0emu.fixedpoint.spec.output_layout`."""
+    tensors = {inp["name"]: (x, parse_type(inp["type"])) for inp, x in zip(spec_inputs(spec), inputs)}
+    for layer, sources in _sources(spec):
         try:
-            x, x_type = _LAYERS[layer["op"]](backend, x, x_type, layer)
+            if layer["op"] in MERGE_OPS:
+                tensors[layer["name"]] = _LAYERS[layer["op"]](backend, [tensors[name] for name in sources], layer)
+            else:
+                tensors[layer["name"]] = _LAYERS[layer["op"]](backend, *tensors[sources[0]], layer)
         except SpecError as err:
             msg = f"layer {layer['name']!r}: {err}" if layer["name"] not in str(err) else str(err)
             raise SpecError(msg) from None
@@ -790,7 +865,7 @@ def _walk(backend, x, spec):
             # da4ml's tracer refuses with asserts; name the layer instead of a traceback
             msg = f"layer {layer['name']!r} ({layer['op']}): da4ml 0.6.0 cannot trace it: {type(err).__name__}: {err}"
             raise SpecError(msg) from None
-    return x, x_type
+    return [tensors[name] for name, _, _ in output_layout(spec)[0]]
 
 
 EXACT_BITS = 53  # float64 holds integers of up to 53 bits exactly
@@ -799,8 +874,8 @@ EXACT_BITS = 53  # float64 holds integers of up to 53 bits exactly
 def exact_limit(spec: dict) -> str | None:
     """Why the float64 reference cannot be exact for ``spec`` (a type, or a product of input
     and weight, wider than 53 bits), or None when it is."""
-    width = parse_type(spec_inputs(spec)[0]["type"]).width
-    for layer in spec["layers"]:
+    for layer, in_types in _input_types(spec):
+        width = in_types[0].width
         for field in ("weight_type", "scale_type", "bias_type", "accum_type", "result_type", "table_type", "param_type",
                       "threshold_type", "slope_type", "shift_type"):
             if field in layer and parse_type(layer[field]).width > EXACT_BITS:
@@ -811,46 +886,64 @@ def exact_limit(spec: dict) -> str | None:
         widest = max((t.width for t in _element_types(layer) if t is not None), default=0) if layer["op"] == "quantize" else 0
         if widest > EXACT_BITS:
             return f"layer {layer['name']!r}: an element type of {widest} bits is wider than float64's {EXACT_BITS} exact bits"
-        if layer["op"] != "flatten":
-            width = parse_type(layer["result_type"]).width
     return None
 
 
+def input_arrays(spec: dict, inputs) -> list:
+    """``inputs`` as one float64 array of values per spec input: a network with several inputs
+    takes a list (or tuple) of arrays in the spec's order, as the emulator does."""
+    arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if len(arrays) != len(spec_inputs(spec)):
+        names = ", ".join(repr(inp["name"]) for inp in spec_inputs(spec))
+        msg = f"network {spec['name']!r} takes {len(spec_inputs(spec))} input arrays ({names}), got {len(arrays)}"
+        raise ConfigError(msg)
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    if len({len(a) for a in arrays}) != 1:
+        msg = f"network {spec['name']!r}: input arrays of different event counts {[len(a) for a in arrays]}"
+        raise ConfigError(msg)
+    return arrays
+
+
 def evaluate_exact(spec: dict, inputs) -> np.ndarray:
-    """The pure-Python reference: raw output mantissas (int64, shape (N, n_out)) for
-    input *values* of shape (N, *input shape). Exact in float64 up to 53 bits: a wider
-    network raises :class:`L0emuError` (see :func:`exact_limit`)."""
+    """The pure-Python reference: raw output mantissas (int64, the emulator's columns) for
+    input *values* of shape (N, *input shape), a list of them for several inputs. Exact in
+    float64 up to 53 bits: a wider network raises :class:`L0emuError` (see :func:`exact_limit`)."""
     check_supported(spec)
     reason = exact_limit(spec)
     if reason:
         msg = f"the pure-Python reference cannot be exact here: {reason}"
         raise L0emuError(msg)
-    x = np.asarray(inputs, dtype=np.float64)
+    arrays = input_arrays(spec, inputs)
     raw = []
     # blocks bound the memory of the im2col patches (a few hundred MB per 100k events)
-    for start in range(0, max(len(x), 1), EXACT_BLOCK):
-        block = x[start : start + EXACT_BLOCK]
-        out, out_type = _walk(ExactBackend(), block, spec)
-        raw.append(_to_raw(out.reshape(len(block), -1), out_type))
+    for start in range(0, max(len(arrays[0]), 1), EXACT_BLOCK):
+        blocks = [x[start : start + EXACT_BLOCK] for x in arrays]
+        heads = _walk(ExactBackend(), blocks, spec)
+        raw.append(np.concatenate([_to_raw(out.reshape(len(blocks[0]), -1), t) for out, t in heads], axis=1))
     return np.concatenate(raw)
 
 
-def _to_raw(values, t: ApType) -> np.ndarray:
-    scaled = np.ldexp(np.asarray(values, dtype=np.float64), t.frac)
+def _to_raw(values, types) -> np.ndarray:
+    """Values -> mantissas, each column in its type (``types``: one ApType, or one per column)."""
+    types = [types] * np.shape(values)[-1] if isinstance(types, ApType) else list(types)
+    fracs = np.array([t.frac for t in types], dtype=np.int64)
+    scaled = np.ldexp(np.asarray(values, dtype=np.float64), fracs)
     raw = np.rint(scaled)
     if not np.array_equal(raw, scaled):
-        msg = f"output values are not on the grid of the output type {t}"
+        column = int(np.flatnonzero(np.any(raw != scaled, axis=tuple(range(raw.ndim - 1))))[0])
+        msg = f"output values of column {column} are not on the grid of its output type {types[column]}"
         raise L0emuError(msg)
     return raw.astype(np.int64)
 
 
 @dataclass
 class RtlBuild:
-    """A traced network: da4ml's combinational logic and the spec's output type."""
+    """A traced network: da4ml's combinational logic, the types of its inputs (one per spec
+    input) and of its output columns (one per column)."""
 
     comb: object
-    input_type: ApType
-    output_type: ApType
+    input_types: list
+    output_types: list
     n_inputs: int
     n_outputs: int
     # the traced da4ml variables, to re-trace the outputs for the Verilator binder
@@ -863,20 +956,23 @@ def trace_spec(spec: dict) -> RtlBuild:
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
     check_supported(spec)
-    in_type = parse_type(spec_inputs(spec)[0]["type"])
-    shape = tuple(spec_inputs(spec)[0]["shape"])
     hwconf = HWConfig(1, -1, -1)
     solver_options = {"hard_dc": 2}
-    k = int(in_type.signed)
-    inputs = FixedVariableArray.from_kif(
-        np.full(shape, k), np.full(shape, in_type.integer - k), np.full(shape, in_type.frac),
-        hwconf=hwconf, solver_options=solver_options,
-    )
-    out, out_type = _walk(TracedBackend(hwconf, solver_options), np.asarray(inputs._vars, dtype=object), spec)
-    outputs = list(out.ravel())
-    inputs = list(inputs._vars.ravel())
+    in_types, arrays = [], []
+    for inp in spec_inputs(spec):
+        t, shape = parse_type(inp["type"]), tuple(inp["shape"])
+        k = int(t.signed)
+        traced = FixedVariableArray.from_kif(
+            np.full(shape, k), np.full(shape, t.integer - k), np.full(shape, t.frac), hwconf=hwconf, solver_options=solver_options,
+        )
+        in_types.append(t)
+        arrays.append(np.asarray(traced._vars, dtype=object))
+    heads = _walk(TracedBackend(hwconf, solver_options), arrays, spec)
+    outputs = [v for out, _ in heads for v in out.ravel()]
+    out_types = [t for out, t in heads for _ in range(out.size)]
+    inputs = [v for x in arrays for v in x.ravel()]  # the spec inputs side by side, as interpret() passes them
     comb = comb_trace(inputs, outputs, keep_dead_inputs=True)
-    return RtlBuild(comb, in_type, out_type, len(inputs), len(outputs), inputs, outputs)
+    return RtlBuild(comb, in_types, out_types, len(inputs), len(outputs), inputs, outputs)
 
 
 def _binder_bits(variables) -> int:
@@ -896,17 +992,17 @@ def _binder_graph(build: RtlBuild):
     (shifts and wiring only). The Verilog that ``build_rtl`` writes keeps one port per output."""
     if _binder_bits(build.input_vars or ()) > BINDER_BITS:
         msg = (
-            f"--simulate: the input ({build.input_type}) needs {_binder_bits(build.input_vars)} bits per port; "
+            f"--simulate: the input ({', '.join(map(str, build.input_types))}) needs {_binder_bits(build.input_vars)} bits per port; "
             f"da4ml's Verilator binder takes at most {BINDER_BITS}"
         )
         raise L0emuError(msg)
-    out_type = build.output_type
+    out_types = build.output_types
     if build.output_vars is None or _binder_bits(build.output_vars) <= BINDER_BITS:
-        return build.comb, lambda values: _to_raw(values, out_type)
+        return build.comb, lambda values: _to_raw(values, out_types)
     from da4ml.trace import HWConfig, comb_trace
 
     ops = TracedOps(HWConfig(1, -1, -1))
-    mantissas = [v * 2.0**out_type.frac if hasattr(v, "kif") else ops._const(float(v) * 2.0**out_type.frac) for v in build.output_vars]
+    mantissas = [v * 2.0**t.frac if hasattr(v, "kif") else ops._const(float(v) * 2.0**t.frac) for v, t in zip(build.output_vars, out_types)]
     widest = max(int(v.kif[0]) + int(v.kif[1]) for v in mantissas)
     low_bits = min(BINDER_BITS - 1, max(widest - (BINDER_BITS - 1), (widest + 1) // 2))
     if widest - low_bits > BINDER_BITS - 1:
@@ -991,13 +1087,17 @@ def verilator_env() -> dict:
     return env
 
 
-def random_inputs(spec: dict, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` input events (values): the first half sparse with values in {0, 0.5, 1} (cast
-    into the input type), the rest uniform random mantissas over the input type's whole
-    range, the first two of them all-minimum and all-maximum."""
-    in_type = parse_type(spec_inputs(spec)[0]["type"])
-    shape = tuple(spec_inputs(spec)[0]["shape"])
+def random_inputs(spec: dict, n: int, seed: int = 0):
+    """``n`` input events (values) per spec input: the first half sparse with values in
+    {0, 0.5, 1} (cast into the input type), the rest uniform random mantissas over the input
+    type's whole range, the first two of them all-minimum and all-maximum. One array for a
+    network with one input, else a list of one per input."""
     rng = np.random.default_rng(seed)
+    arrays = [_random_input(parse_type(inp["type"]), tuple(inp["shape"]), n, rng) for inp in spec_inputs(spec)]
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _random_input(in_type: ApType, shape: tuple, n: int, rng) -> np.ndarray:
     n_sparse = n // 2
     sparse = rng.choice([0.0, 0.5, 1.0], p=[0.85, 0.05, 0.10], size=(n_sparse,) + shape)
     sparse = cast(sparse, 1, cast_target(in_type, Expr(2, False, 1)), ExactOps)  # a double's conversion: toward zero
@@ -1055,7 +1155,7 @@ def simulate(
             raise L0emuError(msg) from None
         compile_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        values = model.predict(np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1), n_threads=1)
+        values = model.predict(_side_by_side(build, inputs), n_threads=1)
         simulate_seconds = time.perf_counter() - start
     finally:  # an interrupt (SIGTERM) leaves no scratch directory behind either
         shutil.rmtree(env["L0EMU_VERILATOR_SHIM"], ignore_errors=True)
@@ -1065,5 +1165,18 @@ def simulate(
 
 def interpret(build: RtlBuild, inputs) -> np.ndarray:
     """da4ml's own C++ interpreter of the traced graph: raw output mantissas."""
-    values = build.comb.predict(np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1), n_threads=1)
-    return _to_raw(values, build.output_type)
+    values = build.comb.predict(_side_by_side(build, inputs), n_threads=1)
+    return _to_raw(values, build.output_types)
+
+
+def _side_by_side(build: RtlBuild, inputs) -> np.ndarray:
+    """The input values of each event in one row, the spec inputs side by side (the traced graph's input order)."""
+    arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if len(arrays) != len(build.input_types):
+        msg = f"the traced network takes {len(build.input_types)} input arrays, got {len(arrays)}"
+        raise ConfigError(msg)
+    rows = np.concatenate([np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in arrays], axis=1)
+    if rows.shape[1] != build.n_inputs:
+        msg = f"the traced network takes {build.n_inputs} input values per event, got {rows.shape[1]}"
+        raise ConfigError(msg)
+    return rows

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 import l0emu
 from l0emu.trigger import geometry
+from l0emu.trigger.samples import read_stored_metadata
 from l0emu.util.atomic import atomic_path
 from l0emu.errors import ConfigError, InputFileError
 from l0emu.schema import EVENT_JAGGED, EVENTS_TREE, SETTINGS_TREE, SIGNAL_PT_MIN
@@ -170,21 +171,13 @@ def write_events(path, settings: SimSettings, n_events: int, *, chunk_size: int 
 
 
 def read_metadata(path) -> dict:
-    """The generator metadata stored in an event file (format, version, n_events, geometry, settings)."""
-    try:
-        with uproot.open(path) as file:
-            if SETTINGS_TREE not in file:
-                msg = f"{str(path)!r} has no {SETTINGS_TREE!r} object: not written by 'l0emu simulate'"
-                raise InputFileError(msg)
-            text = str(file[SETTINGS_TREE])
-    except (OSError, ValueError) as err:
-        msg = f"cannot read {str(path)!r} as a ROOT file: {err}"
-        raise InputFileError(msg) from err
-    try:
-        metadata = json.loads(text)
-    except json.JSONDecodeError as err:
-        msg = f"{str(path)!r}: the {SETTINGS_TREE!r} string is not JSON ({err})"
-        raise InputFileError(msg) from err
+    """The generator metadata stored in an event file (format, version, n_events, geometry,
+    settings), read by :func:`l0emu.trigger.samples.read_stored_metadata`; a file without it,
+    or of another format, is refused."""
+    metadata = read_stored_metadata(path)
+    if metadata is None:
+        msg = f"{str(path)!r} has no {SETTINGS_TREE!r} object: not written by 'l0emu simulate'"
+        raise InputFileError(msg)
     if metadata.get("format") != FORMAT:
         msg = f"{str(path)!r}: settings format {metadata.get('format')!r}, expected {FORMAT!r}"
         raise InputFileError(msg)

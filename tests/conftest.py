@@ -84,3 +84,48 @@ def jagged_hits(*events):
     layer = np.array([h[0] for h in flat], dtype=np.uint8)
     strip = np.array([h[1] for h in flat], dtype=np.int16)
     return offsets, layer, strip
+
+
+# ---------------------------------------------------------------- the RTL path's checks
+
+
+def network_spec(layers, inputs, outputs=None, name="rtl_test") -> dict:
+    """A validated format-2 spec of ``layers``; ``inputs`` maps each network input's name to
+    its (shape, type); one output ``pt`` (index 0 of the last layer) unless ``outputs`` are given."""
+    from l0emu.fixedpoint.spec import validate_spec
+
+    spec = {
+        "format": "l0emu-spec/2", "name": name, "source": {"test": True},
+        "inputs": [{"name": key, "shape": list(shape), "type": t} for key, (shape, t) in inputs.items()],
+        "layers": layers, "outputs": outputs or [{"name": "pt", "index": 0, "scale": 1.0, "offset": 0.0}],
+    }  # fmt: skip
+    return validate_spec(spec)
+
+
+def full_range_values(spec, n, seed):
+    """Uniform mantissas over each input type's whole range, events 0 and 1 all-minimum and
+    all-maximum, as values (float64); a list for several inputs."""
+    from l0emu.fixedpoint.aptypes import parse_type
+    from l0emu.fixedpoint.spec import spec_inputs
+
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for inp in spec_inputs(spec):
+        t = parse_type(inp["type"])
+        m = rng.integers(t.min_mantissa, t.max_mantissa + 1, size=(n, *inp["shape"]))
+        m[0], m[1] = t.min_mantissa, t.max_mantissa
+        arrays.append(t.to_float(m))
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def assert_rtl_graph_exact(spec, n=400, seed=0, inputs=None):
+    """da4ml's interpreter of the traced graph == the pure-Python reference == the numba emulator
+    on ``inputs`` (default: :func:`full_range_values`); returns the reference's raw outputs."""
+    from l0emu.firmware import rtl
+    from l0emu.fixedpoint.emulator import Emulator
+
+    inputs = full_range_values(spec, n, seed) if inputs is None else inputs
+    reference = rtl.evaluate_exact(spec, inputs)
+    assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
+    assert np.array_equal(rtl.interpret(rtl.trace_spec(spec), inputs), reference)
+    return reference

@@ -166,11 +166,17 @@ def test_a_name_of_both_the_input_and_a_layer_is_ambiguous():
         validate_spec(spec)
 
 
-def test_rtl_refuses_several_heads_naming_them():
-    from l0emu.firmware.rtl import check_supported
+def test_rtl_builds_several_heads_in_the_emulators_columns():
+    """The RTL path's traced graph and its reference give the emulator's columns, each in its head's type."""
+    from l0emu.firmware import rtl
 
-    with pytest.raises(SpecError, match=r"one output layer; this one has output layers 'a', 'b', 'pre' \(outputs: a <- 'a', b1 <- 'b'.*branches at 'b_dense', 'pre'"):
-        check_supported(branched_spec())
+    spec = branched_spec()
+    x = _inputs(2000)
+    reference = rtl.evaluate_exact(spec, x)
+    assert np.array_equal(Emulator.from_spec(spec).predict_raw(x), reference)
+    build = rtl.trace_spec(spec)
+    assert [str(t) for t in build.output_types] == [str(Emulator.from_spec(spec).output_types[j]) for j in range(6)]
+    assert np.array_equal(rtl.interpret(build, x), reference)
 
 
 # ---------------------------------------------------------------- hls4ml C-simulation

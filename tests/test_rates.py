@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from l0emu.errors import ConfigError
+from l0emu.errors import ConfigError, InputFileError
 from l0emu.results.rates import PT_BINS, RateAssumptions, TriggerCounts, rate_table
 
 
@@ -17,6 +17,14 @@ def test_counts_split_the_sample_into_signal_and_background():
     assert c.denominator[12] == 1 and c.denominator[16] == 2 and c.denominator[-1] == 1  # 80 GeV -> last bin
     assert c.numerator["l0_pt10"][16] == 1 and c.numerator["l0_pt10"][-1] == 1
     assert (c.plateau_passed["l0_pt10"], c.plateau_total["l0_pt10"]) == (2, 3) and c.max_signal_pt == 80.0
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_truth_that_is_not_a_number_is_refused_naming_the_branch(value):
+    """Not counted as background (a fake), as the event readers refuse such truth."""
+    cols = _columns([0.0, 12.2, value, 16.0], [True, False, True, True])
+    with pytest.raises(InputFileError, match=rf"the 'true_pt' branch holds {value!r} at entry 2 of this chunk \(1 such entries\)"):
+        TriggerCounts.from_columns(cols, [10])
 
 
 def test_merging_counts_equals_counting_once():

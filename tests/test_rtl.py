@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from l0emu.fixedpoint.spec import spec_inputs
+from conftest import assert_rtl_graph_exact, full_range_values, network_spec
 from l0emu.firmware import rtl
 from l0emu.firmware.rtl_casts import ExactOps, TracedOps, cast
 from l0emu import cli
@@ -86,12 +86,7 @@ def _activation(name, shape, op="relu", result=ACTIVATION):
 
 
 def _spec(layers, shape, input_type="ap_ufixed<2,1>"):
-    spec = {
-        "format": "l0emu-spec/2", "name": "rtl_test", "source": {"test": True},
-        "inputs": [{"name": "x", "shape": list(shape), "type": input_type}],
-        "layers": layers, "outputs": [{"name": "pt", "index": 0, "scale": 1.0, "offset": 0.0}],
-    }
-    return validate_spec(spec)
+    return network_spec(layers, {"x": (shape, input_type)})
 
 
 def _conv_relu_dense(input_shape, filters, rng):
@@ -352,25 +347,6 @@ def _pool(op, name, shape_in, pool, strides, padding, accum=None, result="ap_fix
     return layer
 
 
-def _full_range_inputs(spec, n, seed):
-    """Uniform mantissas over the input type's whole range, plus the minimum and the maximum."""
-    t = parse_type(spec_inputs(spec)[0]["type"])
-    shape = tuple(spec_inputs(spec)[0]["shape"])
-    rng = np.random.default_rng(seed)
-    m = rng.integers(t.min_mantissa, t.max_mantissa + 1, size=(n,) + shape)
-    m[0], m[1] = t.min_mantissa, t.max_mantissa
-    return t.to_float(m)
-
-
-def _assert_rtl_graph_exact(spec, n=400, seed=0):
-    """da4ml's interpreter of the traced graph == pure-Python reference == numba emulator."""
-    inputs = _full_range_inputs(spec, n, seed)
-    reference = rtl.evaluate_exact(spec, inputs)
-    assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
-    assert np.array_equal(rtl.interpret(rtl.trace_spec(spec), inputs), reference)
-    return reference
-
-
 # (op, input shape, pool, strides, padding, input type, accum_t, result_t)
 POOLS = [
     ("max_pool2d", (5, 7, 2), (1, 2), (1, 2), "valid", "ap_fixed<4,2>", None, "ap_fixed<4,2>"),
@@ -392,7 +368,7 @@ def test_pooling_of_any_shape_stride_and_padding(op, shape, pool, strides, paddi
     layer = _pool(op, "pool", shape, pool, strides, padding, accum, result)
     flat = int(np.prod(layer["output_shape"]))
     flatten = {"name": "flatten", "op": "flatten", "input_shape": layer["output_shape"], "output_shape": [flat], "result_type": result}
-    reference = _assert_rtl_graph_exact(_spec([layer, flatten], shape, in_type))
+    reference = assert_rtl_graph_exact(_spec([layer, flatten], shape, in_type))
     assert len(np.unique(reference, axis=0)) > 50
 
 
@@ -409,7 +385,7 @@ def test_same_padded_conv_then_a_1x2_max_pool_goes_through_rtl():
     layers = [conv1, relu1, pool, conv2, _activation("relu2", conv2["output_shape"]),
               {"name": "flatten", "op": "flatten", "input_shape": conv2["output_shape"], "output_shape": [flat], "result_type": ACTIVATION},
               _dense("dense", flat, 2, rng, "ap_fixed<12,6>")]  # fmt: skip
-    assert len(np.unique(_assert_rtl_graph_exact(_spec(layers, (5, 7, 1), "ap_ufixed<3,1>")), axis=0)) > 8
+    assert len(np.unique(assert_rtl_graph_exact(_spec(layers, (5, 7, 1), "ap_ufixed<3,1>")), axis=0)) > 8
 
 
 @pytest.mark.slow
@@ -466,7 +442,7 @@ def test_exponential_scale_shifts_like_the_emulator(input_type, exponent_width, 
     layer = _scale_layer("alpha", (2, 3, 4), scale, [3, -5, 0, 7], "ap_fixed<20,10>", "ap_fixed<8,4>",
                          "ap_fixed<16,8,AP_RND,AP_SAT>", product="weight_exponential", scale_exponent_width=exponent_width)  # fmt: skip
     flatten = {"name": "flatten", "op": "flatten", "input_shape": [2, 3, 4], "output_shape": [24], "result_type": "ap_fixed<16,8>"}
-    reference = _assert_rtl_graph_exact(_spec([layer, flatten], (2, 3, 4), input_type), n=600)
+    reference = assert_rtl_graph_exact(_spec([layer, flatten], (2, 3, 4), input_type), n=600)
     assert len(np.unique(reference, axis=0)) > 100
 
 
@@ -485,7 +461,7 @@ def test_batchnorm_scale_zero_padding_and_binary_ternary_products():
     dense = _dense("dense", flat, 3, rng, "ap_fixed<9,5,AP_TRN,AP_SAT>")
     dense.update(product="weight_binary", weight_type="ap_uint<1>", weights=rng.integers(0, 2, flat * 3).tolist())
     layers = [bn, pad, conv, _activation("relu", conv["output_shape"], result="ap_ufixed<5,3,AP_RND,AP_SAT>"), flatten, dense]
-    reference = _assert_rtl_graph_exact(_spec(layers, shape, "ap_fixed<5,2>"), n=600)
+    reference = assert_rtl_graph_exact(_spec(layers, shape, "ap_fixed<5,2>"), n=600)
     assert len(np.unique(reference, axis=0)) > 100
 
 
@@ -513,7 +489,7 @@ def test_table_activations_are_da4ml_lookup_tables(op, size, accum, result):
     rng = np.random.default_rng(size)
     dense = _dense("dense", 6, 4, rng, accum)
     layers = [dense, _table_layer(op, "act", [4], size, result)]
-    reference = _assert_rtl_graph_exact(_spec(layers, (6,), "ap_fixed<6,3>"), n=1000)
+    reference = assert_rtl_graph_exact(_spec(layers, (6,), "ap_fixed<6,3>"), n=1000)
     assert len(np.unique(reference)) > 10
 
 
@@ -570,7 +546,7 @@ def test_table_activation_and_pooling_in_verilator(tmp_path):
     flatten = {"name": "flatten", "op": "flatten", "input_shape": pool["output_shape"], "output_shape": [flat], "result_type": pool["result_type"]}
     pooled = _spec([pool, flatten], (5, 7, 2), "ap_fixed<5,3>")
     for spec in (table, pooled):
-        inputs = _full_range_inputs(spec, 500, seed=6)
+        inputs = full_range_values(spec, 500, seed=6)
         got, _, _ = rtl.simulate(rtl.trace_spec(spec), inputs, latency_cutoff=3, clock_ns=2.0)
         assert np.array_equal(got, rtl.evaluate_exact(spec, inputs))
         assert np.array_equal(got, Emulator.from_spec(spec).predict_raw(inputs))
@@ -611,7 +587,7 @@ def test_outputs_wider_than_32_bits_are_split_for_the_binder():
     assert rtl._binder_bits(build.output_vars) > 32
     comb, decode = rtl._binder_graph(build)
     assert comb is not build.comb and rtl._binder_bits([_Kif(k) for k in comb.out_kifs.T]) <= 32
-    inputs = _full_range_inputs(spec, 500, seed=2)
+    inputs = full_range_values(spec, 500, seed=2)
     raw = decode(comb.predict(inputs.reshape(len(inputs), -1), n_threads=1))
     assert np.array_equal(raw, rtl.evaluate_exact(spec, inputs))
     assert np.abs(raw).max() > 2**32  # the high part matters
@@ -642,7 +618,7 @@ def test_networks_beyond_53_bits_skip_only_the_float64_reference(tmp_path, capsy
 @pytest.mark.slow
 def test_wide_output_in_verilator(tmp_path):
     spec = _wide_output_spec()
-    inputs = _full_range_inputs(spec, 300, seed=3)
+    inputs = full_range_values(spec, 300, seed=3)
     got, _, _ = rtl.simulate(rtl.trace_spec(spec), inputs, latency_cutoff=5, clock_ns=2.0)
     assert np.array_equal(got, rtl.evaluate_exact(spec, inputs))
     assert np.array_equal(got, Emulator.from_spec(spec).predict_raw(inputs))

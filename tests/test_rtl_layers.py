@@ -1,16 +1,18 @@
 """The RTL path (da4ml, Verilator) on the 1-D layers, global pools and reshape: the traced
 graph equals the pure-Python reference and the emulator, and a converted network's RTL equals
-the hls4ml C-simulation. Merges, upsampling and several inputs are refused by name."""
+the hls4ml C-simulation. The same for merges, upsampling, several inputs and output layers."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 
+from conftest import assert_rtl_graph_exact, network_spec
 from l0emu.cli import dispatch as cli
 from l0emu.errors import SpecError
 from l0emu.firmware import rtl
-from l0emu.fixedpoint.emulator import Emulator
 from l0emu.fixedpoint.spec import validate_spec
 
 T = "ap_fixed<8,3>"
@@ -31,37 +33,62 @@ def _one_row_spec():
         {"name": "g", "op": "global_avg_pool1d", "input_shape": [3, 2], "output_shape": [2], "result_type": T,
          "accum_type": "ap_fixed<7,2,AP_RND,AP_SAT>"},
     ]  # fmt: skip
-    return validate_spec({"format": "l0emu-spec/2", "name": "one_row", "source": {"test": True},
-                          "inputs": [{"name": "x", "shape": [6, 2], "type": T}], "layers": layers,
-                          "outputs": [{"name": "y0", "index": 0, "scale": 1.0, "offset": 0.0}, {"name": "y1", "index": 1, "scale": 1.0, "offset": 0.0}]})  # fmt: skip
+    outputs = [{"name": "y0", "index": 0, "scale": 1.0, "offset": 0.0}, {"name": "y1", "index": 1, "scale": 1.0, "offset": 0.0}]
+    return network_spec(layers, {"x": ([6, 2], T)}, outputs, name="one_row")
 
 
 def test_one_row_layers_trace_like_the_reference_and_the_emulator():
-    spec = _one_row_spec()
-    t = Emulator.from_spec(spec).input_type
-    rng = np.random.default_rng(3)
-    m = rng.integers(t.min_mantissa, t.max_mantissa + 1, size=(600, 6, 2))
-    m[0], m[1] = t.min_mantissa, t.max_mantissa
-    inputs = t.to_float(m)
-    reference = rtl.evaluate_exact(spec, inputs)
-    assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
-    assert np.array_equal(rtl.interpret(rtl.trace_spec(spec), inputs), reference)
+    reference = assert_rtl_graph_exact(_one_row_spec(), n=600, seed=3)
     assert len(np.unique(reference, axis=0)) > 20
 
 
-@pytest.mark.parametrize("op", ["add", "concatenate"])
-def test_merges_and_several_inputs_are_refused_by_name(op):
-    merge = {"name": "join", "op": op, "inputs": ["a", "b"], "input_shape": [2], "output_shape": [2 if op == "add" else 4], "result_type": T}
-    if op == "concatenate":
-        merge["axis"] = 0
-    spec = validate_spec({"format": "l0emu-spec/2", "name": "joined", "source": {},
-                          "inputs": [{"name": "a", "shape": [2], "type": T}, {"name": "b", "shape": [2], "type": T}],
-                          "layers": [merge], "outputs": [{"name": "y", "index": 0, "scale": 1.0, "offset": 0.0}]})  # fmt: skip
-    with pytest.raises(SpecError, match=rf"layer 'join' \(layers\[0\]\): op '{op}': not supported by the RTL path"):
+def _joined_spec(a_type="ap_fixed<8,3>", b_type="ap_ufixed<6,2>", wide="ap_fixed<32,12>"):
+    """Two inputs, every elementwise merge (one of them a 46-bit product), UpSampling1D,
+    Concatenate on both axes and two output layers."""
+    def merge(name, op, result, inputs=("a", "b")):
+        return {"name": name, "op": op, "inputs": list(inputs), "input_shape": [3, 2], "output_shape": [3, 2], "result_type": result}
+
+    layers = [
+        merge("add", "add", "ap_fixed<6,2,AP_RND,AP_SAT>"), merge("sub", "subtract", "ap_fixed<7,3>"),
+        merge("mul", "multiply", wide), merge("avg", "average", "ap_fixed<6,1,AP_RND_CONV,AP_SAT_SYM>", ("add", "sub")),
+        merge("max", "maximum", T, ("mul", "avg")), merge("min", "minimum", "ap_ufixed<5,2,AP_RND,AP_SAT>", ("max", "b")),
+        {"name": "up", "op": "upsample1d", "input_shape": [3, 2], "output_shape": [6, 2], "size": [2], "result_type": T},
+        {"name": "cat", "op": "concatenate", "inputs": ["up", "mul"], "axis": 0, "input_shape": [6, 2], "output_shape": [9, 2],
+         "result_type": "ap_fixed<12,5>"},
+        {"name": "cat2", "op": "concatenate", "inputs": ["min", "mul"], "axis": 1, "input_shape": [3, 2], "output_shape": [3, 4],
+         "result_type": "ap_fixed<10,4,AP_RND,AP_SAT>"},
+    ]  # fmt: skip
+    outputs = [{"name": "y0", "layer": "cat", "index": 0, "scale": 1.0, "offset": 0.0},
+               {"name": "y1", "layer": "cat2", "index": 1, "scale": 1.0, "offset": 0.0}]  # fmt: skip
+    return network_spec(layers, {"a": ([3, 2], a_type), "b": ([3, 2], b_type)}, outputs, name="joined")
+
+
+@pytest.mark.parametrize(("a_type", "b_type"), [("ap_fixed<8,3>", "ap_ufixed<6,2>"), ("ap_fixed<24,10>", "ap_fixed<22,2>")])
+def test_merges_upsampling_and_two_inputs_trace_like_the_reference_and_the_emulator(a_type, b_type):
+    """The wide case multiplies 24 x 22 bits: the emulator once rounded that product in float32."""
+    spec = _joined_spec(a_type, b_type)
+    reference = assert_rtl_graph_exact(spec, inputs=rtl.random_inputs(spec, 600, seed=4))
+    assert reference.shape == (600, 18 + 12)
+    assert len(np.unique(reference, axis=0)) > 250
+
+
+def test_an_integer_merge_result_is_refused_by_name():
+    spec = _joined_spec()
+    spec["layers"][1]["result_type"] = "ap_int<6>"
+    with pytest.raises(SpecError, match=r"layer 'sub' \(layers\[1\]\): an ap_int<6> result of subtract is not supported by the RTL path"):
         rtl.check_supported(spec)
-    spec["layers"] = [{"name": "relu", "op": "relu", "input_shape": [2], "output_shape": [2], "result_type": T}]
-    with pytest.raises(SpecError, match=r"several inputs \('a', 'b'\) are not supported by the RTL path"):
-        rtl.check_supported(spec)
+
+
+@pytest.mark.parametrize(("add_type", "layer", "inputs", "message"), [
+    ("ap_fixed<34,10>", 2, ["add", "b"], ("layer 'mul' (layers[2]): multiply of ap_fixed<34,10", "product has 56 bits; supported: products of up to 52 bits")),
+    ("ap_fixed<40,10>", 3, ["add", "sub"], ("layer 'avg' (layers[3]): average of ap_fixed<40,10", "sum (or difference) has 41 bits; supported: sums of up to 40")),
+])  # fmt: skip
+def test_merges_wider_than_da4ml_computes_exactly_are_refused(add_type, layer, inputs, message):
+    spec = _joined_spec("ap_fixed<24,10>", "ap_fixed<22,2>")
+    spec["layers"][0]["result_type"] = add_type
+    spec["layers"][layer]["inputs"] = inputs
+    with pytest.raises(SpecError, match=".*".join(map(re.escape, message))):
+        rtl.check_supported(validate_spec(spec))
 
 
 @pytest.mark.slow
@@ -90,6 +117,36 @@ def test_converted_conv1d_network_rtl_equals_the_c_simulation(tmp_path, capsys, 
     assert cli.main(["rtl", str(project), "--simulate", "300", "--csim"]) == 0
     out = capsys.readouterr().out
     assert "RTL vs hls4ml C-simulation: all 300 events equal, every output bit" in out, out
+
+
+@pytest.mark.slow
+@pytest.mark.hls4ml
+def test_converted_merge_network_rtl_equals_the_c_simulation(tmp_path, capsys, monkeypatch):
+    """Two inputs, every Keras merge, UpSampling1D and Concatenate converted by hls4ml with
+    narrow types (sums and products wrap and round): the Verilator simulation of the RTL
+    built from its spec equals the C-simulation, the emulator, the reference and da4ml's
+    interpreter on every output bit."""
+    pytest.importorskip("hls4ml")
+    from l0emu.firmware import hls4ml_bridge as bridge
+    from l0emu.firmware.keras_env import keras
+
+    monkeypatch.setenv("L0EMU_CACHE_DIR", str(tmp_path / "kernels"))
+    layers = keras.layers
+    a, b = keras.Input((4, 2), name="a"), keras.Input((4, 2), name="b")
+    s, p = layers.Subtract(name="sub")([a, b]), layers.Multiply(name="mul")([a, b])
+    mx = layers.Maximum(name="max")([layers.Average(name="avg")([s, p]), layers.Add(name="add")([a, b])])
+    u = layers.UpSampling1D(2, name="up")(layers.Minimum(name="min")([mx, b]))
+    joined = layers.Concatenate(axis=1, name="cat")([layers.Flatten(name="flat")(u), layers.Flatten(name="flat_p")(p)])
+    keras.Model([a, b], layers.Dense(3, name="out")(joined)).save(str(tmp_path / "merges.h5"))
+    project = tmp_path / "fw"
+    narrow = {"precision": {"result": "ap_fixed<7,2,AP_RND,AP_SAT>"}}
+    settings = {"layers": {"a": {"precision": {"result": "ap_fixed<6,2>"}}, "b": {"precision": {"result": "ap_fixed<8,1>"}},
+                           "sub": narrow, "avg": {"precision": {"result": "ap_fixed<6,1>"}}, "min": narrow}}  # fmt: skip
+    bridge.convert(tmp_path / "merges.h5", project, settings)
+    assert cli.main(["rtl", str(project), "--simulate", "400", "--csim"]) == 0
+    out = capsys.readouterr().out
+    for name in ("hls4ml C-simulation", "numba emulator", "pure-Python reference", "da4ml interpreter"):
+        assert f"RTL vs {name}: all 400 events equal, every output bit" in out, out
 
 
 def test_an_average_division_wider_than_da4ml_computes_exactly_is_refused():

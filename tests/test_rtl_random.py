@@ -5,7 +5,7 @@ sizes, filters, padding, strides; max/average pooling; dense widths; quantizer w
 integer bits, alpha 1 or 'auto_po2'; activations; io_parallel or io_stream), given random
 weights and converted with the bridge (no C-simulation is compiled: that equality is the
 other file's claim). Then, on full-range random inputs (uniform mantissas over the input
-type, plus all-minimum, all-maximum and all-zero events):
+type, plus all-zero, all-minimum and all-maximum events; one array per network input):
 
 - every network the RTL path accepts: da4ml's interpreter of the traced graph == the
   pure-Python reference == the numba emulator, every output bit;
@@ -31,11 +31,11 @@ from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from conftest import scaled  # noqa: E402
 from l0emu.fixedpoint.spec import spec_inputs  # noqa: E402
 from l0emu import cli  # noqa: E402
-from l0emu.fixedpoint.aptypes import parse_type  # noqa: E402
 from l0emu.fixedpoint.emulator import Emulator  # noqa: E402
 from l0emu.errors import SpecError  # noqa: E402
 from l0emu.firmware import hls4ml_bridge as bridge  # noqa: E402
 from l0emu.firmware import rtl  # noqa: E402
+from l0emu.validation.compare import full_range_inputs  # noqa: E402
 from test_random_architectures import REFUSALS, architectures, build_graph, graphs  # noqa: E402
 from test_random_architectures import build as build_model  # noqa: E402
 from test_random_architectures import config as conversion_config  # noqa: E402
@@ -48,16 +48,6 @@ SETTINGS = dict(
     phases=[Phase.explicit, Phase.generate],  # shrinking would reconvert and rebuild for hours
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
-
-
-def full_range_inputs(spec, n, seed):
-    """Uniform mantissas over the input type's whole range; events 0, 1, 2 are all-minimum,
-    all-maximum and all-zero."""
-    t = parse_type(spec_inputs(spec)[0]["type"])
-    shape = tuple(spec_inputs(spec)[0]["shape"])
-    m = np.random.default_rng(seed).integers(t.min_mantissa, t.max_mantissa + 1, size=(n,) + shape)
-    m[0], m[1], m[2] = t.min_mantissa, t.max_mantissa, 0
-    return t.to_float(m)
 
 
 def _convert(arch, directory):
@@ -94,7 +84,7 @@ def test_random_architecture_rtl_graph_is_bit_exact(arch, tmp_path_factory, rtl_
     spec = _convert(arch, directory)
     if _refusal(spec) is not None:
         return
-    x = full_range_inputs(spec, N_EVENTS, arch["seed"])
+    x = full_range_inputs(N_EVENTS, spec, arch["seed"])
     emulator = Emulator.from_spec(spec).predict_raw(x)
     graph = rtl.interpret(rtl.trace_spec(spec), x)
     # float64 holds 53 bits: wider networks are checked against the emulator alone
@@ -129,10 +119,12 @@ def test_random_architecture_simulates_in_verilator(arch, tmp_path_factory, rtl_
 @pytest.mark.slow
 @pytest.mark.hls4ml
 @settings(max_examples=scaled(2, 30), **SETTINGS)
-@given(arch=graphs(kinds=("conv", "pool", "pad"), joins=False))
-def test_random_1d_and_global_pool_chain_rtl_graph_is_bit_exact(arch, tmp_path_factory, rtl_session_cache):
-    """Conv1D / Conv2D, 1-D pools, ZeroPadding1D, global pools, Reshape chains: da4ml's graph ==
-    the pure-Python reference == the emulator (converted without compiling a C-simulation)."""
+@given(arch=graphs())
+def test_random_graph_rtl_graph_is_bit_exact(arch, tmp_path_factory, rtl_session_cache):
+    """Conv1D / Conv2D, 1-D pools, ZeroPadding1D, global pools, Reshape, UpSampling, residual
+    merges, Concatenate and a second input: da4ml's graph == the pure-Python reference == the
+    emulator (converted without compiling a C-simulation; test_random_architectures.py checks
+    the emulator against it on graphs of the same strategy)."""
     directory = tmp_path_factory.mktemp("rtl_graph")
     try:
         model, conversion = build_graph(arch)
@@ -146,7 +138,7 @@ def test_random_1d_and_global_pool_chain_rtl_graph_is_bit_exact(arch, tmp_path_f
         raise
     if _refusal(spec) is not None:  # e.g. an average whose division exceeds da4ml's exact products
         return
-    x = full_range_inputs(spec, N_EVENTS, arch["seed"])
+    x = full_range_inputs(N_EVENTS, spec, arch["seed"])
     emulator = Emulator.from_spec(spec).predict_raw(x)
     reference = emulator if rtl.exact_limit(spec) else rtl.evaluate_exact(spec, x)
     for name, got in (("numba emulator", emulator), ("da4ml interpreter", rtl.interpret(rtl.trace_spec(spec), x))):

@@ -118,6 +118,31 @@ def test_regenerating_from_stored_settings_is_bit_exact(hard_file):
     _assert_blocks_equal(events_io.read_events(path), generate(events_io.read_settings(path), metadata["n_events"]))
 
 
+def test_one_reader_of_the_stored_metadata(hard_file, tmp_path):
+    """events_io's metadata is the trigger's reading of the same object; a file without one is
+    None to the sample check and refused by events_io, as are other formats and non-JSON."""
+    from l0emu.errors import InputFileError
+    from l0emu.trigger.samples import read_stored_metadata, stored_settings
+
+    path, settings = hard_file
+    assert events_io.read_metadata(path) == read_stored_metadata(path)
+    assert stored_settings(path)["settings.scenario"] == settings.scenario
+    cases = {"bare": None, "other_format": json.dumps({"format": "other/1"}), "not_json": "{settings"}
+    for name, text in cases.items():
+        with uproot.recreate(tmp_path / f"{name}.root") as f:
+            f[EVENTS_TREE] = {"event_id": np.arange(2, dtype=np.int64)}
+            if text is not None:
+                f[SETTINGS_TREE] = text
+    assert read_stored_metadata(tmp_path / "bare.root") is None and stored_settings(tmp_path / "bare.root") is None
+    with pytest.raises(InputFileError, match="has no 'settings' object: not written by 'l0emu simulate'"):
+        events_io.read_metadata(tmp_path / "bare.root")
+    with pytest.raises(InputFileError, match="settings format 'other/1', expected"):
+        events_io.read_metadata(tmp_path / "other_format.root")
+    for reader in (events_io.read_metadata, stored_settings):
+        with pytest.raises(InputFileError, match="the 'settings' object is not JSON"):
+            reader(tmp_path / "not_json.root")
+
+
 def test_settings_round_trip_and_scenarios():
     hard = settings_for_scenario("hard", seed=3, overrides={"noise_rate": "2e-3", "max_muons": "2"})
     assert SimSettings.from_dict(json.loads(json.dumps(hard.to_dict()))) == hard

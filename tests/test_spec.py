@@ -475,3 +475,15 @@ def test_resource_reuse_factors_follow_hls4mls_rule():
     dense.update(strategy="distributed_arithmetic")
     with pytest.raises(SpecError, match=r"strategy 'distributed_arithmetic' is not one of 'latency', 'resource'"):
         validate_spec(spec)
+
+
+def test_chain_spec_is_validated_and_names_its_input_apart():
+    """The emulator's stage specs: one input named apart from the layers, the last layer's tensor the head."""
+    from l0emu.fixedpoint.spec import chain_spec, output_layout
+
+    relu = {"name": "stage_input", "op": "relu", "input_shape": [3], "output_shape": [3], "result_type": "ap_fixed<8,3>"}
+    lin = {"name": "lin", "op": "linear", "input_shape": [3], "output_shape": [3], "result_type": "ap_fixed<6,2>"}
+    spec = chain_spec("net_stage", {"io_type": "io_parallel"}, (3,), "ap_fixed<8,3>", [relu, lin])
+    assert spec["inputs"][0]["name"] == "stage_input_" and output_layout(spec)[0] == [("lin", 0, 3)]
+    with pytest.raises(SpecError, match=r"stage 'net_stage': .*input_shape: is \[3\], but the previous layer gives \[4\]"):
+        chain_spec("net_stage", {}, (4,), "ap_fixed<8,3>", [relu, lin])

@@ -37,7 +37,7 @@ from numba import njit
 
 from l0emu.fixedpoint import _codegen
 from l0emu.fixedpoint.aptypes import parse_type
-from l0emu.fixedpoint.spec import FORMAT
+from l0emu.fixedpoint.spec import chain_spec
 
 __all__ = ["MIN_WEIGHTS", "Staged", "plan_stages"]
 
@@ -227,18 +227,7 @@ def _chain(spec) -> bool:
 
 def _sub_spec(spec, layers, tensor):
     """The spec of ``layers`` alone, reading ``tensor`` (its whole output tensor as the one head)."""
-    names = {layer["name"] for layer in layers}
-    input_name = "stage_input"
-    while input_name in names:
-        input_name += "_"
-    return {
-        "format": FORMAT,
-        "name": f"{spec['name']}_{layers[0]['name']}",
-        "source": spec["source"],
-        "inputs": [{"name": input_name, "shape": list(tensor.shape), "type": str(tensor.type)}],
-        "layers": layers,
-        "outputs": [{"name": "y", "index": 0, "offset": 0.0, "scale": 1.0}],
-    }
+    return chain_spec(f"{spec['name']}_{layers[0]['name']}", spec["source"], tensor.shape, str(tensor.type), layers)
 
 
 def _matrix_plan(gen, layer, x, where):

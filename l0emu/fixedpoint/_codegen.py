@@ -32,7 +32,7 @@ from l0emu.errors import SpecError
 from l0emu.fixedpoint.casts import cast_mantissa
 from l0emu.fixedpoint.spec import output_layout, spec_inputs
 
-__all__ = ["BLOCK", "ELEMENT_TYPE_LIMIT", "UNROLL_LIMIT", "Tensor", "as_2d", "generate", "resource_order"]
+__all__ = ["BLOCK", "ELEMENT_TYPE_LIMIT", "UNROLL_LIMIT", "Tensor", "as_2d", "generate", "merge_expr", "resource_order", "upsample_index"]
 
 BLOCK = 32
 UNROLL_LIMIT = 1024
@@ -1044,18 +1044,9 @@ class _Generator:
         return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", g.name, g.type, g.lo, g.hi, [("cast", res_t)], layer["output_shape"], where, g.dtype)
 
     def _upsample(self, layer, x, steps, where, group):
-        """nnet::resize_nearest (nnet_image.h): output pixel (i, j) reads input row
-        ``(i * y_ratio) >> 16`` and column ``(j * x_ratio) >> 16``, ratio = (in << 16) / out + 1
-        in int; the resized array has the input's type (any result type is a cast of it)."""
-        shape = x.shape if len(x.shape) == 3 else (1, *x.shape)
-        out = tuple(layer["output_shape"]) if len(x.shape) == 3 else (1, *layer["output_shape"])
-        (h, w, c), (oh, ow, _) = shape, out
-        y_ratio, x_ratio = (h << 16) // oh + 1, (w << 16) // ow + 1
-        if max((oh - 1) * y_ratio, (ow - 1) * x_ratio) >= 1 << 31:
-            msg = f"{where}: an upsampled size of {oh}x{ow} overflows hls4ml's int index arithmetic"
-            raise SpecError(msg)
-        index = [(((i * y_ratio) >> 16) * w + ((j * x_ratio) >> 16)) * c + k for i in range(oh) for j in range(ow) for k in range(c)]
-        return self._gather(layer, x, index, steps[0][1], where)
+        """nnet::resize_nearest (:func:`upsample_index`); the resized array has the input's
+        type (any result type is a cast of it)."""
+        return self._gather(layer, x, upsample_index(x.shape, layer["output_shape"], where), steps[0][1], where)
 
     def _concatenate(self, layer, xs, steps, where, group):
         """nnet::concatenate{1,2,3}d: each input's elements cast into the result type, placed
@@ -1090,13 +1081,11 @@ class _Generator:
             msg = f"{where}: an {steps[0][1]} result of {op} is not emulated (an ap_int converts by the C++ type of the merged expression, not checked against the C-simulation)"
             raise SpecError(msg)
         if op == "multiply":
-            frac = a.type.frac + b.type.frac
             ends = [p * q for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
             sa = sb = 0
         else:
             common = max(a.type.frac, b.type.frac)
             sa, sb = common - a.type.frac, common - b.type.frac
-            frac = common + (1 if op == "average" else 0)  # the sum's mantissa, read one bit finer: halved
             sign = -1 if op == "subtract" else 1
             ends = [(p << sa) + sign * (q << sb) for p in (a.lo, a.hi) for q in (b.lo, b.hi)]
             if op in ("maximum", "minimum"):
@@ -1111,7 +1100,8 @@ class _Generator:
         title = " + ".join(group)
 
         def operand(t, shift):
-            v = f"{t.name}[j]" if dt != "i64" else f"np.int64({t.name}[j])"
+            # in dt: an f32 input times an f32 input would round a product that dt holds exactly
+            v = f"{dt}({t.name}[j])" if dt != "i64" else f"np.int64({t.name}[j])"
             if not shift:
                 return v
             return f"{v} * {_const(dt, 1 << shift)}" if dt != "i64" else f"({v} << {shift})"
@@ -1122,19 +1112,35 @@ class _Generator:
         args = list(dict.fromkeys([a.name, b.name, acc]))  # a tensor merged with itself is one argument
         with self._kernel(f"{title}: {op}", args, [f"for j in range({a.size} * BLOCK):"]) as em:
             em.append(f"{acc}[j] = {value}")
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, _merge_expr(op, a.type, b.type, frac), lo, hi, steps,
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, merge_expr(op, a.type, b.type), lo, hi, steps,
                                  layer["output_shape"], where, dt)
 
 
-def _merge_expr(op, a, b, frac) -> Expr:
+def merge_expr(op, a, b) -> Expr:
     """The C++ type of the expression nnet_merge.h casts into the result: a + b, a - b (signed),
-    a * b, (a + b) * ap_ufixed<1,0>(0.5), or the common type of a and b that ``a > b ? a : b`` reads."""
+    a * b, (a + b) * ap_ufixed<1,0>(0.5) (the sum's mantissa read one bit finer: halved), or
+    the common type of a and b that ``a > b ? a : b`` reads."""
     if op == "multiply":
         return Expr.product(a, b)
     total = Expr.sum(a, b)
+    frac = total.frac + (1 if op == "average" else 0)
     if op in ("maximum", "minimum"):
         return Expr(total.integer - 1, total.signed, frac)
     return Expr(total.integer, total.signed or op == "subtract", frac)
+
+
+def upsample_index(in_shape, out_shape, where) -> list:
+    """The input element (row-major index) each output element of nnet::resize_nearest
+    (nnet_image.h) reads: output pixel (i, j) reads input row ``(i * y_ratio) >> 16`` and column
+    ``(j * x_ratio) >> 16``, ratio = (in << 16) / out + 1 in int; a 1-D shape is one row."""
+    shape = tuple(in_shape) if len(in_shape) == 3 else (1, *in_shape)
+    out = tuple(out_shape) if len(out_shape) == 3 else (1, *out_shape)
+    (h, w, c), (oh, ow, _) = shape, out
+    y_ratio, x_ratio = (h << 16) // oh + 1, (w << 16) // ow + 1
+    if max((oh - 1) * y_ratio, (ow - 1) * x_ratio) >= 1 << 31:
+        msg = f"{where}: an upsampled size of {oh}x{ow} overflows hls4ml's int index arithmetic"
+        raise SpecError(msg)
+    return [(((i * y_ratio) >> 16) * w + ((j * x_ratio) >> 16)) * c + k for i in range(oh) for j in range(ow) for k in range(c)]
 
 
 _INPUT_KEY = object()  # the network input among the layer names: a layer without "inputs" reads it first

@@ -147,7 +147,7 @@ from l0emu.trigger.geometry import ALL_LAYERS, N_LAYERS, N_STRIPS
 from l0emu.trigger.images import POOL, WINDOW_STRIPS
 from l0emu.trigger.sector import MAX_CANDIDATES
 
-__all__ = ["CANDIDATE_OUTPUTS", "ELEMENT_TYPE_KEYS", "FORMAT", "FORMATS", "MERGE_OPS", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "STRATEGIES", "dot_sizes",
+__all__ = ["CANDIDATE_OUTPUTS", "ELEMENT_TYPE_KEYS", "FORMAT", "FORMATS", "MERGE_OPS", "OPS", "OpRule", "SOFTMAX_IMPLEMENTATIONS", "STRATEGIES", "chain_spec", "dot_sizes",
            "output_layout", "preprocessing_layers", "read_spec", "spec_inputs", "valid_reuse_factor", "write_spec", "validate_spec"]
 
 FORMAT = "l0emu-spec/2"
@@ -872,6 +872,25 @@ def _check_old_types(spec, where: _Where) -> None:
         if not t.int_kind and t.integer == t.width and (t.rounding, t.saturation, t.sat_bits) == ("TRN_ZERO", "WRAP", 0):
             at.fail(f"{text} in an {spec['format']} spec may stand for an ap_int<{t.width}> or ap_fixed<{t.width},{t.width},AP_TRN_ZERO>, "
                     f"which convert values differently; re-run 'l0emu convert' to write an {FORMAT} spec")
+
+
+def chain_spec(name: str, source: dict, input_shape, input_type: str, layers: list) -> dict:
+    """The validated spec of the chain ``layers`` (none naming ``inputs``) on one input of
+    ``input_shape`` and ``input_type``, named apart from the layers; the last layer's whole
+    tensor is its one head (output ``y``). The emulator's stages are such specs."""
+    names = {layer["name"] for layer in layers}
+    input_name = "stage_input"
+    while input_name in names:
+        input_name += "_"
+    spec = {
+        "format": FORMAT,
+        "name": name,
+        "source": source,
+        "inputs": [{"name": input_name, "shape": list(input_shape), "type": input_type}],
+        "layers": layers,
+        "outputs": [{"name": "y", "index": 0, "offset": 0.0, "scale": 1.0}],
+    }
+    return validate_spec(spec, origin=f"stage {name!r}")
 
 
 def output_layout(spec: dict) -> tuple:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from l0emu.errors import InputFileError
+
 __all__ = ["count_chunk"]
 
 
@@ -34,7 +36,7 @@ def _count(true_pt, fired, edges, signal_min, overflow, plateau_min, numerator, 
     max_signal = 0.0
     for e in range(true_pt.shape[0]):
         pt = np.float64(true_pt[e])
-        if not pt >= signal_min:  # NaN counts as background, as the numpy comparison did
+        if not pt >= signal_min:  # count_chunk refused NaN before
             totals[0] += 1
             for t in range(n_thresholds):
                 totals[1 + 3 * t] += fired[t, e]
@@ -50,13 +52,20 @@ def _count(true_pt, fired, edges, signal_min, overflow, plateau_min, numerator, 
     return max_signal
 
 
-def count_chunk(true_pt, fired, edges, signal_min: float, plateau_min):
+def count_chunk(true_pt, fired, edges, signal_min: float, plateau_min, truth: str = "true_pt"):
     """Counts of one chunk: ``fired`` is (n_thresholds, n_events) bool, ``edges`` the pT binning.
 
     Signal events have ``true_pt >= signal_min`` and are binned with overflow folded into the
-    last bin. Returns ``(numerator (n_thresholds, n_bins), denominator (n_bins), background,
+    last bin. A truth pT that is not a finite number is refused, naming the ``truth`` branch, as
+    the event readers refuse it: NaN would count as background, a fake. Returns ``(numerator (n_thresholds, n_bins), denominator (n_bins), background,
     background_fired, plateau_total, plateau_passed, max_signal_pt)``, counts as int64.
     """
+    true_pt = np.ascontiguousarray(true_pt)
+    bad = np.flatnonzero(~np.isfinite(true_pt))
+    if len(bad):
+        msg = (f"the {truth!r} branch holds {float(true_pt[bad[0]])!r} at entry {int(bad[0])} of this chunk ({len(bad)} such "
+               "entries): a truth pT that is not a finite number is neither signal nor background, so it is not counted")
+        raise InputFileError(msg)
     edges = np.ascontiguousarray(edges, dtype=np.float64)
     if not edges[0] <= signal_min:  # every signal event must fall in a bin
         msg = f"count_chunk: the first pT bin edge {edges[0]:g} lies above the signal threshold {signal_min:g} GeV"
@@ -67,7 +76,7 @@ def count_chunk(true_pt, fired, edges, signal_min: float, plateau_min):
     denominator = np.zeros(n_bins, np.int64)
     totals = np.zeros(1 + 3 * n_thresholds, np.int64)
     max_signal = _count(
-        np.ascontiguousarray(true_pt), fired, edges, float(signal_min), float(edges[-1] - 1e-9),
+        true_pt, fired, edges, float(signal_min), float(edges[-1] - 1e-9),
         np.asarray(plateau_min, dtype=np.float64), numerator, denominator, totals,
     )
     per = totals[1:].reshape(n_thresholds, 3)

@@ -110,10 +110,10 @@ class MultiCounts:
         # count_chunk counts pT < SIGNAL_PT_MIN as background: -1 takes a crossing out of the signal part
         outside = np.float32(-1.0)
 
-        def two(pt):
-            return TriggerCounts.from_columns({"true_pt": pt, **fired}, thresholds, two_muon_branch)
+        def two(pt, truth="true_pt"):
+            return TriggerCounts.from_columns({"true_pt": pt, **fired}, thresholds, two_muon_branch, truth)
 
-        pairs = two(np.where(n_signal >= 2, pt2, outside))
+        pairs = two(np.where(n_signal >= 2, pt2, outside), "true_pt2")
         one_muon = two(np.where(n_signal == 1, true_pt, outside))
         every = two(true_pt)
         with_candidate = (n_signal == 1) & (np.asarray(columns["l0_n_mu"]) > 0)

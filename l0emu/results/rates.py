@@ -102,7 +102,8 @@ class TriggerCounts:
         )
 
     @classmethod
-    def from_columns(cls, columns: dict, thresholds, branch=threshold_branch) -> TriggerCounts:
+    def from_columns(cls, columns: dict, thresholds, branch=threshold_branch, truth: str = "true_pt") -> TriggerCounts:
+        """Counts of one chunk; ``columns["true_pt"]`` holds the truth pT, read from the ``truth`` branch."""
         from l0emu.results.counting import count_chunk  # numba: not imported for --help
 
         counts = cls.empty(thresholds, branch)
@@ -112,7 +113,7 @@ class TriggerCounts:
             fired[i] = columns[b]
         plateau = [plateau_min_pt(t) for t in thresholds]  # counted among signal events only
         numerator, denominator, background, background_fired, plateau_total, plateau_passed, max_pt = count_chunk(
-            true_pt, fired, PT_BINS, SIGNAL_PT_MIN, plateau
+            true_pt, fired, PT_BINS, SIGNAL_PT_MIN, plateau, truth
         )
         counts.denominator += denominator
         counts.background = background

@@ -19,7 +19,7 @@ import uproot
 from l0emu.errors import ConfigError, InputFileError
 from l0emu.schema import SETTINGS_TREE
 
-__all__ = ["PER_FILE_SETTINGS", "check_distinct", "check_same_settings", "stored_settings"]
+__all__ = ["PER_FILE_SETTINGS", "check_distinct", "check_same_settings", "read_stored_metadata", "stored_settings"]
 
 # settings that differ between the files of one production
 PER_FILE_SETTINGS = ("seed",)
@@ -43,9 +43,11 @@ def check_distinct(paths) -> None:
         seen[key] = path
 
 
-def stored_settings(path) -> dict | None:
-    """The physics settings stored in an event file, flattened (``settings.pt_max``,
-    ``geometry.n_strips``, ...), without per-file ones; None for a file without them."""
+def read_stored_metadata(path) -> dict | None:
+    """The JSON object an event file stores as :data:`l0emu.schema.SETTINGS_TREE` (what
+    ``l0emu simulate`` wrote: format, version, event count, geometry, settings); None for a
+    file without one. The one reader of it (:func:`l0emu.simulation.events_io.read_metadata`
+    calls it and checks the format)."""
     try:
         with uproot.open(path) as file:
             if SETTINGS_TREE not in file.keys(cycle=False):
@@ -62,6 +64,15 @@ def stored_settings(path) -> dict | None:
     if not isinstance(metadata, dict):
         msg = f"{str(path)!r}: the {SETTINGS_TREE!r} object is not a JSON object"
         raise InputFileError(msg)
+    return metadata
+
+
+def stored_settings(path) -> dict | None:
+    """The physics settings stored in an event file, flattened (``settings.pt_max``,
+    ``geometry.n_strips``, ...), without per-file ones; None for a file without them."""
+    metadata = read_stored_metadata(path)
+    if metadata is None:
+        return None
     # the generator settings first, the scenario first of them: the first difference named is the telling one
     settings = metadata.get("settings") if isinstance(metadata.get("settings"), dict) else {}
     flat = {f"settings.{k}": settings[k] for k in sorted(settings, key=lambda k: (k != "scenario", k)) if k not in PER_FILE_SETTINGS}
