@@ -58,10 +58,11 @@ def _reference_counts(columns, thresholds):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_counts_equal_the_histogram_reference_at_edges_overflow_and_nan(dtype):
+def test_counts_equal_the_histogram_reference_at_edges_and_overflow(dtype):
     rng = np.random.default_rng(14)
     edges = np.concatenate([PT_BINS, np.nextafter(PT_BINS, -np.inf), np.nextafter(PT_BINS, np.inf)])
-    special = np.array([np.nan, -1.0, 0.0, 2.999, 3.0, 7.5, 15.0, 59.999999, 60.0, 80.0, 1e6, np.inf])
+    # a truth pT that is NaN or infinite is refused (test_rates), not counted
+    special = np.array([-1.0, 0.0, 2.999, 3.0, 7.5, 15.0, 59.999999, 60.0, 80.0, 1e6])
     pt = np.concatenate([rng.uniform(0.0, 70.0, 20_000), edges, special]).astype(dtype)
     rng.shuffle(pt)
     thresholds = (2.0, 5.0, 10.0, 20.0, 45.0)  # plateaus 3 (the signal edge), 7.5, 15, 30, 67.5
