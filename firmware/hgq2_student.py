@@ -198,15 +198,29 @@ def compile_student(trainer, learning_rate: float) -> None:
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=None if hasattr(trainer, "student") else squared_error, weighted_metrics=[])
 
 
-def fit(trainer, fit_data, validation_data, preset, verbose, label) -> dict:
-    """:func:`firmware.train._fit` for Keras 3 (early stopping on the validation loss, best weights kept)."""
+def _objective_callback(keras, student, beta):
+    """Logs ``ebops`` and ``val_objective`` = val_loss + beta x EBOPs each epoch: the trade-off the
+    training minimises, measured on the validation events. Early stopping watches it, so the
+    weights kept are not those of an early epoch that was better only because it was wider."""
+
+    class ValidationObjective(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            ebops = float(sum(float(layer.ebops) for layer in _weighted_layers(student)))
+            logs["ebops"] = ebops
+            logs["val_objective"] = logs["val_loss"] + beta * ebops
+
+    return ValidationObjective()
+
+
+def fit(trainer, student, beta, fit_data, validation_data, preset, verbose, label) -> dict:
+    """:func:`firmware.train._fit` for Keras 3; early stopping on ``val_objective`` (above), best weights kept."""
     keras = _keras3()
     if verbose:
         print(f"training {label}: {len(fit_data[0])} events, validation {len(validation_data[0])}, up to {preset.epochs} epochs")
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=preset.patience, restore_best_weights=True)
+    stop = keras.callbacks.EarlyStopping(monitor="val_objective", mode="min", patience=preset.patience, restore_best_weights=True)
     history = trainer.fit(
         *fit_data[:2], sample_weight=fit_data[2], validation_data=validation_data, epochs=preset.epochs,
-        batch_size=preset.batch_size, callbacks=[stop], verbose=2 if verbose else 0, shuffle=True,
+        batch_size=preset.batch_size, callbacks=[_objective_callback(keras, student, beta), stop], verbose=2 if verbose else 0, shuffle=True,
     )  # fmt: skip
     return {n: [float(v) for v in values] for n, values in history.history.items()}
 

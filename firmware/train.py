@@ -483,7 +483,7 @@ def _train_hgq2(architecture, beta, fit_data, validation_data, schedule, teacher
     trainer = h.HintDistiller(model, teacher, gammas, soft_weight) if teacher is not None else model
     h.compile_student(trainer, schedule.learning_rate)
     label = f"{model.name} (HGQ2, beta {beta:g})" + (" with distillation" if teacher is not None else "")
-    history = h.fit(trainer, fit_data, validation_data, schedule, verbose, label)
+    history = h.fit(trainer, model, beta, fit_data, validation_data, schedule, verbose, label)
     ebops = h.finish(model, fit_data[0])
     return model, init_sha, history, {"ebops": ebops, "layers": h.bit_widths(model), "range_trace": "trace_minmax on the training images"}
 

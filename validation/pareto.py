@@ -37,13 +37,14 @@ from l0emu.results.metrics import DEFAULT_THRESHOLD, physics_summary
 from l0emu.util.atomic import atomic_path
 from l0emu.util.serialize import jsonable
 
-__all__ = ["TARGETS", "LUT_BUDGET", "LATENCY_BUDGET_NS", "FORMAT", "evaluate", "meets_targets", "study_commands", "write_report", "main"]
+__all__ = ["LOGIC_CHECK_EVENTS", "logic_check", "TARGETS", "LUT_BUDGET", "LATENCY_BUDGET_NS", "FORMAT", "evaluate", "meets_targets", "study_commands", "write_report", "main"]
 
 FORMAT = "l0emu-pareto/1"
 # the issue's targets for the default student (10 GeV threshold): plateau at least, fake 95 % UL below
 TARGETS = {"default": {"plateau": 0.99, "fake_ul": 0.2e-3}, "hard": {"plateau": 0.96, "fake_ul": 1.5e-3}}
 LUT_BUDGET = 30_000  # da4ml's estimate
 LATENCY_BUDGET_NS = 84.0
+LOGIC_CHECK_EVENTS = 20_000
 HGQ2_EXACT = "Keras 3 predict (HGQ2: fixed point throughout, what the firmware computes)"
 
 
@@ -54,7 +55,20 @@ def _kind(model) -> str:
     return "float" if config["nbits"] is None else "qkeras"
 
 
-def _network_and_cost(model, work_dir):
+def logic_check(network, comb, model, path, n_events: int = LOGIC_CHECK_EVENTS) -> dict:
+    """Keras 3 predict of an HGQ2 network against da4ml's interpretation of the logic traced from
+    it (what the Verilog computes), on the first ``n_events`` events of ``path``."""
+    from l0emu.trigger.events import iterate_events
+    from l0emu.trigger.images import fragment_hits, pooled_to_float
+
+    chunk = next(iterate_events([str(path)], step_size=n_events))
+    pixels = pooled_to_float(fragment_hits(chunk.hit_offsets, chunk.hit_layer, chunk.hit_strip, model.stride, model.layers)[1])
+    keras_out = network.predict(pixels, batch_size=4096, verbose=0)
+    logic_out = np.asarray(comb.predict(pixels.reshape(len(pixels), -1)), dtype=keras_out.dtype).reshape(keras_out.shape)
+    return {"events": int(len(pixels)), "sample": Path(path).name, "differing_events": int(np.sum(np.any(keras_out != logic_out, axis=1)))}
+
+
+def _network_and_cost(model, work_dir, check_path):
     """``(network for predict_sample, da4ml estimate or None, how it was scored)``."""
     from l0emu.firmware import rtl
 
@@ -63,7 +77,9 @@ def _network_and_cost(model, work_dir):
         from l0emu.firmware.hgq2_student import load_hgq2_model, trace_firmware
 
         network = load_hgq2_model(model.path)
-        return network, rtl.estimate(trace_firmware(network)), HGQ2_EXACT
+        comb = trace_firmware(network)
+        cost = {**rtl.estimate(comb), "keras_vs_traced_logic": logic_check(network, comb, model, check_path)}
+        return network, cost, HGQ2_EXACT
     if kind == "float":
         from l0emu.firmware.models import load_model
 
@@ -108,6 +124,7 @@ def _row(model, summaries, cost, scored_by, command) -> dict:
         "ebops": hgq2.get("ebops"), "luts": None if cost is None else cost["luts"], "ffs": None if cost is None else cost["ffs"],
         "stages": None if cost is None else cost["stages"], "latency_ns": None if cost is None else cost["latency_ns"],
         "evaluated_by": scored_by, "command": command,
+        "keras_vs_traced_logic": None if cost is None else cost.get("keras_vs_traced_logic"),
     }  # fmt: skip
     for scenario, summary in summaries.items():
         fake, plateau = summary["fake_rate"], summary["plateau"]
@@ -130,6 +147,11 @@ def study_commands(script) -> dict:
     return commands
 
 
+def study_variables(script) -> list[str]:
+    """The variable assignments of the study script (``M=...``), which its commands use."""
+    return [line.strip() for line in Path(script).read_text().splitlines() if re.match(r"^[A-Z]\w*=", line.strip())]
+
+
 def evaluate(models_dir, samples: dict, study_script, threshold: float = DEFAULT_THRESHOLD) -> dict:
     """Score and estimate every network of ``models_dir`` on ``samples`` (``{"default": path, "hard": path}``)."""
     from .grid import _check_held_out, find_models, predict_sample
@@ -142,7 +164,7 @@ def evaluate(models_dir, samples: dict, study_script, threshold: float = DEFAULT
         raise InputFileError(msg)
     descriptions = {scenario: _check_held_out(path, scenario, models) for scenario, path in samples.items()}
     with tempfile.TemporaryDirectory(prefix="l0emu-pareto-") as work_dir:
-        loaded = {m.name: _network_and_cost(m, work_dir) for m in models}
+        loaded = {m.name: _network_and_cost(m, work_dir, samples["default"]) for m in models}
         networks = {name: value[0] for name, value in loaded.items()}
         summaries = {m.name: {} for m in models}
         for scenario, path in samples.items():
@@ -154,7 +176,7 @@ def evaluate(models_dir, samples: dict, study_script, threshold: float = DEFAULT
     return jsonable({
         "format": FORMAT, "threshold_gev": threshold, "samples": list(descriptions.values()),
         "targets": {**TARGETS, "luts": LUT_BUDGET, "latency_ns": LATENCY_BUDGET_NS},
-        "cost": "da4ml estimates (not synthesis): 2 ns clock, latency cutoff 5", "rows": rows,
+        "cost": "da4ml estimates (not synthesis): 2 ns clock, latency cutoff 5", "study_variables": study_variables(study_script), "rows": rows,
     })  # fmt: skip
 
 
@@ -198,6 +220,19 @@ def _table(rows) -> list[str]:
     return lines
 
 
+def _logic_lines(rows) -> list[str]:
+    checked = [r for r in rows if r.get("keras_vs_traced_logic")]
+    if not checked:
+        return []
+    events = {r["keras_vs_traced_logic"]["events"] for r in checked}
+    differing = sum(r["keras_vs_traced_logic"]["differing_events"] for r in checked)
+    return [
+        "Cross-check of the HGQ2 networks: Keras 3 predict against da4ml's interpreter of the logic traced from each",
+        f"(what its Verilog computes), {', '.join(f'{n:,}' for n in sorted(events))} events of the default sample each: "
+        f"{differing} events with a differing output over {len(checked)} networks.",
+    ]
+
+
 def _markdown(result) -> str:
     rows = result["rows"]
     samples = "; ".join(f"{s['scenario']}: {s['path']}, {s['n_events']:,} events, {s['generator']}" for s in result["samples"])
@@ -224,6 +259,7 @@ def _markdown(result) -> str:
         "emulator; HGQ2 networks quantize every weight, bias and layer input, so Keras 3 predict is the",
         "firmware's decision (hls4ml's bit-exact path and da4ml compute the same fixed-point values; the",
         "cost is da4ml's tracing of the Keras 3 model). Float networks are references without a cost.",
+        *_logic_lines(rows),
         "Every figure is one training seed on validation samples: a screen for recipes, not a result.",
         "",
         *_table(rows),
@@ -239,6 +275,12 @@ def _markdown(result) -> str:
         "are medians on fresh test samples (seeds never used before). Shipping it is a separate step.",
         "",
         "## Commands",
+        "",
+        "Each network's training command, with the variables of `study.sh`:",
+        "",
+        "```bash",
+        *result.get("study_variables", []),
+        "```",
         "",
         *commands,
         "",

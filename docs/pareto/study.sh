@@ -28,9 +28,29 @@ l0emu simulate -n 100000 --seed 264 --scenario hard -o $DATA/choose_hard.root
 
 M="$DATA/train_default.root $DATA/train_hard.root $DATA/train_hard2.root $DATA/train_flat_default.root $DATA/train_flat_hard.root $DATA/train_flat_hard2.root"
 C="--preset paper --max-events 180000 --background-weight 5 --validation $DATA/val_default.root $DATA/val_hard.root"
-H="$C --quantizer hgq2 --epochs 25 --seed 0"
+H="$C --quantizer hgq2 --epochs 15 --seed 0"
 
 # float starts of the three widths (also the physics ceiling of each width)
 l0emu train $M -o $O/student-wider_float $C --architecture student-wider --epochs 40 --seed 0
 l0emu train $M -o $O/student-wide_float $C --architecture student-wide --epochs 40 --seed 0
 l0emu train $M -o $O/student_float $C --architecture student --epochs 40 --seed 0
+
+# QKeras students: quantization-aware training from the float start, one width for every
+# weight and activation (the shipped student's recipe is q4_wider with more events)
+l0emu train $M -o $O/q4_wider $C --architecture student-wider --nbits 4 --init-from $O/student-wider_float --epochs 20 --seed 0
+l0emu train $M -o $O/q4_student $C --architecture student --nbits 4 --init-from $O/student_float --epochs 20 --seed 0
+l0emu train $M -o $O/q4_wide $C --architecture student-wide --nbits 4 --init-from $O/student-wide_float --epochs 20 --seed 0
+l0emu train $M -o $O/q3_wider $C --architecture student-wider --nbits 3 --init-from $O/student-wider_float --epochs 20 --seed 0
+l0emu train $M -o $O/q6_wider $C --architecture student-wider --nbits 6 --init-from $O/student-wider_float --epochs 20 --seed 0
+
+# HGQ2 students (a width per weight and input, beta x EBOPs in the loss), from the same float start
+l0emu train $M -o $O/hgq2_wider_b1e-6 $H --architecture student-wider --beta 1e-6 --init-from $O/student-wider_float
+l0emu train $M -o $O/hgq2_wider_b1e-7 $H --architecture student-wider --beta 1e-7 --init-from $O/student-wider_float
+l0emu train $M -o $O/hgq2_wider_b1e-5 $H --architecture student-wider --beta 1e-5 --init-from $O/student-wider_float
+# ... with distillation from a 9x16 teacher trained in the same run
+l0emu train $M -o $O/hgq2_wider_b1e-6_kd $H --architecture student-wider --beta 1e-6 --init-from $O/student-wider_float --kd
+
+# Score every network on the validation samples 263/264 and estimate its firmware; writes
+# docs/pareto/pareto.json, pareto.csv, pareto.md and pareto.png
+python -m l0emu.validation.pareto evaluate $O --default $DATA/choose_default.root --hard $DATA/choose_hard.root \
+    --study docs/pareto/study.sh -o docs/pareto
