@@ -24,6 +24,7 @@ import numpy as np
 from l0emu.errors import ConfigError, InputFileError
 
 from .distill import HINTS, hinted_loss, squared_error
+from .keras_env import keras3_module as _keras3
 from .keras_env import tf
 from .models import STUDENT_INPUT_SHAPE, STUDENT_WIDTHS, student_kernel_heights
 
@@ -46,15 +47,6 @@ __all__ = [
 
 MODEL_FILE = "model.keras"
 DEFAULT_BETA = 1e-5  # HGQ2's own default (hgq.config.global_config["beta0"])
-
-
-def _keras3():
-    import keras
-
-    if not keras.__version__.startswith("3."):
-        msg = f"HGQ2 needs Keras 3; 'import keras' gives Keras {keras.__version__}"
-        raise ImportError(msg)
-    return keras
 
 
 def check_beta(beta) -> float:

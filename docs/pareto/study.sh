@@ -43,12 +43,13 @@ l0emu train $M -o $O/q4_wide $C --architecture student-wide --nbits 4 --init-fro
 l0emu train $M -o $O/q3_wider $C --architecture student-wider --nbits 3 --init-from $O/student-wider_float --epochs 20 --seed 0
 l0emu train $M -o $O/q6_wider $C --architecture student-wider --nbits 6 --init-from $O/student-wider_float --epochs 20 --seed 0
 
-# HGQ2 students (a width per weight and input, beta x EBOPs in the loss), from the same float start
+# HGQ2 students (a width per weight and input, beta x EBOPs in the loss), from the same float
+# start; the later ones with 10 epochs to fit the study's time (the epochs are in each command)
 l0emu train $M -o $O/hgq2_wider_b1e-6 $H --architecture student-wider --beta 1e-6 --init-from $O/student-wider_float
-l0emu train $M -o $O/hgq2_wider_b1e-7 $H --architecture student-wider --beta 1e-7 --init-from $O/student-wider_float
-l0emu train $M -o $O/hgq2_wider_b1e-5 $H --architecture student-wider --beta 1e-5 --init-from $O/student-wider_float
-# ... with distillation from a 9x16 teacher trained in the same run
-l0emu train $M -o $O/hgq2_wider_b1e-6_kd $H --architecture student-wider --beta 1e-6 --init-from $O/student-wider_float --kd
+l0emu train $M -o $O/hgq2_wider_b1e-7 $C --quantizer hgq2 --epochs 10 --seed 0 --architecture student-wider --beta 1e-7 --init-from $O/student-wider_float
+l0emu train $M -o $O/hgq2_wider_b1e-5 $C --quantizer hgq2 --epochs 10 --seed 0 --architecture student-wider --beta 1e-5 --init-from $O/student-wider_float
+# ... with distillation from a 9x16 float teacher trained in the same run (10 epochs each)
+l0emu train $M -o $O/hgq2_wider_b1e-6_kd $C --quantizer hgq2 --epochs 10 --seed 0 --architecture student-wider --beta 1e-6 --init-from $O/student-wider_float --kd
 
 # Score every network on the validation samples 263/264 and estimate its firmware; writes
 # docs/pareto/pareto.json, pareto.csv, pareto.md and pareto.png
