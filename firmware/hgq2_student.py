@@ -19,6 +19,8 @@ is saved.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError
@@ -32,6 +34,7 @@ __all__ = [
     "MODEL_FILE",
     "DEFAULT_BETA",
     "check_beta",
+    "check_init_bits",
     "build_hgq2_student",
     "initialise_from_float",
     "HintDistiller",
@@ -57,10 +60,30 @@ def check_beta(beta) -> float:
     return float(beta)
 
 
-def build_hgq2_student(beta: float, n_outputs: int = 2, rows: int = STUDENT_INPUT_SHAPE[0], width: str = "student", name=None):
-    """The student ``width`` (:data:`firmware.models.STUDENT_WIDTHS`) in HGQ2 layers, regularised by ``beta``."""
+def check_init_bits(bits) -> int | None:
+    """``bits`` (None: HGQ2's defaults) if it is a width from 1 to 16, else ConfigError."""
+    if bits is None or (isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 16):
+        return bits
+    msg = f"--init-bits must be a whole number of bits from 1 to 16, got {bits!r}"
+    raise ConfigError(msg)
+
+
+def _width_scopes(init_bits):
+    """HGQ2's default scopes, or starting widths: ``init_bits`` bits for every weight and bias,
+    ``init_bits`` fractional bits for every layer input (the integer bits come from the traced ranges)."""
+    from hgq.config import QuantizerConfigScope
+
+    datalane = QuantizerConfigScope(place="datalane", overflow_mode="WRAP", **({} if init_bits is None else {"f0": init_bits}))
+    if init_bits is None:
+        return [datalane]
+    return [datalane, QuantizerConfigScope(q_type="kbi", place=("weight", "bias"), b0=init_bits)]
+
+
+def build_hgq2_student(beta: float, n_outputs: int = 2, rows: int = STUDENT_INPUT_SHAPE[0], width: str = "student", name=None, init_bits=None):
+    """The student ``width`` (:data:`firmware.models.STUDENT_WIDTHS`) in HGQ2 layers, regularised by
+    ``beta``, its widths starting at HGQ2's defaults (8 bits per weight, 6 fractional bits per input) or ``init_bits``."""
     keras = _keras3()
-    from hgq.config import LayerConfigScope, QuantizerConfigScope
+    from hgq.config import LayerConfigScope
     from hgq.layers import QConv2D, QDense
 
     if width not in STUDENT_WIDTHS:
@@ -69,7 +92,9 @@ def build_hgq2_student(beta: float, n_outputs: int = 2, rows: int = STUDENT_INPU
     filters, units = STUDENT_WIDTHS[width]
     kh = student_kernel_heights(rows)
     relu = keras.layers.ReLU
-    with LayerConfigScope(beta0=check_beta(beta), enable_ebops=True), QuantizerConfigScope(place="datalane", overflow_mode="WRAP"):
+    with contextlib.ExitStack() as scopes:
+        for scope in [LayerConfigScope(beta0=check_beta(beta), enable_ebops=True), *_width_scopes(check_init_bits(init_bits))]:
+            scopes.enter_context(scope)
         image = keras.Input(shape=(rows, *STUDENT_INPUT_SHAPE[1:]), name="image")
         layers = [
             QConv2D(filters[0], (kh[0], 3), name="conv1"), relu(name="relu1"),

@@ -282,6 +282,7 @@ def train_run(
     layers=ALL_LAYERS,
     quantizer: str = "qkeras",
     beta=None,
+    init_bits=None,
     verbose: bool = True,
 ) -> dict:
     """Train, evaluate and write ``output_dir`` (atomically); return the record."""
@@ -290,7 +291,7 @@ def train_run(
     outputs = check_outputs(outputs)
     layers = check_layers(layers)
     _check_background_weight(background_weight)
-    beta = _check_quantizer(quantizer, beta, architecture, nbits)
+    beta = _check_quantizer(quantizer, beta, architecture, nbits, init_bits)
     if architecture not in ARCHITECTURES:
         msg = f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
         raise ConfigError(msg)
@@ -356,7 +357,7 @@ def train_run(
     keras.utils.set_random_seed(seed)
     if quantizer == "hgq2":
         model, init_sha, history, hgq2_summary = _train_hgq2(
-            architecture, beta, fit_data, validation_data, schedule, teacher if kd else None, gammas, soft_weight, init_from, verbose,
+            architecture, beta, init_bits, fit_data, validation_data, schedule, teacher if kd else None, gammas, soft_weight, init_from, verbose,
         )  # fmt: skip
         record["hgq2"] = hgq2_summary
     else:
@@ -374,7 +375,7 @@ def train_run(
             "split_seed": seed, "hints": [list(h) for h in HINTS] if kd else None, "gammas": list(gammas) if kd else None,
             "background_weight": float(background_weight), "soft_weight": float(soft_weight) if kd else None,
             "init_from": None if init_from is None else {"path": Path(init_from).name, "sha256": init_sha},
-            "quantizer": quantizer, "beta": beta,
+            "quantizer": quantizer, "beta": beta, "init_bits": init_bits,
             "loss": _LOSS[outputs], "outputs": list(outputs),
         },
         data={
@@ -449,14 +450,14 @@ def _teacher_samples(teacher_path) -> list:
 QUANTIZERS = ("qkeras", "hgq2")
 
 
-def _check_quantizer(quantizer, beta, architecture, nbits):
+def _check_quantizer(quantizer, beta, architecture, nbits, init_bits):
     """The regulariser weight of an HGQ2 training (HGQ2's default when None); refuses what HGQ2 cannot train."""
     if quantizer not in QUANTIZERS:
         msg = f"unknown quantizer {quantizer!r}; choose one of {', '.join(QUANTIZERS)}"
         raise ConfigError(msg)
     if quantizer == "qkeras":
-        if beta is not None:
-            msg = "--beta weighs HGQ2's resource regulariser: it needs --quantizer hgq2"
+        if beta is not None or init_bits is not None:
+            msg = "--beta and --init-bits set HGQ2's regulariser and starting widths: they need --quantizer hgq2"
             raise ConfigError(msg)
         return None
     if nbits is not None:
@@ -465,17 +466,18 @@ def _check_quantizer(quantizer, beta, architecture, nbits):
     if architecture not in STUDENT_WIDTHS:
         msg = f"--quantizer hgq2 trains the students ({', '.join(STUDENT_WIDTHS)}), not {architecture!r}"
         raise ConfigError(msg)
-    from .hgq2_student import DEFAULT_BETA, check_beta
+    from .hgq2_student import DEFAULT_BETA, check_beta, check_init_bits
 
+    check_init_bits(init_bits)
     return check_beta(DEFAULT_BETA if beta is None else beta)
 
 
-def _train_hgq2(architecture, beta, fit_data, validation_data, schedule, teacher, gammas, soft_weight, init_from, verbose):
+def _train_hgq2(architecture, beta, init_bits, fit_data, validation_data, schedule, teacher, gammas, soft_weight, init_from, verbose):
     """Build, initialise and train the HGQ2 student; returns it, the start's sha256, the history and its widths."""
     from . import hgq2_student as h
 
     rows, n_outputs = fit_data[0].shape[1], fit_data[1].shape[1]
-    model = h.build_hgq2_student(beta, n_outputs=n_outputs, rows=rows, width=architecture)
+    model = h.build_hgq2_student(beta, n_outputs=n_outputs, rows=rows, width=architecture, init_bits=init_bits)
     init_sha = None
     if init_from is not None:
         h.initialise_from_float(model, load_model(init_from), init_from)

@@ -72,7 +72,9 @@ def test_hgq2_refuses_nbits_teachers_and_beta_without_it(events, tmp_path):
         train_run([events], tmp_path / "a", quantizer="hgq2", nbits=4)
     with pytest.raises(ConfigError, match="trains the students"):
         train_run([events], tmp_path / "b", quantizer="hgq2", architecture="teacher")
-    with pytest.raises(ConfigError, match="needs --quantizer hgq2"):
+    with pytest.raises(ConfigError, match="need --quantizer hgq2"):
         train_run([events], tmp_path / "c", beta=1e-5)
+    with pytest.raises(ConfigError, match="from 1 to 16"):
+        train_run([events], tmp_path / "e", quantizer="hgq2", init_bits=0)
     with pytest.raises(ConfigError, match="finite number >= 0"):
         train_run([events], tmp_path / "d", quantizer="hgq2", beta=-1.0)

@@ -44,12 +44,15 @@ l0emu train $M -o $O/q3_wider $C --architecture student-wider --nbits 3 --init-f
 l0emu train $M -o $O/q6_wider $C --architecture student-wider --nbits 6 --init-from $O/student-wider_float --epochs 20 --seed 0
 
 # HGQ2 students (a width per weight and input, beta x EBOPs in the loss), from the same float
-# start; the later ones with 10 epochs to fit the study's time (the epochs are in each command)
+# start. The first starts at HGQ2's default widths (8 bits per weight) and had not finished
+# narrowing them after 15 epochs; the others start at 4 bits (--init-bits 4), 10 epochs each.
 l0emu train $M -o $O/hgq2_wider_b1e-6 $H --architecture student-wider --beta 1e-6 --init-from $O/student-wider_float
-l0emu train $M -o $O/hgq2_wider_b1e-7 $C --quantizer hgq2 --epochs 10 --seed 0 --architecture student-wider --beta 1e-7 --init-from $O/student-wider_float
-l0emu train $M -o $O/hgq2_wider_b1e-5 $C --quantizer hgq2 --epochs 10 --seed 0 --architecture student-wider --beta 1e-5 --init-from $O/student-wider_float
-# ... with distillation from a 9x16 float teacher trained in the same run (10 epochs each)
-l0emu train $M -o $O/hgq2_wider_b1e-6_kd $C --quantizer hgq2 --epochs 10 --seed 0 --architecture student-wider --beta 1e-6 --init-from $O/student-wider_float --kd
+G="$C --quantizer hgq2 --epochs 10 --seed 0 --init-bits 4 --init-from"
+l0emu train $M -o $O/hgq2_wider_b1e-6_i4 $G $O/student-wider_float --architecture student-wider --beta 1e-6
+l0emu train $M -o $O/hgq2_wider_b1e-5_i4 $G $O/student-wider_float --architecture student-wider --beta 1e-5
+l0emu train $M -o $O/hgq2_wide_b1e-5_i4 $G $O/student-wide_float --architecture student-wide --beta 1e-5
+# ... with distillation from a 9x16 float teacher trained in the same run (10 epochs)
+l0emu train $M -o $O/hgq2_wider_b1e-6_i4_kd $G $O/student-wider_float --architecture student-wider --beta 1e-6 --kd
 
 # Score every network on the validation samples 263/264 and estimate its firmware; writes
 # docs/pareto/pareto.json, pareto.csv, pareto.md and pareto.png
