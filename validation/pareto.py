@@ -123,7 +123,8 @@ def _row(model, summaries, cost, scored_by, command) -> dict:
         "nbits": config["nbits"], "beta": config.get("beta"), "kd": bool(config["kd"]), "parameters": model.record["model"]["parameters"],
         "ebops": hgq2.get("ebops"), "luts": None if cost is None else cost["luts"], "ffs": None if cost is None else cost["ffs"],
         "stages": None if cost is None else cost["stages"], "latency_ns": None if cost is None else cost["latency_ns"],
-        "evaluated_by": scored_by, "command": command,
+        "evaluated_by": scored_by, "command": command, "n_train": model.record["data"]["n_train"],
+        "epochs_run": len(model.record.get("history", {}).get("val_loss", [])),
         "keras_vs_traced_logic": None if cost is None else cost.get("keras_vs_traced_logic"),
     }  # fmt: skip
     for scenario, summary in summaries.items():
@@ -220,6 +221,11 @@ def _table(rows) -> list[str]:
     return lines
 
 
+def _counts(rows, field) -> str:
+    values = sorted({r.get(field) for r in rows if r.get(field) is not None})
+    return " or ".join(f"{v:,}" for v in values) if values else "an unrecorded number of"
+
+
 def _logic_lines(rows) -> list[str]:
     checked = [r for r in rows if r.get("keras_vs_traced_logic")]
     if not checked:
@@ -261,6 +267,8 @@ def _markdown(result) -> str:
         "cost is da4ml's tracing of the Keras 3 model). Float networks are references without a cost.",
         *_logic_lines(rows),
         "Every figure is one training seed on validation samples: a screen for recipes, not a result.",
+        f"The networks were trained on {_counts(rows, 'n_train')} events (the shipped student's recipe: 700,002), "
+        f"for {_counts(rows, 'epochs_run')} epochs (early stopping kept the best epoch's weights).",
         "",
         *_table(rows),
         "",
