@@ -51,6 +51,7 @@ G="$C --quantizer hgq2 --epochs 10 --seed 0 --init-bits 4 --init-from"
 l0emu train $M -o $O/hgq2_wider_b1e-6_i4 $G $O/student-wider_float --architecture student-wider --beta 1e-6
 l0emu train $M -o $O/hgq2_wider_b1e-5_i4 $G $O/student-wider_float --architecture student-wider --beta 1e-5
 l0emu train $M -o $O/hgq2_wide_b1e-5_i4 $G $O/student-wide_float --architecture student-wide --beta 1e-5
+l0emu train $M -o $O/hgq2_wider_b1e-7_i4 $G $O/student-wider_float --architecture student-wider --beta 1e-7
 # ... with distillation from a 9x16 float teacher trained in the same run (10 epochs)
 l0emu train $M -o $O/hgq2_wider_b1e-6_i4_kd $G $O/student-wider_float --architecture student-wider --beta 1e-6 --kd
 
