@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epoch counts")
     parser.add_argument("--validation", nargs="+", default=None, metavar="EVENTS", help="validation file(s) of other generator seeds: early stopping and the record's metrics use them, every training event trains (docs/protocol.md)")
     parser.add_argument("--soft-weight", type=float, default=0.0, metavar="A", help="with --kd, also fit the teacher's outputs with this weight (soft targets; default 0)")
+    parser.add_argument("--quantizer", choices=("qkeras", "hgq2"), default="qkeras", help="qkeras (default: one width, --nbits) or hgq2 (students only: a learned width per weight and activation, Keras 3, saved as model.keras)")
+    parser.add_argument("--beta", type=float, default=None, metavar="B", help="with --quantizer hgq2: weight of the resource regulariser (beta x EBOPs; default 1e-5, larger is cheaper)")
+    parser.add_argument("--init-bits", type=int, default=None, metavar="N", help="with --quantizer hgq2: start every weight and bias at N bits and every layer input at N fractional bits (default HGQ2's: 8 and 6)")
     parser.add_argument("--init-from", default=None, metavar="MODEL", help="start from the weights of this network of the same architecture (e.g. QAT from a float-trained student)")
     parser.add_argument(
         "--outputs", choices=[",".join(s) for s in OUTPUT_SETS], default=",".join(OUTPUT_SETS[0]), metavar="NAMES",
@@ -62,7 +65,7 @@ def main(args) -> int:
         kd=kd, teacher_path=args.teacher, seed=args.seed, stride=args.stride, gammas=tuple(args.gammas),
         background_weight=args.background_weight, max_events=args.max_events, epochs=args.epochs,
         validation_events=args.validation, soft_weight=args.soft_weight, init_from=args.init_from,
-        outputs=args.outputs, layers=layers,
+        outputs=args.outputs, layers=layers, quantizer=args.quantizer, beta=args.beta, init_bits=args.init_bits,
     )  # fmt: skip
     outputs_complete()
     print(summary(record, args.output))
@@ -73,6 +76,8 @@ def summary(record: dict, output) -> str:
     """A one-screen summary of a training record."""
     config, metrics = record["config"], record["metrics"]
     bits = f"{config['nbits']}-bit" if config["nbits"] else "float"
+    if config.get("quantizer") == "hgq2":
+        bits = f"HGQ2 beta {config['beta']:g}, {record['hgq2']['ebops']} EBOPs"
     fake = metrics["fake_rate"]
     examples = "windows" if "candidates" in metrics else "events"  # sector-logic candidates (--outputs)
     lines = [
@@ -93,7 +98,7 @@ def summary(record: dict, output) -> str:
     dead = record["dead_network"]
     if dead["dead"]:
         lines.append("DEAD NETWORK: " + "; ".join(dead["reasons"]) + " (try another --seed or more bits)")
-    lines.append(f"wrote {output}: model.h5, record.json" + (", teacher/model.h5" if record["teacher"] and record["teacher"]["source"] == "trained in this run" else ""))
+    lines.append(f"wrote {output}: {record['model']['file']}, record.json" + (", teacher/model.h5" if record["teacher"] and record["teacher"]["source"] == "trained in this run" else ""))
     return "\n".join(lines)
 
 

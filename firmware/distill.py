@@ -34,7 +34,7 @@ from l0emu.errors import ConfigError
 from .keras_env import keras, tf
 from .options import DEFAULT_GAMMAS  # defined without TensorFlow, for the CLI's --help
 
-__all__ = ["HINTS", "DEFAULT_GAMMAS", "Distiller", "squared_error"]
+__all__ = ["HINTS", "DEFAULT_GAMMAS", "Distiller", "hinted_loss", "squared_error"]
 
 # (student layer, teacher layer) for each hint
 HINTS = (("relu2", "pool1"), ("relu4", "pool2"), ("dense_relu2", "dense_relu2"))
@@ -43,6 +43,22 @@ HINTS = (("relu2", "pool1"), ("relu4", "pool2"), ("dense_relu2", "dense_relu2"))
 def squared_error(y_true, y_pred):
     """``||y - y_pred||^2`` per event (summed over the outputs): the loss of every training."""
     return tf.reduce_sum(tf.square(tf.cast(y_true, y_pred.dtype) - y_pred), axis=-1)
+
+
+def hinted_loss(y, student_out, teacher_out, adapted, teacher_hints, gammas, soft_weight):
+    """The per-event terms of the module's loss: ``(student loss, hint loss, 1 where the hints
+    apply, soft-target loss)``; shared by :class:`Distiller` and the HGQ2 students' distiller."""
+    student_loss = squared_error(y, student_out)
+    teacher_loss = squared_error(y, teacher_out)
+    hint_loss = tf.add_n(
+        [
+            gamma * tf.reduce_mean(tf.square(tf.reshape(a - t, (tf.shape(a)[0], -1))), axis=1)
+            for gamma, a, t in zip(gammas, adapted, teacher_hints)
+        ]
+    )
+    use_hints = tf.cast(teacher_loss < student_loss, student_loss.dtype)
+    soft_loss = soft_weight * squared_error(teacher_out, student_out)  # every event, 0 when off
+    return student_loss, hint_loss, use_hints, soft_loss
 
 
 def _adaptation(student_tensor, teacher_shape, index):
@@ -119,17 +135,7 @@ class Distiller(keras.Model):
     def _distillation_terms(self, x, y, training):
         teacher_out, *teacher_hints = self.teacher_with_hints(x, training=False)
         student_out, *adapted = self.student_with_adapters(x, training=training)
-        student_loss = squared_error(y, student_out)
-        teacher_loss = squared_error(y, teacher_out)
-        hint_loss = tf.add_n(
-            [
-                gamma * tf.reduce_mean(tf.square(tf.reshape(a - t, (tf.shape(a)[0], -1))), axis=1)
-                for gamma, a, t in zip(self.gammas, adapted, teacher_hints)
-            ]
-        )
-        use_hints = tf.cast(teacher_loss < student_loss, student_loss.dtype)
-        soft_loss = self.soft_weight * squared_error(teacher_out, student_out)  # every event, 0 when off
-        return student_loss, hint_loss, use_hints, soft_loss
+        return hinted_loss(y, student_out, teacher_out, adapted, teacher_hints, self.gammas, self.soft_weight)
 
     def train_step(self, data):
         x, y, weight = _unpack(data)

@@ -20,7 +20,7 @@ from pathlib import Path
 from l0emu.errors import ConfigError, InputFileError
 
 from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings
-from .keras_env import hls4ml_module
+from .keras_env import hls4ml_module, keras3_module
 
 __all__ = ["KERAS3", "MODEL_FILE", "Keras3FrontEnd", "is_keras3_model", "keras3"]
 
@@ -30,9 +30,8 @@ MODEL_FILE = "model.keras"
 def keras3():
     """Keras 3 with HGQ2's layers registered (hgq registers them with Keras' serialization on import)."""
     import hgq  # noqa: F401
-    import keras
 
-    return keras
+    return keras3_module()
 
 
 def is_keras3_model(model) -> bool:

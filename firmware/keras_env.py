@@ -17,7 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 
-__all__ = ["tf", "keras", "qkeras", "hls4ml_module", "numpy_product_alias"]
+__all__ = ["tf", "keras", "qkeras", "hls4ml_module", "keras3_module", "numpy_product_alias"]
 
 if os.environ["TF_USE_LEGACY_KERAS"] != "1":
     msg = "TF_USE_LEGACY_KERAS must be 1 for QKeras; unset it or set it to 1 before starting"
@@ -42,6 +42,18 @@ def hls4ml_module():
     import hls4ml
 
     return hls4ml
+
+
+def keras3_module():
+    """Keras 3 (``import keras``), imported on first use: HGQ2's layers need it. It runs beside
+    tf-keras in this process, on the same TensorFlow; ``TF_USE_LEGACY_KERAS`` only decides what
+    ``tf.keras`` means."""
+    import keras as keras3
+
+    if not keras3.__version__.startswith("3."):
+        msg = f"HGQ2 needs Keras 3; 'import keras' gives Keras {keras3.__version__}"
+        raise ImportError(msg)
+    return keras3
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ Resource and timing numbers are da4ml's *estimates*; no synthesis runs here.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import os
@@ -45,6 +44,7 @@ __all__ = [
     "WEIGHT_PRODUCTS",
     "build_rtl",
     "check_supported",
+    "estimate",
     "evaluate_exact",
     "exact_limit",
     "input_arrays",
@@ -1020,11 +1020,11 @@ def _binder_graph(build: RtlBuild):
     return comb, decode
 
 
-def _verilog_model(build: RtlBuild, path, latency_cutoff: float, clock_ns: float):
+def _verilog_model(comb, path, latency_cutoff: float, clock_ns: float):
     from da4ml.codegen import VerilogModel
 
     return VerilogModel(
-        build.comb, MODULE_NAME, path, latency_cutoff=latency_cutoff, clock_period=clock_ns,
+        comb, MODULE_NAME, path, latency_cutoff=latency_cutoff, clock_period=clock_ns,
         part_name="xcvu13p-flga2577-2-e", print_latency=False,
     )
 
@@ -1042,11 +1042,16 @@ def build_rtl(spec: dict, directory, latency_cutoff: float = 5, clock_ns: float 
     build = trace_spec(spec)
     target = Path(directory) / "rtl"
     with atomic_path(target, directory=True) as tmp:
-        model = _verilog_model(build, tmp, latency_cutoff, clock_ns)
+        model = _verilog_model(build.comb, tmp, latency_cutoff, clock_ns)
         model.write(metadata={"spec_name": spec["name"], "note": "da4ml estimates, not synthesis results"})
+    return build, {**_pipeline_summary(model, latency_cutoff, clock_ns), "rtl_dir": str(target)}
+
+
+def _pipeline_summary(model, latency_cutoff: float, clock_ns: float) -> dict:
+    """da4ml's estimates of the pipelined ``VerilogModel``: stages, latency, LUTs, FFs."""
     pipe = model._pipe
     stages = len(pipe.solutions)
-    summary = {
+    return {
         "stages": stages,
         "latency_ns": stages * clock_ns,
         "luts": float(pipe.cost),
@@ -1055,9 +1060,15 @@ def build_rtl(spec: dict, directory, latency_cutoff: float = 5, clock_ns: float 
         "ff_share": int(pipe.reg_bits) / XCVU13P_FFS,
         "clock_ns": clock_ns,
         "latency_cutoff": latency_cutoff,
-        "rtl_dir": str(target),
     }
-    return build, summary
+
+
+def estimate(comb, latency_cutoff: float = 5, clock_ns: float = 2.0) -> dict:
+    """da4ml's estimates for traced logic ``comb`` (from :func:`trace_spec` or da4ml's own tracing
+    of a Keras 3 model), pipelined as :func:`build_rtl` pipelines it; nothing is written."""
+    with tempfile.TemporaryDirectory(prefix="l0emu-estimate-") as scratch:
+        model = _verilog_model(comb, scratch, latency_cutoff, clock_ns)
+        return _pipeline_summary(model, latency_cutoff, clock_ns)
 
 
 def verilator_env() -> dict:
@@ -1145,7 +1156,7 @@ def simulate(
     scratch = Path(tempfile.mkdtemp(prefix="l0emu-rtl-sim-"))
     try:
         comb, decode = _binder_graph(build)
-        model = _verilog_model(dataclasses.replace(build, comb=comb), scratch, latency_cutoff, clock_ns)
+        model = _verilog_model(comb, scratch, latency_cutoff, clock_ns)
         model.write()
         start = time.perf_counter()
         try:

@@ -136,8 +136,12 @@ def constant_outputs(outputs, targets) -> list[str]:
 def dead_network_check(model, x, y, batch_size: int = 4096) -> dict:
     """Is ``model`` dead on ``x`` (targets ``y``): a (nearly) constant output, or a last hidden
     ReLU that is zero everywhere?"""
-    last_hidden = model.get_layer("dense_relu2").output
-    probe = keras.Model(model.input, [model.output, last_hidden])
+    if _is_keras3(model):
+        from .hgq2_student import dead_probe
+
+        probe = dead_probe(model)
+    else:
+        probe = keras.Model(model.input, [model.output, model.get_layer("dense_relu2").output])
     outputs, hidden = probe.predict(x, batch_size=batch_size, verbose=0)
     reasons = constant_outputs(outputs, y)
     if not np.any(hidden > 0):
@@ -276,6 +280,9 @@ def train_run(
     epochs=None,
     outputs=PT_ETA,
     layers=ALL_LAYERS,
+    quantizer: str = "qkeras",
+    beta=None,
+    init_bits=None,
     verbose: bool = True,
 ) -> dict:
     """Train, evaluate and write ``output_dir`` (atomically); return the record."""
@@ -284,6 +291,7 @@ def train_run(
     outputs = check_outputs(outputs)
     layers = check_layers(layers)
     _check_background_weight(background_weight)
+    beta = _check_quantizer(quantizer, beta, architecture, nbits, init_bits)
     if architecture not in ARCHITECTURES:
         msg = f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
         raise ConfigError(msg)
@@ -347,12 +355,18 @@ def train_run(
         record["teacher"]["metrics"] = _evaluate(teacher, *measured)
 
     keras.utils.set_random_seed(seed)
-    model = build(nbits, len(outputs), len(layers))
-    init_sha = _initialise_from(model, init_from) if init_from is not None else None
-    trainer = Distiller(model, teacher, gammas, soft_weight=soft_weight) if kd else model
-    _compile(trainer, schedule)
-    label = f"{model.name}" + (" with distillation" if kd else "")
-    history = _fit(trainer, fit_data, validation_data, schedule, schedule.epochs, verbose, label)
+    if quantizer == "hgq2":
+        model, init_sha, history, hgq2_summary = _train_hgq2(
+            architecture, beta, init_bits, fit_data, validation_data, schedule, teacher if kd else None, gammas, soft_weight, init_from, verbose,
+        )  # fmt: skip
+        record["hgq2"] = hgq2_summary
+    else:
+        model = build(nbits, len(outputs), len(layers))
+        init_sha = _initialise_from(model, init_from) if init_from is not None else None
+        trainer = Distiller(model, teacher, gammas, soft_weight=soft_weight) if kd else model
+        _compile(trainer, schedule)
+        label = f"{model.name}" + (" with distillation" if kd else "")
+        history = _fit(trainer, fit_data, validation_data, schedule, schedule.epochs, verbose, label)
 
     record.update(
         config={
@@ -361,6 +375,7 @@ def train_run(
             "split_seed": seed, "hints": [list(h) for h in HINTS] if kd else None, "gammas": list(gammas) if kd else None,
             "background_weight": float(background_weight), "soft_weight": float(soft_weight) if kd else None,
             "init_from": None if init_from is None else {"path": Path(init_from).name, "sha256": init_sha},
+            "quantizer": quantizer, "beta": beta, "init_bits": init_bits,
             "loss": _LOSS[outputs], "outputs": list(outputs),
         },
         data={
@@ -374,11 +389,11 @@ def train_run(
             "background": {"pt": 0.0, "eta": BACKGROUND_ETA, **({"charge": 0.0, "presence": 0.0} if outputs == MULTI_OUTPUTS else {})},
             "pt_scale_gev": PT_SCALE, "eta_scale_strips": eta_scale(frame), "eta_frame": frame,
         },
-        model={"name": model.name, "file": "model.h5", "parameters": int(model.count_params())},
+        model={"name": model.name, "file": _saved_name(model), "parameters": _parameters(model)},
         history=history,
         metrics=_evaluate(model, *measured),
         dead_network=dead_network_check(model, validation_data[0], validation_data[1]),
-        versions={"tensorflow": tf.__version__, "tf_keras": keras.__version__, "qkeras": qkeras.__version__},
+        versions={"tensorflow": tf.__version__, "tf_keras": keras.__version__, "qkeras": qkeras.__version__, **_keras3_versions(quantizer)},
     )  # fmt: skip
     record["wall_time_s"] = round(time.time() - started, 1)
     record = jsonable(record)
@@ -432,6 +447,74 @@ def _teacher_samples(teacher_path) -> list:
     return [s for s in [*(data.get("samples") or []), *(data.get("validation_samples") or [])] if s.get("scenario") is not None]
 
 
+QUANTIZERS = ("qkeras", "hgq2")
+
+
+def _check_quantizer(quantizer, beta, architecture, nbits, init_bits):
+    """The regulariser weight of an HGQ2 training (HGQ2's default when None); refuses what HGQ2 cannot train."""
+    if quantizer not in QUANTIZERS:
+        msg = f"unknown quantizer {quantizer!r}; choose one of {', '.join(QUANTIZERS)}"
+        raise ConfigError(msg)
+    if quantizer == "qkeras":
+        if beta is not None or init_bits is not None:
+            msg = "--beta and --init-bits set HGQ2's regulariser and starting widths: they need --quantizer hgq2"
+            raise ConfigError(msg)
+        return None
+    if nbits is not None:
+        msg = "--quantizer hgq2 learns a width per weight and activation: drop --nbits (use --beta for the cost)"
+        raise ConfigError(msg)
+    if architecture not in STUDENT_WIDTHS:
+        msg = f"--quantizer hgq2 trains the students ({', '.join(STUDENT_WIDTHS)}), not {architecture!r}"
+        raise ConfigError(msg)
+    from .hgq2_student import DEFAULT_BETA, check_beta, check_init_bits
+
+    check_init_bits(init_bits)
+    return check_beta(DEFAULT_BETA if beta is None else beta)
+
+
+def _train_hgq2(architecture, beta, init_bits, fit_data, validation_data, schedule, teacher, gammas, soft_weight, init_from, verbose):
+    """Build, initialise and train the HGQ2 student; returns it, the start's sha256, the history and its widths."""
+    from . import hgq2_student as h
+
+    rows, n_outputs = fit_data[0].shape[1], fit_data[1].shape[1]
+    model = h.build_hgq2_student(beta, n_outputs=n_outputs, rows=rows, width=architecture, init_bits=init_bits)
+    init_sha = None
+    if init_from is not None:
+        h.initialise_from_float(model, load_model(init_from), init_from)
+        init_sha = file_sha256(_model_file(init_from))
+    trainer = h.HintDistiller(model, teacher, gammas, soft_weight) if teacher is not None else model
+    h.compile_student(trainer, schedule.learning_rate)
+    label = f"{model.name} (HGQ2, beta {beta:g})" + (" with distillation" if teacher is not None else "")
+    history = h.fit(trainer, model, beta, fit_data, validation_data, schedule, verbose, label)
+    ebops = h.finish(model, fit_data[0])
+    return model, init_sha, history, {"ebops": ebops, "layers": h.bit_widths(model), "range_trace": "trace_minmax on the training images"}
+
+
+def _is_keras3(model) -> bool:
+    return type(model).__module__.split(".", 1)[0] == "keras"
+
+
+def _saved_name(model) -> str:
+    from .hgq2_student import MODEL_FILE
+
+    return MODEL_FILE if _is_keras3(model) else "model.h5"
+
+
+def _parameters(model) -> int:
+    """Trainable kernel and bias elements (HGQ2's width variables not counted, so the students compare)."""
+    if not _is_keras3(model):
+        return int(model.count_params())
+    return int(sum(np.prod(layer._kernel.shape) + np.prod(layer.bias.shape) for layer in model.layers if hasattr(layer, "kq")))
+
+
+def _keras3_versions(quantizer) -> dict:
+    if quantizer != "hgq2":
+        return {}
+    from .hgq2_student import keras3_versions
+
+    return keras3_versions()
+
+
 def _model_file(path) -> Path:
     path = Path(path)
     return path / "model.h5" if path.is_dir() else path
@@ -440,7 +523,7 @@ def _model_file(path) -> Path:
 def _write(output_dir: Path, model, trained_teacher, record) -> None:
     with atomic_path(output_dir, directory=True, parents=True) as tmp:
         tmp.mkdir()
-        model.save(tmp / "model.h5")
+        model.save(tmp / _saved_name(model))
         if trained_teacher is not None:
             (tmp / "teacher").mkdir()
             trained_teacher.save(tmp / "teacher" / "model.h5")

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Physics versus firmware cost (docs/pareto/pareto.md): every command of the study.
+# Run from the repository root with l0emu installed (the firmware extra, hgq2): samples go to
+# $DATA, trained networks to $MODELS (neither is kept in git), the result files to docs/pareto.
+# One training at a time, one TensorFlow thread each (the study's figures were made that way
+# on a 2-core CPU shared with other jobs).
+set -euo pipefail
+export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
+DATA=${DATA:-data}
+O=${MODELS:-models}
+mkdir -p "$DATA" "$O"
+
+# Samples: the shipped student's mixture (PROVENANCE.md) with fewer events, so that a training
+# takes minutes: 6 x 30,000 training events (log-flat 3-50 GeV and flat 3-20 GeV, default and
+# hard), 2 x 20,000 for early stopping, and the two samples every point is scored on,
+# 100,000 events each (flat 3-20 GeV). Seeds: training 151-156, validation 261-264 (docs/protocol.md).
+S="--set pt_spectrum=power --set pt_power_index=1 --set pt_max=50"
+l0emu simulate -n 30000 --seed 151 $S -o $DATA/train_default.root
+l0emu simulate -n 30000 --seed 152 --scenario hard $S -o $DATA/train_hard.root
+l0emu simulate -n 30000 --seed 153 --scenario hard $S -o $DATA/train_hard2.root
+l0emu simulate -n 30000 --seed 154 -o $DATA/train_flat_default.root
+l0emu simulate -n 30000 --seed 155 --scenario hard -o $DATA/train_flat_hard.root
+l0emu simulate -n 30000 --seed 156 --scenario hard -o $DATA/train_flat_hard2.root
+l0emu simulate -n 20000 --seed 261 $S -o $DATA/val_default.root
+l0emu simulate -n 20000 --seed 262 --scenario hard $S -o $DATA/val_hard.root
+l0emu simulate -n 100000 --seed 263 -o $DATA/choose_default.root
+l0emu simulate -n 100000 --seed 264 --scenario hard -o $DATA/choose_hard.root
+
+M="$DATA/train_default.root $DATA/train_hard.root $DATA/train_hard2.root $DATA/train_flat_default.root $DATA/train_flat_hard.root $DATA/train_flat_hard2.root"
+C="--preset paper --max-events 180000 --background-weight 5 --validation $DATA/val_default.root $DATA/val_hard.root"
+H="$C --quantizer hgq2 --epochs 15 --seed 0"
+
+# float starts of the three widths (also the physics ceiling of each width)
+l0emu train $M -o $O/student-wider_float $C --architecture student-wider --epochs 40 --seed 0
+l0emu train $M -o $O/student-wide_float $C --architecture student-wide --epochs 40 --seed 0
+l0emu train $M -o $O/student_float $C --architecture student --epochs 40 --seed 0
+
+# QKeras students: quantization-aware training from the float start, one width for every
+# weight and activation (the shipped student's recipe is q4_wider with more events)
+l0emu train $M -o $O/q4_wider $C --architecture student-wider --nbits 4 --init-from $O/student-wider_float --epochs 20 --seed 0
+l0emu train $M -o $O/q4_student $C --architecture student --nbits 4 --init-from $O/student_float --epochs 20 --seed 0
+l0emu train $M -o $O/q4_wide $C --architecture student-wide --nbits 4 --init-from $O/student-wide_float --epochs 20 --seed 0
+l0emu train $M -o $O/q3_wider $C --architecture student-wider --nbits 3 --init-from $O/student-wider_float --epochs 20 --seed 0
+l0emu train $M -o $O/q6_wider $C --architecture student-wider --nbits 6 --init-from $O/student-wider_float --epochs 20 --seed 0
+
+# HGQ2 students (a width per weight and input, beta x EBOPs in the loss), from the same float
+# start. The first starts at HGQ2's default widths (8 bits per weight) and had not finished
+# narrowing them after 15 epochs; the others start at 4 bits (--init-bits 4), 10 epochs each.
+l0emu train $M -o $O/hgq2_wider_b1e-6 $H --architecture student-wider --beta 1e-6 --init-from $O/student-wider_float
+G="$C --quantizer hgq2 --epochs 10 --seed 0 --init-bits 4 --init-from"
+l0emu train $M -o $O/hgq2_wider_b1e-6_i4 $G $O/student-wider_float --architecture student-wider --beta 1e-6
+l0emu train $M -o $O/hgq2_wider_b1e-5_i4 $G $O/student-wider_float --architecture student-wider --beta 1e-5
+l0emu train $M -o $O/hgq2_wide_b1e-5_i4 $G $O/student-wide_float --architecture student-wide --beta 1e-5
+l0emu train $M -o $O/hgq2_wider_b1e-7_i4 $G $O/student-wider_float --architecture student-wider --beta 1e-7
+# ... with distillation from a 9x16 float teacher trained in the same run (10 epochs)
+l0emu train $M -o $O/hgq2_wider_b1e-6_i4_kd $G $O/student-wider_float --architecture student-wider --beta 1e-6 --kd
+
+# Score every network on the validation samples 263/264 and estimate its firmware; writes
+# docs/pareto/pareto.json, pareto.csv, pareto.md and pareto.png
+python -m l0emu.validation.pareto evaluate $O --default $DATA/choose_default.root --hard $DATA/choose_hard.root \
+    --study docs/pareto/study.sh -o docs/pareto

@@ -1,0 +1,80 @@
+"""``l0emu train --quantizer hgq2``: HGQ2 students (Keras 3) with the training record, distillation
+and a float start; their widths, reload, da4ml's tracing and the pareto study's scoring.
+
+Tiny toy samples and one or two epochs: the checks are on the machinery, not on physics.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from l0emu.errors import ConfigError
+
+pytest.importorskip("hgq")
+from l0emu.firmware.hgq2_student import MODEL_FILE, load_hgq2_model, trace_firmware  # noqa: E402
+from l0emu.firmware.train import train_run  # noqa: E402
+from l0emu.cli.dispatch import main as cli_main  # noqa: E402
+from test_training import write_toy_events  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    return write_toy_events(tmp_path_factory.mktemp("events") / "toy.root", 400, seed=5)
+
+
+@pytest.fixture(scope="module")
+def hgq2_run(events, tmp_path_factory):
+    """A float student (1 epoch), then an HGQ2 student started from it and distilled from a
+    teacher trained in the same run (2 epochs), through the CLI."""
+    models = tmp_path_factory.mktemp("models")
+    assert cli_main(["train", str(events), "-o", str(models / "float"), "--epochs", "1", "--seed", "1"]) == 0
+    out = models / "hgq2_kd"
+    argv = ["train", str(events), "-o", str(out), "--quantizer", "hgq2", "--beta", "1e-4", "--kd", "--epochs", "2",
+            "--init-from", str(models / "float"), "--seed", "1", "--background-weight", "3"]  # fmt: skip
+    assert cli_main(argv) == 0
+    return out
+
+
+def test_record_names_the_quantizer_beta_and_float_start(hgq2_run):
+    record = json.loads((hgq2_run / "record.json").read_text())
+    config = record["config"]
+    assert (config["quantizer"], config["beta"], config["kd"], config["nbits"]) == ("hgq2", 1e-4, True, None)
+    assert config["init_from"]["path"] == "float"
+    assert record["model"]["file"] == MODEL_FILE and (hgq2_run / MODEL_FILE).is_file()
+    assert record["model"]["parameters"] == 1032  # kernels and biases of the seed student, as its QKeras twin
+    assert record["teacher"]["source"] == "trained in this run"
+    assert {"keras3", "hgq2"} <= set(record["versions"])
+    assert set(record["history"]) >= {"loss", "hint_loss", "val_loss"}
+    assert record["metrics"]["plateau"] is not None and "fake_rate" in record["metrics"]
+
+
+def test_widths_are_heterogeneous_after_training(hgq2_run):
+    layers = json.loads((hgq2_run / "record.json").read_text())["hgq2"]["layers"]
+    assert list(layers) == ["conv1", "conv2", "conv3", "conv4", "dense1", "dense2", "output"]
+    # the traced input ranges give each element of a layer's input its own integer bits
+    assert max(layer["input_bits"]["distinct"] for layer in layers.values()) > 1
+
+
+def test_model_reloads_and_da4ml_traces_what_keras_computes(hgq2_run):
+    model = load_hgq2_model(hgq2_run)
+    assert [layer.name for layer in model.layers if hasattr(layer, "kq")][-1] == "output"
+    pixels = np.random.default_rng(0).integers(0, 3, (64, 9, 16, 1)) / 2  # fragment pixels are 0, 1/2, 1
+    keras_out = model.predict(pixels.astype(np.float32), verbose=0)
+    logic_out = trace_firmware(model).predict(pixels.reshape(64, -1))
+    np.testing.assert_array_equal(keras_out, logic_out)
+
+
+def test_hgq2_refuses_nbits_teachers_and_beta_without_it(events, tmp_path):
+    with pytest.raises(ConfigError, match="drop --nbits"):
+        train_run([events], tmp_path / "a", quantizer="hgq2", nbits=4)
+    with pytest.raises(ConfigError, match="trains the students"):
+        train_run([events], tmp_path / "b", quantizer="hgq2", architecture="teacher")
+    with pytest.raises(ConfigError, match="need --quantizer hgq2"):
+        train_run([events], tmp_path / "c", beta=1e-5)
+    with pytest.raises(ConfigError, match="from 1 to 16"):
+        train_run([events], tmp_path / "e", quantizer="hgq2", init_bits=0)
+    with pytest.raises(ConfigError, match="finite number >= 0"):
+        train_run([events], tmp_path / "d", quantizer="hgq2", beta=-1.0)
