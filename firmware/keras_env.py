@@ -36,6 +36,13 @@ if getattr(qkeras, "__version__", None) is None:
     )
     raise ImportError(msg)
 
+if not issubclass(qkeras.QDense, keras.layers.Layer):
+    # TensorFlow picks what ``tf.keras`` means when it is first used: Keras 3 (imported first,
+    # e.g. by ``import hgq``) fixes it to Keras 3, and QKeras's layers would then be Keras 3
+    # layers that tf-keras models take apart into raw TensorFlow ops
+    msg = "QKeras's layers are not tf-keras layers: import l0emu.firmware.keras_env (or l0emu's firmware modules) before keras or hgq"
+    raise ImportError(msg)
+
 
 def hls4ml_module():
     """hls4ml, imported on first use (it is slow to import and only the bridge needs it)."""

@@ -11,6 +11,8 @@ import pytest
 
 from l0emu.errors import ConfigError
 
+import l0emu.firmware.keras_env  # noqa: E402,F401  (before hgq: tf.keras must resolve to tf-keras, for QKeras)
+
 pytest.importorskip("hgq")
 from l0emu.firmware.hgq2_student import MODEL_FILE, load_hgq2_model, trace_firmware  # noqa: E402
 from l0emu.firmware.train import train_run  # noqa: E402
