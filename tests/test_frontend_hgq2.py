@@ -114,8 +114,9 @@ def test_element_types_are_checked_by_field(field, value, message):
 
 def _hgq2():
     pytest.importorskip("hls4ml")
+    from l0emu.firmware.frontend_keras3 import keras3  # before hgq: it sets up tf-keras for QKeras
+
     pytest.importorskip("hgq")
-    from l0emu.firmware.frontend_keras3 import keras3
 
     return keras3()
 
