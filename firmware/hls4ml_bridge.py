@@ -684,6 +684,8 @@ def _activation(layer):
         return _softmax(layer)
     if (kind, layer.class_name) in _QUANTIZED_ACTIVATIONS:
         return _quantized_activation(layer, kind)
+    if kind == "thresholdedrelu" and layer.class_name == "ParametrizedActivation":
+        return _thresholded_relu(layer)
     if layer.class_name == "TernaryTanh":
         # hls4ml 1.3.0 has no function template for it: the C-simulation reads an array nothing wrote
         msg = (
@@ -703,6 +705,20 @@ def _activation(layer):
     if kind in _TABLE_INITS:
         return _table_activation(layer, kind)
     return {"op": _ACTIVATIONS[kind]}
+
+
+def _thresholded_relu(layer):
+    """hls4ml 1.3.0's Keras-3 parser turns every Keras ``ReLU`` layer into ``thresholded_relu``
+    (nnet_activation.h), threshold 0 included, with an unsigned ``param_t`` (``ap_ufixed<2,32>``).
+    Its ``data > theta`` then compares a signed and an unsigned integer, and C's conversions let
+    negative values through whenever the common width exceeds 16 bits: the C-simulation computes
+    neither relu nor what Keras computes (found on an HGQ2 network: every event differed)."""
+    msg = (
+        f"layer {layer.name!r}: hls4ml 1.3.0 writes a Keras 3 ReLU layer as thresholded_relu, whose "
+        "comparison with its unsigned threshold type lets negative values through in the C-simulation; "
+        "use the quantized layer's own activation (e.g. QDense(..., activation='relu')) instead"
+    )
+    raise SpecError(msg)
 
 
 # (activation, hls4ml class) -> spec op, for QKeras' binary, ternary and hard activations

@@ -195,6 +195,23 @@ def test_a_precision_that_bit_exact_inference_would_ignore_is_refused(dense_file
 
 
 @pytest.mark.hls4ml
+def test_a_keras_relu_layer_is_refused_by_name(tmp_path):
+    """hls4ml 1.3.0 makes it a thresholded relu whose C-simulation lets negative values through."""
+    keras = _hgq2()
+    from hgq.layers import QDense
+
+    from l0emu.firmware.hls4ml_bridge import convert
+
+    inp = keras.Input((4,), name="features")
+    x = keras.layers.ReLU(name="relu_layer")(QDense(3, name="dense")(inp))
+    path = tmp_path / "relu.keras"
+    keras.Model(inp, QDense(1, name="out")(x)).save(str(path))
+    with pytest.raises(SpecError, match=r"layer 'relu_layer': hls4ml 1\.3\.0 writes a Keras 3 ReLU layer as thresholded_relu"):
+        convert(path, tmp_path / "fw", {})
+    assert not (tmp_path / "fw").exists()
+
+
+@pytest.mark.hls4ml
 def test_per_element_quantizers_in_io_stream_are_refused(dense_file, tmp_path):
     from l0emu.firmware.hls4ml_bridge import convert
 

@@ -281,8 +281,10 @@ def _markdown(result) -> str:
         "",
         "How each network is scored: QKeras networks are converted with hls4ml and run through the bit-exact",
         "emulator; HGQ2 networks quantize every weight, bias and layer input, so Keras 3 predict is the",
-        "firmware's decision (hls4ml's bit-exact path and da4ml compute the same fixed-point values; the",
-        "cost is da4ml's tracing of the Keras 3 model). Float networks are references without a cost.",
+        "decision of the logic da4ml traces from the model (checked below; the cost is that logic's).",
+        "hls4ml 1.3.0 does not build these HGQ2 students faithfully: it writes their Keras ReLU layers as a",
+        "thresholded relu whose C-simulation lets negative values through, so `l0emu convert` refuses them;",
+        "a student to ship needs the quantized layers' own activations instead. Float networks are references without a cost.",
         *_logic_lines(rows),
         "Every figure is one training seed on validation samples: a screen for recipes, not a result.",
         f"The networks were trained on {_counts(rows, 'n_train')} events (the shipped student's recipe: 700,002), "
