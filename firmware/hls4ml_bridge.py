@@ -710,9 +710,9 @@ def _activation(layer):
 def _thresholded_relu(layer):
     """hls4ml 1.3.0's Keras-3 parser turns every Keras ``ReLU`` layer into ``thresholded_relu``
     (nnet_activation.h), threshold 0 included, with an unsigned ``param_t`` (``ap_ufixed<2,32>``).
-    Its ``data > theta`` then compares a signed and an unsigned integer, and C's conversions let
-    negative values through whenever the common width exceeds 16 bits: the C-simulation computes
-    neither relu nor what Keras computes (found on an HGQ2 network: every event differed)."""
+    Its ``data > theta`` then compares a signed and an unsigned integer, and C's conversions can
+    turn a negative value into a large unsigned one: on an HGQ2 network (``ap_fixed<17,5>`` into
+    the comparison) negative values passed, and every event differed from Keras."""
     msg = (
         f"layer {layer.name!r}: hls4ml 1.3.0 writes a Keras 3 ReLU layer as thresholded_relu, whose "
         "comparison with its unsigned threshold type lets negative values through in the C-simulation; "
