@@ -125,11 +125,12 @@ def interleaved_rates(functions: dict, x, repeats) -> dict:
 
 
 def _onnx_runner(keras_path, shape, batch):
+    # first: it makes tf.keras tf-keras for QKeras before tf2onnx imports TensorFlow
+    from l0emu.firmware.models import load_model
+
     import onnxruntime as ort
     import tensorflow as tf
     import tf2onnx
-
-    from l0emu.firmware.models import load_model
 
     model = load_model(str(keras_path))
     signature = (tf.TensorSpec((None, *shape), tf.float32, name="x"),)
