@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soft-weight", type=float, default=0.0, metavar="A", help="with --kd, also fit the teacher's outputs with this weight (soft targets; default 0)")
     parser.add_argument("--quantizer", choices=("qkeras", "hgq2"), default="qkeras", help="qkeras (default: one width, --nbits) or hgq2 (students only: a learned width per weight and activation, Keras 3, saved as model.keras)")
     parser.add_argument("--beta", type=float, default=None, metavar="B", help="with --quantizer hgq2: weight of the resource regulariser (beta x EBOPs; default 1e-5, larger is cheaper)")
+    parser.add_argument("--target-ebops", type=float, default=None, metavar="N", help="with --quantizer hgq2: steer beta each epoch (HGQ2's BetaPID, starting at --beta) towards N EBOPs, and keep the epoch with the best validation loss within that budget")
     parser.add_argument("--init-bits", type=int, default=None, metavar="N", help="with --quantizer hgq2: start every weight and bias at N bits and every layer input at N fractional bits (default HGQ2's: 8 and 6)")
     parser.add_argument("--init-from", default=None, metavar="MODEL", help="start from the weights of this network of the same architecture (e.g. QAT from a float-trained student)")
     parser.add_argument(
@@ -66,6 +67,7 @@ def main(args) -> int:
         background_weight=args.background_weight, max_events=args.max_events, epochs=args.epochs,
         validation_events=args.validation, soft_weight=args.soft_weight, init_from=args.init_from,
         outputs=args.outputs, layers=layers, quantizer=args.quantizer, beta=args.beta, init_bits=args.init_bits,
+        target_ebops=args.target_ebops,
     )  # fmt: skip
     outputs_complete()
     print(summary(record, args.output))

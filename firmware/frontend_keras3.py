@@ -19,7 +19,7 @@ from pathlib import Path
 
 from l0emu.errors import ConfigError, InputFileError
 
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings
+from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, project_keys
 from .keras_env import hls4ml_module, keras3_module
 
 __all__ = ["KERAS3", "MODEL_FILE", "Keras3FrontEnd", "is_keras3_model", "keras3"]
@@ -102,12 +102,7 @@ class Keras3FrontEnd(FrontEnd):
         try:
             hls_model = hls4ml.converters.convert_from_keras_model(
                 model,
-                output_dir=str(output_dir),
-                project_name=settings["project_name"],
-                backend=settings["backend"],
-                part=settings["part"],
-                clock_period=settings["clock_period"],
-                io_type=settings["io_type"],
+                **project_keys(settings, output_dir),
                 hls_config=config,
                 bit_exact=bit_exact,
                 allow_da_fallback=False,

@@ -24,7 +24,7 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError, SpecError
 
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, hls4ml_call, refuse_bit_exact
+from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, hls4ml_call, project_config, refuse_bit_exact
 from .keras_env import hls4ml_module
 
 __all__ = ["ONNX_MODEL_FILE", "OnnxFrontEnd", "build_onnx_model", "cleaned_model", "load_onnx_model", "run_onnx"]
@@ -140,18 +140,10 @@ def build_onnx_model(model, settings, output_dir, origin="conversion settings"):
     refuse_bit_exact(settings, origin)
     hls4ml = hls4ml_module()
     from hls4ml.model import ModelGraph
-    from hls4ml.utils.config import create_config
 
     wrapper = cleaned_model(model)
     _check_nodes(model, wrapper, origin)
-    config = create_config(
-        output_dir=str(output_dir),
-        project_name=settings["project_name"],
-        backend=settings["backend"],
-        part=settings["part"],
-        clock_period=settings["clock_period"],
-        io_type=settings["io_type"],
-    )
+    config = project_config(settings, output_dir)
     hls_config = hls4ml_call(
         _WHAT,
         hls4ml.utils.config.config_from_onnx_model,

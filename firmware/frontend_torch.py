@@ -22,7 +22,7 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError
 
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, convert, hls4ml_call, refuse_bit_exact
+from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, convert, hls4ml_call, project_config, refuse_bit_exact
 from .keras_env import hls4ml_module
 
 __all__ = ["TORCH_MODEL_FILE", "TorchFrontEnd", "TorchModel", "build_torch_model", "convert_module", "load_torch_model", "save_torch_model"]
@@ -105,16 +105,8 @@ def build_torch_model(model: TorchModel, settings, output_dir, origin="conversio
     hls4ml = hls4ml_module()
     from hls4ml.converters.pytorch_to_hls import parse_pytorch_model
     from hls4ml.model import ModelGraph
-    from hls4ml.utils.config import create_config
 
-    config = create_config(
-        output_dir=str(output_dir),
-        project_name=settings["project_name"],
-        backend=settings["backend"],
-        part=settings["part"],
-        clock_period=settings["clock_period"],
-        io_type=settings["io_type"],
-    )
+    config = project_config(settings, output_dir)
     hls_config = hls4ml_call(
         _WHAT,
         hls4ml.utils.config.config_from_pytorch_model,

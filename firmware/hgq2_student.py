@@ -3,12 +3,16 @@
 HGQ2 (Keras 3) quantizes every weight, bias and layer input with its own trainable width and
 adds a resource term to the loss: beta times the network's EBOPs (effective bit operations,
 the sum over multiplications of the product of the two operands' widths, HGQ2's proxy for
-LUTs). A larger beta gives a cheaper, less precise network. The layers and their names are the
-students' (``conv1 relu1 ... dense_relu2 output``): the convolutions and dense layers are HGQ2's
-``QConv2D``/``QDense`` (their input quantizer makes the type of what the previous ReLU
-gives), the ReLUs plain Keras 3 ``ReLU`` layers (da4ml traces those) (a ReLU of a fixed-point value is exact), and the
-output layer is quantized too, so the whole network is fixed point and Keras computes what the
-firmware computes (hls4ml's bit-exact path, da4ml's tracing of the Keras 3 model).
+LUTs). A larger beta gives a cheaper, less precise network. The weighted layers and their names
+are the students' (``conv1 ... dense2 output``): HGQ2's ``QConv2D``/``QDense``, whose input
+quantizer makes the type of what the previous layer gives, and the output layer is quantized
+too, so the whole network is fixed point and Keras computes what the firmware computes
+(hls4ml's bit-exact path, da4ml's tracing of the Keras 3 model).
+
+Each ReLU is its layer's own ``activation="relu"`` (a ReLU of a fixed-point value is exact), not
+a layer of its own: hls4ml 1.3.0 mis-builds a Keras ``ReLU`` layer (``l0emu convert`` refuses
+it) and da4ml's tracer does not take ``Activation`` layers. So the ReLUs have no names, and
+the distillation hints read the layer each belongs to (:data:`HINT_LAYERS`).
 
 Keras 3 lives beside tf-keras in the process (:mod:`firmware.keras_env` sets
 ``TF_USE_LEGACY_KERAS`` for ``tf.keras``; ``import keras`` is Keras 3); everything Keras 3 of
@@ -32,9 +36,12 @@ from .models import STUDENT_INPUT_SHAPE, STUDENT_WIDTHS, student_kernel_heights
 
 __all__ = [
     "MODEL_FILE",
+    "HINT_LAYERS",
     "DEFAULT_BETA",
+    "BETA_PID_GAINS",
     "check_beta",
     "check_init_bits",
+    "check_target_ebops",
     "build_hgq2_student",
     "initialise_from_float",
     "HintDistiller",
@@ -49,6 +56,10 @@ __all__ = [
 ]
 
 MODEL_FILE = "model.keras"
+# the QKeras students' hint layers (firmware.distill.HINTS, their ReLUs) -> the HGQ2 layer whose
+# own activation is that ReLU
+HINT_LAYERS = {"relu2": "conv2", "relu4": "conv4", "dense_relu2": "dense2"}
+BETA_PID_GAINS = {"p": 1.0, "i": 0.2}  # --target-ebops: proportional and integral gains, log10 scale
 DEFAULT_BETA = 1e-5  # HGQ2's own default (hgq.config.global_config["beta0"])
 
 
@@ -66,6 +77,16 @@ def check_init_bits(bits) -> int | None:
         return bits
     msg = f"--init-bits must be a whole number of bits from 1 to 16, got {bits!r}"
     raise ConfigError(msg)
+
+
+def check_target_ebops(target) -> float | None:
+    """``target`` (None: a fixed beta) if it is a finite number of EBOPs > 0, else ConfigError."""
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not np.isfinite(target) or target <= 0:
+        msg = f"--target-ebops must be a finite number of EBOPs > 0, got {target!r}"
+        raise ConfigError(msg)
+    return float(target)
 
 
 def _width_scopes(init_bits):
@@ -91,19 +112,18 @@ def build_hgq2_student(beta: float, n_outputs: int = 2, rows: int = STUDENT_INPU
         raise ConfigError(msg)
     filters, units = STUDENT_WIDTHS[width]
     kh = student_kernel_heights(rows)
-    relu = keras.layers.ReLU
     with contextlib.ExitStack() as scopes:
         for scope in [LayerConfigScope(beta0=check_beta(beta), enable_ebops=True), *_width_scopes(check_init_bits(init_bits))]:
             scopes.enter_context(scope)
         image = keras.Input(shape=(rows, *STUDENT_INPUT_SHAPE[1:]), name="image")
         layers = [
-            QConv2D(filters[0], (kh[0], 3), name="conv1"), relu(name="relu1"),
-            QConv2D(filters[1], (kh[1], 3), name="conv2"), relu(name="relu2"),
-            QConv2D(filters[2], (kh[2], 3), name="conv3"), relu(name="relu3"),
-            QConv2D(filters[3], (kh[3], 3), name="conv4"), relu(name="relu4"),
+            QConv2D(filters[0], (kh[0], 3), activation="relu", name="conv1"),
+            QConv2D(filters[1], (kh[1], 3), activation="relu", name="conv2"),
+            QConv2D(filters[2], (kh[2], 3), activation="relu", name="conv3"),
+            QConv2D(filters[3], (kh[3], 3), activation="relu", name="conv4"),
             keras.layers.Flatten(name="flatten"),
-            QDense(units[0], name="dense1"), relu(name="dense_relu1"),
-            QDense(units[1], name="dense2"), relu(name="dense_relu2"),
+            QDense(units[0], activation="relu", name="dense1"),
+            QDense(units[1], activation="relu", name="dense2"),
             QDense(n_outputs, name="output"),
         ]  # fmt: skip
         x = image
@@ -160,7 +180,7 @@ def _distiller_class():
             hints = [teacher.get_layer(t).output for _, t in HINTS]
             self.teacher_with_hints = type(teacher)(teacher.input, [teacher.output, *hints], name="teacher_hints")
             adapted = [
-                _adaptation(keras, student.get_layer(s).output, tuple(teacher.get_layer(t).output_shape[1:]), i + 1)
+                _adaptation(keras, student.get_layer(HINT_LAYERS[s]).output, tuple(teacher.get_layer(t).output_shape[1:]), i + 1)
                 for i, (s, t) in enumerate(HINTS)
             ]
             self.student_with_adapters = keras.Model(student.input, [student.output, *adapted], name="student_adapted")
@@ -215,29 +235,55 @@ def compile_student(trainer, learning_rate: float) -> None:
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=None if hasattr(trainer, "student") else squared_error, weighted_metrics=[])
 
 
-def _objective_callback(keras, student, beta):
-    """Logs ``ebops`` and ``val_objective`` = val_loss + beta x EBOPs each epoch: the trade-off the
-    training minimises, measured on the validation events. Early stopping watches it, so the
-    weights kept are not those of an early epoch that was better only because it was wider."""
+def _objective_callback(keras, student, beta, target_ebops):
+    """Logs ``ebops`` and the quantity early stopping watches, measured on the validation events,
+    so that the weights kept are not those of an early epoch that was better only because it was wider:
+
+    - fixed beta: ``val_objective`` = val_loss + beta x EBOPs, the trade-off the training minimises;
+    - a target (beta steered by HGQ2's ``BetaPID``, so beta x EBOPs means nothing across epochs):
+      ``val_objective`` = val_loss + max(0, EBOPs / target - 1), the validation loss of a network
+      within the budget, an epoch over it penalised by how far (10 % over costs 0.1, the scale of the loss).
+    """
 
     class ValidationObjective(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             ebops = float(sum(float(layer.ebops) for layer in _weighted_layers(student)))
             logs["ebops"] = ebops
-            logs["val_objective"] = logs["val_loss"] + beta * ebops
+            if target_ebops is None:
+                logs["val_objective"] = logs["val_loss"] + beta * ebops
+            else:
+                logs["val_objective"] = logs["val_loss"] + max(0.0, ebops / target_ebops - 1.0)
 
     return ValidationObjective()
 
 
-def fit(trainer, student, beta, fit_data, validation_data, preset, verbose, label) -> dict:
-    """:func:`firmware.train._fit` for Keras 3; early stopping on ``val_objective`` (above), best weights kept."""
+def _beta_controller(student, beta, target_ebops):
+    """HGQ2's PID controller of beta (on log10 of EBOPs / target) towards ``target_ebops``, starting
+    from ``beta`` after one epoch at it. Integral gain :data:`BETA_PID_GAINS`: HGQ2's default (2e-3)
+    is made for thousands of epochs; a student trains for tens, so beta must move within a few."""
+    from hgq.utils.sugar import BetaPID
+
+    class StudentBetaPID(BetaPID):
+        def get_ebops(self):  # the student's, also when a distiller wraps it
+            return float(sum(float(layer.ebops) for layer in _weighted_layers(student)))
+
+    return StudentBetaPID(target_ebops, init_beta=beta, warmup=1, max_beta=1e-3, **BETA_PID_GAINS)
+
+
+def fit(trainer, student, beta, fit_data, validation_data, preset, verbose, label, target_ebops=None) -> dict:
+    """:func:`firmware.train._fit` for Keras 3; early stopping on ``val_objective`` (above), best
+    weights kept; with ``target_ebops``, beta is steered towards that many EBOPs each epoch."""
     keras = _keras3()
     if verbose:
         print(f"training {label}: {len(fit_data[0])} events, validation {len(validation_data[0])}, up to {preset.epochs} epochs")
-    stop = keras.callbacks.EarlyStopping(monitor="val_objective", mode="min", patience=preset.patience, restore_best_weights=True)
+    callbacks = [] if target_ebops is None else [_beta_controller(student, beta, target_ebops)]
+    callbacks += [
+        _objective_callback(keras, student, beta, target_ebops),
+        keras.callbacks.EarlyStopping(monitor="val_objective", mode="min", patience=preset.patience, restore_best_weights=True),
+    ]
     history = trainer.fit(
         *fit_data[:2], sample_weight=fit_data[2], validation_data=validation_data, epochs=preset.epochs,
-        batch_size=preset.batch_size, callbacks=[_objective_callback(keras, student, beta), stop], verbose=2 if verbose else 0, shuffle=True,
+        batch_size=preset.batch_size, callbacks=callbacks, verbose=2 if verbose else 0, shuffle=True,
     )  # fmt: skip
     return {n: [float(v) for v in values] for n, values in history.history.items()}
 
@@ -265,9 +311,9 @@ def bit_widths(model) -> dict:
 
 
 def dead_probe(model):
-    """The model's outputs and its last hidden ReLU (``dense_relu2``), for the dead-network check."""
+    """The model's outputs and its last hidden ReLU (``dense2``'s activation), for the dead-network check."""
     keras = _keras3()
-    return keras.Model(model.inputs, [model.outputs[0], model.get_layer("dense_relu2").output])
+    return keras.Model(model.inputs, [model.outputs[0], model.get_layer(HINT_LAYERS["dense_relu2"]).output])
 
 
 def load_hgq2_model(path):

@@ -57,7 +57,9 @@ __all__ = [
     "hls4ml_call",
     "load_converted",
     "load_keras_model",
+    "project_config",
     "project_front_end",
+    "project_keys",
     "read_convert_config",
     "refuse_bit_exact",
 ]
@@ -403,6 +405,19 @@ def refuse_bit_exact(settings, origin):
         raise ConfigError(msg)
 
 
+def project_keys(settings: dict, output_dir) -> dict:
+    """The project-wide keys of an hls4ml conversion, from checked :func:`conversion_settings`."""
+    return {"output_dir": str(output_dir), **{key: settings[key] for key in ("project_name", "backend", "part", "clock_period", "io_type")}}
+
+
+def project_config(settings: dict, output_dir) -> dict:
+    """hls4ml's ``create_config`` of the project: what every front end's ModelGraph starts from."""
+    hls4ml_module()
+    from hls4ml.utils.config import create_config
+
+    return create_config(**project_keys(settings, output_dir))
+
+
 def build_hls_model(model, settings: dict, output_dir, origin="conversion settings"):
     """Convert ``model`` into an hls4ml ModelGraph (all passes applied; nothing written).
 
@@ -412,18 +427,9 @@ def build_hls_model(model, settings: dict, output_dir, origin="conversion settin
     refuse_bit_exact(settings, origin)
     _check_supported(model)
     hls4ml = hls4ml_module()
-    from hls4ml.utils.config import create_config
-
     arch, renamed = _model_arch(model)
     arch_dict = _ArchWithLayers(arch, model, renamed)
-    config = create_config(
-        output_dir=str(output_dir),
-        project_name=settings["project_name"],
-        backend=settings["backend"],
-        part=settings["part"],
-        clock_period=settings["clock_period"],
-        io_type=settings["io_type"],
-    )
+    config = project_config(settings, output_dir)
     config["HLSConfig"] = _hls_config(hls4ml, arch_dict, settings, renamed, origin)
     reader = hls4ml.converters.KerasModelReader(arch_dict)
     layer_list, inputs, outputs, _ = hls4ml.converters.parse_keras_model(arch, reader)

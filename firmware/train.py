@@ -283,6 +283,7 @@ def train_run(
     quantizer: str = "qkeras",
     beta=None,
     init_bits=None,
+    target_ebops=None,
     verbose: bool = True,
 ) -> dict:
     """Train, evaluate and write ``output_dir`` (atomically); return the record."""
@@ -291,7 +292,7 @@ def train_run(
     outputs = check_outputs(outputs)
     layers = check_layers(layers)
     _check_background_weight(background_weight)
-    beta = _check_quantizer(quantizer, beta, architecture, nbits, init_bits)
+    beta = _check_quantizer(quantizer, beta, architecture, nbits, init_bits, target_ebops)
     if architecture not in ARCHITECTURES:
         msg = f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
         raise ConfigError(msg)
@@ -357,7 +358,7 @@ def train_run(
     keras.utils.set_random_seed(seed)
     if quantizer == "hgq2":
         model, init_sha, history, hgq2_summary = _train_hgq2(
-            architecture, beta, init_bits, fit_data, validation_data, schedule, teacher if kd else None, gammas, soft_weight, init_from, verbose,
+            architecture, beta, init_bits, target_ebops, fit_data, validation_data, schedule, teacher if kd else None, gammas, soft_weight, init_from, verbose,
         )  # fmt: skip
         record["hgq2"] = hgq2_summary
     else:
@@ -375,7 +376,7 @@ def train_run(
             "split_seed": seed, "hints": [list(h) for h in HINTS] if kd else None, "gammas": list(gammas) if kd else None,
             "background_weight": float(background_weight), "soft_weight": float(soft_weight) if kd else None,
             "init_from": None if init_from is None else {"path": Path(init_from).name, "sha256": init_sha},
-            "quantizer": quantizer, "beta": beta, "init_bits": init_bits,
+            "quantizer": quantizer, "beta": beta, "init_bits": init_bits, "target_ebops": target_ebops,
             "loss": _LOSS[outputs], "outputs": list(outputs),
         },
         data={
@@ -450,14 +451,14 @@ def _teacher_samples(teacher_path) -> list:
 QUANTIZERS = ("qkeras", "hgq2")
 
 
-def _check_quantizer(quantizer, beta, architecture, nbits, init_bits):
+def _check_quantizer(quantizer, beta, architecture, nbits, init_bits, target_ebops=None):
     """The regulariser weight of an HGQ2 training (HGQ2's default when None); refuses what HGQ2 cannot train."""
     if quantizer not in QUANTIZERS:
         msg = f"unknown quantizer {quantizer!r}; choose one of {', '.join(QUANTIZERS)}"
         raise ConfigError(msg)
     if quantizer == "qkeras":
-        if beta is not None or init_bits is not None:
-            msg = "--beta and --init-bits set HGQ2's regulariser and starting widths: they need --quantizer hgq2"
+        if beta is not None or init_bits is not None or target_ebops is not None:
+            msg = "--beta, --init-bits and --target-ebops set HGQ2's regulariser and starting widths: they need --quantizer hgq2"
             raise ConfigError(msg)
         return None
     if nbits is not None:
@@ -466,13 +467,14 @@ def _check_quantizer(quantizer, beta, architecture, nbits, init_bits):
     if architecture not in STUDENT_WIDTHS:
         msg = f"--quantizer hgq2 trains the students ({', '.join(STUDENT_WIDTHS)}), not {architecture!r}"
         raise ConfigError(msg)
-    from .hgq2_student import DEFAULT_BETA, check_beta, check_init_bits
+    from .hgq2_student import DEFAULT_BETA, check_beta, check_init_bits, check_target_ebops
 
     check_init_bits(init_bits)
+    check_target_ebops(target_ebops)
     return check_beta(DEFAULT_BETA if beta is None else beta)
 
 
-def _train_hgq2(architecture, beta, init_bits, fit_data, validation_data, schedule, teacher, gammas, soft_weight, init_from, verbose):
+def _train_hgq2(architecture, beta, init_bits, target_ebops, fit_data, validation_data, schedule, teacher, gammas, soft_weight, init_from, verbose):
     """Build, initialise and train the HGQ2 student; returns it, the start's sha256, the history and its widths."""
     from . import hgq2_student as h
 
@@ -484,8 +486,9 @@ def _train_hgq2(architecture, beta, init_bits, fit_data, validation_data, schedu
         init_sha = file_sha256(_model_file(init_from))
     trainer = h.HintDistiller(model, teacher, gammas, soft_weight) if teacher is not None else model
     h.compile_student(trainer, schedule.learning_rate)
-    label = f"{model.name} (HGQ2, beta {beta:g})" + (" with distillation" if teacher is not None else "")
-    history = h.fit(trainer, model, beta, fit_data, validation_data, schedule, verbose, label)
+    label = f"{model.name} (HGQ2, beta {beta:g}" + (f", steered to {target_ebops:g} EBOPs)" if target_ebops else ")")
+    label += " with distillation" if teacher is not None else ""
+    history = h.fit(trainer, model, beta, fit_data, validation_data, schedule, verbose, label, target_ebops)
     ebops = h.finish(model, fit_data[0])
     return model, init_sha, history, {"ebops": ebops, "layers": h.bit_widths(model), "range_trace": "trace_minmax on the training images"}
 

@@ -163,10 +163,11 @@ def test_wide_convolutions_as_matrix_stages(monkeypatch):
 
 
 @pytest.mark.parametrize(("bias", "acc", "products"), [(1, "ap_fixed<40,40>", np.float32), (2, "ap_fixed<40,40>", np.float64),
-                                                       (1, "ap_fixed<25,25>", None)])
+                                                       (1, "ap_fixed<25,25>", np.float32), (1, "ap_fixed<25,25,AP_TRN,AP_SAT>", None)])
 def test_convolution_product_precision_at_its_bound(bias, acc, products, monkeypatch):
     """Sums reaching 2**24 exactly (bias 1 plus 255 times 65,793) take float32 products; one more
-    takes float64; an accumulator one value short of the sum keeps the generated kernel."""
+    takes float64; an accumulator one value short of the sum wraps the exact sum once (the
+    sum 2**24 becomes -2**24) or, saturating, keeps the generated kernel's per-step casts."""
     monkeypatch.setattr(_batched, "MIN_CONV_WORK", 0)
     rng = np.random.default_rng(23)
     per_tap = [664] * 98 + [721]  # the 99 taps' weights of every filter sum to 65,793
@@ -183,7 +184,11 @@ def test_convolution_product_precision_at_its_bound(bias, acc, products, monkeyp
     x[20:] = rng.integers(0, 256, x[20:].shape)
     got = emu.predict_raw(x)
     np.testing.assert_array_equal(got, _kernel_only(emu, x))
-    assert got.max() == (1 << 24) - 1 + bias
+    if acc == "ap_fixed<25,25>":  # the per-step casts of the reference wrap too
+        assert got.min() == -(1 << 24)
+        np.testing.assert_array_equal(got[18:22], ref_network(spec, x[18:22].astype(np.int64).reshape(4, -1)))
+    else:
+        assert got.max() == (1 << 24) - 1 + bias
 
 
 @pytest.mark.slow

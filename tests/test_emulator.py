@@ -371,6 +371,22 @@ def test_narrow_accumulators_cast_every_step(overflows):
     assert "cast(s + p" in emu.source
 
 
+@pytest.mark.parametrize("unroll_limit", [10_000, 8])
+def test_wrapping_accumulators_sum_exactly_and_wrap_once(unroll_limit, monkeypatch):
+    """Products that fit without rounding, partial sums that leave a wrapping accumulator (as
+    hls4ml's bit-exact inference writes them): the exact sum wrapped once is the reference's
+    per-step wrapping, unrolled and looped, whatever the inputs."""
+    monkeypatch.setattr("l0emu.fixedpoint._codegen.UNROLL_LIMIT", unroll_limit)
+    rng = np.random.default_rng(31)
+    layer, s = conv("conv", (5, 6, 2), 4, rng, acc="ap_fixed<9,3>", res="ap_fixed<7,2,AP_RND,AP_SAT>")  # frac 6 = 3 + 3
+    flat = elementwise("flatten", "flatten", (int(np.prod(s)),), layer["result_type"]) | {"input_shape": list(s)}
+    out = dense("out", int(np.prod(s)), 3, rng, acc="ap_fixed<10,3>", wt="ap_fixed<6,1>")  # frac 5 + 5 + ... fits 7
+    out["accum_type"] = out["result_type"] = "ap_fixed<12,2>"  # frac 10 = 5 + 5
+    spec = make_spec([layer, flat, out], (5, 6, 2), "ap_fixed<6,3>")
+    emu, _ = assert_matches_reference(spec, n=300)
+    assert " + p, " not in emu.source  # no per-step casts, unrolled or looped
+
+
 @pytest.mark.parametrize("overflow", OVERFLOWS)
 def test_single_products_that_overflow_the_accumulator_are_cast(overflow):
     """Bias + sum fits the accumulator but one product alone does not (issue 10's case, in
@@ -387,7 +403,8 @@ def test_single_products_that_overflow_the_accumulator_are_cast(overflow):
     emu = Emulator.from_spec(spec)
     got = emu.predict_raw(parse_type("ap_ufixed<6,6>").to_float(m))
     np.testing.assert_array_equal(got, ref_network(spec, m))
-    assert "cast(s + p" in emu.source
+    # a wrapping accumulator sums exactly and wraps once (modular arithmetic); the others step
+    assert ("cast(s + p" in emu.source) is (overflow != "WRAP")
     # SAT_SYM: x = 31, w = -1, b = -1 reaches exactly -32, the value SAT_SYM gives up
     sym = dict(layer, accum_type="ap_fixed<16,6,AP_TRN,AP_SAT_SYM>", result_type="ap_fixed<16,6>", weights=[-4], biases=[-4])
     spec = make_spec([sym], (1,), "ap_ufixed<5,5>")

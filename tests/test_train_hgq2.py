@@ -80,3 +80,21 @@ def test_hgq2_refuses_nbits_teachers_and_beta_without_it(events, tmp_path):
         train_run([events], tmp_path / "e", quantizer="hgq2", init_bits=0)
     with pytest.raises(ConfigError, match="finite number >= 0"):
         train_run([events], tmp_path / "d", quantizer="hgq2", beta=-1.0)
+
+
+@pytest.mark.hls4ml
+def test_the_trained_student_converts_and_csim_equals_emulator_and_keras(hgq2_run, tmp_path):
+    """The student as `l0emu train --quantizer hgq2` saves it goes through hls4ml as it is: its
+    C-simulation, the emulator and Keras 3 give the same bits on fragment-like images."""
+    from l0emu import convert
+    from l0emu.fixedpoint.emulator import Emulator
+
+    hls_model, spec = convert(hgq2_run / MODEL_FILE, tmp_path / "fw", compile=True)
+    assert "relu" in [layer["op"] for layer in spec["layers"]]
+    pixels = (np.random.default_rng(1).integers(0, 3, (300, 9, 16, 1)) / 2).astype(np.float32)
+    csim = np.asarray(hls_model.predict(pixels)).reshape(300, -1)
+    emulator = Emulator.from_spec(spec)
+    emulated = emulator.to_float(emulator.predict_raw(pixels))
+    keras_out = load_hgq2_model(hgq2_run).predict(pixels, verbose=0)
+    np.testing.assert_array_equal(csim, emulated)
+    np.testing.assert_array_equal(csim, keras_out)

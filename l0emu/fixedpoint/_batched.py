@@ -6,7 +6,8 @@ as its own sum, looping over a block of 32 events; for wide dense layers (a teac
 A matrix product over thousands of events at once, (events x inputs) @ (inputs x outputs)
 in double precision (single where the sums stay below 2**24), runs near that rate, and it is
 exact where :func:`_codegen`'s own interval analysis proves the layer's sum exact (``_SumPlan.exact``: every product and every
-partial sum fits the accumulator, so hls4ml's per-step casts are all the identity) and every
+partial sum fits the accumulator, so hls4ml's per-step casts are all the identity, or the
+accumulator wraps around and the exact sum is wrapped once) and every
 partial sum, in any order, stays below 2**53 (``_SumPlan.dt`` is ``f32`` or ``f64``): then
 any summation order, BLAS's included, gives the same integer.
 
@@ -302,7 +303,8 @@ def plan_stages(spec, load_kernel):
         steps, nxt = gen._fused_steps(layers, k, kept)
         group = " + ".join(layers[j]["name"] for j in range(k, nxt))
         name = f"epilogue{len(functions)}_{_codegen._identifier(layer['name'])}"
-        lines, _, _ = _epilogue(gen, name, group, plan, [("cast", parse_type(layer["result_type"])), *steps], where)
+        wrap = [("cast", plan.acc_t)] if plan.wraps else []  # a modular sum (_codegen's docstring)
+        lines, _, _ = _epilogue(gen, name, group, plan, [*wrap, ("cast", parse_type(layer["result_type"])), *steps], where)
         functions.append((name, lines, plan, layer))
         stages.append(len(functions) - 1)  # replaced by the matrix stage once the module is loaded
         k = run_start = nxt

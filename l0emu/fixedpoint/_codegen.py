@@ -16,6 +16,10 @@ Two arithmetics, chosen per layer by interval analysis of the mantissas:
   no AVX2), so tensors are stored as integer-valued floats. Casts into result types are
   emitted from the same rules as :func:`l0emu.fixedpoint.casts.cast_mantissa` (floor, the dropped
   fraction, then the overflow mode) and tested against it exhaustively.
+- *modular*: when the products fit without rounding but partial sums may leave an
+  accumulator that wraps around (``AP_WRAP``, as hls4ml's bit-exact type inference writes
+  them), every per-step cast is a reduction modulo 2**width, which commutes with addition:
+  the sum is computed exactly as above and wrapped once, at the end.
 - *stepwise*: otherwise every product, bias and partial sum goes through
   :func:`l0emu.fixedpoint.casts.cast_mantissa` in int64, in hls4ml's order of operations.
 """
@@ -296,7 +300,8 @@ class _SumPlan:
     acc_t: ApType  # the type every product and partial sum is cast into (aptypes.cast_target)
     acc_src: ApType  # accum_t as declared: the source of the result casts
     up: int  # exact path: left shift of the coefficients into accum_t's frac
-    exact: bool
+    exact: bool  # the exact (or modular) sum; the stepwise one if False
+    wraps: bool  # modular: the exact sum is wrapped into acc_t before the result casts
     dt: str
     lo: int
     hi: int
@@ -567,6 +572,7 @@ class _Generator:
         acc_lo = acc_hi = span = prod_lo = prod_hi = 0
         start = list(bias)  # exact path: the bias plus the products' constant offsets
         exact = up >= 0 and shifts is None
+        wraps = False
         if exact:
             # hls4ml casts every product into accum_t on its own (the ``mult`` array), then
             # adds them to the bias-initialised accumulator, casting each partial sum. Each
@@ -589,7 +595,9 @@ class _Generator:
                 chains = max(t_hi, -t_lo) + (abs(start[o]) if start[o] != bias[o] else 0)
                 span = max(span, hi - bias[o], bias[o] - lo, chains)
             t_lo, t_hi = _target_range(acc_t)
-            exact = t_lo <= min(acc_lo, prod_lo) and max(acc_hi, prod_hi) <= t_hi
+            fits = t_lo <= min(acc_lo, prod_lo) and max(acc_hi, prod_hi) <= t_hi
+            wraps = not fits and acc_t.saturation == "WRAP" and acc_t.sat_bits == 0
+            exact = fits or wraps
         if exact:
             # Every per-step cast is the identity here, so the sum is exact integer arithmetic.
             dt = _dtype_for(min(acc_lo, -span), max(acc_hi, span), where)
@@ -598,7 +606,7 @@ class _Generator:
             dt = "i64"
             acc_lo, acc_hi = _full(acc_t)
             _int_product_fits(x.type, where)
-        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, acc_src, up, exact, dt, acc_lo, acc_hi, shifts)
+        return _SumPlan(w, offsets, w_frac, start if exact else bias, acc_t, acc_src, up, exact, wraps, dt, acc_lo, acc_hi, shifts)
 
     def _dot(self, layer, x, steps, where, group):
         """conv2d/dense: hls4ml's product, bias-initialised accumulation, then the casts."""
@@ -618,6 +626,7 @@ class _Generator:
                 self._looped_sum(em, layer["name"], x, acc, plan, geometry)
             else:
                 self._unrolled_sum(em, x, acc, plan, geometry)
+        steps = [("cast", plan.acc_t), *steps] if plan.wraps else steps
         return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, plan.acc_src, plan.lo, plan.hi, steps, geometry.shape, where, plan.dt)
 
     def _unrolled_sum(self, em, x, acc, plan, geometry):
