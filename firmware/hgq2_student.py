@@ -258,8 +258,8 @@ def _objective_callback(keras, student, beta, target_ebops):
 
 
 def _beta_controller(student, beta, target_ebops):
-    """HGQ2's PID controller of beta (on log10 of EBOPs / target) towards ``target_ebops``, starting
-    from ``beta`` after one epoch at it. Integral gain :data:`BETA_PID_GAINS`: HGQ2's default (2e-3)
+    """HGQ2's PID controller of beta (on log10 of EBOPs / target) towards ``target_ebops``: two
+    epochs at ``beta`` (a warm-up epoch, then the controller's start), then steered. Integral gain :data:`BETA_PID_GAINS`: HGQ2's default (2e-3)
     is made for thousands of epochs; a student trains for tens, so beta must move within a few."""
     from hgq.utils.sugar import BetaPID
 

@@ -30,12 +30,12 @@ def events(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hgq2_run(events, tmp_path_factory):
     """A float student (1 epoch), then an HGQ2 student started from it and distilled from a
-    teacher trained in the same run (2 epochs), through the CLI."""
+    teacher trained in the same run (3 epochs, beta steered towards 2,000 EBOPs), through the CLI."""
     models = tmp_path_factory.mktemp("models")
     assert cli_main(["train", str(events), "-o", str(models / "float"), "--epochs", "1", "--seed", "1"]) == 0
     out = models / "hgq2_kd"
-    argv = ["train", str(events), "-o", str(out), "--quantizer", "hgq2", "--beta", "1e-4", "--kd", "--epochs", "2",
-            "--init-from", str(models / "float"), "--seed", "1", "--background-weight", "3"]  # fmt: skip
+    argv = ["train", str(events), "-o", str(out), "--quantizer", "hgq2", "--beta", "1e-4", "--kd", "--epochs", "3",
+            "--init-from", str(models / "float"), "--seed", "1", "--background-weight", "3", "--target-ebops", "2000"]  # fmt: skip
     assert cli_main(argv) == 0
     return out
 
@@ -44,6 +44,7 @@ def test_record_names_the_quantizer_beta_and_float_start(hgq2_run):
     record = json.loads((hgq2_run / "record.json").read_text())
     config = record["config"]
     assert (config["quantizer"], config["beta"], config["kd"], config["nbits"]) == ("hgq2", 1e-4, True, None)
+    assert config["target_ebops"] == 2000
     assert config["init_from"]["path"] == "float"
     assert record["model"]["file"] == MODEL_FILE and (hgq2_run / MODEL_FILE).is_file()
     assert record["model"]["parameters"] == 1032  # kernels and biases of the seed student, as its QKeras twin
@@ -51,6 +52,18 @@ def test_record_names_the_quantizer_beta_and_float_start(hgq2_run):
     assert {"keras3", "hgq2"} <= set(record["versions"])
     assert set(record["history"]) >= {"loss", "hint_loss", "val_loss"}
     assert record["metrics"]["plateau"] is not None and "fake_rate" in record["metrics"]
+
+
+def test_beta_is_steered_towards_the_target(hgq2_run):
+    """Two epochs at --beta (the warm-up, then the controller's start), then HGQ2's PID
+    controller raises it: the student is far above 2,000 EBOPs."""
+    history = json.loads((hgq2_run / "record.json").read_text())["history"]
+    assert history["beta"][:2] == pytest.approx([1e-4, 1e-4])
+    assert history["beta"][2] > 1.1e-4
+    assert all(e > 2000 for e in history["ebops"])
+    # early stopping watched the validation loss plus the share by which EBOPs exceed the budget
+    for loss, ebops, objective in zip(history["val_loss"], history["ebops"], history["val_objective"]):
+        assert objective == pytest.approx(loss + ebops / 2000 - 1)
 
 
 def test_widths_are_heterogeneous_after_training(hgq2_run):
