@@ -6,7 +6,7 @@ import json
 import pytest
 
 from l0emu.errors import InputFileError
-from l0emu.validation.pareto import FORMAT, LUT_BUDGET, evaluate, meets_targets, study_commands, write_report
+from l0emu.validation.pareto import FORMAT, HGQ2_EXACT, LUT_BUDGET, evaluate, meets_targets, study_commands, write_report
 
 
 def scenario(plateau, fake_ul):
@@ -59,6 +59,7 @@ def test_report_files_and_the_cheapest_network_meeting_the_physics(tmp_path):
         row("big_good", 200_000, (0.993, 0.1e-3), (0.98, 1e-3), quantizer="qkeras"),
         row("float_ref", None, (0.995, 0.1e-3), (0.985, 1e-3), quantizer="float"),
     ]
+    rows[0]["evaluated_by"] = HGQ2_EXACT  # an HGQ2 student hls4ml cannot build as it is: Keras 3 predict
     samples = [{"scenario": s, "path": f"{s}.root", "n_events": 100, "generator": "test"} for s in ("default", "hard")]
     result = {"format": FORMAT, "threshold_gev": 10.0, "samples": samples, "cost": "test", "rows": rows}
     written = write_report(result, tmp_path / "out")
@@ -68,6 +69,8 @@ def test_report_files_and_the_cheapest_network_meeting_the_physics(tmp_path):
     assert "also meets the LUT and latency budget" in text
     table = [line for line in text.splitlines() if line.startswith("| `")]
     assert [line.split("`")[1] for line in table] == ["cheap_bad", "mid_good", "big_good", "float_ref"]  # by LUTs, float last
+    assert [" †" in line for line in table] == [True, False, False, False]
+    assert "The HGQ2 networks marked † have Keras `ReLU` layers" in text
     assert "- `mid_good`: `l0emu train x -o m/mid_good`" in text
     with open(tmp_path / "out" / "pareto.csv", newline="") as file:
         assert [r["meets_all"] for r in csv.DictReader(file)] == ["False", "True", "False", "False"]

@@ -9,9 +9,12 @@ pipeline stages at a 2 ns clock, latency cutoff 5; not synthesis):
 
 - a QKeras network is converted with hls4ml (the grid's settings, the shipped student's input
   type), scored with the bit-exact emulator and estimated from its spec (:mod:`firmware.rtl`);
-- an HGQ2 network (``model.keras``) is scored with Keras 3 predict and estimated from da4ml's
-  tracing of the Keras 3 model itself (HGQ2's da4ml plugin): HGQ2 quantizes every weight,
-  bias and layer input, so Keras computes the fixed-point result the firmware computes;
+- an HGQ2 network (``model.keras``) is converted the same way (hls4ml's bit-exact path) and
+  scored with the emulator; Keras 3 predict is checked against da4ml's tracing of the model
+  itself (HGQ2's da4ml plugin) on the default sample. Students whose ReLUs are Keras ``ReLU``
+  layers (``l0emu train`` made them so before), which hls4ml 1.3.0 mis-builds and ``l0emu
+  convert`` refuses, are scored with Keras 3 predict and estimated from that traced logic:
+  HGQ2 quantizes every weight, bias and layer input, so Keras computes what the logic computes;
 - a float network has no firmware type: Keras predict, no cost (a reference only).
 
 Usage (docs/pareto/study.sh)::
@@ -74,24 +77,35 @@ def _network_and_cost(model, work_dir, check_path):
 
     kind = _kind(model)
     if kind == "hgq2":
-        from l0emu.firmware.hgq2_student import load_hgq2_model, trace_firmware
+        from l0emu.firmware.hgq2_student import MODEL_FILE, load_hgq2_model, trace_firmware
 
         network = load_hgq2_model(model.path)
         comb = trace_firmware(network)
-        cost = {**rtl.estimate(comb), "keras_vs_traced_logic": logic_check(network, comb, model, check_path)}
-        return network, cost, HGQ2_EXACT
+        check = {"keras_vs_traced_logic": logic_check(network, comb, model, check_path)}
+        if any(type(layer).__name__ == "ReLU" for layer in network.layers):
+            return network, {**rtl.estimate(comb), **check}, HGQ2_EXACT
+        emulator, cost, scored_by = _firmware(model, MODEL_FILE, None, work_dir)
+        return emulator, {**cost, **check}, scored_by
     if kind == "float":
         from l0emu.firmware.models import load_model
 
         from .grid import KERAS
 
         return load_model(model.path), None, KERAS
+    from .grid import CONVERT_SETTINGS
+
+    return _firmware(model, "model.h5", CONVERT_SETTINGS, work_dir)
+
+
+def _firmware(model, file_name, settings, work_dir):
+    """Convert the network with hls4ml: ``(emulator, da4ml estimate of its spec, how it was scored)``."""
+    from l0emu.firmware import rtl
     from l0emu.firmware.hls4ml_bridge import convert
     from l0emu.fixedpoint.emulator import Emulator
 
-    from .grid import CONVERT_SETTINGS, FIRMWARE_EXACT
+    from .grid import FIRMWARE_EXACT
 
-    _, spec = convert(model.path / "model.h5", Path(work_dir) / model.name, CONVERT_SETTINGS, name=model.name, origin="grid conversion settings")
+    _, spec = convert(model.path / file_name, Path(work_dir) / model.name, settings, name=model.name, origin="grid conversion settings")
     return Emulator.from_spec(spec), rtl.estimate(rtl.trace_spec(spec).comb), FIRMWARE_EXACT
 
 
@@ -214,7 +228,7 @@ def _table(rows) -> list[str]:
     for r in ordered:
         d, h = r["default"], r["hard"]
         lines.append(
-            f"| `{r['name']}` ({r['label']}) | {r['parameters']:,} | {_fmt(r['ebops'], ',')} | {_fmt(r['luts'], ',.0f')} | {_fmt(r['ffs'], ',')} "
+            f"| `{r['name']}` ({r['label']}){' †' if r['evaluated_by'] == HGQ2_EXACT else ''} | {r['parameters']:,} | {_fmt(r['ebops'], ',')} | {_fmt(r['luts'], ',.0f')} | {_fmt(r['ffs'], ',')} "
             f"| {_fmt(r['latency_ns'], 'g')} | {d['plateau']:.4f} | {d['fake_ul'] * 1e3:.2f} | {h['plateau']:.4f} | {h['fake_ul'] * 1e3:.2f} "
             f"| {'**yes**' if r['meets']['all'] else 'no'} |"
         )
@@ -236,6 +250,17 @@ def _logic_lines(rows) -> list[str]:
         "Cross-check of the HGQ2 networks: Keras 3 predict against da4ml's interpreter of the logic traced from each",
         f"(what its Verilog computes), {', '.join(f'{n:,}' for n in sorted(events))} events of the default sample each: "
         f"{differing} events with a differing output over {len(checked)} networks.",
+    ]
+
+
+def _keras_scored_lines(rows) -> list[str]:
+    if not any(r["evaluated_by"] == HGQ2_EXACT for r in rows):
+        return []
+    return [
+        "The HGQ2 networks marked † have Keras `ReLU` layers between their quantized layers (the",
+        "student builder made them so before), which hls4ml 1.3.0 writes as a thresholded relu whose C-simulation",
+        "lets negative values through, so `l0emu convert` refuses them: they were scored with Keras 3 predict,",
+        "the decision of the logic da4ml traces from the model (checked below), and estimated from that logic.",
     ]
 
 
@@ -279,12 +304,9 @@ def _markdown(result) -> str:
         f"{TARGETS['default']['fake_ul'] * 1e3:g} ‰, hard plateau >= {TARGETS['hard']['plateau']} with UL < "
         f"{TARGETS['hard']['fake_ul'] * 1e3:g} ‰, at most {LUT_BUDGET:,} LUTs and {LATENCY_BUDGET_NS:g} ns.",
         "",
-        "How each network is scored: QKeras networks are converted with hls4ml and run through the bit-exact",
-        "emulator; HGQ2 networks quantize every weight, bias and layer input, so Keras 3 predict is the",
-        "decision of the logic da4ml traces from the model (checked below; the cost is that logic's).",
-        "hls4ml 1.3.0 does not build these HGQ2 students faithfully: it writes their Keras ReLU layers as a",
-        "thresholded relu whose C-simulation lets negative values through, so `l0emu convert` refuses them;",
-        "a student to ship needs the quantized layers' own activations instead. Float networks are references without a cost.",
+        "How each network is scored: QKeras and HGQ2 networks are converted with hls4ml and run through the",
+        "bit-exact emulator (the cost: da4ml's estimate of that spec). Float networks are references without a cost.",
+        *_keras_scored_lines(rows),
         *_logic_lines(rows),
         "Every figure is one training seed on validation samples: a screen for recipes, not a result.",
         f"The networks were trained on {_counts(rows, 'n_train')} events (the shipped student's recipe: 700,002), "
