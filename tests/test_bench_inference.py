@@ -127,3 +127,12 @@ def test_teacher_events_cap_only_the_teacher(tmp_path):
     with pytest.raises(ConfigError, match="--teacher-events"):
         main(parser.parse_args(["-o", str(tmp_path / "never"), "--teacher-events", "0"]))
     assert not (tmp_path / "never").exists()
+
+
+def test_product_ceilings_name_every_arithmetic():
+    """The rates `l0emu bench networks` prints before its rows: BLAS double and single, and byte products."""
+    from l0emu.validation.benchmarks.bench_networks import blas_ceilings
+
+    rates = blas_ceilings(1)
+    assert {"float64", "float32", "ORT MatMulInteger u8xs8"} <= set(rates)
+    assert all(rate > 0 for rate in rates.values())

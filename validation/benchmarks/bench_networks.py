@@ -186,9 +186,50 @@ def print_row(name, row) -> None:
           f"differing bits {row['differing_bits']}  stages {row['stages']}", flush=True)
 
 
+def _matmul_rate(product, repeats) -> float:
+    best = float("inf")
+    for _ in range(10 * repeats):
+        started = time.perf_counter()
+        product()
+        best = min(best, time.perf_counter() - started)
+    return 4096 * 100 * 100 / best
+
+
+def _int8_products():
+    """One-thread byte products with int32 sums, where installed: ONNX Runtime's MatMulInteger
+    (uint8 x int8, its VNNI/AMX kernels) and torch's ``_int_mm`` (int8 x int8, oneDNN)."""
+    import numpy as np
+
+    products = {}
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.UINT8, [None, 100])
+    b = helper.make_tensor_value_info("b", TensorProto.INT8, [100, 100])
+    y = helper.make_tensor_value_info("y", TensorProto.INT32, [None, 100])
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "int8", [a, b], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feeds = {"a": np.ones((4096, 100), np.uint8), "b": np.ones((100, 100), np.int8)}
+    products["ORT MatMulInteger u8xs8"] = lambda: session.run(None, feeds)
+    try:
+        import torch
+    except ImportError:
+        return products
+    torch.set_num_threads(1)
+    ta, tb = torch.ones((4096, 100), dtype=torch.int8), torch.ones((100, 100), dtype=torch.int8)
+    products["torch _int_mm s8xs8"] = lambda: torch._int_mm(ta, tb)
+    return products
+
+
 def blas_ceilings(repeats: int) -> dict:
-    """Multiply-adds per second of one-thread BLAS on a 4096x100 @ 100x100 product, double and
-    single precision: the exact matrix stages' ceiling (double) against float inference's (single)."""
+    """Multiply-adds per second of one-thread products on 4096x100 @ 100x100: BLAS in double and
+    single precision (the exact matrix stages' ceiling against float inference's) and the byte
+    products with integer sums that exact arithmetic could use instead. An exact product of two
+    16-bit mantissas needs at least four byte products (each operand split in two bytes), so
+    those run at a quarter of the byte rate at best."""
     import numpy as np
 
     from l0emu.fixedpoint._batched import _blas_controller
@@ -197,12 +238,10 @@ def blas_ceilings(repeats: int) -> dict:
     with _blas_controller().limit(limits=1, user_api="blas"):
         for dtype in (np.float64, np.float32):
             a, b = np.ones((4096, 100), dtype), np.ones((100, 100), dtype)
-            best = float("inf")
-            for _ in range(10 * repeats):
-                started = time.perf_counter()
-                np.matmul(a, b)
-                best = min(best, time.perf_counter() - started)
-            rates[np.dtype(dtype).name] = 4096 * 100 * 100 / best
+            rates[np.dtype(dtype).name] = _matmul_rate(lambda: np.matmul(a, b), repeats)  # noqa: B023 (called at once)
+    for name, product in _int8_products().items():
+        product()
+        rates[name] = _matmul_rate(product, repeats)
     return rates
 
 
@@ -233,7 +272,7 @@ def main(args) -> int:
         projects = build_networks(args.networks, directory)
         print(f"one core (NUMBA_NUM_THREADS=1, ONNX Runtime 1 thread; run under taskset -c 0); medians of {args.repeats} interleaved rounds")
         ceilings = blas_ceilings(args.repeats)
-        print("BLAS, one thread, 4096x100 @ 100x100: " + ", ".join(f"{k} {v / 1e9:.1f} G multiply-adds/s" for k, v in ceilings.items()))
+        print("one thread, 4096x100 @ 100x100 products: " + ", ".join(f"{k} {v / 1e9:.1f} G multiply-adds/s" for k, v in ceilings.items()))
         conversion = input_conversion_ns(args.repeats)
         print("float inputs into ap_fixed<16,6>: " + ", ".join(f"{k} {v:.1f} ns/value" for k, v in conversion.items()))
         rows = {}
