@@ -111,3 +111,20 @@ def test_the_trained_student_converts_and_csim_equals_emulator_and_keras(hgq2_ru
     keras_out = load_hgq2_model(hgq2_run).predict(pixels, verbose=0)
     np.testing.assert_array_equal(csim, emulated)
     np.testing.assert_array_equal(csim, keras_out)
+
+
+@pytest.mark.hls4ml
+def test_the_pareto_study_scores_the_student_firmware_exact(hgq2_run, tmp_path):
+    """An HGQ2 student hls4ml builds is converted and scored with the emulator, its cost from
+    that spec, its Keras output checked against da4ml's traced logic."""
+    from l0emu.validation.grid import FIRMWARE_EXACT, KERAS
+    from l0emu.validation.pareto import evaluate
+
+    held_out = write_toy_events(tmp_path / "held_out.root", 300, seed=11)
+    script = tmp_path / "study.sh"
+    script.write_text("l0emu train x -o m/float\nl0emu train x -o m/hgq2_kd --quantizer hgq2\n")
+    result = evaluate(hgq2_run.parent, {"default": held_out, "hard": held_out}, script)
+    rows = {row["name"]: row for row in result["rows"]}
+    assert (rows["hgq2_kd"]["evaluated_by"], rows["float"]["evaluated_by"]) == (FIRMWARE_EXACT, KERAS)
+    assert rows["hgq2_kd"]["luts"] > 0 and rows["float"]["luts"] is None
+    assert rows["hgq2_kd"]["keras_vs_traced_logic"]["differing_events"] == 0

@@ -190,7 +190,7 @@ class GridModel:
 
     @property
     def quantized(self) -> bool:
-        return self.config["nbits"] is not None
+        return self.config["nbits"] is not None or self.config.get("quantizer") == "hgq2"
 
     @property
     def pt_scale(self) -> float:
@@ -250,17 +250,21 @@ def _check_held_out(path, scenario: str, models) -> dict:
     return {"path": Path(path).name, "scenario": scenario, "generator": f"l0emu simulate, scenario {scenario!r}, seed {identity.seed}{role_text}{caveat}", "role": role}
 
 
-def _firmware(model, work_dir):
-    """The bit-exact emulator of a quantized network, converted with hls4ml into ``work_dir``."""
+def firmware_emulator(model, work_dir) -> Emulator:
+    """The bit-exact emulator of a quantized network, converted with hls4ml into ``work_dir``:
+    QKeras with :data:`CONVERT_SETTINGS`, HGQ2 with hls4ml's bit-exact types (its own input quantizer)."""
     from l0emu.firmware.hls4ml_bridge import convert  # hls4ml: only when a quantized network is evaluated
 
-    _, spec = convert(model.path / "model.h5", Path(work_dir) / model.name, CONVERT_SETTINGS, name=model.name, origin="grid conversion settings")
+    hgq2 = model.config.get("quantizer") == "hgq2"
+    settings = None if hgq2 else CONVERT_SETTINGS
+    path = model.path / model.record["model"].get("file", "model.h5")
+    _, spec = convert(path, Path(work_dir) / model.name, settings, name=model.name, origin="grid conversion settings")
     return Emulator.from_spec(spec)
 
 
 def load_networks(models, work_dir) -> dict:
     """``{name: Emulator}`` for quantized networks (firmware-exact), ``{name: Keras model}`` otherwise."""
-    return {m.name: _firmware(m, work_dir) if m.quantized else load_model(m.path) for m in tqdm(models, desc="loading networks", unit="net")}
+    return {m.name: firmware_emulator(m, work_dir) if m.quantized else load_model(m.path) for m in tqdm(models, desc="loading networks", unit="net")}
 
 
 def _predict_full_images(network, chunk, layers=None) -> np.ndarray:

@@ -77,14 +77,14 @@ def _network_and_cost(model, work_dir, check_path):
 
     kind = _kind(model)
     if kind == "hgq2":
-        from l0emu.firmware.hgq2_student import MODEL_FILE, load_hgq2_model, trace_firmware
+        from l0emu.firmware.hgq2_student import load_hgq2_model, trace_firmware
 
         network = load_hgq2_model(model.path)
         comb = trace_firmware(network)
         check = {"keras_vs_traced_logic": logic_check(network, comb, model, check_path)}
         if any(type(layer).__name__ == "ReLU" for layer in network.layers):
             return network, {**rtl.estimate(comb), **check}, HGQ2_EXACT
-        emulator, cost, scored_by = _firmware(model, MODEL_FILE, None, work_dir)
+        emulator, cost, scored_by = _firmware(model, work_dir)
         return emulator, {**cost, **check}, scored_by
     if kind == "float":
         from l0emu.firmware.models import load_model
@@ -92,21 +92,17 @@ def _network_and_cost(model, work_dir, check_path):
         from .grid import KERAS
 
         return load_model(model.path), None, KERAS
-    from .grid import CONVERT_SETTINGS
-
-    return _firmware(model, "model.h5", CONVERT_SETTINGS, work_dir)
+    return _firmware(model, work_dir)
 
 
-def _firmware(model, file_name, settings, work_dir):
-    """Convert the network with hls4ml: ``(emulator, da4ml estimate of its spec, how it was scored)``."""
+def _firmware(model, work_dir):
+    """Converted with hls4ml as the grid converts: ``(emulator, da4ml estimate of its spec, how it was scored)``."""
     from l0emu.firmware import rtl
-    from l0emu.firmware.hls4ml_bridge import convert
-    from l0emu.fixedpoint.emulator import Emulator
 
-    from .grid import FIRMWARE_EXACT
+    from .grid import FIRMWARE_EXACT, firmware_emulator
 
-    _, spec = convert(model.path / file_name, Path(work_dir) / model.name, settings, name=model.name, origin="grid conversion settings")
-    return Emulator.from_spec(spec), rtl.estimate(rtl.trace_spec(spec).comb), FIRMWARE_EXACT
+    emulator = firmware_emulator(model, work_dir)
+    return emulator, rtl.estimate(rtl.trace_spec(emulator.spec).comb), FIRMWARE_EXACT
 
 
 def meets_targets(row) -> dict:

@@ -55,6 +55,23 @@ l0emu train $M -o $O/hgq2_wider_b1e-7_i4 $G $O/student-wider_float --architectur
 # ... with distillation from a 9x16 float teacher trained in the same run (10 epochs)
 l0emu train $M -o $O/hgq2_wider_b1e-6_i4_kd $G $O/student-wider_float --architecture student-wider --beta 1e-6 --kd
 
+# HGQ2 on the shipped student's full mixture (l0emu/data/default_student/PROVENANCE.md: 6 x 350,000
+# training events, seeds 121-143, 700,002 used; early stopping on seeds 221/222), starting from the
+# shipped 4-bit student's weights at 4 bits, beta steered towards a budget of 180,000 EBOPs
+# (--target-ebops: HGQ2's PID controller of beta), at most 40 epochs; three training seeds.
+l0emu simulate -n 350000 --seed 121 $S -o $DATA/full_default.root
+l0emu simulate -n 350000 --seed 122 --scenario hard $S -o $DATA/full_hard.root
+l0emu simulate -n 350000 --seed 123 --scenario hard $S -o $DATA/full_hard2.root
+l0emu simulate -n 350000 --seed 141 -o $DATA/full_flat_default.root
+l0emu simulate -n 350000 --seed 142 --scenario hard -o $DATA/full_flat_hard.root
+l0emu simulate -n 350000 --seed 143 --scenario hard -o $DATA/full_flat_hard2.root
+l0emu simulate -n 200000 --seed 221 $S -o $DATA/full_val_default.root
+l0emu simulate -n 200000 --seed 222 --scenario hard $S -o $DATA/full_val_hard.root
+F="$DATA/full_default.root $DATA/full_hard.root $DATA/full_hard2.root $DATA/full_flat_default.root $DATA/full_flat_hard.root $DATA/full_flat_hard2.root"
+T="--preset paper --background-weight 5 --validation $DATA/full_val_default.root $DATA/full_val_hard.root --architecture student-wider --quantizer hgq2 --beta 3e-6 --init-bits 4 --init-from l0emu/data/default_student/keras_model.h5 --epochs 40"
+l0emu train $F -o $O/hgq2_wider_t180k_s0 $T --target-ebops 180000 --seed 0
+l0emu train $F -o $O/hgq2_wider_t180k_s1 $T --target-ebops 180000 --seed 1
+
 # Score every network on the validation samples 263/264 and estimate its firmware; writes
 # docs/pareto/pareto.json, pareto.csv, pareto.md and pareto.png
 python -m l0emu.validation.pareto evaluate $O --default $DATA/choose_default.root --hard $DATA/choose_hard.root \
