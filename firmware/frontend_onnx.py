@@ -24,7 +24,17 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError, SpecError
 
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, hls4ml_call, project_config, refuse_bit_exact
+from .hls4ml_bridge import (
+    FRONT_ENDS,
+    FrontEnd,
+    apply_layer_settings,
+    conversion_settings,
+    from_channels_first,
+    hls4ml_call,
+    project_config,
+    refuse_bit_exact,
+    to_channels_first,
+)
 from .keras_env import hls4ml_module
 
 __all__ = ["ONNX_MODEL_FILE", "OnnxFrontEnd", "build_onnx_model", "cleaned_model", "load_onnx_model", "run_onnx"]
@@ -174,15 +184,10 @@ def run_onnx(model, x) -> np.ndarray:
     if len(wrapper.graph.input) != 1 or len(wrapper.graph.output) != 1 or isinstance(x, (list, tuple)):
         msg = f"the ONNX model has {len(wrapper.graph.input)} inputs and {len(wrapper.graph.output)} outputs; l0emu computes the own outputs only of ONNX models with one input and one output"
         raise ConfigError(msg)
-    n = len(x)
-    wrapper = wrapper.transform(ChangeBatchSize(n)).transform(InferShapes())
+    wrapper = wrapper.transform(ChangeBatchSize(len(x))).transform(InferShapes())
     name_in, name_out = wrapper.graph.input[0].name, wrapper.graph.output[0].name
-    shape = wrapper.get_tensor_shape(name_in)
-    x = np.asarray(x, dtype=np.float32)
-    if len(shape) > 2:  # (n, ..., C) -> (n, C, ...)
-        x = np.moveaxis(x.reshape(n, *shape[2:], shape[1]), -1, 1)
-    y = np.asarray(execute_onnx(wrapper, {name_in: x.reshape(shape)})[name_out], dtype=np.float64)
-    return (np.moveaxis(y, 1, -1) if y.ndim > 2 else y).reshape(n, -1)
+    x = to_channels_first(x, wrapper.get_tensor_shape(name_in)[1:])
+    return from_channels_first(execute_onnx(wrapper, {name_in: x})[name_out])
 
 
 class OnnxFrontEnd(FrontEnd):

@@ -22,7 +22,18 @@ import numpy as np
 
 from l0emu.errors import ConfigError, InputFileError
 
-from .hls4ml_bridge import FRONT_ENDS, FrontEnd, apply_layer_settings, conversion_settings, convert, hls4ml_call, project_config, refuse_bit_exact
+from .hls4ml_bridge import (
+    FRONT_ENDS,
+    FrontEnd,
+    apply_layer_settings,
+    conversion_settings,
+    convert,
+    from_channels_first,
+    hls4ml_call,
+    project_config,
+    refuse_bit_exact,
+    to_channels_first,
+)
 from .keras_env import hls4ml_module
 
 __all__ = ["TORCH_MODEL_FILE", "TorchFrontEnd", "TorchModel", "build_torch_model", "convert_module", "load_torch_model", "save_torch_model"]
@@ -136,14 +147,8 @@ def run_torch(model: TorchModel, x) -> np.ndarray:
     if isinstance(x, (list, tuple)):
         msg = f"the PyTorch module takes one input of shape {model.input_shape}, got {len(x)} arrays"
         raise ConfigError(msg)
-    n = len(x)
-    shape = model.input_shape
-    x = np.asarray(x, dtype=np.float32)
-    if len(shape) > 1:  # (n, ..., C) -> (n, C, ...)
-        x = np.moveaxis(x.reshape(n, *shape[1:], shape[0]), -1, 1)
     with torch.no_grad():
-        y = model.module(torch.from_numpy(np.ascontiguousarray(x.reshape(n, *shape)))).numpy().astype(np.float64)
-    return (np.moveaxis(y, 1, -1) if y.ndim > 2 else y).reshape(n, -1)
+        return from_channels_first(model.module(torch.from_numpy(to_channels_first(x, model.input_shape))).numpy())
 
 
 class TorchFrontEnd(FrontEnd):

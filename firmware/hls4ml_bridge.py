@@ -54,6 +54,7 @@ __all__ = [
     "csim_trace",
     "extract_spec",
     "front_end_for",
+    "from_channels_first",
     "hls4ml_call",
     "load_converted",
     "load_keras_model",
@@ -62,6 +63,7 @@ __all__ = [
     "project_keys",
     "read_convert_config",
     "refuse_bit_exact",
+    "to_channels_first",
 ]
 
 KERAS_MODEL_FILE = "keras_model.h5"
@@ -284,6 +286,22 @@ class FrontEnd:
 
 
 FRONT_ENDS = {front.name: front for front in (FrontEnd(),)}
+
+
+def to_channels_first(x, shape) -> np.ndarray:
+    """Inputs channels last as the spec's, ``(n, ..., C)``, as a channels-first framework takes
+    them: float32 of shape ``(n, *shape)``, ``shape = (C, ...)`` without the batch dimension."""
+    n, x = len(x), np.asarray(x, dtype=np.float32)
+    if len(shape) > 1:
+        x = np.moveaxis(x.reshape(n, *shape[1:], shape[0]), -1, 1)
+    return np.ascontiguousarray(x.reshape(n, *shape))
+
+
+def from_channels_first(y) -> np.ndarray:
+    """A channels-first framework's outputs as the spec's: channels last (rank 3 or more), one
+    row of float64 values per event."""
+    y = np.asarray(y, dtype=np.float64)
+    return (np.moveaxis(y, 1, -1) if y.ndim > 2 else y).reshape(len(y), -1)
 
 
 def front_end_for(path) -> FrontEnd:
