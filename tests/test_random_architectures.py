@@ -217,18 +217,27 @@ def config(arch):
 def test_random_architecture_is_bit_exact(arch, tmp_path_factory, monkeypatch_session_cache):
     directory = tmp_path_factory.mktemp("arch")
     build(arch).save(str(directory / "model.h5"))
-    try:
-        hls_model, spec = bridge.convert(directory / "model.h5", directory / "fw", config(arch), name="arch", compile=True)
-    except SpecError as err:
-        # hls4ml may infer lossless accumulators wider than the 63 bits the emulator computes (seen
-        # after table activations and unfused batch norms); convert refuses them, and the rest of REFUSALS, by layer name
-        assume(not any(refusal in str(err) for refusal in REFUSALS))
-        raise
+    # hls4ml may infer lossless accumulators wider than the 63 bits the emulator computes (seen
+    # after table activations and unfused batch norms); convert refuses them, and the rest of REFUSALS, by layer name
+    hls_model, spec = _converted(directory / "model.h5", config(arch), "arch", REFUSALS)
     x = inputs(spec, N_EVENTS, np.random.default_rng(arch["seed"]))
+    _assert_emulator_equals_csim(hls_model, spec, x, x.astype(np.float32), arch)
+
+
+def _converted(path, settings_, name, refusals):
+    """``(compiled hls_model, spec)``; a draw the converter refuses by one of ``refusals`` is assumed away."""
+    try:
+        return bridge.convert(path, path.parent / "fw", settings_, name=name, compile=True)
+    except SpecError as err:
+        assume(not any(refusal in str(err) for refusal in refusals))
+        raise
+
+
+def _assert_emulator_equals_csim(hls_model, spec, x, emulator_x, arch):
     theirs = bridge.csim_raw(hls_model, x, spec)
-    ours = Emulator.from_spec(spec).predict_raw(x.astype(np.float32))
+    ours = Emulator.from_spec(spec).predict_raw(emulator_x)
     bad = np.flatnonzero(np.any(ours != theirs, axis=1))
-    assert not len(bad), f"{len(bad)} of {len(x)} events differ (first #{bad[0]}: emulator {ours[bad[0]]}, csim {theirs[bad[0]]}); {arch}"
+    assert not len(bad), f"{len(bad)} of {len(ours)} events differ (first #{bad[0]}: emulator {ours[bad[0]]}, csim {theirs[bad[0]]}); {arch}"
 
 
 @pytest.fixture(scope="session")
@@ -371,16 +380,9 @@ def test_random_graph_is_bit_exact(arch, tmp_path_factory, monkeypatch_session_c
     except ValueError as err:  # Keras refuses a drawn shape (e.g. a kernel larger than the input)
         assume(False)
     model.save(str(directory / "model.h5"))
-    try:
-        hls_model, spec = bridge.convert(directory / "model.h5", directory / "fw", settings_, name="graph", compile=True)
-    except SpecError as err:
-        assume("the emulator cannot hold" not in str(err))
-        raise
+    hls_model, spec = _converted(directory / "model.h5", settings_, "graph", ["the emulator cannot hold"])
     x = full_range_inputs(N_EVENTS, spec, seed=arch["seed"])
-    theirs = bridge.csim_raw(hls_model, x, spec)
-    ours = Emulator.from_spec(spec).predict_raw(x)
-    bad = np.flatnonzero(np.any(ours != theirs, axis=1))
-    assert not len(bad), f"{len(bad)} of {N_EVENTS} events differ (first #{bad[0]}: emulator {ours[bad[0]]}, csim {theirs[bad[0]]}); {arch}"
+    _assert_emulator_equals_csim(hls_model, spec, x, x, arch)
 
 
 # -- HGQ2 (Keras 3): a fixed-point type per element ------------------------------------------
@@ -456,13 +458,6 @@ def test_random_hgq2_architecture_is_bit_exact(arch, tmp_path_factory, monkeypat
     pytest.importorskip("hgq")
     directory = tmp_path_factory.mktemp("hgq2_arch")
     build_hgq2(arch).save(str(directory / "model.keras"))
-    try:
-        hls_model, spec = bridge.convert(directory / "model.keras", directory / "fw", {}, name="hgq2_arch", compile=True)
-    except SpecError as err:
-        assume(not any(refusal in str(err) for refusal in REFUSALS))
-        raise
+    hls_model, spec = _converted(directory / "model.keras", {}, "hgq2_arch", REFUSALS)
     x = inputs(spec, N_EVENTS, np.random.default_rng(arch["seed"]))
-    theirs = bridge.csim_raw(hls_model, x, spec)
-    ours = Emulator.from_spec(spec).predict_raw(x.astype(np.float32))
-    bad = np.flatnonzero(np.any(ours != theirs, axis=1))
-    assert not len(bad), f"{len(bad)} of {len(x)} events differ (first #{bad[0]}: emulator {ours[bad[0]]}, csim {theirs[bad[0]]}); {arch}"
+    _assert_emulator_equals_csim(hls_model, spec, x, x.astype(np.float32), arch)
