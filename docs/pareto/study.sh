@@ -58,7 +58,7 @@ l0emu train $M -o $O/hgq2_wider_b1e-6_i4_kd $G $O/student-wider_float --architec
 # HGQ2 on the shipped student's full mixture (l0emu/data/default_student/PROVENANCE.md: 6 x 350,000
 # training events, seeds 121-143, 700,002 used; early stopping on seeds 221/222), starting from the
 # shipped 4-bit student's weights at 4 bits, beta steered towards a budget of 180,000 EBOPs
-# (--target-ebops: HGQ2's PID controller of beta), at most 40 epochs; three training seeds.
+# (--target-ebops: HGQ2's PID controller of beta), at most 40 epochs.
 l0emu simulate -n 350000 --seed 121 $S -o $DATA/full_default.root
 l0emu simulate -n 350000 --seed 122 --scenario hard $S -o $DATA/full_hard.root
 l0emu simulate -n 350000 --seed 123 --scenario hard $S -o $DATA/full_hard2.root
@@ -70,7 +70,6 @@ l0emu simulate -n 200000 --seed 222 --scenario hard $S -o $DATA/full_val_hard.ro
 F="$DATA/full_default.root $DATA/full_hard.root $DATA/full_hard2.root $DATA/full_flat_default.root $DATA/full_flat_hard.root $DATA/full_flat_hard2.root"
 T="--preset paper --background-weight 5 --validation $DATA/full_val_default.root $DATA/full_val_hard.root --architecture student-wider --quantizer hgq2 --beta 3e-6 --init-bits 4 --init-from l0emu/data/default_student/keras_model.h5 --epochs 40"
 l0emu train $F -o $O/hgq2_wider_t180k_s0 $T --target-ebops 180000 --seed 0
-l0emu train $F -o $O/hgq2_wider_t180k_s1 $T --target-ebops 180000 --seed 1
 
 # Score every network on the validation samples 263/264 and estimate its firmware; writes
 # docs/pareto/pareto.json, pareto.csv, pareto.md and pareto.png
