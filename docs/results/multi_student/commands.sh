@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The shipped multi student on its fresh test samples (seeds 354/355, 1,000,000 `multi`
+# The shipped multi student on its fresh test samples (seeds 371/372, 1,000,000 `multi`
 # crossings each), firmware-exact: the rate tables and the target figures beside this script,
 # and the plots of docs/multi_muon/shipped_*.png.
 # Run from an empty directory.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-l0emu simulate -n 1000000 --seed 354 --scenario multi -o test_multi.root
-l0emu simulate -n 1000000 --seed 355 --scenario multi --set noise_rate=3e-3 --set segment_rate=0.5 \
+l0emu simulate -n 1000000 --seed 371 --scenario multi -o test_multi.root
+l0emu simulate -n 1000000 --seed 372 --scenario multi --set noise_rate=3e-3 --set segment_rate=0.5 \
     --set correlated_cluster_rate=0.5 --set soft_muon_fraction=0.3 -o test_multi_hard.root
 for sample in test_multi test_multi_hard; do
     l0emu run "$sample.root" --model multi -o "l0_$sample.root" --no-progress
