@@ -10,24 +10,33 @@ DATA=${DATA:-data}
 O=${MODELS:-models}
 mkdir -p "$DATA" "$O"
 
-# Samples: the shipped student's mixture (PROVENANCE.md) with fewer events, so that a training
-# takes minutes: 6 x 30,000 training events (log-flat 3-50 GeV and flat 3-20 GeV, default and
-# hard), 2 x 20,000 for early stopping, and the two samples every point is scored on,
-# 100,000 events each (flat 3-20 GeV). Seeds: training 151-156, validation 261-264 (docs/protocol.md).
+# mixture DIR N_TRAIN N_VAL SEEDS...: the shipped student's mixture (its PROVENANCE.md) in DIR:
+# six training files (log-flat 3-50 GeV and flat 3-20 GeV, default and hard) and two log-flat
+# early-stopping files, with the eight generator seeds given
 S="--set pt_spectrum=power --set pt_power_index=1 --set pt_max=50"
-l0emu simulate -n 30000 --seed 151 $S -o $DATA/train_default.root
-l0emu simulate -n 30000 --seed 152 --scenario hard $S -o $DATA/train_hard.root
-l0emu simulate -n 30000 --seed 153 --scenario hard $S -o $DATA/train_hard2.root
-l0emu simulate -n 30000 --seed 154 -o $DATA/train_flat_default.root
-l0emu simulate -n 30000 --seed 155 --scenario hard -o $DATA/train_flat_hard.root
-l0emu simulate -n 30000 --seed 156 --scenario hard -o $DATA/train_flat_hard2.root
-l0emu simulate -n 20000 --seed 261 $S -o $DATA/val_default.root
-l0emu simulate -n 20000 --seed 262 --scenario hard $S -o $DATA/val_hard.root
+mixture() {
+    local dir=$DATA/$1 n=$2 nv=$3
+    shift 3
+    mkdir -p "$dir"
+    l0emu simulate -n "$n" --seed "$1" $S -o "$dir/train_default.root"
+    l0emu simulate -n "$n" --seed "$2" --scenario hard $S -o "$dir/train_hard.root"
+    l0emu simulate -n "$n" --seed "$3" --scenario hard $S -o "$dir/train_hard2.root"
+    l0emu simulate -n "$n" --seed "$4" -o "$dir/train_flat_default.root"
+    l0emu simulate -n "$n" --seed "$5" --scenario hard -o "$dir/train_flat_hard.root"
+    l0emu simulate -n "$n" --seed "$6" --scenario hard -o "$dir/train_flat_hard2.root"
+    l0emu simulate -n "$nv" --seed "$7" $S -o "$dir/val_default.root"
+    l0emu simulate -n "$nv" --seed "$8" --scenario hard $S -o "$dir/val_hard.root"
+}
+
+# The screen: the mixture with fewer events, so that a training takes minutes (6 x 30,000
+# training events, 2 x 20,000 for early stopping), and the two samples every point is scored on,
+# 100,000 events each (flat 3-20 GeV). Seeds: training 151-156, validation 261-264 (docs/protocol.md).
+mixture screen 30000 20000 151 152 153 154 155 156 261 262
 l0emu simulate -n 100000 --seed 263 -o $DATA/choose_default.root
 l0emu simulate -n 100000 --seed 264 --scenario hard -o $DATA/choose_hard.root
 
-M="$DATA/train_default.root $DATA/train_hard.root $DATA/train_hard2.root $DATA/train_flat_default.root $DATA/train_flat_hard.root $DATA/train_flat_hard2.root"
-C="--preset paper --max-events 180000 --background-weight 5 --validation $DATA/val_default.root $DATA/val_hard.root"
+M="$DATA/screen/train_default.root $DATA/screen/train_hard.root $DATA/screen/train_hard2.root $DATA/screen/train_flat_default.root $DATA/screen/train_flat_hard.root $DATA/screen/train_flat_hard2.root"
+C="--preset paper --max-events 180000 --background-weight 5 --validation $DATA/screen/val_default.root $DATA/screen/val_hard.root"
 H="$C --quantizer hgq2 --epochs 15 --seed 0"
 
 # float starts of the three widths (also the physics ceiling of each width)
@@ -59,16 +68,9 @@ l0emu train $M -o $O/hgq2_wider_b1e-6_i4_kd $G $O/student-wider_float --architec
 # training events, seeds 121-143, 700,002 used; early stopping on seeds 221/222), starting from the
 # shipped 4-bit student's weights at 4 bits, beta steered towards a budget of 180,000 EBOPs
 # (--target-ebops: HGQ2's PID controller of beta), at most 40 epochs.
-l0emu simulate -n 350000 --seed 121 $S -o $DATA/full_default.root
-l0emu simulate -n 350000 --seed 122 --scenario hard $S -o $DATA/full_hard.root
-l0emu simulate -n 350000 --seed 123 --scenario hard $S -o $DATA/full_hard2.root
-l0emu simulate -n 350000 --seed 141 -o $DATA/full_flat_default.root
-l0emu simulate -n 350000 --seed 142 --scenario hard -o $DATA/full_flat_hard.root
-l0emu simulate -n 350000 --seed 143 --scenario hard -o $DATA/full_flat_hard2.root
-l0emu simulate -n 200000 --seed 221 $S -o $DATA/full_val_default.root
-l0emu simulate -n 200000 --seed 222 --scenario hard $S -o $DATA/full_val_hard.root
-F="$DATA/full_default.root $DATA/full_hard.root $DATA/full_hard2.root $DATA/full_flat_default.root $DATA/full_flat_hard.root $DATA/full_flat_hard2.root"
-T="--preset paper --background-weight 5 --validation $DATA/full_val_default.root $DATA/full_val_hard.root --architecture student-wider --quantizer hgq2 --beta 3e-6 --init-bits 4 --init-from l0emu/data/default_student/keras_model.h5 --epochs 40"
+mixture full 350000 200000 121 122 123 141 142 143 221 222
+F="$DATA/full/train_default.root $DATA/full/train_hard.root $DATA/full/train_hard2.root $DATA/full/train_flat_default.root $DATA/full/train_flat_hard.root $DATA/full/train_flat_hard2.root"
+T="--preset paper --background-weight 5 --validation $DATA/full/val_default.root $DATA/full/val_hard.root --architecture student-wider --quantizer hgq2 --beta 3e-6 --init-bits 4 --init-from l0emu/data/default_student/keras_model.h5 --epochs 40"
 l0emu train $F -o $O/hgq2_wider_t180k_s0 $T --target-ebops 180000 --seed 0
 
 # Score every network on the validation samples 263/264 and estimate its firmware; writes
