@@ -235,6 +235,10 @@ def compile_student(trainer, learning_rate: float) -> None:
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=None if hasattr(trainer, "student") else squared_error, weighted_metrics=[])
 
 
+def _student_ebops(student) -> float:
+    return float(sum(float(layer.ebops) for layer in _weighted_layers(student)))
+
+
 def _objective_callback(keras, student, beta, target_ebops):
     """Logs ``ebops`` and the quantity early stopping watches, measured on the validation events,
     so that the weights kept are not those of an early epoch that was better only because it was wider:
@@ -247,7 +251,7 @@ def _objective_callback(keras, student, beta, target_ebops):
 
     class ValidationObjective(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            ebops = float(sum(float(layer.ebops) for layer in _weighted_layers(student)))
+            ebops = _student_ebops(student)
             logs["ebops"] = ebops
             if target_ebops is None:
                 logs["val_objective"] = logs["val_loss"] + beta * ebops
@@ -265,7 +269,7 @@ def _beta_controller(student, beta, target_ebops):
 
     class StudentBetaPID(BetaPID):
         def get_ebops(self):  # the student's, also when a distiller wraps it
-            return float(sum(float(layer.ebops) for layer in _weighted_layers(student)))
+            return _student_ebops(student)
 
     return StudentBetaPID(target_ebops, init_beta=beta, warmup=1, max_beta=1e-3, **BETA_PID_GAINS)
 

@@ -128,3 +128,12 @@ def test_the_pareto_study_scores_the_student_firmware_exact(hgq2_run, tmp_path):
     assert (rows["hgq2_kd"]["evaluated_by"], rows["float"]["evaluated_by"]) == (FIRMWARE_EXACT, KERAS)
     assert rows["hgq2_kd"]["luts"] > 0 and rows["float"]["luts"] is None
     assert rows["hgq2_kd"]["keras_vs_traced_logic"]["differing_events"] == 0
+
+
+def test_the_grid_refuses_hgq2_students_by_name(hgq2_run, tmp_path):
+    """The grid groups students by one bit width; an HGQ2 student is sent to the pareto study."""
+    from l0emu.validation.grid import evaluate_grid
+
+    held_out = write_toy_events(tmp_path / "held_out.root", 50, seed=12)
+    with pytest.raises(ConfigError, match=r"hgq2_kd are HGQ2 students .*\(python -m l0emu\.validation\.pareto\)"):
+        evaluate_grid(hgq2_run.parent, {"default": held_out})

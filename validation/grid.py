@@ -190,7 +190,7 @@ class GridModel:
 
     @property
     def quantized(self) -> bool:
-        return self.config["nbits"] is not None or self.config.get("quantizer") == "hgq2"
+        return self.config["nbits"] is not None
 
     @property
     def pt_scale(self) -> float:
@@ -323,6 +323,12 @@ def _row(model, scenario, true_pt, output, threshold) -> dict:
 def evaluate_grid(models_dir, samples: dict, threshold: float = DEFAULT_THRESHOLD) -> dict:
     """Evaluate every network of ``models_dir`` on ``samples`` (``{scenario: events path}``)."""
     models = find_models(models_dir)
+    hgq2 = [m.name for m in models if m.config.get("quantizer") == "hgq2"]
+    if hgq2:
+        # the grid's rows and KD statistics group students by one bit width
+        msg = (f"{str(models_dir)!r}: {', '.join(hgq2)} are HGQ2 students (a width per weight); the grid compares "
+               "QKeras bit widths: score them with the physics-versus-cost study (python -m l0emu.validation.pareto)")
+        raise ConfigError(msg)
     descriptions = [_check_held_out(path, scenario, models) for scenario, path in samples.items()]
     rows = []
     with tempfile.TemporaryDirectory(prefix="l0emu-grid-") as work_dir:

@@ -303,8 +303,7 @@ def plan_stages(spec, load_kernel):
         steps, nxt = gen._fused_steps(layers, k, kept)
         group = " + ".join(layers[j]["name"] for j in range(k, nxt))
         name = f"epilogue{len(functions)}_{_codegen._identifier(layer['name'])}"
-        wrap = [("cast", plan.acc_t)] if plan.wraps else []  # a modular sum (_codegen's docstring)
-        lines, _, _ = _epilogue(gen, name, group, plan, [*wrap, ("cast", parse_type(layer["result_type"])), *steps], where)
+        lines, _, _ = _epilogue(gen, name, group, plan, plan.result_steps([("cast", parse_type(layer["result_type"])), *steps]), where)
         functions.append((name, lines, plan, layer))
         stages.append(len(functions) - 1)  # replaced by the matrix stage once the module is loaded
         k = run_start = nxt

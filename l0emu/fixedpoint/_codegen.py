@@ -307,6 +307,10 @@ class _SumPlan:
     hi: int
     shifts: tuple | None = None  # po2 weights whose shifts drop bits: (signs, exponents, r_T), see _shifts
 
+    def result_steps(self, steps: list) -> list:
+        """The casts after the sum: a modular sum is first wrapped into ``acc_t``."""
+        return [("cast", self.acc_t), *steps] if self.wraps else steps
+
 
 class _Generator:
     def __init__(self, spec, fuse: bool):
@@ -626,8 +630,7 @@ class _Generator:
                 self._looped_sum(em, layer["name"], x, acc, plan, geometry)
             else:
                 self._unrolled_sum(em, x, acc, plan, geometry)
-        steps = [("cast", plan.acc_t), *steps] if plan.wraps else steps
-        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, plan.acc_src, plan.lo, plan.hi, steps, geometry.shape, where, plan.dt)
+        return self._cast_kernel(f"{title}: result casts", f"{layer['name']}_out", acc, plan.acc_src, plan.lo, plan.hi, plan.result_steps(steps), geometry.shape, where, plan.dt)
 
     def _unrolled_sum(self, em, x, acc, plan, geometry):
         """Each output's sum written out: literal weights, zeros dropped, one term per line."""
