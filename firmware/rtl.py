@@ -6,7 +6,9 @@ adder trees), :class:`ExactBackend` evaluates the very same walk on exact float6
 and is the pure-Python reference. Casts follow hls4ml's templates: every product at full
 precision into the accumulator type, the bias into the accumulator type, the sum in the
 accumulator type, then the result type; activations cast into their result type
-(identities in :mod:`firmware.rtl_casts`).
+(identities in :mod:`firmware.rtl_casts`). Where every product lands on the accumulator
+grid (by the tensor's type, or in the traced walk by each element's own step) the sum is one
+adder tree, which equals the template's one-product-at-a-time additions.
 
 Resource and timing numbers are da4ml's *estimates*; no synthesis runs here.
 """
@@ -131,6 +133,18 @@ class ExactBackend:
     def zero_if(c, x):
         return ExactOps.zero_if(c, x)
 
+    @staticmethod
+    def products_on_grid(x, w, frac):
+        """False: the reference adds one product at a time whenever the tensor's type leaves
+        the products off the accumulator grid, as the template's order of additions does."""
+        return False
+
+
+def _on_grid(values, frac: int) -> np.ndarray:
+    """Whether each (exactly represented) value is a multiple of ``2**-frac``."""
+    scaled = np.ldexp(np.asarray(values, dtype=np.float64), frac)
+    return scaled == np.floor(scaled)
+
 
 class TracedBackend:
     """da4ml ``FixedVariable`` object arrays of one event (no batch axis)."""
@@ -167,6 +181,27 @@ class TracedBackend:
             else:
                 out[r] = self._map(self.ops._const, offset)
         return out.reshape(x.shape[:-1] + (w.shape[1],))
+
+    @staticmethod
+    def products_on_grid(x, w, frac):
+        """Whether every product ``x_i * w_ij`` is a multiple of ``2**-frac``, by each traced
+        element's own step: a tensor of per-element types (HGQ2's quantizers) has a union
+        type with more fractional bits than any one element, and hls4ml sizes the
+        accumulator from the elements. Then the sum is exact on the accumulator grid and
+        the adder tree equals the template's one-product-at-a-time additions."""
+        nonzero = w != 0
+        # the coarsest grid each weight row's products can share: its finest nonzero weight
+        w_frac = np.array([_finest_frac(row[keep]) for row, keep in zip(w, nonzero)])
+        for row in x.reshape(-1, x.shape[-1]):
+            for v, row_frac, keep, w_row in zip(row, w_frac, nonzero, w):
+                if not keep.any():
+                    continue
+                if hasattr(v, "low") and v.low != v.high:
+                    if -math.log2(float(v.step)) + row_frac > frac:
+                        return False
+                elif not _on_grid(_const_value(v) * w_row[keep], frac).all():
+                    return False
+        return True
 
     def relu(self, x):
         return self._map(lambda v: v.relu() if hasattr(v, "relu") else self.ops._const(max(v, 0.0)), x)
@@ -240,6 +275,12 @@ class TracedBackend:
         values = low + step * np.arange(size)
         frac = max(frac, -int(np.floor(np.log2(step))))
         return v.lookup(_table_values(values, frac, layer))
+
+
+def _finest_frac(values) -> int:
+    """The fractional bits of the finest of ``values`` (0 for none); float64 values are
+    dyadic, so the search ends by 1074 bits (the smallest subnormal)."""
+    return next(frac for frac in range(1075) if _on_grid(values, frac).all())
 
 
 def _const(v) -> bool:
@@ -366,7 +407,9 @@ def _weighted_sum(backend, x, x_type: ApType, layer, w2d, w_frac: int):
     at = cast_target(declared, Expr(x_type.integer + w_integer, True, x_type.frac + w_frac))
     offsets = _xnor_offsets(layer, x_type, w2d.shape)
     product_frac = x_type.frac + w_frac
-    exact_products = product_frac <= at.frac
+    exact_products = product_frac <= at.frac or (
+        backend.products_on_grid(x, w2d, at.frac) and _on_grid(offsets, at.frac).all()
+    )
     # _can_overflow bounds every partial sum *and* every single product (bias counted only
     # on its own side), so a product that alone saturates takes the stepwise path
     if exact_products and (at.saturation == "WRAP" or not _can_overflow(x_type, w2d, bias, at, offsets)):

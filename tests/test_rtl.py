@@ -140,6 +140,48 @@ def test_traced_network_matches_reference_and_emulator():
     assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
 
 
+def _per_element_spec(weight_frac):
+    """input -> quantize (element j keeps j <= 5 fractional bits) -> dense whose weight row j
+    has ``weight_frac - j`` fractional bits, into a 5-bit accumulator: each product has
+    ``weight_frac`` fractional bits, while the union of the element types says 5 + weight_frac."""
+    n, rng = 6, np.random.default_rng(4)
+    weights = np.concatenate([rng.choice([-7, -5, -3, 3, 5, 7], 2) * 2**j for j in range(n)])
+    elements = {"k": [1] * n, "i": [3] * n, "f": list(range(n)), "rounding": "TRN", "overflow": "WRAP"}
+    accum = "ap_fixed<16,11,AP_TRN,AP_WRAP,0>"
+    layers = [
+        {"name": "q", "op": "quantize", "input_shape": [n], "output_shape": [n], "result_type": "ap_fixed<10,4>", "element_types": elements},
+        {"name": "dense", "op": "dense", "input_shape": [n], "output_shape": [2], "n_in": n, "n_out": 2, "weights_shape": [n, 2],
+         "weight_type": f"ap_fixed<11,{11 - weight_frac}>", "bias_type": "ap_fixed<6,1>", "accum_type": accum, "result_type": accum,
+         "weights": weights.tolist(), "biases": [-21, 13], "product": "mult"},
+    ]  # fmt: skip
+    return _spec(layers, (n,), input_type="ap_fixed<10,4>")
+
+
+@pytest.mark.parametrize("weight_frac", [5, 6], ids=["products-on-grid", "products-truncate"])
+def test_per_element_steps_choose_the_adder_tree_only_where_exact(weight_frac, monkeypatch):
+    spec = _per_element_spec(weight_frac)
+    assert_rtl_graph_exact(spec, n=2000)
+    tree_cost = rtl.trace_spec(spec).comb.cost
+    monkeypatch.setattr(rtl.TracedBackend, "products_on_grid", staticmethod(lambda x, w, frac: False))
+    stepwise_cost = rtl.trace_spec(spec).comb.cost
+    # on the grid the sum is one adder tree; truncating products keep the template's chain
+    assert (tree_cost < stepwise_cost) if weight_frac == 5 else (tree_cost == stepwise_cost)
+
+
+def test_products_on_grid_reads_each_elements_own_step():
+    from da4ml.trace import FixedVariable
+
+    x = np.array([FixedVariable(0, 7.5, 0.5), FixedVariable(-2, 2, 0.125), 0.75], dtype=object)
+    w = np.array([[0.25, 0.5], [1.0, 0.0], [0.5, 2.0]])
+    # steps: 0.5 * 0.25, 0.125 * 1, and the constant's products 0.375, 1.5
+    assert rtl.TracedBackend.products_on_grid(x, w, 3)
+    assert not rtl.TracedBackend.products_on_grid(x, w, 2)
+    assert not rtl.TracedBackend.products_on_grid(x, w * 0.5, 3)
+    # a zero weight row multiplies nothing, a zero constant gives zero products
+    assert rtl.TracedBackend.products_on_grid(np.array([FixedVariable(0, 1, 2.0**-9), 0.0], dtype=object), np.array([[0.0], [0.3]]), 0)
+    assert not rtl.ExactBackend.products_on_grid(x, w, 30)
+
+
 def test_tiny_network_in_verilator_is_bit_exact(tmp_path):
     spec = tiny_spec()
     build, summary = rtl.build_rtl(spec, tmp_path, latency_cutoff=2, clock_ns=2.0)
