@@ -140,32 +140,70 @@ def test_traced_network_matches_reference_and_emulator():
     assert np.array_equal(Emulator.from_spec(spec).predict_raw(inputs), reference)
 
 
-def _per_element_spec(weight_frac):
-    """input -> quantize (element j keeps j <= 5 fractional bits) -> dense whose weight row j
-    has ``weight_frac - j`` fractional bits, into a 5-bit accumulator: each product has
-    ``weight_frac`` fractional bits, while the union of the element types says 5 + weight_frac."""
-    n, rng = 6, np.random.default_rng(4)
-    weights = np.concatenate([rng.choice([-7, -5, -3, 3, 5, 7], 2) * 2**j for j in range(n)])
-    elements = {"k": [1] * n, "i": [3] * n, "f": list(range(n)), "rounding": "TRN", "overflow": "WRAP"}
-    accum = "ap_fixed<16,11,AP_TRN,AP_WRAP,0>"
+def _per_element_spec(on_grid):
+    """quantize (3 fractional bits in channel 1 and in the last column, else 0) -> conv ->
+    flatten -> quantize (even elements 5 bits, odd ones 3) -> dense, each weight row as coarse
+    as the elements it reads at any output pixel allow, so that every product lands on a 5-bit
+    (conv) or 9-bit (dense) accumulator, while the union types say 11 and 11. Without ``on_grid`` one
+    weight of each layer has one fractional bit more (in the conv: a channel-0 tap that reads
+    the last column at the last output column only): those layers sum stepwise."""
+    rng = np.random.default_rng(4)
+    fine = np.zeros((4, 5, 2), dtype=int)
+    fine[:, :, 1] = fine[:, 4, :] = 3
+    q1 = {"k": [1] * 40, "i": [3] * 40, "f": fine.ravel().tolist(), "rounding": "TRN", "overflow": "WRAP"}
+    coarse_rows = np.ones((3, 3, 2, 1), dtype=int)
+    coarse_rows[:, :, 1] = coarse_rows[:, 2, :] = 8
+    conv_w = rng.integers(-15, 16, (3, 3, 2, 2)) * coarse_rows
+    dense_w = rng.integers(-7, 8, (12, 2)) * np.array([4, 1] * 6)[:, None]
+    if not on_grid:
+        conv_w[1, 2, 0, 0] += 4
+        dense_w[2, 1] += 2
+    q2 = {"k": [1] * 12, "i": [12] * 12, "f": [5, 3] * 6, "rounding": "TRN", "overflow": "WRAP"}
+    conv_acc, dense_acc = "ap_fixed<18,13,AP_TRN,AP_WRAP,0>", "ap_fixed<27,18,AP_TRN,AP_WRAP,0>"
     layers = [
-        {"name": "q", "op": "quantize", "input_shape": [n], "output_shape": [n], "result_type": "ap_fixed<10,4>", "element_types": elements},
-        {"name": "dense", "op": "dense", "input_shape": [n], "output_shape": [2], "n_in": n, "n_out": 2, "weights_shape": [n, 2],
-         "weight_type": f"ap_fixed<11,{11 - weight_frac}>", "bias_type": "ap_fixed<6,1>", "accum_type": accum, "result_type": accum,
-         "weights": weights.tolist(), "biases": [-21, 13], "product": "mult"},
+        {"name": "q1", "op": "quantize", "input_shape": [4, 5, 2], "output_shape": [4, 5, 2], "result_type": "ap_fixed<10,4>", "element_types": q1},
+        {"name": "conv", "op": "conv2d", "input_shape": [4, 5, 2], "output_shape": [2, 3, 2], "kernel": [3, 3], "strides": [1, 1],
+         "padding": "valid", "pad": [0, 0, 0, 0], "filters": 2, "weights_shape": [3, 3, 2, 2], "weight_type": "ap_fixed<9,4>",
+         "bias_type": "ap_fixed<6,1>", "accum_type": conv_acc, "result_type": conv_acc, "weights": conv_w.ravel().tolist(),
+         "biases": [-21, 13], "product": "mult"},
+        {"name": "flatten", "op": "flatten", "input_shape": [2, 3, 2], "output_shape": [12], "result_type": conv_acc},
+        {"name": "q2", "op": "quantize", "input_shape": [12], "output_shape": [12], "result_type": "ap_fixed<18,13>", "element_types": q2},
+        {"name": "dense", "op": "dense", "input_shape": [12], "output_shape": [2], "n_in": 12, "n_out": 2, "weights_shape": [12, 2],
+         "weight_type": "ap_fixed<10,4>", "bias_type": "ap_fixed<6,1>", "accum_type": dense_acc, "result_type": dense_acc,
+         "weights": dense_w.ravel().tolist(), "biases": [-21, 13], "product": "mult"},
     ]  # fmt: skip
-    return _spec(layers, (n,), input_type="ap_fixed<10,4>")
+    return _spec(layers, (4, 5, 2), input_type="ap_fixed<10,4>")
 
 
-@pytest.mark.parametrize("weight_frac", [5, 6], ids=["products-on-grid", "products-truncate"])
-def test_per_element_steps_choose_the_adder_tree_only_where_exact(weight_frac, monkeypatch):
-    spec = _per_element_spec(weight_frac)
+STEPWISE = " + p, "  # the emulator's per-step cast of a partial sum
+
+
+@pytest.mark.parametrize("on_grid", [True, False], ids=["products-on-grid", "products-truncate"])
+def test_per_element_types_give_exact_sums_only_where_exact(on_grid, monkeypatch):
+    spec = _per_element_spec(on_grid)
     assert_rtl_graph_exact(spec, n=2000)
+    assert (STEPWISE in Emulator.from_spec(spec).source) is not on_grid
     tree_cost = rtl.trace_spec(spec).comb.cost
     monkeypatch.setattr(rtl.TracedBackend, "products_on_grid", staticmethod(lambda x, w, frac: False))
     stepwise_cost = rtl.trace_spec(spec).comb.cost
-    # on the grid the sum is one adder tree; truncating products keep the template's chain
-    assert (tree_cost < stepwise_cost) if weight_frac == 5 else (tree_cost == stepwise_cost)
+    # on the grid each sum is one adder tree; truncating products keep the template's chain
+    assert (tree_cost < stepwise_cost) if on_grid else (tree_cost == stepwise_cost)
+
+
+@pytest.mark.parametrize("kernel", ["looped", "matrix-stages"])
+def test_per_element_exact_sums_in_looped_and_matrix_kernels(kernel, monkeypatch):
+    from l0emu.fixedpoint import _batched
+
+    if kernel == "looped":
+        monkeypatch.setattr("l0emu.fixedpoint._codegen.UNROLL_LIMIT", 0)
+    else:
+        for name in ("MIN_WEIGHTS", "MIN_CONV_WORK", "MIN_SHARE"):
+            monkeypatch.setattr(_batched, name, 0)
+    spec = _per_element_spec(True)
+    emu = Emulator.from_spec(spec)
+    assert (emu._staged is not None) is (kernel == "matrix-stages")
+    assert STEPWISE not in emu.source
+    assert_rtl_graph_exact(spec, n=2000)
 
 
 def test_products_on_grid_reads_each_elements_own_step():

@@ -320,7 +320,7 @@ def plan_stages(spec, load_kernel):
             n_out = int(layer["n_out"] if layer["op"] == "dense" else layer["output_shape"][-1])
             # single precision where every partial sum, in any order, stays below 2**24 (twice the rate)
             dtype = np.float32 if plan.dt == "f32" else np.float64
-            weights = np.array([c << plan.up for c in plan.weights], dtype).reshape(-1, n_out)
+            weights = np.array([_codegen._scaled(c, plan.up) for c in plan.weights], dtype).reshape(-1, n_out)
             bias = np.array(plan.bias, np.float64)
             if layer["op"] == "dense":
                 stages[j] = _MatrixStage(weights, bias, getattr(module, name), n_out)

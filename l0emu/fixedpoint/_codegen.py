@@ -16,6 +16,10 @@ Two arithmetics, chosen per layer by interval analysis of the mantissas:
   no AVX2), so tensors are stored as integer-valued floats. Casts into result types are
   emitted from the same rules as :func:`l0emu.fixedpoint.casts.cast_mantissa` (floor, the dropped
   fraction, then the overflow mode) and tested against it exhaustively.
+  A tensor of per-element types (a quantize layer's, as HGQ2 networks have) keeps each
+  element's fractional bits; where those put every product on the accumulator grid even
+  though the tensor's type does not, the sum is exact all the same, its coefficients
+  scaled by a power of two below one (exact dyadic floats).
 - *modular*: when the products fit without rounding but partial sums may leave an
   accumulator that wraps around (``AP_WRAP``, as hls4ml's bit-exact type inference writes
   them), every per-step cast is a reduction modulo 2**width, which commutes with addition:
@@ -26,6 +30,7 @@ Two arithmetics, chosen per layer by interval analysis of the mantissas:
 
 from __future__ import annotations
 
+import math
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -56,6 +61,9 @@ class Tensor:
     type: ApType
     lo: int
     hi: int
+    # fractional bits per element where some element is coarser than the type (a quantize
+    # layer's element types; an element without bits: NO_BITS); None: all the type's
+    fracs: tuple | None = None
 
     @property
     def size(self) -> int:
@@ -74,6 +82,15 @@ def _dtype_for(lo, hi, where):
         return "f64"
     msg = f"{where}: mantissas up to {bound} exceed the 53 bits the emulator stores exactly"
     raise SpecError(msg)
+
+
+NO_BITS = -(1 << 30)  # the fractional bits of an element that is always 0
+
+
+def _scaled(c: int, up: int):
+    """``c * 2**up``: an int where ``up >= 0``, else the exact dyadic float (a sum whose
+    products all land on the accumulator grid by their elements' own fractional bits)."""
+    return c << up if up >= 0 else c * 2.0**up
 
 
 def _const(dtype, value) -> str:
@@ -265,6 +282,26 @@ def _times(variable: str, factor: int) -> str:
     return variable if factor == 1 else f"{variable} * {factor}"
 
 
+def _products_on_grid(x: Tensor, w: list, geometry, drop: int) -> bool:
+    """Whether every product of a sum is a multiple of ``2**drop`` product steps (the bits the
+    accumulator drops), by the fractional bits of the elements each tap reads at any output
+    pixel and each weight's own trailing zeros."""
+    if x.fracs is None:
+        return False
+    n_out = geometry.n_out
+    for i, tap in enumerate(geometry.taps):
+        # the finest element this tap reads, as trailing zero bits of its mantissa
+        zeros = x.type.frac - max(x.fracs[start + tap] for start in geometry.starts)
+        for c in w[i * n_out : (i + 1) * n_out]:
+            if c and zeros + _trailing_zeros(c) < drop:
+                return False
+    return True
+
+
+def _trailing_zeros(c: int) -> int:
+    return (c & -c).bit_length() - 1
+
+
 def _term(coefficient: int, operand: str, dt: str) -> str:
     """`` + c * operand`` of an exact sum, without a multiplication by +-1."""
     if coefficient == 1:
@@ -287,6 +324,7 @@ class _Geometry:
     shape: tuple
     window: str = ""  # base of the tap indices ("r" in a convolution)
     pixel: str = ""  # base of the output indices ("q" in a convolution)
+    starts: tuple = (0,)  # each output pixel's first input element (its window's origin)
 
 
 @dataclass
@@ -310,6 +348,11 @@ class _SumPlan:
     def result_steps(self, steps: list) -> list:
         """The casts after the sum: a modular sum is first wrapped into ``acc_t``."""
         return [("cast", self.acc_t), *steps] if self.wraps else steps
+
+
+def _element_fracs(types, res_t: ApType) -> tuple:
+    """Each element's fractional bits after its own type and the result type."""
+    return tuple(NO_BITS if t is None else min(t.frac, res_t.frac) for t in types)
 
 
 class _Generator:
@@ -344,7 +387,7 @@ class _Generator:
 
     def _array(self, stem, values, dt):
         name = self._name(_identifier(stem).upper())
-        self.arrays.append((name, [int(v) for v in values], _NP[dt]))
+        self.arrays.append((name, [float(v) if dt in _EXACT_LIMIT else int(v) for v in values], _NP[dt]))
         return name
 
     def _tensor(self, stem, shape, t: ApType, lo, hi, where):
@@ -552,6 +595,7 @@ class _Generator:
             shape=(oh_n, ow_n, n_out),
             window="r",
             pixel="q",
+            starts=tuple((oh * sh * wp + ow * sw) * c for oh in range(oh_n) for ow in range(ow_n)),
         )
         return x, geometry
 
@@ -575,7 +619,7 @@ class _Generator:
         n_out = geometry.n_out
         acc_lo = acc_hi = span = prod_lo = prod_hi = 0
         start = list(bias)  # exact path: the bias plus the products' constant offsets
-        exact = up >= 0 and shifts is None
+        exact = shifts is None and (up >= 0 or (not any(offsets) and _products_on_grid(x, w, geometry, -up)))
         wraps = False
         if exact:
             # hls4ml casts every product into accum_t on its own (the ``mult`` array), then
@@ -587,7 +631,7 @@ class _Generator:
                 lo = hi = bias[o]
                 t_lo = t_hi = 0  # partial sums of the coefficient terms alone (the sum's chains)
                 for i in range(len(geometry.taps)):
-                    c_, off = w[i * n_out + o] << up, offsets[i * n_out + o] << up
+                    c_, off = _scaled(w[i * n_out + o], up), _scaled(offsets[i * n_out + o], up)
                     p_lo, p_hi = off + min(c_ * x.lo, c_ * x.hi), off + max(c_ * x.lo, c_ * x.hi)
                     lo += min(p_lo, 0)
                     hi += max(p_hi, 0)
@@ -598,6 +642,8 @@ class _Generator:
                 # every chain is a partial sum of the terms, the first one also holds the start
                 chains = max(t_hi, -t_lo) + (abs(start[o]) if start[o] != bias[o] else 0)
                 span = max(span, hi - bias[o], bias[o] - lo, chains)
+            # scaled coefficients bound the sums by fractions; the sums themselves are integers
+            acc_lo, prod_lo, acc_hi, prod_hi, span = math.floor(acc_lo), math.floor(prod_lo), math.ceil(acc_hi), math.ceil(prod_hi), math.ceil(span)
             t_lo, t_hi = _target_range(acc_t)
             fits = t_lo <= min(acc_lo, prod_lo) and max(acc_hi, prod_hi) <= t_hi
             wraps = not fits and acc_t.saturation == "WRAP" and acc_t.sat_bits == 0
@@ -648,7 +694,7 @@ class _Generator:
                 taps = [(i, c_) for i, c_ in taps if c_]
                 if plan.exact:
                     operand = (lambda i: f"_x{i}") if shared else (lambda i: f"{x.name}[{_at(geometry.window, geometry.taps[i])}]")
-                    terms = [_term(c_ << plan.up, operand(i), dt) for i, c_ in taps]
+                    terms = [_term(_scaled(c_, plan.up), operand(i), dt) for i, c_ in taps]
                     _exact_sum(em, out, _const(dt, plan.bias[o]), terms)
                     continue
                 p_frac, codes = x.type.frac + plan.w_frac, _codes(plan.acc_t)
@@ -669,7 +715,7 @@ class _Generator:
     def _looped_sum(self, em, stem, x, acc, plan, geometry):
         """A sum looping over module-level weight arrays: bias first, then the taps in input
         order, so each output sees hls4ml's order of operations."""
-        weights = self._array(f"{stem}_weights", [v << plan.up for v in plan.weights] if plan.exact else plan.weights, plan.dt)
+        weights = self._array(f"{stem}_weights", [_scaled(v, plan.up) for v in plan.weights] if plan.exact else plan.weights, plan.dt)
         biases = self._array(f"{stem}_biases", plan.bias, plan.dt)
         taps = self._array(f"{stem}_taps", geometry.taps, "i64")
         offsets = self._array(f"{stem}_offsets", plan.offsets, "i64") if any(plan.offsets) and not plan.exact else ""
@@ -1002,6 +1048,7 @@ class _Generator:
             loops.append((self._array(f"{layer['name']}_elements", elements, "i64"), body, value))
             lo, hi = (vlo, vhi) if lo is None else (min(lo, vlo), max(hi, vhi))
         y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, lo, hi, where)
+        y.fracs = _element_fracs(types, res_t)
         with self._kernel(title, [x.name, y.name]) as em:
             for elements, body, value in loops:
                 with em.block(f"for j in {elements}:"), em.block("for e in range(BLOCK):"):
@@ -1013,6 +1060,7 @@ class _Generator:
         """The int64 loop of :meth:`_quantize`: width, frac and signedness per element from arrays."""
         bounds = [(0, 0) if t is None else _cast_interval(*_cast_interval(x.lo, x.hi, x.type.frac, t)[:2], t.frac, res_t)[:2] for t in types]
         y = self._tensor(f"{layer['name']}_out", layer["output_shape"], res_t, min(b[0] for b in bounds), max(b[1] for b in bounds), where)
+        y.fracs = _element_fracs(types, res_t)
         stem = layer["name"]
         width = self._array(f"{stem}_width", [0 if t is None else t.width for t in types], "i64")
         frac = self._array(f"{stem}_frac", [0 if t is None else t.frac for t in types], "i64")
