@@ -128,6 +128,7 @@ def test_the_pareto_study_scores_the_student_firmware_exact(hgq2_run, tmp_path):
     assert (rows["hgq2_kd"]["evaluated_by"], rows["float"]["evaluated_by"]) == (FIRMWARE_EXACT, KERAS)
     assert rows["hgq2_kd"]["luts"] > 0 and rows["float"]["luts"] is None
     assert rows["hgq2_kd"]["keras_vs_traced_logic"]["differing_events"] == 0
+    assert rows["hgq2_kd"]["model_trace_estimate"]["luts"] > 0  # HGQ2's own trace, for comparison
 
 
 def test_the_grid_refuses_hgq2_students_by_name(hgq2_run, tmp_path):

@@ -9,14 +9,14 @@ pipeline stages at a 2 ns clock, latency cutoff 5; not synthesis):
 
 - a QKeras network is converted with hls4ml (the grid's settings, the shipped student's input
   type), scored with the bit-exact emulator and estimated from its spec (:mod:`firmware.rtl`);
-- an HGQ2 network (``model.keras``) is converted the same way (hls4ml's bit-exact path) and
-  scored with the emulator; its cost is da4ml's estimate of the logic it traces from the
-  model itself (HGQ2's da4ml plugin, HGQ2's own firmware flow), whose Keras 3 predict is
-  checked against that logic on the default sample; the estimate of the logic ``l0emu rtl``
-  builds from the hls4ml spec is kept beside it (``spec_estimate``). Students whose ReLUs are Keras ``ReLU``
-  layers (``l0emu train`` made them so before), which hls4ml 1.3.0 mis-builds and ``l0emu
-  convert`` refuses, are scored with Keras 3 predict and estimated from that traced logic:
-  HGQ2 quantizes every weight, bias and layer input, so Keras computes what the logic computes;
+- an HGQ2 network (``model.keras``) is converted the same way (hls4ml's bit-exact path),
+  scored with the emulator and estimated from its spec, as for QKeras: the logic ``l0emu rtl``
+  builds and proves. Beside it, da4ml's estimate of the logic HGQ2's own firmware flow traces
+  from the model (``model_trace_estimate``), whose Keras 3 predict is checked against that
+  logic on the default sample. Students whose ReLUs are Keras ``ReLU`` layers (``l0emu
+  train`` made them so before), which hls4ml 1.3.0 mis-builds and ``l0emu convert`` refuses,
+  are scored with Keras 3 predict and estimated from that traced logic: HGQ2 quantizes every
+  weight, bias and layer input, so Keras computes what the logic computes;
 - a float network has no firmware type: Keras predict, no cost (a reference only).
 
 Usage (docs/pareto/study.sh)::
@@ -84,11 +84,11 @@ def _network_and_cost(model, work_dir, check_path):
         network = load_hgq2_model(model.path)
         comb = trace_firmware(network)
         check = {"keras_vs_traced_logic": logic_check(network, comb, model, check_path)}
-        cost = {**rtl.estimate(comb), **check}
+        model_cost = rtl.estimate(comb)
         if any(type(layer).__name__ == "ReLU" for layer in network.layers):
-            return network, cost, HGQ2_EXACT
+            return network, {**model_cost, **check}, HGQ2_EXACT
         emulator, spec_cost, scored_by = _firmware(model, work_dir)
-        return emulator, {**cost, "spec_estimate": spec_cost}, scored_by
+        return emulator, {**spec_cost, **check, "model_trace_estimate": model_cost}, scored_by
     if kind == "float":
         from l0emu.firmware.models import load_model
 
@@ -141,7 +141,7 @@ def _row(model, summaries, cost, scored_by, command) -> dict:
         "evaluated_by": scored_by, "command": command, "n_train": model.record["data"]["n_train"],
         "epochs_run": len(model.record.get("history", {}).get("val_loss", [])),
         "keras_vs_traced_logic": None if cost is None else cost.get("keras_vs_traced_logic"),
-        "spec_estimate": None if cost is None else cost.get("spec_estimate"),
+        "model_trace_estimate": None if cost is None else cost.get("model_trace_estimate"),
     }  # fmt: skip
     for scenario, summary in summaries.items():
         fake, plateau = summary["fake_rate"], summary["plateau"]
@@ -255,14 +255,14 @@ def _logic_lines(rows) -> list[str]:
     ]
 
 
-def _spec_estimate_lines(rows) -> list[str]:
+def _model_trace_lines(rows) -> list[str]:
     lines = [
-        f"- `{r['name']}`: {r['spec_estimate']['luts']:,.0f} LUTs, {r['spec_estimate']['ffs']:,} FFs, {r['spec_estimate']['latency_ns']:g} ns"
-        for r in rows if r.get("spec_estimate")
+        f"- `{r['name']}`: {e['luts']:,.0f} LUTs, {e['ffs']:,} FFs, {e['latency_ns']:g} ns (spec: {r['luts']:,.0f} LUTs, {r['latency_ns']:g} ns)"
+        for r in rows if (e := r.get("model_trace_estimate"))
     ]  # fmt: skip
     if not lines:
         return []
-    return ["", "The HGQ2 networks as `l0emu rtl` builds them from the hls4ml spec instead (hls4ml's bit-exact types; da4ml's estimate):", "", *lines, ""]
+    return ["", "The converted HGQ2 networks as HGQ2's own flow traces them from the model instead (da4ml's estimate), for comparison:", "", *lines, ""]
 
 
 def _keras_scored_lines(rows) -> list[str]:
@@ -317,10 +317,9 @@ def _markdown(result) -> str:
         f"{TARGETS['hard']['fake_ul'] * 1e3:g} ‰, at most {LUT_BUDGET:,} LUTs and {LATENCY_BUDGET_NS:g} ns.",
         "",
         "How each network is scored: QKeras and HGQ2 networks are converted with hls4ml and run through the",
-        "bit-exact emulator. The cost of a QKeras network is da4ml's estimate of that spec; of an HGQ2 network,",
-        "da4ml's estimate of the logic it traces from the model itself (HGQ2's own firmware flow, which drops",
-        "zero-width elements and keeps each element's own width). Float networks are references without a cost.",
-        *_spec_estimate_lines(rows),
+        "bit-exact emulator; their cost is da4ml's estimate of that spec, the logic `l0emu rtl` builds and",
+        "proves in Verilator. Float networks are references without a cost.",
+        *_model_trace_lines(rows),
         *_keras_scored_lines(rows),
         *_logic_lines(rows),
         "Every figure is one training seed on validation samples: a screen for recipes, not a result.",
