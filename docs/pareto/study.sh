@@ -72,6 +72,11 @@ mixture full 350000 200000 121 122 123 141 142 143 221 222
 F="$DATA/full/train_default.root $DATA/full/train_hard.root $DATA/full/train_hard2.root $DATA/full/train_flat_default.root $DATA/full/train_flat_hard.root $DATA/full/train_flat_hard2.root"
 T="--preset paper --background-weight 5 --validation $DATA/full/val_default.root $DATA/full/val_hard.root --architecture student-wider --quantizer hgq2 --beta 3e-6 --init-bits 4 --init-from l0emu/data/default_student/keras_model.h5 --epochs 40"
 l0emu train $F -o $O/hgq2_wider_t180k_s0 $T --target-ebops 180000 --seed 0
+# ... towards the LUT budget: 50,000 EBOPs, for up to 60 epochs; and for up to 40 epochs distilled
+# from a 9x16 float teacher trained on the same mixture (10 epochs; scored as a float reference)
+l0emu train $F -o $O/hgq2_wider_t50k_s0 $T --target-ebops 50000 --epochs 60 --seed 0
+l0emu train $F -o $O/teacher_9x16 --architecture teacher --preset paper --background-weight 5 --validation $DATA/full/val_default.root $DATA/full/val_hard.root --epochs 10 --seed 7
+l0emu train $F -o $O/hgq2_wider_t50k_kd_s0 $T --target-ebops 50000 --seed 0 --teacher $O/teacher_9x16
 
 # Score every network on the validation samples 263/264 and estimate its firmware; writes
 # docs/pareto/pareto.json, pareto.csv, pareto.md and pareto.png
