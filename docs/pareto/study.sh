@@ -64,12 +64,18 @@ l0emu train $M -o $O/hgq2_wider_b1e-7_i4 $G $O/student-wider_float --architectur
 # ... with distillation from a 9x16 float teacher trained in the same run (10 epochs)
 l0emu train $M -o $O/hgq2_wider_b1e-6_i4_kd $G $O/student-wider_float --architecture student-wider --beta 1e-6 --kd
 
-# HGQ2 on the shipped student's full mixture (l0emu/data/default_student/PROVENANCE.md: 6 x 350,000
-# training events, seeds 121-143, 700,002 used; early stopping on seeds 221/222), starting from the
-# shipped 4-bit student's weights at 4 bits, beta steered towards a budget of 180,000 EBOPs
-# (--target-ebops: HGQ2's PID controller of beta), at most 40 epochs.
+# The shipped student's full mixture (l0emu/data/default_student/PROVENANCE.md: 6 x 350,000
+# training events, seeds 121-143, 700,002 used; early stopping on seeds 221/222).
 mixture full 350000 200000 121 122 123 141 142 143 221 222
 F="$DATA/full/train_default.root $DATA/full/train_hard.root $DATA/full/train_hard2.root $DATA/full/train_flat_default.root $DATA/full/train_flat_hard.root $DATA/full/train_flat_hard2.root"
+# The shipped default student, for reference (l0emu/data/default_student/PROVENANCE.md: a float start,
+# then 4-bit QAT). The study's run scored the shipped weights themselves: keras_model.h5 and
+# training_record.json of that folder copied to $O/default_student/model.h5 and record.json.
+P="--architecture student-wider --preset paper --background-weight 5 --validation $DATA/full/val_default.root $DATA/full/val_hard.root"
+l0emu train $F -o $O/wider_mix_float_s0 $P --epochs 80 --seed 0
+l0emu train $F -o $O/default_student $P --nbits 4 --init-from $O/wider_mix_float_s0 --epochs 50 --seed 0
+# HGQ2 on that mixture, starting from the shipped 4-bit student's weights at 4 bits, beta steered
+# towards a budget of 180,000 EBOPs (--target-ebops: HGQ2's PID controller of beta), at most 40 epochs.
 T="--preset paper --background-weight 5 --validation $DATA/full/val_default.root $DATA/full/val_hard.root --architecture student-wider --quantizer hgq2 --beta 3e-6 --init-bits 4 --init-from l0emu/data/default_student/keras_model.h5 --epochs 40"
 l0emu train $F -o $O/hgq2_wider_t180k_s0 $T --target-ebops 180000 --seed 0
 # ... towards the LUT budget: 50,000 EBOPs, for up to 60 epochs; and for up to 40 epochs distilled
