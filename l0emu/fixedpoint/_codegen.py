@@ -62,7 +62,7 @@ class Tensor:
     lo: int
     hi: int
     # fractional bits per element where some element is coarser than the type (a quantize
-    # layer's element types; an element without bits: NO_BITS); None: all the type's
+    # layer's element types; an element without bits: _NO_BITS); None: all the type's
     fracs: tuple | None = None
 
     @property
@@ -84,7 +84,7 @@ def _dtype_for(lo, hi, where):
     raise SpecError(msg)
 
 
-NO_BITS = -(1 << 30)  # the fractional bits of an element that is always 0
+_NO_BITS = -(1 << 30)  # the fractional bits of an element that is always 0
 
 
 def _scaled(c: int, up: int):
@@ -337,7 +337,7 @@ class _SumPlan:
     bias: list  # biases cast into accum_t (exact path: plus the products' offsets)
     acc_t: ApType  # the type every product and partial sum is cast into (aptypes.cast_target)
     acc_src: ApType  # accum_t as declared: the source of the result casts
-    up: int  # exact path: left shift of the coefficients into accum_t's frac
+    up: int  # exact path: the coefficients times 2**up are in accum_t's frac (up < 0: by the elements' own bits)
     exact: bool  # the exact (or modular) sum; the stepwise one if False
     wraps: bool  # modular: the exact sum is wrapped into acc_t before the result casts
     dt: str
@@ -352,7 +352,7 @@ class _SumPlan:
 
 def _element_fracs(types, res_t: ApType) -> tuple:
     """Each element's fractional bits after its own type and the result type."""
-    return tuple(NO_BITS if t is None else min(t.frac, res_t.frac) for t in types)
+    return tuple(_NO_BITS if t is None else min(t.frac, res_t.frac) for t in types)
 
 
 class _Generator:
