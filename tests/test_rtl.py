@@ -206,6 +206,24 @@ def test_per_element_exact_sums_in_looped_and_matrix_kernels(kernel, monkeypatch
     assert_rtl_graph_exact(spec, n=2000)
 
 
+def test_per_element_bits_survive_a_flatten():
+    """quantize (2x3, element j: j % 2 * 4 bits) -> flatten -> dense: the flatten reuses the
+    buffer, so the dense sum still sees each element's bits and sums exactly."""
+    elements = {"k": [1] * 6, "i": [3] * 6, "f": [0, 4] * 3, "rounding": "TRN", "overflow": "WRAP"}
+    weights = np.random.default_rng(5).integers(-7, 8, (6, 2)) * np.array([1, 16] * 3)[:, None]
+    acc = "ap_fixed<16,12,AP_TRN,AP_WRAP,0>"
+    layers = [
+        {"name": "q", "op": "quantize", "input_shape": [2, 3], "output_shape": [2, 3], "result_type": "ap_fixed<10,4>", "element_types": elements},
+        {"name": "flatten", "op": "flatten", "input_shape": [2, 3], "output_shape": [6], "result_type": "ap_fixed<10,4>"},
+        {"name": "dense", "op": "dense", "input_shape": [6], "output_shape": [2], "n_in": 6, "n_out": 2, "weights_shape": [6, 2],
+         "weight_type": "ap_fixed<10,6>", "bias_type": "ap_fixed<6,1>", "accum_type": acc, "result_type": acc,
+         "weights": weights.ravel().tolist(), "biases": [-21, 13], "product": "mult"},
+    ]  # fmt: skip
+    spec = _spec(layers, (2, 3), input_type="ap_fixed<10,4>")
+    assert STEPWISE not in Emulator.from_spec(spec).source
+    assert_rtl_graph_exact(spec, n=2000)
+
+
 def test_products_on_grid_reads_each_elements_own_step():
     from da4ml.trace import FixedVariable
 

@@ -62,7 +62,8 @@ class Tensor:
     lo: int
     hi: int
     # fractional bits per element where some element is coarser than the type (a quantize
-    # layer's element types; an element without bits: _NO_BITS); None: all the type's
+    # layer's element types, kept by views of its buffer; an element without bits: _NO_BITS);
+    # None: all the type's
     fracs: tuple | None = None
 
     @property
@@ -513,7 +514,7 @@ class _Generator:
 
     # -- one function per op --------------------------------------------------------------
     def _flatten(self, layer, x, steps, where, group):
-        return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
+        return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi, x.fracs)
 
     def _elementwise(self, layer, x, steps, where, group):
         """relu / linear: the cast into the result type (after max(x, 0) for relu)."""
@@ -1024,7 +1025,7 @@ class _Generator:
         Repack copies it into the result type (a cast where the types differ)."""
         res_t = steps[0][1]
         if res_t == x.type:
-            return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi)
+            return Tensor(x.name, tuple(layer["output_shape"]), x.type, x.lo, x.hi, x.fracs)
         return self._cast_kernel(f"{layer['name']}: cast", f"{layer['name']}_out", x.name, x.type, x.lo, x.hi, [("cast", res_t)], layer["output_shape"], where, x.dtype)
 
     def _quantize(self, layer, x, steps, where, group):
